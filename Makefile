@@ -1,0 +1,65 @@
+# PatternWatch developer commands. `make help` lists them.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+export PIPENV_VENV_IN_PROJECT := 1
+export PIPENV_VERBOSITY := -1
+# Terraform always runs with the project's CLI config (local provider mirror when present).
+export TF_CLI_CONFIG_FILE := $(CURDIR)/.cache/terraform.rc
+export CHECKPOINT_DISABLE := 1
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+# cdktf.json runs `pipenv run ...`; make sure the pipenv that setup installed is found.
+export PATH := $(CURDIR)/node_modules/.bin:$(shell python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))' 2>/dev/null):$(PATH)
+
+PY := .venv/bin/python
+ENV ?= dev
+STACKS_DIR := cdktf.out/stacks
+
+.PHONY: help setup run test synth validate plan-local deploy diff destroy emulator-start emulator-stop clean
+
+help: ## List the commands
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
+
+setup: ## Install everything (pipenv, npm) and check the toolchain; safe to re-run
+	@scripts/setup.sh
+
+run: setup ## Bring up the emulator, synthesize all stacks, validate them, and plan `local`
+	@$(PY) -m tooling.emulator start
+	@$(MAKE) --no-print-directory synth validate plan-local
+
+test: setup ## Run every test (unit, infra, integration) with the infra coverage bar
+	@$(PY) -m tooling.toolchain >/dev/null
+	$(PY) -m pytest --cov=patternwatch_infra --cov-report=term-missing:skip-covered --cov-fail-under=100
+
+synth: ## cdktf synth: one stack per environment into cdktf.out/
+	@$(PY) -m tooling.toolchain >/dev/null
+	npx cdktf synth --hide-diagnostics
+
+validate: ## terraform init -backend=false && terraform validate on every synthesized stack
+	@for dir in $(STACKS_DIR)/*/; do \
+	  printf '%-32s ' "$$(basename $$dir)"; \
+	  terraform -chdir=$$dir init -backend=false -input=false -no-color >/dev/null && \
+	  terraform -chdir=$$dir validate -no-color || exit 1; \
+	done
+
+plan-local: ## terraform plan of the `local` stack against the emulator
+	terraform -chdir=$(STACKS_DIR)/patternwatch-local init -input=false -no-color >/dev/null
+	terraform -chdir=$(STACKS_DIR)/patternwatch-local plan -input=false -no-color
+
+deploy: setup ## Deploy one environment: make deploy ENV=dev [ENVIRONMENT_SUFFIX=pr123]
+	PATTERNWATCH_ENVIRONMENTS=$(ENV) npx cdktf deploy patternwatch-$(ENV)
+
+diff: setup ## Show what a deploy would change: make diff ENV=dev
+	PATTERNWATCH_ENVIRONMENTS=$(ENV) npx cdktf diff patternwatch-$(ENV)
+
+destroy: setup ## Destroy one environment: make destroy ENV=dev
+	PATTERNWATCH_ENVIRONMENTS=$(ENV) npx cdktf destroy patternwatch-$(ENV)
+
+emulator-start: ## Start (or reuse) the local AWS emulator
+	@$(PY) -m tooling.emulator start
+
+emulator-stop: ## Stop the local AWS emulator started by this project
+	@$(PY) -m tooling.emulator stop
+
+clean: ## Remove build output (not state)
+	rm -rf cdktf.out .cache .pytest_cache

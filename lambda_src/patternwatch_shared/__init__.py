@@ -1,0 +1,1 @@
+"""Code shared by every PatternWatch Lambda function and by the infrastructure that deploys them."""

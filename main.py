@@ -1,0 +1,32 @@
+#!/usr/bin/env python
+"""CDKTF entry point: one stack per environment in envs/ (all, or those PATTERNWATCH_ENVIRONMENTS names)."""
+import os
+import sys
+from pathlib import Path
+
+# jsii prints a banner about Node 20's end of life on every run; it is noise for our users.
+os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+# The handlers' shared names module is the single source of env var keys, metric and key names.
+sys.path.insert(0, str(Path(__file__).resolve().parent / "lambda_src"))
+
+from cdktf import App  # noqa: E402
+
+from patternwatch_infra.config import ConfigError, selected_environments  # noqa: E402
+from patternwatch_infra.stack import PatternWatchStack  # noqa: E402
+
+
+def main() -> int:
+    try:
+        environments = selected_environments()
+    except ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    app = App()
+    for config in environments:
+        PatternWatchStack(app, config)
+    app.synth()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

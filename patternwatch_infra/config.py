@@ -1,0 +1,335 @@
+"""Typed environment configuration: envs/<name>.json validated into frozen objects.
+
+Every problem is reported as ``ConfigError("envs/dev.json: alarms.billing_threshold_usd: ...")`` so
+the person editing the file sees which file and which key to fix. Unknown keys are errors too: a
+misspelt key would otherwise silently fall back to a default.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+ENVS_DIR = Path(__file__).resolve().parent.parent / "envs"
+ENVIRONMENT_NAMES = ("local", "dev", "staging", "prod")
+
+# Environment variables that change which stacks synthesize and how.
+SELECT_ENVIRONMENTS_VAR = "PATTERNWATCH_ENVIRONMENTS"
+SUFFIX_OVERRIDE_VAR = "ENVIRONMENT_SUFFIX"
+
+STATE_FILE_NAME = "patternwatch.tfstate"
+
+_REGION = re.compile(r"^(us|eu|ap|sa|ca|me|af|il|mx)(-gov)?-(north|south|east|west|central|northeast|southeast|northwest|southwest)-[1-9]$")
+_SUFFIX = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,18}[a-z0-9])?$")
+_ACCOUNT_ID = re.compile(r"^\d{12}$")
+_COUNTRY_CODE = re.compile(r"^[A-Z]{2}$")
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+# CloudWatch Logs accepts only these retention periods.
+LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653)
+REQUIRED_TAGS = ("Project", "Environment", "CostCenter")
+
+
+class ConfigError(ValueError):
+    """An environment file is invalid; the message names the file and the key."""
+
+
+@dataclass(frozen=True)
+class EmulatorConfig:
+    """Where the local AWS emulator (moto server) listens; present only for `local`."""
+
+    host: str
+    port: int
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class StateBackendConfig:
+    """Remote state: an S3 bucket with KMS and a lockfile, or a local file for the emulator."""
+
+    kind: str  # "s3" or "local"
+    key_prefix: str
+    bucket: str | None = None
+    region: str | None = None
+    kms_key_id: str | None = None
+    use_lockfile: bool = True
+
+
+@dataclass(frozen=True)
+class LambdaConfig:
+    memory_mb: int = 512
+    timeout_seconds: int = 30
+    log_retention_days: int = 30
+
+
+@dataclass(frozen=True)
+class AlarmConfig:
+    billing_threshold_usd: float = 100.0
+    error_threshold: int = 5
+    pattern_confidence_threshold: float = 0.9
+    iterator_age_ms: int = 60_000
+    duration_p99_ratio: float = 0.8
+    dlq_depth: int = 1
+    canary_error_rate_percent: float = 2.0
+
+
+@dataclass(frozen=True)
+class WafConfig:
+    geo_block_countries: tuple[str, ...] = ("CN", "RU", "KP")
+    rate_limit_per_5_minutes: int = 2000
+
+
+@dataclass(frozen=True)
+class EnvironmentConfig:
+    name: str
+    resource_suffix: str
+    region: str
+    state_backend: StateBackendConfig
+    tags: Mapping[str, str]
+    account_id: str | None = None
+    emulator: EmulatorConfig | None = None
+    lambda_: LambdaConfig = field(default_factory=LambdaConfig)
+    alarms: AlarmConfig = field(default_factory=AlarmConfig)
+    waf: WafConfig = field(default_factory=WafConfig)
+    canary_percent: float = 10.0
+    kinesis_retention_hours: int = 24
+    approval_expiry_seconds: int = 3600
+    prevent_destroy: bool = False
+
+    @property
+    def stack_name(self) -> str:
+        return f"patternwatch-{self.name}"
+
+    @property
+    def is_ephemeral(self) -> bool:
+        """An override suffix makes a throwaway copy, e.g. one per pull request on top of dev."""
+        return self.resource_suffix != self.name
+
+    @property
+    def state_key(self) -> str:
+        if self.is_ephemeral:
+            return f"{self.state_backend.key_prefix}/{self.resource_suffix}/{STATE_FILE_NAME}"
+        return f"{self.state_backend.key_prefix}/{STATE_FILE_NAME}"
+
+
+class _Section:
+    """Reads one JSON object, remembering the dotted path so errors can name the key."""
+
+    def __init__(self, source: str, data: Any, path: str = "") -> None:
+        self.source = source
+        self.path = path
+        if not isinstance(data, dict):
+            raise self.error("", f"must be a JSON object, got {type(data).__name__}")
+        self.data = data
+        self.seen: set[str] = set()
+
+    def error(self, key: str, problem: str) -> ConfigError:
+        where = f"{self.path}.{key}" if self.path and key else (self.path or key or "<top level>")
+        return ConfigError(f"{self.source}: {where}: {problem}")
+
+    def _get(self, key: str, default: Any, required: bool) -> Any:
+        self.seen.add(key)
+        if key not in self.data:
+            if required:
+                raise self.error(key, "is required")
+            return default
+        return self.data[key]
+
+    def string(self, key: str, *, pattern: re.Pattern[str] | None = None, required: bool = True, default: str | None = None) -> str | None:
+        value = self._get(key, default, required)
+        if value is default and key not in self.data:
+            return value
+        if not isinstance(value, str):
+            raise self.error(key, f"must be a string, got {type(value).__name__}")
+        if not value.strip():
+            raise self.error(key, "must not be empty")
+        if pattern is not None and not pattern.match(value):
+            raise self.error(key, f"{value!r} is not valid (expected {pattern.pattern})")
+        return value
+
+    def integer(self, key: str, low: int, high: int, default: int | None = None) -> int:
+        value = self._get(key, default, default is None)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.error(key, f"must be an integer, got {type(value).__name__}")
+        if not low <= value <= high:
+            raise self.error(key, f"{value} is out of range [{low}, {high}]")
+        return value
+
+    def number(self, key: str, low: float, high: float, default: float | None = None) -> float:
+        value = self._get(key, default, default is None)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise self.error(key, f"must be a finite number, got {value!r}")
+        if not low <= value <= high:
+            raise self.error(key, f"{value} is out of range [{low}, {high}]")
+        return float(value)
+
+    def boolean(self, key: str, default: bool) -> bool:
+        value = self._get(key, default, False)
+        if not isinstance(value, bool):
+            raise self.error(key, f"must be true or false, got {type(value).__name__}")
+        return value
+
+    def section(self, key: str, *, required: bool = False) -> _Section | None:
+        value = self._get(key, None, required)
+        if value is None:
+            return None
+        return _Section(self.source, value, f"{self.path}.{key}" if self.path else key)
+
+    def done(self) -> None:
+        unknown = sorted(set(self.data) - self.seen)
+        if unknown:
+            raise self.error(unknown[0], f"unknown key (allowed: {', '.join(sorted(self.seen))})")
+
+
+def _read_backend(section: _Section) -> StateBackendConfig:
+    kind = section.string("type")
+    if kind == "local":
+        backend = StateBackendConfig(kind="local", key_prefix=section.string("key_prefix"))
+    elif kind == "s3":
+        backend = StateBackendConfig(
+            kind="s3",
+            key_prefix=section.string("key_prefix"),
+            bucket=section.string("bucket", pattern=_BUCKET),
+            region=section.string("region", pattern=_REGION),
+            kms_key_id=section.string("kms_key_id"),
+            use_lockfile=section.boolean("use_lockfile", True),
+        )
+    else:
+        raise section.error("type", f"{kind!r} is not one of 's3', 'local'")
+    section.done()
+    return backend
+
+
+def _read_tags(section: _Section) -> Mapping[str, str]:
+    for key in REQUIRED_TAGS:
+        section.string(key)
+    for key in section.data:
+        section.string(key)
+    section.done()
+    return MappingProxyType(dict(section.data))
+
+
+def _read_waf(section: _Section | None) -> WafConfig:
+    if section is None:
+        return WafConfig()
+    countries = section._get("geo_block_countries", list(WafConfig.geo_block_countries), False)
+    if not isinstance(countries, list) or not all(isinstance(c, str) and _COUNTRY_CODE.match(c) for c in countries):
+        raise section.error("geo_block_countries", "must be a list of ISO 3166 alpha-2 codes such as \"CN\"")
+    # WAF rate-based rules accept limits from 10 to 2,000,000,000 requests per evaluation window.
+    waf = WafConfig(
+        geo_block_countries=tuple(countries),
+        rate_limit_per_5_minutes=section.integer("rate_limit_per_5_minutes", 10, 2_000_000_000, WafConfig.rate_limit_per_5_minutes),
+    )
+    section.done()
+    return waf
+
+
+def _read_lambda(section: _Section | None) -> LambdaConfig:
+    if section is None:
+        return LambdaConfig()
+    defaults = LambdaConfig()
+    config = LambdaConfig(
+        memory_mb=section.integer("memory_mb", 128, 10_240, defaults.memory_mb),
+        timeout_seconds=section.integer("timeout_seconds", 1, 900, defaults.timeout_seconds),
+        log_retention_days=section.integer("log_retention_days", 1, 3653, defaults.log_retention_days),
+    )
+    if config.log_retention_days not in LOG_RETENTION_DAYS:
+        raise section.error("log_retention_days", f"{config.log_retention_days} is not a CloudWatch Logs retention period {LOG_RETENTION_DAYS}")
+    section.done()
+    return config
+
+
+def _read_alarms(section: _Section | None) -> AlarmConfig:
+    if section is None:
+        return AlarmConfig()
+    d = AlarmConfig()
+    alarms = AlarmConfig(
+        billing_threshold_usd=section.number("billing_threshold_usd", 1, 1_000_000, d.billing_threshold_usd),
+        error_threshold=section.integer("error_threshold", 1, 1_000_000, d.error_threshold),
+        pattern_confidence_threshold=section.number("pattern_confidence_threshold", 0.0, 1.0, d.pattern_confidence_threshold),
+        iterator_age_ms=section.integer("iterator_age_ms", 1_000, 604_800_000, d.iterator_age_ms),
+        duration_p99_ratio=section.number("duration_p99_ratio", 0.1, 1.0, d.duration_p99_ratio),
+        dlq_depth=section.integer("dlq_depth", 1, 1_000_000, d.dlq_depth),
+        canary_error_rate_percent=section.number("canary_error_rate_percent", 0.1, 100, d.canary_error_rate_percent),
+    )
+    section.done()
+    return alarms
+
+
+def parse_environment(data: Any, source: str) -> EnvironmentConfig:
+    """Validate one environment document; `source` names it in error messages."""
+    top = _Section(source, data)
+    name = top.string("name", pattern=re.compile(r"^[a-z][a-z0-9-]{0,15}$"))
+    emulator_section = top.section("emulator")
+    emulator = None
+    if emulator_section is not None:
+        emulator = EmulatorConfig(
+            host=emulator_section.string("host", required=False, default="127.0.0.1"),
+            port=emulator_section.integer("port", 1, 65_535),
+        )
+        emulator_section.done()
+    account_id = top.string("account_id", pattern=_ACCOUNT_ID, required=emulator is None)
+    config = EnvironmentConfig(
+        name=name,
+        resource_suffix=top.string("resource_suffix", pattern=_SUFFIX),
+        account_id=account_id,
+        region=top.string("region", pattern=_REGION),
+        emulator=emulator,
+        state_backend=_read_backend(top.section("state_backend", required=True)),
+        tags=_read_tags(top.section("tags", required=True)),
+        lambda_=_read_lambda(top.section("lambda")),
+        alarms=_read_alarms(top.section("alarms")),
+        waf=_read_waf(top.section("waf")),
+        canary_percent=top.number("canary_percent", 0.0, 100.0, 10.0),
+        kinesis_retention_hours=top.integer("kinesis_retention_hours", 24, 8760, 24),
+        approval_expiry_seconds=top.integer("approval_expiry_seconds", 60, 7 * 24 * 3600, 3600),
+        prevent_destroy=top.boolean("prevent_destroy", False),
+    )
+    top.done()
+    if config.state_backend.kind == "local" and emulator is None:
+        raise top.error("state_backend.type", "'local' state is only for the emulator environment (set `emulator`)")
+    return config
+
+
+def load_environment(name: str, *, envs_dir: Path = ENVS_DIR, overrides: Mapping[str, str] | None = None) -> EnvironmentConfig:
+    """Load envs/<name>.json, then apply overrides such as ENVIRONMENT_SUFFIX=pr123."""
+    path = envs_dir / f"{name}.json"
+    source = f"envs/{path.name}"
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{source}: file not found (known environments: {', '.join(ENVIRONMENT_NAMES)})") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{source}: line {exc.lineno} column {exc.colno}: invalid JSON: {exc.msg}") from None
+    config = parse_environment(data, source)
+    if config.name != name:
+        raise ConfigError(f"{source}: name: {config.name!r} does not match the file name {name!r}")
+    suffix = (overrides or {}).get(SUFFIX_OVERRIDE_VAR)
+    if suffix:
+        if not _SUFFIX.match(suffix):
+            raise ConfigError(f"{SUFFIX_OVERRIDE_VAR}: {suffix!r} is not a valid resource suffix (expected {_SUFFIX.pattern})")
+        config = replace(config, resource_suffix=suffix)
+    return config
+
+
+def selected_environments(environ: Mapping[str, str] | None = None) -> list[EnvironmentConfig]:
+    """The environments main.py synthesizes: all, or those named in PATTERNWATCH_ENVIRONMENTS."""
+    environ = os.environ if environ is None else environ
+    raw = environ.get(SELECT_ENVIRONMENTS_VAR, "").strip()
+    names = [n.strip() for n in raw.split(",") if n.strip()] if raw else list(ENVIRONMENT_NAMES)
+    unknown = [n for n in names if n not in ENVIRONMENT_NAMES]
+    if unknown:
+        raise ConfigError(f"{SELECT_ENVIRONMENTS_VAR}: unknown environment {unknown[0]!r} (known: {', '.join(ENVIRONMENT_NAMES)})")
+    if environ.get(SUFFIX_OVERRIDE_VAR) and len(names) != 1:
+        raise ConfigError(f"{SUFFIX_OVERRIDE_VAR} makes an ephemeral copy of one environment: select exactly one with {SELECT_ENVIRONMENTS_VAR}")
+    return [load_environment(n, overrides=environ) for n in names]

@@ -1,0 +1,271 @@
+"""Data layer: the platform KMS key and everything that holds data, all encrypted with that key.
+
+Creates:
+- KMS key `patternwatch-<s>` (rotation on) and its alias
+- DynamoDB `TradingPatterns-<s>` (bars, patterns, RecentPatternsIndex) and `ApprovalTracking-<s>` (TTL)
+- SQS `AlertQueue-<s>`, `PendingApprovals-<s>`, each with a DLQ, and `StreamConsumerFailures-<s>`
+- SNS `TradingAlerts-<s>` and `AlertApprovalRequests-<s>`
+- Kinesis `MarketDataStream-<s>` (on-demand) with the enhanced fan-out consumer `PatternDetectionConsumer-<s>`
+- S3 data/log bucket and the `aws-waf-logs-` bucket
+"""
+from __future__ import annotations
+
+from cdktf_cdktf_provider_aws.data_aws_caller_identity import DataAwsCallerIdentity
+from cdktf_cdktf_provider_aws.dynamodb_table import (
+    DynamodbTable,
+    DynamodbTableAttribute,
+    DynamodbTableGlobalSecondaryIndex,
+    DynamodbTablePointInTimeRecovery,
+    DynamodbTableServerSideEncryption,
+    DynamodbTableTtl,
+)
+from cdktf_cdktf_provider_aws.kinesis_stream import KinesisStream, KinesisStreamStreamModeDetails
+from cdktf_cdktf_provider_aws.kinesis_stream_consumer import KinesisStreamConsumer
+from cdktf_cdktf_provider_aws.kms_alias import KmsAlias
+from cdktf_cdktf_provider_aws.kms_key import KmsKey
+from constructs import Construct
+from patternwatch_shared import names
+
+from .blocks import EncryptedQueue, EncryptedTopic, SecureBucket
+from .config import EnvironmentConfig
+from .layer import Layer
+from .policies import account_principal, condition, policy_document, service_principal, statement
+
+# PendingApprovals holds a request while a human decides; 2 h covers the 1 h expiry with room to spare.
+PENDING_APPROVALS_VISIBILITY_SECONDS = 2 * 3600
+# AWS asks for a queue visibility timeout of at least six times the timeout of the function reading it.
+VISIBILITY_TIMEOUTS_PER_FUNCTION_TIMEOUT = 6
+WAF_LOG_BUCKET_PREFIX = "aws-waf-logs-"
+
+
+class DataLayer(Layer):
+    def __init__(self, scope: Construct, id: str, *, config: EnvironmentConfig) -> None:
+        super().__init__(scope, id, config=config)
+        naming = self.naming
+        protected = self.stateful_lifecycle
+        self.caller = DataAwsCallerIdentity(self, "caller")
+        account = self.caller.account_id
+
+        self.kms_key = KmsKey(
+            self,
+            "platform_key",
+            description=f"PatternWatch platform key ({config.resource_suffix}): encrypts all data at rest",
+            enable_key_rotation=True,
+            deletion_window_in_days=30 if config.prevent_destroy else 7,
+            policy=self._key_policy(account).json,
+            lifecycle=protected,
+        )
+        self.kms_alias = KmsAlias(
+            self, "platform_key_alias", name=f"alias/patternwatch-{config.resource_suffix}", target_key_id=self.kms_key.key_id
+        )
+
+        self.trading_patterns_table = DynamodbTable(
+            self,
+            "trading_patterns",
+            name=naming.name("TradingPatterns"),
+            billing_mode="PAY_PER_REQUEST",
+            hash_key=names.TABLE_PARTITION_KEY,
+            range_key=names.TABLE_SORT_KEY,
+            attribute=[
+                DynamodbTableAttribute(name=names.TABLE_PARTITION_KEY, type="S"),
+                DynamodbTableAttribute(name=names.TABLE_SORT_KEY, type="S"),
+                DynamodbTableAttribute(name=names.RECENT_PATTERNS_INDEX_PARTITION_KEY, type="S"),
+                DynamodbTableAttribute(name=names.RECENT_PATTERNS_INDEX_SORT_KEY, type="S"),
+            ],
+            global_secondary_index=[
+                DynamodbTableGlobalSecondaryIndex(
+                    name=names.RECENT_PATTERNS_INDEX,
+                    hash_key=names.RECENT_PATTERNS_INDEX_PARTITION_KEY,
+                    range_key=names.RECENT_PATTERNS_INDEX_SORT_KEY,
+                    # The threshold checker reads whole pattern items from the index, so project them all.
+                    projection_type="ALL",
+                )
+            ],
+            point_in_time_recovery=DynamodbTablePointInTimeRecovery(enabled=True),
+            server_side_encryption=DynamodbTableServerSideEncryption(enabled=True, kms_key_arn=self.kms_key.arn),
+            deletion_protection_enabled=config.prevent_destroy,
+            lifecycle=protected,
+        )
+        self.approval_table = DynamodbTable(
+            self,
+            "approval_tracking",
+            name=naming.name("ApprovalTracking"),
+            billing_mode="PAY_PER_REQUEST",
+            hash_key=names.APPROVAL_PARTITION_KEY,
+            attribute=[DynamodbTableAttribute(name=names.APPROVAL_PARTITION_KEY, type="S")],
+            ttl=DynamodbTableTtl(enabled=True, attribute_name=names.APPROVAL_TTL_ATTRIBUTE),
+            point_in_time_recovery=DynamodbTablePointInTimeRecovery(enabled=True),
+            server_side_encryption=DynamodbTableServerSideEncryption(enabled=True, kms_key_arn=self.kms_key.arn),
+            deletion_protection_enabled=config.prevent_destroy,
+            lifecycle=protected,
+        )
+
+        self.alert_queue = EncryptedQueue(
+            self,
+            "alert_queue",
+            queue_name=naming.name("AlertQueue"),
+            dead_letter_queue_name=naming.name("AlertQueue-DLQ"),
+            kms_key=self.kms_key,
+            visibility_timeout_seconds=VISIBILITY_TIMEOUTS_PER_FUNCTION_TIMEOUT * config.lambda_.timeout_seconds,
+        )
+        self.pending_approvals_queue = EncryptedQueue(
+            self,
+            "pending_approvals_queue",
+            queue_name=naming.name("PendingApprovals"),
+            dead_letter_queue_name=naming.name("PendingApprovals-DLQ"),
+            kms_key=self.kms_key,
+            visibility_timeout_seconds=PENDING_APPROVALS_VISIBILITY_SECONDS,
+        )
+        # Kinesis records the consumer gives up on land here (the mapping's on-failure destination).
+        self.stream_failure_queue = EncryptedQueue(
+            self,
+            "stream_failure_queue",
+            queue_name=naming.name("StreamConsumerFailures"),
+            kms_key=self.kms_key,
+            message_retention_seconds=14 * 24 * 3600,
+        )
+
+        self.trading_alerts_topic = EncryptedTopic(
+            self, "trading_alerts", topic_name=naming.name("TradingAlerts"), kms_key=self.kms_key
+        )
+        self.approval_requests_topic = EncryptedTopic(
+            self, "approval_requests", topic_name=naming.name("AlertApprovalRequests"), kms_key=self.kms_key
+        )
+
+        self.market_data_stream = KinesisStream(
+            self,
+            "market_data_stream",
+            name=naming.name("MarketDataStream"),
+            stream_mode_details=KinesisStreamStreamModeDetails(stream_mode="ON_DEMAND"),
+            retention_period=config.kinesis_retention_hours,
+            encryption_type="KMS",
+            kms_key_id=self.kms_key.arn,
+            lifecycle=protected,
+        )
+        # Enhanced fan-out gives the consumer its own 2 MB/s per shard and push delivery.
+        self.stream_consumer = KinesisStreamConsumer(
+            self,
+            "pattern_detection_consumer",
+            name=naming.name("PatternDetectionConsumer"),
+            stream_arn=self.market_data_stream.arn,
+        )
+
+        self.data_bucket = SecureBucket(
+            self,
+            "data_bucket",
+            bucket_name=naming.bucket("patternwatch-data"),
+            kms_key=self.kms_key,
+            force_destroy=not config.prevent_destroy,
+            lifecycle=protected,
+        )
+        waf_log_bucket_name = naming.bucket(f"{WAF_LOG_BUCKET_PREFIX}patternwatch")
+        self.waf_log_bucket = SecureBucket(
+            self,
+            "waf_log_bucket",
+            bucket_name=waf_log_bucket_name,
+            kms_key=self.kms_key,
+            force_destroy=not config.prevent_destroy,
+            lifecycle=protected,
+            extra_policy_statements=self._log_delivery_statements(account, waf_log_bucket_name),
+        )
+        self._outputs()
+
+    def _key_policy(self, account: str):
+        account_root = f"arn:aws:iam::{account}:root"
+        region = self.config.region
+        # In a key policy "*" means "this key": the policy is attached to exactly one key.
+        this_key = ["*"]
+        use_key = ["kms:Encrypt", "kms:Decrypt", "kms:ReEncryptFrom", "kms:ReEncryptTo", "kms:GenerateDataKey", "kms:GenerateDataKeyWithoutPlaintext", "kms:DescribeKey"]
+        same_account = condition("StringEquals", "aws:SourceAccount", account)
+        return policy_document(
+            self,
+            "platform_key_policy",
+            [
+                # AWS's default key statement: it lets IAM policies in this account grant key use. Without it
+                # the key could become unmanageable, so this is the one place a kms:* grant is kept.
+                statement(
+                    sid="EnableIamPolicies",
+                    actions=["kms:*"],
+                    resources=this_key,
+                    principals=[account_principal(account_root)],
+                ),
+                statement(
+                    sid="AllowCloudWatchLogs",
+                    actions=use_key,
+                    resources=this_key,
+                    principals=[service_principal(f"logs.{region}.amazonaws.com")],
+                    conditions=[
+                        condition("ArnLike", "kms:EncryptionContext:aws:logs:arn", f"arn:aws:logs:{region}:{account}:log-group:*")
+                    ],
+                ),
+                # Services that write into the encrypted topics, queues and buckets on the platform's behalf:
+                # alarms publish to SNS, SNS delivers to SQS, EventBridge targets, WAF log delivery to S3.
+                statement(
+                    sid="AllowAwsServicesToUseKeyForThisAccount",
+                    actions=["kms:Decrypt", "kms:GenerateDataKey"],
+                    resources=this_key,
+                    principals=[
+                        service_principal(
+                            "cloudwatch.amazonaws.com",
+                            "sns.amazonaws.com",
+                            "events.amazonaws.com",
+                            "delivery.logs.amazonaws.com",
+                        )
+                    ],
+                    conditions=[same_account],
+                ),
+            ],
+        )
+
+    @staticmethod
+    def _log_delivery_statements(account: str, bucket_name: str) -> list:
+        """What WAF's log delivery service needs on its bucket; AWS adds these itself if we do not."""
+        bucket_arn = f"arn:aws:s3:::{bucket_name}"
+        same_account = condition("StringEquals", "aws:SourceAccount", account)
+        delivery = [service_principal("delivery.logs.amazonaws.com")]
+        return [
+            statement(
+                sid="AWSLogDeliveryWrite",
+                actions=["s3:PutObject"],
+                resources=[f"{bucket_arn}/AWSLogs/{account}/*"],
+                principals=delivery,
+                conditions=[
+                    same_account,
+                    condition("StringEquals", "s3:x-amz-acl", "bucket-owner-full-control"),
+                ],
+            ),
+            statement(
+                sid="AWSLogDeliveryAclCheck",
+                actions=["s3:GetBucketAcl"],
+                resources=[bucket_arn],
+                principals=delivery,
+                conditions=[same_account],
+            ),
+        ]
+
+    def _outputs(self) -> None:
+        for name, value in {
+            "kms_key_arn": self.kms_key.arn,
+            "kms_key_alias": self.kms_alias.name,
+            "trading_patterns_table_name": self.trading_patterns_table.name,
+            "trading_patterns_table_arn": self.trading_patterns_table.arn,
+            "approval_tracking_table_name": self.approval_table.name,
+            "approval_tracking_table_arn": self.approval_table.arn,
+            "alert_queue_url": self.alert_queue.queue.url,
+            "alert_queue_arn": self.alert_queue.queue.arn,
+            "alert_dlq_url": self.alert_queue.dead_letter_queue.url,
+            "pending_approvals_queue_url": self.pending_approvals_queue.queue.url,
+            "pending_approvals_queue_arn": self.pending_approvals_queue.queue.arn,
+            "pending_approvals_dlq_url": self.pending_approvals_queue.dead_letter_queue.url,
+            "stream_failure_queue_url": self.stream_failure_queue.queue.url,
+            "stream_failure_queue_arn": self.stream_failure_queue.queue.arn,
+            "trading_alerts_topic_arn": self.trading_alerts_topic.topic.arn,
+            "approval_requests_topic_arn": self.approval_requests_topic.topic.arn,
+            "market_data_stream_name": self.market_data_stream.name,
+            "market_data_stream_arn": self.market_data_stream.arn,
+            "market_data_consumer_arn": self.stream_consumer.arn,
+            "data_bucket_name": self.data_bucket.bucket.bucket,
+            "waf_log_bucket_name": self.waf_log_bucket.bucket.bucket,
+            "waf_log_bucket_arn": self.waf_log_bucket.bucket.arn,
+        }.items():
+            self.output(name, value, description=name.replace("_", " "))

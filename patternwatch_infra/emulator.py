@@ -1,0 +1,38 @@
+"""Everything that exists only because `local` runs on an AWS emulator, kept in one place.
+
+dev, staging and prod never reach this module's adjustments; a unit test proves it.
+"""
+from __future__ import annotations
+
+from cdktf_cdktf_provider_aws.provider import AwsProviderEndpoints
+
+from .config import EnvironmentConfig
+
+# One endpoint per AWS service the stacks use; the provider sends every call for these to the emulator.
+# These are the provider's endpoint names (`lambda_` is Python's spelling of `lambda`).
+EMULATED_SERVICES = (
+    "apigateway", "budgets", "cloudwatch", "codedeploy", "dynamodb", "events", "iam", "kinesis", "kms",
+    "lambda_", "logs", "s3", "scheduler", "sfn", "sns", "sqs", "ssm", "sts", "wafv2", "xray",
+)
+# Emulator credentials: moto accepts any, and these can never be mistaken for real ones.
+EMULATOR_ACCESS_KEY = "test"
+EMULATOR_SECRET_KEY = "test"
+
+
+def emulator_provider_settings(config: EnvironmentConfig) -> dict:
+    """AwsProvider keyword arguments that point every service at the emulator."""
+    assert config.emulator is not None, "only the emulator environment has emulator settings"
+    endpoint = config.emulator.endpoint
+    return {
+        "access_key": EMULATOR_ACCESS_KEY,
+        "secret_key": EMULATOR_SECRET_KEY,
+        "endpoints": [AwsProviderEndpoints(**{service: endpoint for service in EMULATED_SERVICES})],
+        "skip_credentials_validation": True,
+        "skip_metadata_api_check": "true",
+        "skip_region_validation": True,
+        # ARNs need the account id; the emulator answers sts:GetCallerIdentity, so keep asking for it.
+        "skip_requesting_account_id": False,
+        "s3_use_path_style": True,
+        # Calls the emulator lacks answer HTTP 500, which the provider would otherwise retry for minutes.
+        "max_retries": 1,
+    }

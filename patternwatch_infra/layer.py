@@ -1,0 +1,28 @@
+"""What every layer construct shares: the environment, its naming, and stack outputs with stable names."""
+from __future__ import annotations
+
+from cdktf import TerraformOutput, TerraformResourceLifecycle
+from constructs import Construct
+
+from .config import EnvironmentConfig
+from .naming import Naming
+
+
+class Layer(Construct):
+    def __init__(self, scope: Construct, id: str, *, config: EnvironmentConfig) -> None:
+        super().__init__(scope, id)
+        self.config = config
+        self.naming = Naming(config.resource_suffix, config.account_id)
+
+    def output(self, name: str, value: str, description: str) -> TerraformOutput:
+        """A stack output whose name does not depend on where in the construct tree it was declared."""
+        out = TerraformOutput(self, name, value=value, description=description)
+        out.override_logical_id(name)
+        return out
+
+    @property
+    def stateful_lifecycle(self) -> TerraformResourceLifecycle | None:
+        """Terraform refuses to destroy stateful resources in environments that ask for protection."""
+        if self.config.prevent_destroy:
+            return TerraformResourceLifecycle(prevent_destroy=True)
+        return None

@@ -1,0 +1,78 @@
+"""One TerraformStack per environment: providers, state backend, the five layers, and cost tags."""
+from __future__ import annotations
+
+from pathlib import PurePosixPath
+
+from cdktf import Aspects, LocalBackend, S3Backend, TerraformStack
+from cdktf_cdktf_provider_aws.provider import AwsProvider
+from constructs import Construct
+
+from .api import ApiLayer
+from .compute import ComputeLayer
+from .config import EnvironmentConfig
+from .data import DataLayer
+from .emulator import emulator_provider_settings
+from .monitoring import MonitoringLayer
+from .orchestration import OrchestrationLayer
+from .tagging import CostTags
+
+# S3 state locking with a lockfile (no DynamoDB table) needs Terraform 1.10 or newer.
+REQUIRED_TERRAFORM_VERSION = ">= 1.10"
+BILLING_REGION = "us-east-1"
+
+
+class PatternWatchStack(TerraformStack):
+    def __init__(self, scope: Construct, config: EnvironmentConfig) -> None:
+        super().__init__(scope, config.stack_name)
+        self.config = config
+        self.add_override("terraform.required_version", REQUIRED_TERRAFORM_VERSION)
+        # The prebuilt bindings write the short source "aws"; spell out the registry address users expect.
+        self.add_override("terraform.required_providers.aws.source", "hashicorp/aws")
+        self._state_backend()
+        self.provider, self.billing_provider = self._providers()
+
+        self.data = DataLayer(self, "data", config=config)
+        self.compute = ComputeLayer(self, "compute", config=config, data=self.data)
+        self.api = ApiLayer(self, "api", config=config, data=self.data, compute=self.compute)
+        self.orchestration = OrchestrationLayer(self, "orchestration", config=config, data=self.data, compute=self.compute)
+        self.monitoring = MonitoringLayer(
+            self,
+            "monitoring",
+            config=config,
+            data=self.data,
+            compute=self.compute,
+            api=self.api,
+            orchestration=self.orchestration,
+            billing_provider=self.billing_provider,
+        )
+        Aspects.of(self).add(CostTags(config.tags))
+
+    def _state_backend(self) -> None:
+        backend = self.config.state_backend
+        if backend.kind == "local":
+            # cdktf runs Terraform in cdktf.out/stacks/<stack>; keep the state beside the project, not in
+            # the build output that every synth rewrites.
+            LocalBackend(self, path=str(PurePosixPath("../../..") / f"terraform.{self.config.stack_name}.tfstate"))
+            return
+        s3 = S3Backend(
+            self,
+            bucket=backend.bucket,
+            key=self.config.state_key,
+            region=backend.region,
+            encrypt=True,
+            kms_key_id=backend.kms_key_id,
+            workspace_key_prefix=f"{backend.key_prefix}/workspaces",
+        )
+        # S3BackendConfig in cdktf 0.21 predates the S3 lockfile, so the setting goes in as an override.
+        s3.add_override("use_lockfile", backend.use_lockfile)
+
+    def _providers(self) -> tuple[AwsProvider, AwsProvider]:
+        settings: dict = {}
+        if self.config.emulator is not None:
+            settings = emulator_provider_settings(self.config)
+        elif self.config.account_id:
+            # A real environment refuses to touch any account but its own.
+            settings = {"allowed_account_ids": [self.config.account_id]}
+        main = AwsProvider(self, "aws", region=self.config.region, **settings)
+        billing = AwsProvider(self, "aws_billing", alias="billing", region=BILLING_REGION, **settings)
+        return main, billing

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# One-command setup: Python deps (pipenv, from Pipfile.lock), the CDKTF CLI (npm, from package-lock.json),
+# and a check of the Terraform toolchain. Safe to run again: finished steps are skipped.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+PYTHON=${PYTHON:-python3.11}
+command -v "$PYTHON" >/dev/null 2>&1 || PYTHON=python3
+if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))'; then
+  echo "error: Python 3.11 is required (found $("$PYTHON" --version 2>&1)); install python3.11 and re-run" >&2
+  exit 1
+fi
+command -v node >/dev/null 2>&1 || { echo "error: Node.js >= 20 is required for the CDKTF CLI; install nodejs and npm" >&2; exit 1; }
+command -v terraform >/dev/null 2>&1 || { echo "error: terraform is not on PATH: install Terraform >= 1.10 (https://developer.hashicorp.com/terraform/install)" >&2; exit 1; }
+
+if ! "$PYTHON" -m pipenv --version >/dev/null 2>&1; then
+  step "installing pipenv"
+  "$PYTHON" -m pip install --quiet pipenv
+fi
+
+export PIPENV_VENV_IN_PROJECT=1 PIPENV_VERBOSITY=-1 PIPENV_NOSPIN=1
+# Reinstall only when the lock file changed since the last successful sync.
+lock_hash=$(sha256sum Pipfile.lock | cut -d' ' -f1)
+if [ ! -x .venv/bin/python ] || [ "$(cat .venv/.pipfile-lock-hash 2>/dev/null)" != "$lock_hash" ]; then
+  step "installing Python packages from Pipfile.lock"
+  "$PYTHON" -m pipenv sync --dev --python "$PYTHON"
+  echo "$lock_hash" > .venv/.pipfile-lock-hash
+else
+  echo "Python packages: up to date with Pipfile.lock"
+fi
+
+npm_hash=$(sha256sum package-lock.json | cut -d' ' -f1)
+if [ ! -x node_modules/.bin/cdktf ] || [ "$(cat node_modules/.package-lock-hash 2>/dev/null)" != "$npm_hash" ]; then
+  step "installing the CDKTF CLI from package-lock.json"
+  npm ci --no-audit --no-fund --loglevel=error
+  echo "$npm_hash" > node_modules/.package-lock-hash
+else
+  echo "CDKTF CLI: up to date with package-lock.json"
+fi
+
+step "checking the toolchain"
+.venv/bin/python -m tooling.toolchain

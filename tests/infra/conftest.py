@@ -1,0 +1,88 @@
+"""Synthesize every environment once per test session (jsii start-up costs ~12 s a process)."""
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+from cdktf import App
+
+from patternwatch_infra.config import ENVIRONMENT_NAMES, load_environment
+from patternwatch_infra.stack import PatternWatchStack
+from tooling.toolchain import AWS_PROVIDER_VERSION, terraform_env
+
+def _synth(outdir: Path, configs) -> dict[str, dict]:
+    app = App(outdir=str(outdir))
+    for config in configs:
+        PatternWatchStack(app, config)
+    app.synth()
+    return {c.name: json.loads((outdir / "stacks" / c.stack_name / "cdk.tf.json").read_text()) for c in configs}
+
+
+@pytest.fixture(scope="session")
+def synth_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("cdktf.out")
+
+
+@pytest.fixture(scope="session")
+def stacks(synth_dir) -> dict[str, dict]:
+    """The synthesized cdk.tf.json of every environment, by environment name."""
+    return _synth(synth_dir, [load_environment(name) for name in ENVIRONMENT_NAMES])
+
+
+@pytest.fixture(scope="session")
+def ephemeral_suffix() -> str:
+    return "pr123"
+
+
+@pytest.fixture(scope="session")
+def ephemeral_dev(tmp_path_factory, ephemeral_suffix) -> dict:
+    """dev with ENVIRONMENT_SUFFIX=pr123: the throwaway copy a pull request would deploy."""
+    config = load_environment("dev", overrides={"ENVIRONMENT_SUFFIX": ephemeral_suffix})
+    return _synth(tmp_path_factory.mktemp("ephemeral"), [config])["dev"]
+
+
+@pytest.fixture(scope="session")
+def local(stacks) -> dict:
+    return stacks["local"]
+
+
+@pytest.fixture(scope="session")
+def dev(stacks) -> dict:
+    return stacks["dev"]
+
+
+@pytest.fixture(scope="session")
+def prod(stacks) -> dict:
+    return stacks["prod"]
+
+
+@pytest.fixture(scope="session")
+def initialized_stacks(stacks, synth_dir) -> dict[str, Path]:
+    """Each stack directory after `terraform init -backend=false` (offline, through the project's CLI config)."""
+    dirs = {}
+    for name in stacks:
+        stack_dir = synth_dir / "stacks" / f"patternwatch-{name}"
+        result = subprocess.run(
+            ["terraform", "init", "-backend=false", "-input=false", "-no-color"],
+            cwd=stack_dir, env=terraform_env(), capture_output=True, text=True,
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+        dirs[name] = stack_dir
+    return dirs
+
+
+@pytest.fixture(scope="session")
+def provider_schema(tmp_path_factory) -> dict:
+    """The AWS provider's own schema: the authority on which resource types accept tags."""
+    workdir = tmp_path_factory.mktemp("provider-schema")
+    (workdir / "main.tf.json").write_text(json.dumps(
+        {"terraform": {"required_providers": {"aws": {"source": "hashicorp/aws", "version": AWS_PROVIDER_VERSION}}}}
+    ))
+    env = terraform_env()
+    for command in (["terraform", "init", "-input=false", "-no-color"], ["terraform", "providers", "schema", "-json"]):
+        result = subprocess.run(command, cwd=workdir, env=env, capture_output=True, text=True)
+        assert result.returncode == 0, result.stdout + result.stderr
+    schemas = json.loads(result.stdout)["provider_schemas"]
+    return schemas["registry.terraform.io/hashicorp/aws"]

@@ -1,0 +1,60 @@
+"""The reusable building blocks in isolation, through synth_scope (our Testing.synth_scope)."""
+from __future__ import annotations
+
+from cdktf_cdktf_provider_aws.kms_key import KmsKey
+
+from patternwatch_infra.blocks import EncryptedQueue, SecureBucket
+from patternwatch_infra.policies import service_principal, statement
+import pytest
+
+from patternwatch_infra.testing import find_resource, logical_id, policy_statements, resolve, resources, synth_scope
+
+
+def test_synth_scope_returns_the_json_of_what_the_callable_built():
+    document = synth_scope(lambda scope: KmsKey(scope, "key", description="probe"))
+    (key,) = resources(document, "aws_kms_key").values()
+    assert key["description"] == "probe"
+    assert document["provider"]["aws"][0]["region"] == "us-east-1"
+
+
+def test_a_queue_without_a_dead_letter_queue_has_no_redrive_and_one_policy():
+    def build(scope):
+        key = KmsKey(scope, "key")
+        EncryptedQueue(scope, "failures", queue_name="failures-test", kms_key=key)
+
+    document = synth_scope(build)
+    queue = find_resource(document, "aws_sqs_queue", name="failures-test")
+    assert "redrive_policy" not in queue
+    assert len(resources(document, "aws_sqs_queue")) == 1
+    (policy,) = resources(document, "aws_sqs_queue_policy").values()
+    assert [s["sid"] for s in policy_statements(document, policy["policy"])] == ["DenyInsecureTransport"]
+
+
+def test_a_bucket_keeps_extra_policy_statements_after_the_tls_rule():
+    extra = statement(
+        sid="LetLogsIn",
+        actions=["s3:PutObject"],
+        resources=["arn:aws:s3:::b-test/*"],
+        principals=[service_principal("delivery.logs.amazonaws.com")],
+    )
+
+    def build(scope):
+        key = KmsKey(scope, "key")
+        SecureBucket(scope, "b", bucket_name="b-test", kms_key=key, force_destroy=True, lifecycle=None, extra_policy_statements=[extra])
+
+    document = synth_scope(build)
+    (policy,) = resources(document, "aws_s3_bucket_policy").values()
+    assert [s["sid"] for s in policy_statements(document, policy["policy"])] == ["DenyInsecureTransport", "LetLogsIn"]
+    (dependency,) = policy["depends_on"]
+    assert dependency.startswith("aws_s3_bucket_public_access_block.")
+    assert resolve(document, policy["bucket"])["bucket"] == "b-test"
+
+
+def test_lookup_helpers_fail_loudly_instead_of_guessing():
+    document = synth_scope(lambda scope: [KmsKey(scope, "a", description="same"), KmsKey(scope, "b", description="same")])
+    with pytest.raises(AssertionError, match="expected one aws_kms_key"):
+        find_resource(document, "aws_kms_key", description="same")
+    with pytest.raises(AssertionError, match="expected one aws_kms_key"):
+        logical_id(document, "aws_kms_key", description="missing")
+    with pytest.raises(AssertionError, match="is not a plain reference"):
+        resolve(document, "arn:aws:kms:us-east-1:111111111111:key/abc")

@@ -1,0 +1,152 @@
+"""envs/*.json become frozen, typed config; every bad file gets an error naming the file and the key."""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+
+import pytest
+
+from patternwatch_infra.config import (
+    ENVIRONMENT_NAMES,
+    ENVS_DIR,
+    ConfigError,
+    load_environment,
+    parse_environment,
+    selected_environments,
+)
+
+
+@pytest.fixture()
+def dev_document() -> dict:
+    return json.loads((ENVS_DIR / "dev.json").read_text())
+
+
+def write_env(tmp_path, name: str, document) -> None:
+    (tmp_path / f"{name}.json").write_text(document if isinstance(document, str) else json.dumps(document))
+
+
+def test_the_shipped_environments_load_with_the_documented_defaults():
+    configs = {name: load_environment(name) for name in ENVIRONMENT_NAMES}
+    for name, config in configs.items():
+        assert config.name == config.resource_suffix == name
+        assert config.alarms.billing_threshold_usd == 100
+        assert config.waf.geo_block_countries == ("CN", "RU", "KP")
+        assert config.waf.rate_limit_per_5_minutes == 2000
+        assert config.canary_percent == 10
+        assert config.kinesis_retention_hours == 24
+        assert config.approval_expiry_seconds == 3600
+        assert set(config.tags) >= {"Project", "Environment", "CostCenter"}
+    assert configs["prod"].prevent_destroy is True
+    assert not any(configs[n].prevent_destroy for n in ("local", "dev", "staging"))
+    assert configs["local"].account_id is None and configs["local"].emulator.endpoint == "http://127.0.0.1:5055"
+    assert configs["dev"].state_key == "dev/patternwatch.tfstate"
+
+
+def test_config_is_frozen():
+    config = load_environment("dev")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.region = "eu-west-1"
+    with pytest.raises(TypeError):
+        config.tags["Project"] = "other"
+
+
+def test_omitted_sections_take_the_defaults(dev_document):
+    for key in ("lambda", "alarms", "waf", "canary_percent", "kinesis_retention_hours", "approval_expiry_seconds", "prevent_destroy"):
+        del dev_document[key]
+    dev_document["waf"] = {"rate_limit_per_5_minutes": 1000}
+    config = parse_environment(dev_document, "envs/dev.json")
+    assert config.lambda_.memory_mb == 512
+    assert config.alarms.billing_threshold_usd == 100
+    assert config.waf.geo_block_countries == ("CN", "RU", "KP")
+    assert config.waf.rate_limit_per_5_minutes == 1000
+    config = parse_environment({k: v for k, v in dev_document.items() if k != "waf"}, "envs/dev.json")
+    assert config.waf.rate_limit_per_5_minutes == 2000
+    assert config.canary_percent == 10
+    assert config.prevent_destroy is False
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (lambda d: d.update(colour="blue"), "envs/dev.json: colour: unknown key"),
+        (lambda d: d["alarms"].update(billing_treshold_usd=5), "envs/dev.json: alarms.billing_treshold_usd: unknown key"),
+        (lambda d: d.update(region="mars-north-1"), "envs/dev.json: region: 'mars-north-1' is not valid"),
+        (lambda d: d.update(region=7), "envs/dev.json: region: must be a string, got int"),
+        (lambda d: d["lambda"].update(memory_mb=64), "envs/dev.json: lambda.memory_mb: 64 is out of range [128, 10240]"),
+        (lambda d: d["lambda"].update(memory_mb="1024"), "envs/dev.json: lambda.memory_mb: must be an integer, got str"),
+        (lambda d: d["lambda"].update(timeout_seconds=True), "envs/dev.json: lambda.timeout_seconds: must be an integer, got bool"),
+        (lambda d: d["lambda"].update(log_retention_days=10), "envs/dev.json: lambda.log_retention_days: 10 is not a CloudWatch Logs retention period"),
+        (lambda d: d["tags"].update(CostCenter=""), "envs/dev.json: tags.CostCenter: must not be empty"),
+        (lambda d: d["tags"].update(Owner="  "), "envs/dev.json: tags.Owner: must not be empty"),
+        (lambda d: d["tags"].pop("Project"), "envs/dev.json: tags.Project: is required"),
+        (lambda d: d.update(tags=["Project"]), "envs/dev.json: tags: must be a JSON object, got list"),
+        (lambda d: d.pop("account_id"), "envs/dev.json: account_id: is required"),
+        (lambda d: d.update(account_id="12345"), "envs/dev.json: account_id: '12345' is not valid"),
+        (lambda d: d.update(resource_suffix="PR_1"), "envs/dev.json: resource_suffix: 'PR_1' is not valid"),
+        (lambda d: d["alarms"].update(billing_threshold_usd=float("nan")), "envs/dev.json: alarms.billing_threshold_usd: must be a finite number"),
+        (lambda d: d["alarms"].update(pattern_confidence_threshold=1.5), "envs/dev.json: alarms.pattern_confidence_threshold: 1.5 is out of range"),
+        (lambda d: d["waf"].update(geo_block_countries=["China"]), "envs/dev.json: waf.geo_block_countries: must be a list of ISO 3166"),
+        (lambda d: d["waf"].update(rate_limit_per_5_minutes=5), "envs/dev.json: waf.rate_limit_per_5_minutes: 5 is out of range"),
+        (lambda d: d.update(canary_percent=150), "envs/dev.json: canary_percent: 150 is out of range"),
+        (lambda d: d.update(kinesis_retention_hours=12), "envs/dev.json: kinesis_retention_hours: 12 is out of range"),
+        (lambda d: d.update(prevent_destroy="yes"), "envs/dev.json: prevent_destroy: must be true or false, got str"),
+        (lambda d: d["state_backend"].update(type="gcs"), "envs/dev.json: state_backend.type: 'gcs' is not one of 's3', 'local'"),
+        (lambda d: d["state_backend"].pop("bucket"), "envs/dev.json: state_backend.bucket: is required"),
+        (lambda d: d["state_backend"].update(bucket="Bad_Bucket"), "envs/dev.json: state_backend.bucket: 'Bad_Bucket' is not valid"),
+        (lambda d: d["state_backend"].update(use_lockfile="true"), "envs/dev.json: state_backend.use_lockfile: must be true or false"),
+        (lambda d: d.update(state_backend={"type": "local", "key_prefix": "dev"}), "envs/dev.json: state_backend.type: 'local' state is only for the emulator"),
+        (lambda d: d.update(emulator={"port": 70000}), "envs/dev.json: emulator.port: 70000 is out of range [1, 65535]"),
+        (lambda d: d.pop("state_backend"), "envs/dev.json: state_backend: is required"),
+    ],
+)
+def test_bad_environment_files_name_the_file_and_the_key(tmp_path, dev_document, mutate, message):
+    document = copy.deepcopy(dev_document)
+    mutate(document)
+    write_env(tmp_path, "dev", document)
+    with pytest.raises(ConfigError) as error:
+        load_environment("dev", envs_dir=tmp_path)
+    assert str(error.value).startswith(message)
+
+
+def test_a_file_that_is_not_json_names_the_line(tmp_path):
+    write_env(tmp_path, "dev", '{"name": "dev",\n  "region": }')
+    with pytest.raises(ConfigError, match=r"^envs/dev.json: line 2 column 13: invalid JSON"):
+        load_environment("dev", envs_dir=tmp_path)
+
+
+def test_a_file_that_is_not_an_object_is_rejected(tmp_path):
+    write_env(tmp_path, "dev", "[1, 2]")
+    with pytest.raises(ConfigError, match=r"^envs/dev.json: <top level>: must be a JSON object, got list"):
+        load_environment("dev", envs_dir=tmp_path)
+
+
+def test_a_missing_file_lists_the_known_environments(tmp_path):
+    with pytest.raises(ConfigError, match=r"^envs/qa.json: file not found \(known environments: local, dev, staging, prod\)"):
+        load_environment("qa", envs_dir=tmp_path)
+
+
+def test_the_name_inside_must_match_the_file(tmp_path, dev_document):
+    write_env(tmp_path, "staging", dev_document)
+    with pytest.raises(ConfigError, match=r"^envs/staging.json: name: 'dev' does not match the file name 'staging'"):
+        load_environment("staging", envs_dir=tmp_path)
+
+
+def test_suffix_override_makes_an_ephemeral_copy_with_its_own_state_key():
+    config = load_environment("dev", overrides={"ENVIRONMENT_SUFFIX": "pr123"})
+    assert config.resource_suffix == "pr123" and config.is_ephemeral
+    assert config.state_key == "dev/pr123/patternwatch.tfstate"
+    assert config.stack_name == "patternwatch-dev"
+    with pytest.raises(ConfigError, match=r"^ENVIRONMENT_SUFFIX: 'PR 1' is not a valid resource suffix"):
+        load_environment("dev", overrides={"ENVIRONMENT_SUFFIX": "PR 1"})
+
+
+def test_environment_selection():
+    assert [c.name for c in selected_environments({})] == list(ENVIRONMENT_NAMES)
+    assert [c.name for c in selected_environments({"PATTERNWATCH_ENVIRONMENTS": " local, prod "})] == ["local", "prod"]
+    with pytest.raises(ConfigError, match=r"^PATTERNWATCH_ENVIRONMENTS: unknown environment 'qa'"):
+        selected_environments({"PATTERNWATCH_ENVIRONMENTS": "dev,qa"})
+    with pytest.raises(ConfigError, match=r"^ENVIRONMENT_SUFFIX makes an ephemeral copy of one environment"):
+        selected_environments({"ENVIRONMENT_SUFFIX": "pr1"})
+    (only,) = selected_environments({"PATTERNWATCH_ENVIRONMENTS": "dev", "ENVIRONMENT_SUFFIX": "pr1"})
+    assert only.resource_suffix == "pr1"

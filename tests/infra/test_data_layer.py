@@ -1,0 +1,271 @@
+"""The data layer, asserted by property value on the synthesized dev stack (and prod where it differs)."""
+from __future__ import annotations
+
+import json
+
+import pytest
+from patternwatch_shared import names
+
+from patternwatch_infra.testing import (
+    find_resource,
+    logical_id,
+    policy_statements,
+    reference_to,
+    resolve,
+    resources,
+)
+
+
+
+def key_arn(doc: dict) -> str:
+    (key_id,) = resources(doc, "aws_kms_key")
+    return reference_to("aws_kms_key", key_id, "arn")
+
+
+def tls_only(statements: list[dict], resource_refs: list[str]) -> bool:
+    for s in statements:
+        if (
+            s["effect"] == "Deny"
+            and s["principals"] == [{"type": "*", "identifiers": ["*"]}]
+            and s["condition"] == [{"test": "Bool", "variable": "aws:SecureTransport", "values": ["false"]}]
+            and set(resource_refs) <= set(s["resources"])
+        ):
+            return True
+    return False
+
+
+# --- KMS -------------------------------------------------------------------------------------------
+
+def test_platform_key_rotates_and_has_an_alias(dev):
+    (key,) = resources(dev, "aws_kms_key").values()
+    assert key["enable_key_rotation"] is True
+    assert key["deletion_window_in_days"] == 7
+    alias = find_resource(dev, "aws_kms_alias", name="alias/patternwatch-dev")
+    assert alias["target_key_id"] == key_arn(dev).replace(".arn}", ".key_id}")
+
+
+def test_platform_key_policy_delegates_to_iam_and_admits_only_the_services_that_write_encrypted_data(dev):
+    (key,) = resources(dev, "aws_kms_key").values()
+    statements = {s["sid"]: s for s in policy_statements(dev, key["policy"])}
+    assert set(statements) == {"EnableIamPolicies", "AllowCloudWatchLogs", "AllowAwsServicesToUseKeyForThisAccount"}
+    root = statements["EnableIamPolicies"]
+    assert root["principals"][0]["type"] == "AWS"
+    assert root["principals"][0]["identifiers"][0].endswith(":root")
+    logs = statements["AllowCloudWatchLogs"]
+    assert logs["principals"] == [{"type": "Service", "identifiers": ["logs.us-east-1.amazonaws.com"]}]
+    assert not any(a.endswith("*") for a in logs["actions"])
+    assert logs["condition"][0]["variable"] == "kms:EncryptionContext:aws:logs:arn"
+    services = statements["AllowAwsServicesToUseKeyForThisAccount"]
+    assert services["actions"] == ["kms:Decrypt", "kms:GenerateDataKey"]
+    assert services["condition"][0]["variable"] == "aws:SourceAccount"
+
+
+def test_every_data_resource_is_encrypted_with_the_platform_key(dev):
+    arn = key_arn(dev)
+    for table in resources(dev, "aws_dynamodb_table").values():
+        assert table["server_side_encryption"] == {"enabled": True, "kms_key_arn": arn}, table["name"]
+    for queue in resources(dev, "aws_sqs_queue").values():
+        assert queue["kms_master_key_id"] == arn, queue["name"]
+    for topic in resources(dev, "aws_sns_topic").values():
+        assert topic["kms_master_key_id"] == arn, topic["name"]
+    for stream in resources(dev, "aws_kinesis_stream").values():
+        assert (stream["encryption_type"], stream["kms_key_id"]) == ("KMS", arn)
+    encryption = resources(dev, "aws_s3_bucket_server_side_encryption_configuration").values()
+    assert len(encryption) == len(resources(dev, "aws_s3_bucket")) == 2
+    for config in encryption:
+        (rule,) = config["rule"]
+        assert rule["apply_server_side_encryption_by_default"] == {"sse_algorithm": "aws:kms", "kms_master_key_id": arn}
+        assert rule["bucket_key_enabled"] is True
+
+
+# --- DynamoDB ----------------------------------------------------------------------------------------
+
+def test_trading_patterns_table_is_on_demand_with_pitr_and_the_documented_keys(dev):
+    table = find_resource(dev, "aws_dynamodb_table", name="TradingPatterns-dev")
+    assert table["billing_mode"] == "PAY_PER_REQUEST"
+    assert table["point_in_time_recovery"] == {"enabled": True}
+    assert (table["hash_key"], table["range_key"]) == ("PK", "SK")
+    assert {a["name"]: a["type"] for a in table["attribute"]} == {"PK": "S", "SK": "S", "GSI1PK": "S", "GSI1SK": "S"}
+
+
+def test_trading_patterns_has_a_recent_patterns_index_so_the_threshold_checker_queries(dev):
+    table = find_resource(dev, "aws_dynamodb_table", name="TradingPatterns-dev")
+    (index,) = table["global_secondary_index"]
+    assert index == {
+        "name": names.RECENT_PATTERNS_INDEX,
+        "hash_key": names.RECENT_PATTERNS_INDEX_PARTITION_KEY,
+        "range_key": names.RECENT_PATTERNS_INDEX_SORT_KEY,
+        "projection_type": "ALL",
+    }
+
+
+def test_approval_tracking_expires_items_by_ttl(dev):
+    table = find_resource(dev, "aws_dynamodb_table", name="ApprovalTracking-dev")
+    assert table["ttl"] == {"enabled": True, "attribute_name": "expiresAt"}
+    assert table["point_in_time_recovery"] == {"enabled": True}
+    assert table["billing_mode"] == "PAY_PER_REQUEST"
+    assert table["hash_key"] == names.APPROVAL_PARTITION_KEY
+
+
+# --- SQS ---------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(
+    ("queue", "visibility"), [("AlertQueue-dev", 6 * 30), ("PendingApprovals-dev", 2 * 3600)]
+)
+def test_work_queues_redrive_to_their_own_dead_letter_queue(dev, queue, visibility):
+    main = find_resource(dev, "aws_sqs_queue", name=queue)
+    assert main["visibility_timeout_seconds"] == visibility
+    dlq_name = queue.replace("-dev", "-DLQ-dev")
+    dlq_id = logical_id(dev, "aws_sqs_queue", name=dlq_name)
+    assert json.loads(main["redrive_policy"]) == {
+        "deadLetterTargetArn": reference_to("aws_sqs_queue", dlq_id, "arn"),
+        "maxReceiveCount": 3,
+    }
+    assert find_resource(dev, "aws_sqs_queue", name=dlq_name)["message_retention_seconds"] == 14 * 24 * 3600
+
+
+def test_stream_consumer_failures_have_their_own_queue(dev):
+    queue = find_resource(dev, "aws_sqs_queue", name="StreamConsumerFailures-dev")
+    assert queue["message_retention_seconds"] == 14 * 24 * 3600
+
+
+def test_every_queue_is_tls_only(dev):
+    policies = {p["queue_url"]: p for p in resources(dev, "aws_sqs_queue_policy").values()}
+    assert len(policies) == len(resources(dev, "aws_sqs_queue")) == 5
+    for queue_id in resources(dev, "aws_sqs_queue"):
+        policy = policies[reference_to("aws_sqs_queue", queue_id, "url")]
+        statements = policy_statements(dev, policy["policy"])
+        assert tls_only(statements, [reference_to("aws_sqs_queue", queue_id, "arn")]), queue_id
+
+
+# --- SNS ---------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("topic", ["TradingAlerts-dev", "AlertApprovalRequests-dev"])
+def test_topics_are_encrypted_and_tls_only(dev, topic):
+    topic_id = logical_id(dev, "aws_sns_topic", name=topic)
+    policy = find_resource(dev, "aws_sns_topic_policy", arn=reference_to("aws_sns_topic", topic_id, "arn"))
+    statements = policy_statements(dev, policy["policy"])
+    assert tls_only(statements, [reference_to("aws_sns_topic", topic_id, "arn")])
+
+
+# --- Kinesis -----------------------------------------------------------------------------------------
+
+def test_market_data_stream_is_on_demand_for_24_hours(dev):
+    stream = find_resource(dev, "aws_kinesis_stream", name="MarketDataStream-dev")
+    assert stream["stream_mode_details"] == {"stream_mode": "ON_DEMAND"}
+    assert stream["retention_period"] == 24
+    assert "shard_count" not in stream
+
+
+def test_market_data_stream_has_one_enhanced_fan_out_consumer(dev):
+    stream_id = logical_id(dev, "aws_kinesis_stream", name="MarketDataStream-dev")
+    (consumer,) = resources(dev, "aws_kinesis_stream_consumer").values()
+    assert consumer["name"] == "PatternDetectionConsumer-dev"
+    assert consumer["stream_arn"] == reference_to("aws_kinesis_stream", stream_id, "arn")
+
+
+# --- S3 ----------------------------------------------------------------------------------------------
+
+def _bucket_parts(doc: dict, bucket_name: str) -> tuple[str, dict]:
+    bucket_id = logical_id(doc, "aws_s3_bucket", bucket=bucket_name)
+    ref = reference_to("aws_s3_bucket", bucket_id, "id")
+    parts = {
+        t: find_resource(doc, t, bucket=ref)
+        for t in (
+            "aws_s3_bucket_versioning",
+            "aws_s3_bucket_public_access_block",
+            "aws_s3_bucket_policy",
+            "aws_s3_bucket_lifecycle_configuration",
+            "aws_s3_bucket_ownership_controls",
+        )
+    }
+    return bucket_id, parts
+
+
+@pytest.mark.parametrize("bucket", ["patternwatch-data-111111111111-dev", "aws-waf-logs-patternwatch-111111111111-dev"])
+def test_buckets_are_versioned_private_tls_only_and_tier_from_day_zero(dev, bucket):
+    bucket_id, parts = _bucket_parts(dev, bucket)
+    assert parts["aws_s3_bucket_versioning"]["versioning_configuration"] == {"status": "Enabled"}
+    assert {k: v for k, v in parts["aws_s3_bucket_public_access_block"].items() if k.startswith(("block", "ignore", "restrict"))} == {
+        "block_public_acls": True,
+        "block_public_policy": True,
+        "ignore_public_acls": True,
+        "restrict_public_buckets": True,
+    }
+    assert parts["aws_s3_bucket_ownership_controls"]["rule"] == {"object_ownership": "BucketOwnerEnforced"}
+    arn = reference_to("aws_s3_bucket", bucket_id, "arn")
+    assert tls_only(policy_statements(dev, parts["aws_s3_bucket_policy"]["policy"]), [arn, f"{arn}/*"])
+    (rule,) = parts["aws_s3_bucket_lifecycle_configuration"]["rule"]
+    assert rule["status"] == "Enabled"
+    assert rule["transition"] == [{"days": 0, "storage_class": "INTELLIGENT_TIERING"}]
+    assert rule["noncurrent_version_expiration"] == [{"noncurrent_days": 90}]
+    assert rule["abort_incomplete_multipart_upload"] == [{"days_after_initiation": 7}]
+
+
+def test_waf_log_bucket_name_has_the_prefix_waf_requires_and_admits_log_delivery(dev):
+    bucket_name = "aws-waf-logs-patternwatch-111111111111-dev"
+    _, parts = _bucket_parts(dev, bucket_name)
+    statements = {s["sid"]: s for s in policy_statements(dev, parts["aws_s3_bucket_policy"]["policy"])}
+    write = statements["AWSLogDeliveryWrite"]
+    assert write["principals"] == [{"type": "Service", "identifiers": ["delivery.logs.amazonaws.com"]}]
+    assert write["actions"] == ["s3:PutObject"]
+    assert write["resources"][0].startswith(f"arn:aws:s3:::{bucket_name}/AWSLogs/")
+    assert statements["AWSLogDeliveryAclCheck"]["resources"] == [f"arn:aws:s3:::{bucket_name}"]
+
+
+def test_buckets_can_be_emptied_on_destroy_except_in_protected_environments(dev, prod):
+    assert all(b["force_destroy"] is True for b in resources(dev, "aws_s3_bucket").values())
+    assert all(b["force_destroy"] is False for b in resources(prod, "aws_s3_bucket").values())
+
+
+# --- Protection ----------------------------------------------------------------------------------------
+
+STATEFUL_TYPES = ("aws_kms_key", "aws_dynamodb_table", "aws_kinesis_stream", "aws_s3_bucket")
+
+
+def test_prod_prevents_destroying_stateful_resources(prod):
+    for resource_type in STATEFUL_TYPES:
+        for logical, block in resources(prod, resource_type).items():
+            assert block.get("lifecycle", {}).get("prevent_destroy") is True, logical
+    for table in resources(prod, "aws_dynamodb_table").values():
+        assert table["deletion_protection_enabled"] is True
+    (key,) = resources(prod, "aws_kms_key").values()
+    assert key["deletion_window_in_days"] == 30
+
+
+def test_dev_can_be_torn_down(dev):
+    for resource_type in STATEFUL_TYPES:
+        for block in resources(dev, resource_type).values():
+            assert "prevent_destroy" not in block.get("lifecycle", {})
+    for table in resources(dev, "aws_dynamodb_table").values():
+        assert table["deletion_protection_enabled"] is False
+
+
+# --- Outputs -------------------------------------------------------------------------------------------
+
+def test_outputs_expose_every_name_and_arn_operators_and_tests_need(dev):
+    outputs = dev["output"]
+    expected = {
+        "trading_patterns_table_name": ("aws_dynamodb_table", {"name": "TradingPatterns-dev"}, "name"),
+        "approval_tracking_table_name": ("aws_dynamodb_table", {"name": "ApprovalTracking-dev"}, "name"),
+        "alert_queue_url": ("aws_sqs_queue", {"name": "AlertQueue-dev"}, "url"),
+        "alert_dlq_url": ("aws_sqs_queue", {"name": "AlertQueue-DLQ-dev"}, "url"),
+        "pending_approvals_queue_url": ("aws_sqs_queue", {"name": "PendingApprovals-dev"}, "url"),
+        "pending_approvals_dlq_url": ("aws_sqs_queue", {"name": "PendingApprovals-DLQ-dev"}, "url"),
+        "stream_failure_queue_url": ("aws_sqs_queue", {"name": "StreamConsumerFailures-dev"}, "url"),
+        "trading_alerts_topic_arn": ("aws_sns_topic", {"name": "TradingAlerts-dev"}, "arn"),
+        "approval_requests_topic_arn": ("aws_sns_topic", {"name": "AlertApprovalRequests-dev"}, "arn"),
+        "market_data_stream_name": ("aws_kinesis_stream", {"name": "MarketDataStream-dev"}, "name"),
+        "market_data_stream_arn": ("aws_kinesis_stream", {"name": "MarketDataStream-dev"}, "arn"),
+        "market_data_consumer_arn": ("aws_kinesis_stream_consumer", {"name": "PatternDetectionConsumer-dev"}, "arn"),
+        "data_bucket_name": ("aws_s3_bucket", {"bucket": "patternwatch-data-111111111111-dev"}, "bucket"),
+        "waf_log_bucket_name": ("aws_s3_bucket", {"bucket": "aws-waf-logs-patternwatch-111111111111-dev"}, "bucket"),
+    }
+    for output, (resource_type, attributes, attribute) in expected.items():
+        target = reference_to(resource_type, logical_id(dev, resource_type, **attributes), attribute)
+        assert outputs[output]["value"] == target, output
+    assert outputs["kms_key_arn"]["value"] == key_arn(dev)
+    for arn_output in ("trading_patterns_table_arn", "approval_tracking_table_arn", "alert_queue_arn",
+                       "pending_approvals_queue_arn", "stream_failure_queue_arn", "waf_log_bucket_arn"):
+        assert outputs[arn_output]["value"].endswith(".arn}"), arn_output
+    assert resolve(dev, outputs["kms_key_alias"]["value"].replace(".name}", ".arn}"))["name"] == "alias/patternwatch-dev"

@@ -1,0 +1,127 @@
+"""Stacks, state backends, providers, naming and cost tags across all four environments."""
+from __future__ import annotations
+
+import pytest
+from cdktf import Aspects
+from cdktf_cdktf_provider_aws.sqs_queue import SqsQueue
+
+from patternwatch_infra.config import ENVIRONMENT_NAMES
+from patternwatch_infra.emulator import EMULATED_SERVICES
+from patternwatch_infra.tagging import CostTags
+from patternwatch_infra.testing import all_resources, resources, synth_scope
+
+REAL_ENVIRONMENTS = ("dev", "staging", "prod")
+ACCOUNTS = {"dev": "111111111111", "staging": "222222222222", "prod": "333333333333"}
+# Attributes that carry a resource's own name, by resource type (the rest of the name check keys off these).
+NAME_ATTRIBUTES = ("name", "bucket", "function_name", "topic_name", "role_name")
+
+
+def test_all_four_environments_synthesize_as_named_stacks(stacks):
+    assert set(stacks) == set(ENVIRONMENT_NAMES)
+    for name, document in stacks.items():
+        assert document["//"]["metadata"]["stackName"] == f"patternwatch-{name}"
+
+
+@pytest.mark.parametrize("env", REAL_ENVIRONMENTS)
+def test_real_environments_keep_encrypted_locked_state_in_s3(stacks, env):
+    backend = stacks[env]["terraform"]["backend"]
+    assert backend == {
+        "s3": {
+            "bucket": f"patternwatch-terraform-state-{ACCOUNTS[env]}",
+            "key": f"{env}/patternwatch.tfstate",
+            "region": "us-east-1",
+            "encrypt": True,
+            "kms_key_id": "alias/patternwatch-terraform-state",
+            "use_lockfile": True,
+            "workspace_key_prefix": f"{env}/workspaces",
+        }
+    }
+
+
+def test_terraform_version_is_pinned_for_the_s3_lockfile(stacks):
+    for document in stacks.values():
+        assert document["terraform"]["required_version"] == ">= 1.10"
+        assert document["terraform"]["required_providers"]["aws"] == {"source": "hashicorp/aws", "version": "5.100.0"}
+
+
+@pytest.mark.parametrize("env", REAL_ENVIRONMENTS)
+def test_real_environments_only_touch_their_own_account_and_have_no_emulator_settings(stacks, env):
+    for provider in stacks[env]["provider"]["aws"]:
+        assert provider["allowed_account_ids"] == [ACCOUNTS[env]]
+        assert not {"endpoints", "access_key", "secret_key", "skip_credentials_validation", "max_retries"} & set(provider)
+
+
+def test_local_keeps_state_in_a_local_file_outside_the_build_output(local):
+    assert local["terraform"]["backend"] == {"local": {"path": "../../../terraform.patternwatch-local.tfstate"}}
+
+
+def test_local_points_every_service_at_the_emulator_with_test_credentials(local):
+    for provider in local["provider"]["aws"]:
+        (endpoints,) = provider["endpoints"]
+        assert endpoints == {service.rstrip("_"): "http://127.0.0.1:5055" for service in EMULATED_SERVICES}
+        assert "lambda" in endpoints
+        assert (provider["access_key"], provider["secret_key"]) == ("test", "test")
+        assert provider["skip_credentials_validation"] is True
+        assert provider["skip_metadata_api_check"] == "true"
+        assert provider["skip_region_validation"] is True
+        assert provider["s3_use_path_style"] is True
+        assert provider["max_retries"] == 1
+
+
+def test_every_stack_has_a_us_east_1_provider_for_billing_metrics(stacks):
+    for document in stacks.values():
+        providers = {p.get("alias"): p for p in document["provider"]["aws"]}
+        assert providers["billing"]["region"] == "us-east-1"
+        assert providers[None]["region"] == "us-east-1"
+
+
+def _resource_names(document: dict) -> list[tuple[str, str]]:
+    found = []
+    for resource_type, logical, block in all_resources(document):
+        for attribute in NAME_ATTRIBUTES:
+            value = block.get(attribute)
+            if isinstance(value, str) and not value.startswith("${"):
+                found.append((f"{resource_type}.{logical}.{attribute}", value))
+    return found
+
+
+@pytest.mark.parametrize("env", ENVIRONMENT_NAMES)
+def test_every_resource_name_carries_the_environment_suffix(stacks, env):
+    names = _resource_names(stacks[env])
+    assert len(names) >= 14
+    for where, value in names:
+        assert value.endswith(f"-{env}"), f"{where} = {value}"
+
+
+def test_an_ephemeral_suffix_renames_everything_and_gets_its_own_state_key(ephemeral_dev, ephemeral_suffix):
+    names = _resource_names(ephemeral_dev)
+    assert len(names) >= 14
+    assert all(value.endswith(f"-{ephemeral_suffix}") for _, value in names), names
+    assert ephemeral_dev["terraform"]["backend"]["s3"]["key"] == f"dev/{ephemeral_suffix}/patternwatch.tfstate"
+
+
+@pytest.mark.parametrize("env", ENVIRONMENT_NAMES)
+def test_every_taggable_resource_carries_the_cost_tags(stacks, provider_schema, env):
+    taggable = {
+        resource_type
+        for resource_type, schema in provider_schema["resource_schemas"].items()
+        if "tags" in schema["block"].get("attributes", {})
+    }
+    checked = 0
+    for resource_type, logical, block in all_resources(stacks[env]):
+        if resource_type in taggable:
+            checked += 1
+            tags = block.get("tags", {})
+            assert tags.get("Project") == "PatternWatch", f"{resource_type}.{logical}"
+            assert tags.get("Environment") == env, f"{resource_type}.{logical}"
+            assert tags.get("CostCenter") == "trading-analytics", f"{resource_type}.{logical}"
+    assert checked >= 10
+
+
+def test_tags_set_on_a_resource_are_kept_beside_the_cost_tags():
+    def build(scope):
+        SqsQueue(scope, "q", name="q-test", tags={"Owner": "desk-7"})
+        Aspects.of(scope).add(CostTags({"Project": "PatternWatch", "Environment": "test", "CostCenter": "x"}))
+
+    (queue,) = resources(synth_scope(build), "aws_sqs_queue").values()
+    assert queue["tags"] == {"Owner": "desk-7", "Project": "PatternWatch", "Environment": "test", "CostCenter": "x"}

@@ -1,0 +1,1 @@
+"""Developer tooling: toolchain checks, the Terraform CLI config, Lambda packaging and the local emulator."""
