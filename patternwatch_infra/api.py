@@ -1,15 +1,174 @@
-"""API layer: the REST API behind WAF that fronts the pattern detector and the approval workflow.
+"""API layer: the REST API `pattern-detection-api-<s>` behind the WAF `PatternDetectionWAF-<s>`.
 
-Built by the compute/API issue; for now it takes its typed inputs so the stack is wired end to end.
+Creates:
+- the REST API with POST /patterns, GET /patterns/{symbol}, POST /approve/{token} (Lambda proxy to `live`)
+- request validators, JSON-schema models for bodies, required path parameters
+- a deployment redeployed whenever the API definition changes, and the stage `v1` with X-Ray, JSON access
+  logs, method throttling and canary settings
+- an API key with a usage plan (throttle + quota)
+- Lambda permissions scoped to each route's execution ARN
+- the account-level CloudWatch role API Gateway needs to write logs
+- the WAF web ACL (rate limit, geo block, AWS common rules, API-key header check), its logging and association
 """
 from __future__ import annotations
 
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+
+from cdktf import TerraformResourceLifecycle
+from cdktf_cdktf_provider_aws.api_gateway_account import ApiGatewayAccount
+from cdktf_cdktf_provider_aws.api_gateway_api_key import ApiGatewayApiKey
+from cdktf_cdktf_provider_aws.api_gateway_deployment import ApiGatewayDeployment
+from cdktf_cdktf_provider_aws.api_gateway_integration import ApiGatewayIntegration
+from cdktf_cdktf_provider_aws.api_gateway_method import ApiGatewayMethod
+from cdktf_cdktf_provider_aws.api_gateway_method_settings import (
+    ApiGatewayMethodSettings,
+    ApiGatewayMethodSettingsSettings,
+)
+from cdktf_cdktf_provider_aws.api_gateway_model import ApiGatewayModel
+from cdktf_cdktf_provider_aws.api_gateway_request_validator import ApiGatewayRequestValidator
+from cdktf_cdktf_provider_aws.api_gateway_resource import ApiGatewayResource
+from cdktf_cdktf_provider_aws.api_gateway_rest_api import ApiGatewayRestApi, ApiGatewayRestApiEndpointConfiguration
+from cdktf_cdktf_provider_aws.api_gateway_stage import (
+    ApiGatewayStage,
+    ApiGatewayStageAccessLogSettings,
+    ApiGatewayStageCanarySettings,
+)
+from cdktf_cdktf_provider_aws.api_gateway_usage_plan import (
+    ApiGatewayUsagePlan,
+    ApiGatewayUsagePlanApiStages,
+    ApiGatewayUsagePlanQuotaSettings,
+    ApiGatewayUsagePlanThrottleSettings,
+)
+from cdktf_cdktf_provider_aws.api_gateway_usage_plan_key import ApiGatewayUsagePlanKey
+from cdktf_cdktf_provider_aws.cloudwatch_log_group import CloudwatchLogGroup
+from cdktf_cdktf_provider_aws.iam_role import IamRole
+from cdktf_cdktf_provider_aws.iam_role_policy import IamRolePolicy
+from cdktf_cdktf_provider_aws.lambda_permission import LambdaPermission
+from cdktf_cdktf_provider_aws.wafv2_web_acl import (
+    Wafv2WebAcl,
+    Wafv2WebAclDefaultAction,
+    Wafv2WebAclDefaultActionAllow,
+    Wafv2WebAclRule,
+    Wafv2WebAclRuleAction,
+    Wafv2WebAclRuleActionBlock,
+    Wafv2WebAclRuleOverrideAction,
+    Wafv2WebAclRuleOverrideActionNone,
+    Wafv2WebAclRuleVisibilityConfig,
+    Wafv2WebAclVisibilityConfig,
+)
+from cdktf_cdktf_provider_aws.wafv2_web_acl_association import Wafv2WebAclAssociation
+from cdktf_cdktf_provider_aws.wafv2_web_acl_logging_configuration import Wafv2WebAclLoggingConfiguration
 from constructs import Construct
+from patternwatch_shared import names
 
 from .compute import ComputeLayer
 from .config import EnvironmentConfig
 from .data import DataLayer
+from .emulator import emulator_invoke_url
+from .function import MonitoredFunction, assume_role_policy
 from .layer import Layer
+from .policies import policy_document, statement
+
+STAGE_NAME = "v1"
+API_KEY_HEADER = "x-api-key"
+# API keys that API Gateway generates are 40 characters; anything under 20 is not one of ours.
+MIN_API_KEY_LENGTH = 20
+# Per-method limits for everyone together, and per-key limits from the usage plan.
+METHOD_THROTTLE_RATE = 50
+METHOD_THROTTLE_BURST = 100
+USAGE_PLAN_RATE = 20
+USAGE_PLAN_BURST = 40
+USAGE_PLAN_DAILY_QUOTA = 50_000
+ACCESS_LOG_FORMAT = json.dumps(
+    {
+        "requestId": "$context.requestId",
+        "ip": "$context.identity.sourceIp",
+        "requestTime": "$context.requestTime",
+        "httpMethod": "$context.httpMethod",
+        "resourcePath": "$context.resourcePath",
+        "status": "$context.status",
+        "responseLength": "$context.responseLength",
+        "integrationLatency": "$context.integrationLatency",
+        "latency": "$context.responseLatency",
+        "apiKeyId": "$context.identity.apiKeyId",
+        "wafStatus": "$context.waf.status",
+        "xrayTraceId": "$context.xrayTraceId",
+    },
+    separators=(",", ":"),
+)
+
+# JSON Schema draft-04 (what API Gateway models speak). They reject malformed bodies at the edge; the
+# handlers' pydantic models stay the authority on every value.
+SYMBOL_SCHEMA = {"type": "string", "pattern": "^[A-Z][A-Z0-9.\\-]{0,11}$"}
+BAR_SCHEMA = {
+    "type": "object",
+    "required": ["timestamp", "open", "high", "low", "close", "volume"],
+    "additionalProperties": False,
+    "properties": {
+        "timestamp": {"type": ["integer", "string"]},
+        **{price: {"type": "number", "exclusiveMinimum": True, "minimum": 0} for price in ("open", "high", "low", "close")},
+        "volume": {"type": "number", "minimum": 0},
+    },
+}
+PATTERNS_REQUEST_SCHEMA = {
+    "$schema": "http://json-schema.org/draft-04/schema#",
+    "title": "PatternsRequest",
+    "type": "object",
+    "required": ["symbol", "bars"],
+    "additionalProperties": False,
+    "properties": {
+        "symbol": SYMBOL_SCHEMA,
+        "bars": {"type": "array", "minItems": 1, "maxItems": 5000, "items": BAR_SCHEMA},
+        "patterns": {"type": "array", "minItems": 1, "maxItems": 32, "items": {"type": "string", "pattern": "^[a-z][a-z0-9\\-]{0,63}$"}},
+        "window": {"type": "integer", "minimum": 5, "maximum": 500},
+    },
+}
+APPROVAL_DECISION_SCHEMA = {
+    "$schema": "http://json-schema.org/draft-04/schema#",
+    "title": "ApprovalDecision",
+    "oneOf": [
+        {
+            "type": "object",
+            "required": ["action"],
+            "additionalProperties": False,
+            "properties": {"action": {"enum": [names.ACTION_APPROVE, names.ACTION_REJECT]}},
+        },
+        {"enum": [names.ACTION_APPROVE, names.ACTION_REJECT]},
+    ],
+}
+
+
+@dataclass(frozen=True)
+class Route:
+    """One API method: where it lives, which function serves it, what it validates."""
+
+    path: str
+    method: str
+    target: str  # attribute name of the MonitoredFunction on the compute layer
+    body_schema: dict | None = None
+    path_parameters: tuple[str, ...] = ()
+    query_parameters: tuple[str, ...] = ()
+
+    @property
+    def arn_path(self) -> str:
+        """The path as it appears in an execution ARN: every {parameter} becomes *."""
+        return re.sub(r"\{[^}]+\}", "*", self.path)
+
+
+ROUTES = (
+    Route("/patterns", "POST", "pattern_detector", body_schema=PATTERNS_REQUEST_SCHEMA),
+    Route("/patterns/{symbol}", "GET", "pattern_detector", path_parameters=("symbol",), query_parameters=("limit", "nextToken")),
+    Route("/approve/{token}", "POST", "approval_processor", body_schema=APPROVAL_DECISION_SCHEMA, path_parameters=("token",)),
+)
+
+
+def definition_hash(routes=ROUTES) -> str:
+    """A hash of the API's inputs: any change to a route, schema or parameter forces a new deployment."""
+    canonical = json.dumps([r.__dict__ for r in routes], sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 class ApiLayer(Layer):
@@ -17,3 +176,271 @@ class ApiLayer(Layer):
         super().__init__(scope, id, config=config)
         self.data = data
         self.compute = compute
+        naming = self.naming
+
+        self.rest_api = ApiGatewayRestApi(
+            self,
+            "rest_api",
+            name=f"pattern-detection-api-{config.resource_suffix}",
+            description="PatternWatch: on-demand pattern detection and alert approvals",
+            endpoint_configuration=ApiGatewayRestApiEndpointConfiguration(types=["REGIONAL"]),
+            api_key_source="HEADER",
+        )
+        self.body_validator = ApiGatewayRequestValidator(
+            self, "body_validator", rest_api_id=self.rest_api.id, name="body-and-parameters",
+            validate_request_body=True, validate_request_parameters=True,
+        )
+        self.parameter_validator = ApiGatewayRequestValidator(
+            self, "parameter_validator", rest_api_id=self.rest_api.id, name="parameters-only",
+            validate_request_body=False, validate_request_parameters=True,
+        )
+        self.resources: dict[str, ApiGatewayResource] = {}
+        self.methods: list[ApiGatewayMethod] = []
+        self.integrations: list[ApiGatewayIntegration] = []
+        self.permissions: list[LambdaPermission] = []
+        self.models: dict[str, ApiGatewayModel] = {}
+        for route in ROUTES:
+            self._add_route(route, getattr(compute, route.target))
+
+        self.deployment = ApiGatewayDeployment(
+            self,
+            "deployment",
+            rest_api_id=self.rest_api.id,
+            description="Managed by Terraform; replaced whenever the API definition changes",
+            triggers={"redeployment": definition_hash()},
+            lifecycle=TerraformResourceLifecycle(create_before_destroy=True),
+            depends_on=[*self.methods, *self.integrations],
+        )
+        self.access_log_group = CloudwatchLogGroup(
+            self,
+            "access_logs",
+            name=f"/aws/apigateway/pattern-detection-api-{config.resource_suffix}",
+            retention_in_days=config.lambda_.log_retention_days,
+            kms_key_id=data.kms_key.arn,
+        )
+        self.cloudwatch_role = IamRole(
+            self, "cloudwatch_role", name=naming.name("ApiGatewayLogsRole"), assume_role_policy=assume_role_policy("apigateway.amazonaws.com")
+        )
+        self.cloudwatch_policy = IamRolePolicy(
+            self,
+            "cloudwatch_policy",
+            name=naming.name("ApiGatewayLogsPolicy"),
+            role=self.cloudwatch_role.id,
+            policy=policy_document(
+                self,
+                "cloudwatch_policy_document",
+                [
+                    statement(
+                        sid="WriteApiGatewayLogs",
+                        actions=[
+                            "logs:CreateLogGroup", "logs:CreateLogStream", "logs:DescribeLogGroups",
+                            "logs:DescribeLogStreams", "logs:PutLogEvents", "logs:GetLogEvents", "logs:FilterLogEvents",
+                        ],
+                        # API Gateway names its execution-log groups itself (API-Gateway-Execution-Logs_<api id>/<stage>),
+                        # so the role is scoped to this account's log groups in this region.
+                        resources=[f"arn:aws:logs:{config.region}:{data.caller.account_id}:log-group:*"],
+                    )
+                ],
+            ).json,
+        )
+        # One per account and region: API Gateway uses this role for every API's logs.
+        self.account = ApiGatewayAccount(self, "account", cloudwatch_role_arn=self.cloudwatch_role.arn, depends_on=[self.cloudwatch_policy])
+        self.stage = ApiGatewayStage(
+            self,
+            "stage",
+            rest_api_id=self.rest_api.id,
+            deployment_id=self.deployment.id,
+            stage_name=STAGE_NAME,
+            xray_tracing_enabled=True,
+            access_log_settings=ApiGatewayStageAccessLogSettings(destination_arn=self.access_log_group.arn, format=ACCESS_LOG_FORMAT),
+            canary_settings=ApiGatewayStageCanarySettings(
+                deployment_id=self.deployment.id, percent_traffic=config.canary_percent, use_stage_cache=False
+            ),
+            depends_on=[self.account],
+        )
+        self.method_settings = ApiGatewayMethodSettings(
+            self,
+            "method_settings",
+            rest_api_id=self.rest_api.id,
+            stage_name=self.stage.stage_name,
+            method_path="*/*",
+            settings=ApiGatewayMethodSettingsSettings(
+                metrics_enabled=True,
+                logging_level="ERROR",
+                data_trace_enabled=False,
+                throttling_rate_limit=METHOD_THROTTLE_RATE,
+                throttling_burst_limit=METHOD_THROTTLE_BURST,
+            ),
+        )
+        self.api_key = ApiGatewayApiKey(self, "api_key", name=f"pattern-detection-api-key-{config.resource_suffix}", enabled=True)
+        self.usage_plan = ApiGatewayUsagePlan(
+            self,
+            "usage_plan",
+            name=f"pattern-detection-usage-{config.resource_suffix}",
+            api_stages=[ApiGatewayUsagePlanApiStages(api_id=self.rest_api.id, stage=self.stage.stage_name)],
+            throttle_settings=ApiGatewayUsagePlanThrottleSettings(rate_limit=USAGE_PLAN_RATE, burst_limit=USAGE_PLAN_BURST),
+            quota_settings=ApiGatewayUsagePlanQuotaSettings(limit=USAGE_PLAN_DAILY_QUOTA, period="DAY"),
+        )
+        self.usage_plan_key = ApiGatewayUsagePlanKey(
+            self, "usage_plan_key", key_id=self.api_key.id, key_type="API_KEY", usage_plan_id=self.usage_plan.id
+        )
+        self._waf()
+
+        # The alert processor puts the approve link into each approval request.
+        if config.emulator is not None:
+            self.invoke_url = emulator_invoke_url(config, self.rest_api.id, STAGE_NAME)
+        else:
+            self.invoke_url = f"https://{self.rest_api.id}.execute-api.{config.region}.amazonaws.com/{STAGE_NAME}"
+        compute.alert_processor.add_environment({names.ENV_APPROVAL_API_BASE_URL: self.invoke_url})
+
+        self.output("rest_api_id", self.rest_api.id, description="REST API id")
+        self.output("api_invoke_url", self.stage.invoke_url, description="base URL of the API stage")
+        self.output("api_stage_name", self.stage.stage_name, description="API stage name")
+        self.output("api_key_id", self.api_key.id, description="API key id (the value: `terraform output -raw api_key_value`)")
+        self.output("api_key_value", self.api_key.value, description="API key value", sensitive=True)
+        self.output("web_acl_arn", self.web_acl.arn, description="WAF web ACL ARN")
+
+    def _resource_for(self, path: str) -> str:
+        """The id of the API resource for `path`, creating parents as needed."""
+        parent_id = self.rest_api.root_resource_id
+        current = ""
+        for part in path.strip("/").split("/"):
+            current = f"{current}/{part}"
+            if current not in self.resources:
+                logical = current.strip("/").replace("/", "_").replace("{", "").replace("}", "") or "root"
+                self.resources[current] = ApiGatewayResource(
+                    self, f"resource_{logical}", rest_api_id=self.rest_api.id, parent_id=parent_id, path_part=part
+                )
+            parent_id = self.resources[current].id
+        return parent_id
+
+    def _add_route(self, route: Route, target: MonitoredFunction) -> None:
+        resource_id = self._resource_for(route.path)
+        logical = f"{route.method.lower()}_{route.path.strip('/').replace('/', '_').replace('{', '').replace('}', '')}"
+        request_models = None
+        if route.body_schema is not None:
+            model = ApiGatewayModel(
+                self,
+                f"model_{logical}",
+                rest_api_id=self.rest_api.id,
+                name=route.body_schema["title"],
+                content_type="application/json",
+                schema=json.dumps(route.body_schema, sort_keys=True),
+            )
+            self.models[logical] = model
+            request_models = {"application/json": model.name}
+        parameters = {f"method.request.path.{p}": True for p in route.path_parameters}
+        parameters.update({f"method.request.querystring.{q}": False for q in route.query_parameters})
+        method = ApiGatewayMethod(
+            self,
+            f"method_{logical}",
+            rest_api_id=self.rest_api.id,
+            resource_id=resource_id,
+            http_method=route.method,
+            authorization="NONE",
+            api_key_required=True,
+            request_validator_id=(self.body_validator if route.body_schema else self.parameter_validator).id,
+            request_models=request_models,
+            request_parameters=parameters or None,
+        )
+        integration = ApiGatewayIntegration(
+            self,
+            f"integration_{logical}",
+            rest_api_id=self.rest_api.id,
+            resource_id=resource_id,
+            http_method=method.http_method,
+            type="AWS_PROXY",
+            integration_http_method="POST",
+            uri=target.alias.invoke_arn,
+        )
+        permission = LambdaPermission(
+            self,
+            f"permission_{logical}",
+            statement_id=f"AllowApiGateway-{logical}",
+            action="lambda:InvokeFunction",
+            function_name=target.function.function_name,
+            qualifier=target.alias.name,
+            principal="apigateway.amazonaws.com",
+            # Only this API, this method and this path may invoke the alias (any stage, for canaries).
+            source_arn=f"{self.rest_api.execution_arn}/*/{route.method}{route.arn_path}",
+        )
+        self.methods.append(method)
+        self.integrations.append(integration)
+        self.permissions.append(permission)
+
+    def _waf(self) -> None:
+        config = self.config
+        acl_name = self.naming.name("PatternDetectionWAF")
+
+        def visibility(metric: str) -> Wafv2WebAclRuleVisibilityConfig:
+            return Wafv2WebAclRuleVisibilityConfig(
+                cloudwatch_metrics_enabled=True, metric_name=metric, sampled_requests_enabled=True
+            )
+
+        block = Wafv2WebAclRuleAction(block=Wafv2WebAclRuleActionBlock())
+        self.web_acl = Wafv2WebAcl(
+            self,
+            "web_acl",
+            name=acl_name,
+            description="Rate limit, geo block, AWS common rules and API-key header check for the PatternWatch API",
+            scope="REGIONAL",
+            default_action=Wafv2WebAclDefaultAction(allow=Wafv2WebAclDefaultActionAllow()),
+            visibility_config=Wafv2WebAclVisibilityConfig(
+                cloudwatch_metrics_enabled=True, metric_name=acl_name, sampled_requests_enabled=True
+            ),
+            rule=[
+                Wafv2WebAclRule(
+                    name="rate-limit-per-ip",
+                    priority=1,
+                    action=block,
+                    statement={"rate_based_statement": {"limit": config.waf.rate_limit_per_5_minutes, "aggregate_key_type": "IP", "evaluation_window_sec": 300}},
+                    visibility_config=visibility("RateLimitPerIp"),
+                ),
+                Wafv2WebAclRule(
+                    name="geo-block",
+                    priority=2,
+                    action=block,
+                    statement={"geo_match_statement": {"country_codes": list(config.waf.geo_block_countries)}},
+                    visibility_config=visibility("GeoBlock"),
+                ),
+                Wafv2WebAclRule(
+                    name="aws-common-rule-set",
+                    priority=3,
+                    override_action=Wafv2WebAclRuleOverrideAction(none=Wafv2WebAclRuleOverrideActionNone()),
+                    statement={"managed_rule_group_statement": {"name": "AWSManagedRulesCommonRuleSet", "vendor_name": "AWS"}},
+                    visibility_config=visibility("AWSCommonRuleSet"),
+                ),
+                Wafv2WebAclRule(
+                    name="require-api-key-header",
+                    priority=4,
+                    action=block,
+                    # "Not (header length >= 20)" matches both a short header and a missing one.
+                    statement={
+                        "not_statement": {
+                            "statement": [
+                                {
+                                    "size_constraint_statement": {
+                                        "comparison_operator": "GE",
+                                        "size": MIN_API_KEY_LENGTH,
+                                        "field_to_match": {"single_header": {"name": API_KEY_HEADER}},
+                                        "text_transformation": [{"priority": 0, "type": "NONE"}],
+                                    }
+                                }
+                            ]
+                        }
+                    },
+                    visibility_config=visibility("RequireApiKeyHeader"),
+                ),
+            ],
+        )
+        # WAF writes to AWSLogs/<account>/WAFLogs/<region>/<acl>/... in the bucket; the S3 destination takes
+        # the bucket ARN only (no custom prefix), which is why the bucket is dedicated to WAF logs.
+        self.web_acl_logging = Wafv2WebAclLoggingConfiguration(
+            self,
+            "web_acl_logging",
+            resource_arn=self.web_acl.arn,
+            log_destination_configs=[self.data.waf_log_bucket.bucket.arn],
+        )
+        self.web_acl_association = Wafv2WebAclAssociation(
+            self, "web_acl_association", resource_arn=self.stage.arn, web_acl_arn=self.web_acl.arn
+        )

@@ -36,7 +36,7 @@ from cdktf_cdktf_provider_aws.sqs_queue import SqsQueue
 from cdktf_cdktf_provider_aws.sqs_queue_policy import SqsQueuePolicy
 from constructs import Construct
 
-from .policies import deny_insecure_transport, policy_document
+from .policies import deny_insecure_transport, policy_document, service_principal, statement
 
 # SQS keeps messages at most 14 days; failed messages get all of it so nobody loses one over a holiday.
 MAX_SQS_RETENTION_SECONDS = 14 * 24 * 3600
@@ -190,10 +190,21 @@ class EncryptedQueue(Construct):
 class EncryptedTopic(Construct):
     """An SNS topic encrypted with the platform key whose policy refuses publishing without TLS."""
 
-    def __init__(self, scope: Construct, id: str, *, topic_name: str, kms_key: KmsKey) -> None:
+    def __init__(
+        self, scope: Construct, id: str, *, topic_name: str, kms_key: KmsKey, publishing_services: Sequence[str] = ()
+    ) -> None:
         super().__init__(scope, id)
         self.topic = SnsTopic(self, "topic", name=topic_name, kms_master_key_id=kms_key.arn)
-        document = policy_document(
-            self, "policy_document", [deny_insecure_transport(["sns:Publish"], [self.topic.arn])]
-        )
+        statements = [deny_insecure_transport(["sns:Publish"], [self.topic.arn])]
+        if publishing_services:
+            # AWS services (e.g. CloudWatch alarms) publish under their own principal, not an IAM role of ours.
+            statements.append(
+                statement(
+                    sid="AllowServicesToPublish",
+                    actions=["sns:Publish"],
+                    resources=[self.topic.arn],
+                    principals=[service_principal(*publishing_services)],
+                )
+            )
+        document = policy_document(self, "policy_document", statements)
         self.policy = SnsTopicPolicy(self, "policy", arn=self.topic.arn, policy=document.json)

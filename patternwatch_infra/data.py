@@ -4,7 +4,7 @@ Creates:
 - KMS key `patternwatch-<s>` (rotation on) and its alias
 - DynamoDB `TradingPatterns-<s>` (bars, patterns, RecentPatternsIndex) and `ApprovalTracking-<s>` (TTL)
 - SQS `AlertQueue-<s>`, `PendingApprovals-<s>`, each with a DLQ, and `StreamConsumerFailures-<s>`
-- SNS `TradingAlerts-<s>` and `AlertApprovalRequests-<s>`
+- SNS `TradingAlerts-<s>`, `AlertApprovalRequests-<s>` and `PatternWatchOps-<s>` (alarms)
 - Kinesis `MarketDataStream-<s>` (on-demand) with the enhanced fan-out consumer `PatternDetectionConsumer-<s>`
 - S3 data/log bucket and the `aws-waf-logs-` bucket
 """
@@ -130,6 +130,14 @@ class DataLayer(Layer):
         )
         self.approval_requests_topic = EncryptedTopic(
             self, "approval_requests", topic_name=naming.name("AlertApprovalRequests"), kms_key=self.kms_key
+        )
+        # Every alarm of the platform notifies operators here.
+        self.ops_topic = EncryptedTopic(
+            self,
+            "ops",
+            topic_name=naming.name("PatternWatchOps"),
+            kms_key=self.kms_key,
+            publishing_services=["cloudwatch.amazonaws.com"],
         )
 
         self.market_data_stream = KinesisStream(
@@ -261,6 +269,7 @@ class DataLayer(Layer):
             "stream_failure_queue_arn": self.stream_failure_queue.queue.arn,
             "trading_alerts_topic_arn": self.trading_alerts_topic.topic.arn,
             "approval_requests_topic_arn": self.approval_requests_topic.topic.arn,
+            "ops_topic_arn": self.ops_topic.topic.arn,
             "market_data_stream_name": self.market_data_stream.name,
             "market_data_stream_arn": self.market_data_stream.arn,
             "market_data_consumer_arn": self.stream_consumer.arn,

@@ -36,3 +36,8 @@ def emulator_provider_settings(config: EnvironmentConfig) -> dict:
         # Calls the emulator lacks answer HTTP 500, which the provider would otherwise retry for minutes.
         "max_retries": 1,
     }
+
+
+def emulator_invoke_url(config: EnvironmentConfig, rest_api_id: str, stage: str) -> str:
+    """moto serves a REST API stage under its own path instead of an execute-api host name."""
+    return f"{config.emulator.endpoint}/restapis/{rest_api_id}/{stage}/_user_request_"

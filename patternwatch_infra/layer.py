@@ -14,9 +14,9 @@ class Layer(Construct):
         self.config = config
         self.naming = Naming(config.resource_suffix, config.account_id)
 
-    def output(self, name: str, value: str, description: str) -> TerraformOutput:
+    def output(self, name: str, value: str, description: str, *, sensitive: bool = False) -> TerraformOutput:
         """A stack output whose name does not depend on where in the construct tree it was declared."""
-        out = TerraformOutput(self, name, value=value, description=description)
+        out = TerraformOutput(self, name, value=value, description=description, sensitive=sensitive or None)
         out.override_logical_id(name)
         return out
 

@@ -90,6 +90,8 @@ METRIC_APPROVALS_REQUESTED: Final = "ApprovalsRequested"
 METRIC_THRESHOLD_BREACHES: Final = "ThresholdBreaches"
 METRIC_STORAGE_FAILURES: Final = "StorageFailures"
 METRIC_API_REQUESTS_REJECTED: Final = "ApiRequestsRejected"
+METRIC_API_REQUESTS: Final = "ApiRequests"
+METRIC_WORKFLOW_ACTIONS: Final = "WorkflowActions"
 
 DIMENSION_SERVICE: Final = "service"  # added by Powertools Metrics to every metric
 PATTERN_TYPE_ALL: Final = "all"  # PatternType value for a detection pass over every pattern

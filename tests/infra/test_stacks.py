@@ -14,6 +14,8 @@ REAL_ENVIRONMENTS = ("dev", "staging", "prod")
 ACCOUNTS = {"dev": "111111111111", "staging": "222222222222", "prod": "333333333333"}
 # Attributes that carry a resource's own name, by resource type (the rest of the name check keys off these).
 NAME_ATTRIBUTES = ("name", "bucket", "function_name", "topic_name", "role_name")
+# Names that live inside a parent that already carries the suffix (and, for models, must be alphanumeric).
+NAMES_SCOPED_TO_A_PARENT = {"aws_api_gateway_model", "aws_api_gateway_request_validator", "aws_lambda_alias"}
 
 
 def test_all_four_environments_synthesize_as_named_stacks(stacks):
@@ -78,6 +80,8 @@ def test_every_stack_has_a_us_east_1_provider_for_billing_metrics(stacks):
 def _resource_names(document: dict) -> list[tuple[str, str]]:
     found = []
     for resource_type, logical, block in all_resources(document):
+        if resource_type in NAMES_SCOPED_TO_A_PARENT:
+            continue
         for attribute in NAME_ATTRIBUTES:
             value = block.get(attribute)
             if isinstance(value, str) and not value.startswith("${"):

@@ -1,0 +1,93 @@
+"""alert-processor: AlertQueue (SQS) -> CRITICAL alerts start a human approval, others go to TradingAlerts.
+
+Each message succeeds or fails on its own (partial batch response); failed messages are redelivered
+by SQS and dead-lettered after the queue's maxReceiveCount.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from patternwatch_shared import aws, names
+from patternwatch_shared.approvals import ApprovalWorkflow
+from patternwatch_shared.batch import ReportingBatchProcessor, empty_batch_response, require_records
+from patternwatch_shared.config import EnvReader
+from patternwatch_shared.decoding import decode_alert_body
+from patternwatch_shared.messaging import alert_json
+from patternwatch_shared.models import AlertMessage, utc_now
+from patternwatch_shared.telemetry import DimensionedMetrics
+
+SPEC = names.LAMBDA_FUNCTIONS[names.SERVICE_ALERT_PROCESSOR]
+logger = Logger(service=SPEC.service_name)
+tracer = Tracer(service=SPEC.service_name)
+metrics = Metrics(namespace=names.METRICS_NAMESPACE, service=SPEC.service_name)
+processor = ReportingBatchProcessor(EventType.SQS, logger)
+
+
+class AlertRouter:
+    """Routes one invocation's alerts; built per invocation so settings are read when they apply."""
+
+    def __init__(self) -> None:
+        env = EnvReader(SPEC)
+        self.approvals = ApprovalWorkflow(
+            aws.client("dynamodb"), env.require(names.ENV_APPROVAL_TABLE), sqs=aws.client("sqs"), sns=aws.client("sns")
+        )
+        self.expiry_seconds = int(env.require_float(names.ENV_APPROVAL_EXPIRY_SECONDS, minimum=60, maximum=7 * 24 * 3600))
+        self.api_base_url = env.require(names.ENV_APPROVAL_API_BASE_URL)
+        self.pending_queue_url = env.require(names.ENV_PENDING_APPROVALS_QUEUE_URL)
+        self.requests_topic_arn = env.require(names.ENV_APPROVAL_REQUESTS_TOPIC_ARN)
+        self.alerts_topic_arn = env.require(names.ENV_TRADING_ALERTS_TOPIC_ARN)
+        self.priorities = DimensionedMetrics(SPEC.service_name)
+
+    def handle(self, record: SQSRecord) -> None:
+        logger.set_correlation_id(record.message_id)
+        alert = decode_alert_body(record.body)
+        logger.append_keys(alert_id=alert.alertId)
+        if alert.severity == names.SEVERITY_CRITICAL:
+            started = self.approvals.start(
+                alert,
+                now=utc_now(),
+                expiry_seconds=self.expiry_seconds,
+                api_base_url=self.api_base_url,
+                pending_queue_url=self.pending_queue_url,
+                requests_topic_arn=self.requests_topic_arn,
+            )
+            metrics.add_metric(name=names.METRIC_APPROVALS_REQUESTED, unit=MetricUnit.Count, value=1)
+            logger.info("approval requested", extra={"token_hash": started.token_hash, "expires_at": started.expires_at})
+        else:
+            publish_alert(alert, self.alerts_topic_arn)
+        self.priorities.add(names.METRIC_ALERT_PRIORITY, MetricUnit.Count, names.DIMENSION_SEVERITY, alert.severity, 1)
+        logger.remove_keys(["alert_id"])
+
+
+def publish_alert(alert: AlertMessage, topic_arn: str) -> None:
+    subject = f"{alert.severity} {alert.pattern or 'threshold'} {alert.symbol or ''}".strip()
+    aws.client("sns").publish(
+        TopicArn=topic_arn,
+        Subject=subject[:100],
+        Message=alert_json(alert),
+        MessageAttributes={"severity": {"DataType": "String", "StringValue": alert.severity}},
+    )
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler(capture_response=False)
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    records = require_records(event, "SQS")
+    metrics.add_metric(name=names.METRIC_RECORDS_PROCESSED, unit=MetricUnit.Count, value=len(records))
+    if not records:
+        logger.warning("empty SQS batch")
+        return empty_batch_response()
+    router = AlertRouter()
+    try:
+        response = process_partial_response(event=event, record_handler=router.handle, processor=processor, context=context)
+    finally:
+        router.priorities.flush()
+    metrics.add_metric(name=names.METRIC_RECORDS_REJECTED, unit=MetricUnit.Count, value=processor.rejected)
+    return response

@@ -1,0 +1,1 @@
+"""The approval-processor Lambda function (handler: approval_processor.handler.lambda_handler)."""

@@ -1,0 +1,83 @@
+"""approval-processor: POST /approve/{token} with body approve|reject.
+
+200 first decision, 409 repeated decision, 410 expired (an auto-reject is recorded), 404 unknown
+token, 400 malformed token or body; 502 when the decision is recorded but its notification failed
+(repeating the request resends it).
+"""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import ValidationError
+
+from patternwatch_shared import aws, names
+from patternwatch_shared.approvals import ApprovalWorkflow, MalformedToken, token_hash
+from patternwatch_shared.config import EnvReader
+from patternwatch_shared.decoding import describe_validation_error
+from patternwatch_shared.models import ApprovalDecisionBody, utc_now
+from patternwatch_shared.telemetry import DimensionedMetrics
+
+SPEC = names.LAMBDA_FUNCTIONS[names.SERVICE_APPROVAL_PROCESSOR]
+logger = Logger(service=SPEC.service_name)
+tracer = Tracer(service=SPEC.service_name)
+metrics = Metrics(namespace=names.METRICS_NAMESPACE, service=SPEC.service_name)
+app = APIGatewayRestResolver()
+
+MAX_BODY_CHARS = 256
+BARE_ACTIONS = (names.ACTION_APPROVE, names.ACTION_REJECT)
+
+
+def json_response(status_code: int, body: dict[str, Any]) -> Response:
+    return Response(status_code=status_code, content_type=content_types.APPLICATION_JSON, body=json.dumps(body))
+
+
+class BadDecision(ValueError):
+    pass
+
+
+def parse_decision(body: str | None) -> str:
+    """Body is {"action": "approve"|"reject"} or the bare word approve|reject."""
+    if not body or not body.strip():
+        raise BadDecision("body must be approve or reject")
+    if len(body) > MAX_BODY_CHARS:
+        raise BadDecision(f"body is longer than {MAX_BODY_CHARS} characters")
+    text = body.strip()
+    if text in BARE_ACTIONS:
+        return text
+    try:
+        return ApprovalDecisionBody.model_validate_json(text).action
+    except ValidationError as error:
+        raise BadDecision(f"body must be approve or reject ({describe_validation_error(error)})") from None
+
+
+@app.post(names.APPROVAL_ROUTE)
+def decide(token: str) -> Response:
+    try:
+        token_hash(token)
+        action = parse_decision(app.current_event.decoded_body)
+    except (MalformedToken, BadDecision) as error:
+        metrics.add_metric(name=names.METRIC_API_REQUESTS_REJECTED, unit=MetricUnit.Count, value=1)
+        return json_response(400, {"message": str(error)})
+    env = EnvReader(SPEC)
+    approvals = ApprovalWorkflow(aws.client("dynamodb"), env.require(names.ENV_APPROVAL_TABLE), sns=aws.client("sns"))
+    outcome = approvals.decide(token, action, now=utc_now(), results_topic_arn=env.require(names.ENV_TRADING_ALERTS_TOPIC_ARN))
+    if outcome.recorded_action:
+        dimensioned = DimensionedMetrics(SPEC.service_name)
+        dimensioned.add(names.METRIC_APPROVALS_PROCESSED, MetricUnit.Count, names.DIMENSION_ACTION, outcome.recorded_action, 1)
+        dimensioned.flush()
+    logger.info("approval decision", extra={"requested": action, "status_code": outcome.status_code, "recorded": outcome.recorded_action})
+    return json_response(outcome.status_code, outcome.body)
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)
+@tracer.capture_lambda_handler(capture_response=False)
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    metrics.add_metric(name=names.METRIC_API_REQUESTS, unit=MetricUnit.Count, value=1)
+    return app.resolve(event, context)

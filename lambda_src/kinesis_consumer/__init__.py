@@ -1,0 +1,1 @@
+"""The kinesis-consumer Lambda function (handler: kinesis_consumer.handler.lambda_handler)."""

@@ -1,0 +1,103 @@
+"""kinesis-consumer: bars from Kinesis -> TradingPatterns, detection per symbol, alerts to AlertQueue.
+
+Bad records become batch item failures (with bisect, bounded retries and the on-failure
+destination set on the event source mapping); valid records in the same batch are still stored.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import KinesisStreamRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from patternwatch_shared import aws, names
+from patternwatch_shared.batch import ReportingBatchProcessor, empty_batch_response, require_records
+from patternwatch_shared.config import EnvReader
+from patternwatch_shared.decoding import decode_bar_record
+from patternwatch_shared.ingest import BarIngestor
+from patternwatch_shared.messaging import AlertQueue
+from patternwatch_shared.models import Bar
+from patternwatch_shared.storage import TradingPatternsTable
+from patternwatch_shared.telemetry import DimensionedMetrics
+
+SPEC = names.LAMBDA_FUNCTIONS[names.SERVICE_KINESIS_CONSUMER]
+logger = Logger(service=SPEC.service_name)
+tracer = Tracer(service=SPEC.service_name)
+metrics = Metrics(namespace=names.METRICS_NAMESPACE, service=SPEC.service_name)
+processor = ReportingBatchProcessor(EventType.KinesisDataStreams, logger)
+
+
+class AcceptedBars:
+    """Collects the bars the record handler accepted, with their sequence numbers."""
+
+    def __init__(self) -> None:
+        self.bars: list[Bar] = []
+        self.sequence_numbers: list[str] = []
+
+    def accept(self, record: KinesisStreamRecord) -> None:
+        bar = decode_bar_record(record.kinesis.data)
+        self.bars.append(bar)
+        self.sequence_numbers.append(record.kinesis.sequence_number)
+
+
+def build_ingestor() -> BarIngestor:
+    env = EnvReader(SPEC)
+    table = TradingPatternsTable(aws.client("dynamodb"), env.require(names.ENV_TRADING_PATTERNS_TABLE))
+    alert_queue = AlertQueue(aws.client("sqs"), env.require(names.ENV_ALERT_QUEUE_URL))
+    return BarIngestor(table, alert_queue, tracer.provider)
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler(capture_response=False)
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    records = require_records(event, "Kinesis")
+    metrics.add_metric(name=names.METRIC_RECORDS_PROCESSED, unit=MetricUnit.Count, value=len(records))
+    if not records:
+        logger.warning("empty Kinesis batch")
+        return empty_batch_response()
+    # The first record's eventID (shard and sequence number) identifies this batch in every log line.
+    logger.set_correlation_id(records[0].get("eventID") if isinstance(records[0], dict) else None)
+    accepted = AcceptedBars()
+    response = process_partial_response(event=event, record_handler=accepted.accept, processor=processor, context=context)
+    metrics.add_metric(name=names.METRIC_RECORDS_REJECTED, unit=MetricUnit.Count, value=processor.rejected)
+    if accepted.bars:
+        result = build_ingestor().ingest(accepted.bars)
+        retry = [seq for seq, bar in zip(accepted.sequence_numbers, accepted.bars) if bar.symbol in result.failed_symbols]
+        # Kinesis resumes from the lowest reported sequence number; listing every record of a
+        # failed symbol keeps the response honest even though only the first one matters.
+        response["batchItemFailures"].extend({"itemIdentifier": seq} for seq in retry)
+        record_ingest_metrics(result)
+        logger.info(
+            "batch ingested",
+            extra={
+                "records": len(records),
+                "bars_stored": result.bars_stored,
+                "patterns_detected": len(result.new_detections),
+                "alerts_queued": result.alerts_queued,
+                "failed_symbols": sorted(result.failed_symbols),
+            },
+        )
+    return response
+
+
+def record_ingest_metrics(result) -> None:
+    metrics.add_metric(name=names.METRIC_BARS_STORED, unit=MetricUnit.Count, value=result.bars_stored)
+    metrics.add_metric(name=names.METRIC_PATTERNS_DETECTED, unit=MetricUnit.Count, value=len(result.new_detections))
+    metrics.add_metric(name=names.METRIC_ALERTS_QUEUED, unit=MetricUnit.Count, value=result.alerts_queued)
+    if result.failed_symbols:
+        metrics.add_metric(name=names.METRIC_STORAGE_FAILURES, unit=MetricUnit.Count, value=len(result.failed_symbols))
+    dimensioned = DimensionedMetrics(SPEC.service_name)
+    dimensioned.extend(
+        names.METRIC_PATTERN_DETECTION_DURATION, MetricUnit.Milliseconds,
+        names.DIMENSION_PATTERN_TYPE, names.PATTERN_TYPE_ALL, result.detection_ms,
+    )
+    for detection in result.new_detections:
+        dimensioned.add(
+            names.METRIC_CONFIDENCE_SCORE, MetricUnit.Percent,
+            names.DIMENSION_PATTERN_TYPE, detection.pattern, detection.confidence * 100.0,
+        )
+    dimensioned.flush()

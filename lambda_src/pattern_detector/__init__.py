@@ -1,0 +1,1 @@
+"""The pattern-detector Lambda function (handler: pattern_detector.handler.lambda_handler)."""

@@ -1,0 +1,177 @@
+"""pattern-detector: Step Functions actions (validate/detect/score/decide) and the patterns API.
+
+API routes: POST /patterns (submit bars, get matches) and GET /patterns/{symbol} (stored matches,
+newest first, paginated with an opaque nextToken).
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.event_handler.exceptions import BadRequestError
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import ValidationError
+
+from patternwatch_shared import aws, keys, names, workflow
+from patternwatch_shared.config import EnvReader
+from patternwatch_shared.decoding import describe_validation_error
+from patternwatch_shared.detection import detect_in, detection_span, pattern_names
+from patternwatch_shared.messaging import AlertQueue
+from patternwatch_shared.models import SYMBOL_PATTERN, PatternsRequest, utc_now
+from patternwatch_shared.storage import TradingPatternsTable
+from patternwatch_shared.telemetry import DimensionedMetrics
+
+SPEC = names.LAMBDA_FUNCTIONS[names.SERVICE_PATTERN_DETECTOR]
+logger = Logger(service=SPEC.service_name)
+tracer = Tracer(service=SPEC.service_name)
+metrics = Metrics(namespace=names.METRICS_NAMESPACE, service=SPEC.service_name)
+app = APIGatewayRestResolver()
+
+MAX_BODY_CHARS = 1_000_000
+DEFAULT_PAGE_SIZE = 20
+MAX_PAGE_SIZE = 100
+MAX_NEXT_TOKEN_CHARS = 1_024
+_SYMBOL = re.compile(SYMBOL_PATTERN)
+
+
+def trading_patterns() -> TradingPatternsTable:
+    return TradingPatternsTable(aws.client("dynamodb"), EnvReader(SPEC).require(names.ENV_TRADING_PATTERNS_TABLE))
+
+
+# --- API ---------------------------------------------------------------------------------------
+def _reject(message: str) -> None:
+    metrics.add_metric(name=names.METRIC_API_REQUESTS_REJECTED, unit=MetricUnit.Count, value=1)
+    raise BadRequestError(message)
+
+
+@app.post(names.PATTERNS_ROUTE)
+def submit_bars() -> dict[str, Any]:
+    body = app.current_event.decoded_body
+    if not body:
+        _reject("request body is required")
+    if len(body) > MAX_BODY_CHARS:
+        _reject(f"request body is longer than {MAX_BODY_CHARS} characters")
+    try:
+        request = PatternsRequest.model_validate_json(body)
+    except ValidationError as error:
+        _reject(describe_validation_error(error))
+    known = set(pattern_names())
+    unknown = [p for p in request.patterns or () if p not in known]
+    if unknown:
+        _reject(f"unknown patterns: {', '.join(unknown)}")
+    with detection_span(tracer.provider, names.PATTERN_TYPE_ALL, Symbol=request.symbol) as span:
+        try:
+            detections = detect_in(request.bars, patterns=request.patterns, window=request.window)
+        except ValueError as error:
+            _reject(f"bars refused by the pattern engine: {error}")
+        span.record(detections)
+    record_detection_metrics(names.PATTERN_TYPE_ALL, span.duration_ms, detections)
+    return {
+        "symbol": request.symbol,
+        "barCount": len(request.bars),
+        "matches": [d.as_match() | {"extrema": [list(point) for point in d.extrema]} for d in detections],
+    }
+
+
+@app.get(names.PATTERNS_BY_SYMBOL_ROUTE)
+def stored_patterns(symbol: str) -> dict[str, Any]:
+    if not _SYMBOL.fullmatch(symbol):
+        _reject("symbol must be 1-12 characters of A-Z, 0-9, '.' or '-', starting with a letter")
+    limit = _page_size(app.current_event.get_query_string_value("limit"))
+    start_key = _decode_next_token(app.current_event.get_query_string_value("nextToken"), symbol)
+    items, last_key = trading_patterns().patterns_for_symbol(symbol, limit, start_key)
+    return {"symbol": symbol, "items": items, "nextToken": _encode_next_token(last_key)}
+
+
+def _page_size(raw: str | None) -> int:
+    if raw is None:
+        return DEFAULT_PAGE_SIZE
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_PAGE_SIZE:
+        _reject(f"limit must be an integer from 1 to {MAX_PAGE_SIZE}")
+    return int(raw)
+
+
+def _encode_next_token(last_key: dict[str, Any] | None) -> str | None:
+    if not last_key:
+        return None
+    compact = {"pk": last_key[names.TABLE_PARTITION_KEY]["S"], "sk": last_key[names.TABLE_SORT_KEY]["S"]}
+    return base64.urlsafe_b64encode(json.dumps(compact, separators=(",", ":")).encode()).decode().rstrip("=")
+
+
+def _decode_next_token(token: str | None, symbol: str) -> dict[str, Any] | None:
+    """The token is opaque to clients but must be checked: it becomes ExclusiveStartKey."""
+    if token is None:
+        return None
+    if len(token) > MAX_NEXT_TOKEN_CHARS:
+        _reject("nextToken is too long")
+    try:
+        decoded = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        _reject("nextToken is not valid")
+    if (
+        not isinstance(decoded, dict)
+        or set(decoded) != {"pk", "sk"}
+        or decoded["pk"] != keys.pattern_partition_key(symbol)
+        or not isinstance(decoded["sk"], str)
+        or len(decoded["sk"]) > 100
+    ):
+        _reject("nextToken is not valid for this symbol")
+    return {names.TABLE_PARTITION_KEY: {"S": decoded["pk"]}, names.TABLE_SORT_KEY: {"S": decoded["sk"]}}
+
+
+@app.exception_handler(json.JSONDecodeError)
+def _bad_json(error: json.JSONDecodeError) -> Response:
+    return Response(status_code=400, content_type=content_types.APPLICATION_JSON, body=json.dumps({"message": "body is not valid JSON"}))
+
+
+# --- Step Functions ----------------------------------------------------------------------------
+def run_workflow_action(event: Any) -> dict[str, Any]:
+    request = workflow.parse_request(event)
+    if request.correlationId:
+        logger.set_correlation_id(request.correlationId)
+    logger.append_keys(action=request.action, symbol=request.symbol)
+    if request.action == names.WORKFLOW_ACTION_VALIDATE:
+        return workflow.validate(request)
+    if request.action == names.WORKFLOW_ACTION_DETECT:
+        output, detections, duration_ms = workflow.detect_family(request, tracer.provider)
+        record_detection_metrics(request.family, duration_ms, detections)
+        return output
+    if request.action == names.WORKFLOW_ACTION_SCORE:
+        return workflow.score(request)
+    output, alert = workflow.decide(request, detected_at=utc_now())
+    if alert is not None:
+        failed = AlertQueue(aws.client("sqs"), EnvReader(SPEC).require(names.ENV_ALERT_QUEUE_URL)).send([alert])
+        if failed:
+            # Let Step Functions retry the task (its Retry policy) rather than drop the alert.
+            raise RuntimeError(f"could not queue alert {alert.alertId}")
+        metrics.add_metric(name=names.METRIC_ALERTS_QUEUED, unit=MetricUnit.Count, value=1)
+    return output
+
+
+def record_detection_metrics(pattern_type: str, duration_ms: float, detections) -> None:
+    dimensioned = DimensionedMetrics(SPEC.service_name)
+    dimensioned.add(names.METRIC_PATTERN_DETECTION_DURATION, MetricUnit.Milliseconds, names.DIMENSION_PATTERN_TYPE, pattern_type, duration_ms)
+    for detection in detections:
+        dimensioned.add(
+            names.METRIC_CONFIDENCE_SCORE, MetricUnit.Percent, names.DIMENSION_PATTERN_TYPE, detection.pattern, detection.confidence * 100.0
+        )
+    dimensioned.flush()
+    metrics.add_metric(name=names.METRIC_PATTERNS_EVALUATED, unit=MetricUnit.Count, value=len(detections))
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)
+@tracer.capture_lambda_handler(capture_response=False)
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    if isinstance(event, dict) and "httpMethod" in event:
+        metrics.add_metric(name=names.METRIC_API_REQUESTS, unit=MetricUnit.Count, value=1)
+        return app.resolve(event, context)
+    metrics.add_metric(name=names.METRIC_WORKFLOW_ACTIONS, unit=MetricUnit.Count, value=1)
+    return run_workflow_action(event)

@@ -1,0 +1,61 @@
+"""Powertools BatchProcessor set up the way every batch handler here uses it."""
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
+
+from patternwatch_shared.decoding import RecordRejected
+
+
+class ReportingBatchProcessor(BatchProcessor):
+    """BatchProcessor that logs each failed record in one line and counts rejections.
+
+    raise_on_entire_batch_failure is off: a batch whose every record is bad is still answered with
+    item failures, so the event source retries or dead-letters record by record instead of
+    retrying the whole batch as a function error.
+    """
+
+    def __init__(self, event_type: EventType, logger: Logger):
+        super().__init__(event_type=event_type, raise_on_entire_batch_failure=False)
+        self._log = logger
+        self.rejected = 0  # records refused as invalid in the current batch
+
+    def _prepare(self):
+        super()._prepare()
+        self.rejected = 0
+
+    def failure_handler(self, record: Any, exception: Any):
+        error = exception[1]
+        identifier = record_identifier(record)
+        if isinstance(error, RecordRejected):
+            self.rejected += 1
+            self._log.warning("record rejected", extra={"record_id": identifier, "reason": str(error)})
+        else:
+            self._log.error("record failed", extra={"record_id": identifier}, exc_info=exception)
+        return super().failure_handler(record, exception)
+
+
+def record_identifier(record: Any) -> str | None:
+    """The id a partial batch response uses: Kinesis sequence number or SQS message id."""
+    if not isinstance(record, dict):
+        return None
+    if "kinesis" in record and isinstance(record["kinesis"], dict):
+        return record["kinesis"].get("sequenceNumber")
+    return record.get("messageId")
+
+
+class InvalidBatchEvent(ValueError):
+    """The invocation is not a batch from the expected event source (a wiring mistake)."""
+
+
+def require_records(event: Any, source: str) -> list[Any]:
+    records = event.get("Records") if isinstance(event, dict) else None
+    if not isinstance(records, list):
+        raise InvalidBatchEvent(f"Invalid event format: not a {source} batch (no 'Records' list)")
+    return records
+
+
+def empty_batch_response() -> dict[str, list]:
+    return {"batchItemFailures": []}

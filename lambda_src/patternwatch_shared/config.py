@@ -1,0 +1,60 @@
+"""Settings read from the environment, restricted to the keys each function declares in names.py."""
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+from patternwatch_shared.names import LambdaFunctionSpec
+
+
+class ConfigurationError(RuntimeError):
+    """A required setting is missing or malformed: a deployment problem, not a bad input."""
+
+
+class EnvReader:
+    """Reads only the keys the function's spec declares, so handler and infrastructure cannot drift.
+
+    A handler asking for an undeclared key fails loudly in tests instead of silently reading a
+    variable the infrastructure never sets.
+    """
+
+    def __init__(self, spec: LambdaFunctionSpec, environ: Mapping[str, str] | None = None):
+        self._spec = spec
+        self._environ = os.environ if environ is None else environ
+
+    def _check_declared(self, key: str) -> None:
+        if key not in self._spec.env_keys and key not in self._spec.optional_env_keys:
+            raise ConfigurationError(f"{self._spec.name} reads {key!r} but names.LAMBDA_FUNCTIONS does not declare it")
+
+    def require(self, key: str) -> str:
+        self._check_declared(key)
+        value = self._environ.get(key, "").strip()
+        if not value:
+            raise ConfigurationError(f"environment variable {key} is not set for {self._spec.name}")
+        return value
+
+    def optional(self, key: str, default: str | None = None) -> str | None:
+        self._check_declared(key)
+        value = self._environ.get(key, "").strip()
+        return value or default
+
+    def require_float(self, key: str, *, minimum: float | None = None, maximum: float | None = None) -> float:
+        return _bounded_float(key, self.require(key), minimum, maximum)
+
+    def optional_float(self, key: str, default: float, *, minimum: float | None = None) -> float:
+        raw = self.optional(key)
+        return default if raw is None else _bounded_float(key, raw, minimum, None)
+
+
+def _bounded_float(key: str, raw: str, minimum: float | None, maximum: float | None) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigurationError(f"environment variable {key}={raw!r} is not a number") from None
+    if value != value or value in (float("inf"), float("-inf")):
+        raise ConfigurationError(f"environment variable {key}={raw!r} is not finite")
+    if minimum is not None and value < minimum:
+        raise ConfigurationError(f"environment variable {key}={raw!r} is below {minimum}")
+    if maximum is not None and value > maximum:
+        raise ConfigurationError(f"environment variable {key}={raw!r} is above {maximum}")
+    return value

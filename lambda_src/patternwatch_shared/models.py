@@ -1,0 +1,210 @@
+"""Input and output schemas (pydantic v2 models, the type Powertools Parser parses into), one definition for all.
+
+Models are strict: no coercion of "12.5" to 12.5 or true to 1, no extra fields, no NaN or infinity.
+A producer bug should surface as a rejected record with a clear reason, not as a silently
+"fixed" bar in the table.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Annotated, Any, Literal, Union
+
+# pydantic directly rather than through aws_lambda_powertools.utilities.parser (same classes): the
+# parser package also loads every built-in event model, ~30 ms of import the stream path never uses.
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator, model_validator
+
+from patternwatch_shared import names
+
+MAX_SYMBOL_LENGTH = 12
+SYMBOL_PATTERN = rf"^[A-Z][A-Z0-9.\-]{{0,{MAX_SYMBOL_LENGTH - 1}}}$"
+PATTERN_NAME_PATTERN = r"^[a-z][a-z0-9\-]{0,63}$"
+MAX_TIMESTAMP_TEXT = 40
+MAX_EPOCH_SECONDS = 32_503_680_000  # year 3000: anything later is a unit mistake (ms or µs)
+MIN_EPOCH_SECONDS = 946_684_800  # 2000-01-01: older data is not market data we ingest
+MAX_BARS_PER_REQUEST = 5_000  # bounds CPU of one synchronous detection (API and workflow)
+MAX_ID_LENGTH = 256
+
+Symbol = Annotated[str, Field(pattern=SYMBOL_PATTERN, max_length=MAX_SYMBOL_LENGTH)]
+PatternName = Annotated[str, Field(pattern=PATTERN_NAME_PATTERN, max_length=64)]
+Price = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+Volume = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+Confidence = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
+EpochSeconds = Annotated[StrictInt, Field(ge=MIN_EPOCH_SECONDS, le=MAX_EPOCH_SECONDS)]
+Identifier = Annotated[str, Field(min_length=1, max_length=MAX_ID_LENGTH)]
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+
+def _epoch_seconds_from(value: Any) -> Any:
+    """Accept epoch seconds or an ISO 8601 string with a timezone; normalise to epoch seconds."""
+    if isinstance(value, str):
+        if len(value) > MAX_TIMESTAMP_TEXT:
+            raise ValueError(f"timestamp text longer than {MAX_TIMESTAMP_TEXT} characters")
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            raise ValueError("timestamp must be epoch seconds or ISO 8601 text") from None
+        if moment.tzinfo is None:
+            raise ValueError("ISO 8601 timestamp must carry a timezone (e.g. Z)")
+        if moment.microsecond:
+            raise ValueError("timestamp must be a whole second")
+        return int(moment.timestamp())
+    return value
+
+
+class BarValues(StrictModel):
+    """One OHLCV bar without its symbol (the API and the workflow carry the symbol once)."""
+
+    timestamp: EpochSeconds
+    open: Price
+    high: Price
+    low: Price
+    close: Price
+    volume: Volume
+
+    _normalise_timestamp = field_validator("timestamp", mode="before")(_epoch_seconds_from)
+
+    @model_validator(mode="after")
+    def _high_low_bracket_the_bar(self) -> BarValues:
+        if self.high < self.low:
+            raise ValueError(f"high {self.high} is below low {self.low}")
+        if self.high < max(self.open, self.close):
+            raise ValueError(f"high {self.high} is below open/close")
+        if self.low > min(self.open, self.close):
+            raise ValueError(f"low {self.low} is above open/close")
+        return self
+
+
+class Bar(BarValues):
+    """One bar as it arrives on the stream."""
+
+    symbol: Symbol
+
+
+def _sorted_unique_bars(bars: list[BarValues]) -> list[BarValues]:
+    ordered = sorted(bars, key=lambda bar: bar.timestamp)
+    for earlier, later in zip(ordered, ordered[1:]):
+        if earlier.timestamp == later.timestamp:
+            raise ValueError(f"two bars share timestamp {earlier.timestamp}")
+    return ordered
+
+
+BarList = Annotated[list[BarValues], Field(min_length=1, max_length=MAX_BARS_PER_REQUEST)]
+
+
+class BarSeries(StrictModel):
+    symbol: Symbol
+    bars: BarList
+
+    _order_bars = field_validator("bars", mode="after")(_sorted_unique_bars)
+
+
+# --- Pattern matches as they leave the engine adapter ------------------------------------------
+class MatchOut(StrictModel):
+    pattern: PatternName
+    confidence: Confidence
+    start: Annotated[StrictInt, Field(ge=0)]
+    end: Annotated[StrictInt, Field(ge=0)]
+    startTimestamp: EpochSeconds
+    endTimestamp: EpochSeconds
+
+
+# --- Alerts (AlertQueue message body) ---------------------------------------------------------
+Severity = Literal["CRITICAL", "HIGH", "MEDIUM", "LOW"]
+AlertSource = Literal["stream", "workflow", "threshold"]
+DetailValue = Union[Annotated[str, Field(max_length=MAX_ID_LENGTH)], StrictInt, float, bool]
+
+
+class AlertMessage(StrictModel):
+    alertId: Identifier
+    source: AlertSource
+    severity: Severity
+    detectedAt: Annotated[str, Field(min_length=1, max_length=MAX_TIMESTAMP_TEXT)]
+    confidence: Confidence
+    symbol: Symbol | None = None
+    pattern: PatternName | None = None
+    startTimestamp: EpochSeconds | None = None
+    endTimestamp: EpochSeconds | None = None
+    details: Annotated[dict[Annotated[str, Field(max_length=64)], DetailValue], Field(max_length=32)] | None = None
+
+    @model_validator(mode="after")
+    def _pattern_alerts_name_their_pattern(self) -> AlertMessage:
+        if self.source != names.ALERT_SOURCE_THRESHOLD and (self.symbol is None or self.pattern is None):
+            raise ValueError(f"a {self.source} alert needs symbol and pattern")
+        return self
+
+
+# --- Step Functions task inputs (discriminated by "action") -----------------------------------
+CorrelationId = Annotated[str, Field(min_length=1, max_length=MAX_ID_LENGTH)]
+Family = Literal["head-and-shoulders", "double-top", "ascending-triangle"]
+
+
+class ValidateRequest(StrictModel):
+    action: Literal["validate"]
+    symbol: Symbol
+    bars: BarList
+    correlationId: CorrelationId | None = None
+
+    _order_bars = field_validator("bars", mode="after")(_sorted_unique_bars)
+
+
+class DetectRequest(StrictModel):
+    action: Literal["detect"]
+    family: Family
+    symbol: Symbol
+    bars: BarList
+    correlationId: CorrelationId | None = None
+
+    _order_bars = field_validator("bars", mode="after")(_sorted_unique_bars)
+
+
+class FamilyResult(StrictModel):
+    family: Family
+    symbol: Symbol
+    matches: list[MatchOut]
+
+
+class ScoreRequest(StrictModel):
+    action: Literal["score"]
+    symbol: Symbol
+    results: Annotated[list[FamilyResult], Field(min_length=1, max_length=len(names.PATTERN_FAMILIES))]
+    correlationId: CorrelationId | None = None
+
+
+class DecideRequest(StrictModel):
+    action: Literal["decide"]
+    symbol: Symbol
+    matches: list[MatchOut]
+    topMatch: MatchOut | None
+    severity: Severity | None
+    correlationId: CorrelationId | None = None
+
+
+WorkflowRequest = Annotated[
+    Union[ValidateRequest, DetectRequest, ScoreRequest, DecideRequest],
+    Field(discriminator="action"),
+]
+
+
+# --- API bodies -------------------------------------------------------------------------------
+class PatternsRequest(StrictModel):
+    """POST /patterns"""
+
+    symbol: Symbol
+    bars: BarList
+    patterns: Annotated[list[PatternName], Field(min_length=1, max_length=32)] | None = None
+    window: Annotated[StrictInt, Field(ge=5, le=500)] = names.DETECTION_WINDOW_BARS
+
+    _order_bars = field_validator("bars", mode="after")(_sorted_unique_bars)
+
+
+class ApprovalDecisionBody(StrictModel):
+    """POST /approve/{token}: {"action": "approve" | "reject"} (a bare "approve"/"reject" is also accepted)."""
+
+    action: Literal["approve", "reject"]
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)

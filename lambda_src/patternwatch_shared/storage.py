@@ -1,0 +1,268 @@
+"""TradingPatterns access through the low-level DynamoDB client.
+
+The low-level client with hand-written attribute maps is used on purpose: the resource layer's
+Decimal (de)serialisation costs more CPU than the rest of the consumer per record.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from patternwatch_shared import keys, names
+from patternwatch_shared.models import Bar
+
+logger = logging.getLogger(__name__)
+
+BATCH_WRITE_LIMIT = 25  # DynamoDB BatchWriteItem maximum
+UNPROCESSED_RETRY_ATTEMPTS = 5
+UNPROCESSED_BACKOFF_SECONDS = 0.05
+
+PK = names.TABLE_PARTITION_KEY
+SK = names.TABLE_SORT_KEY
+GSI_PK = names.RECENT_PATTERNS_INDEX_PARTITION_KEY
+GSI_SK = names.RECENT_PATTERNS_INDEX_SORT_KEY
+ALERT_STATE = names.PATTERN_ALERT_STATE_ATTRIBUTE
+
+
+def is_aws_error(error: BaseException) -> bool:
+    """True for errors from AWS or the network (worth a retry by the event source)."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    return isinstance(error, (BotoCoreError, ClientError))
+
+
+def error_code(error: BaseException) -> str | None:
+    response = getattr(error, "response", None)
+    if isinstance(response, dict):
+        return response.get("Error", {}).get("Code")
+    return None
+
+
+BAR_COLUMNS = ("timestamp", "open", "high", "low", "close", "volume")
+
+
+def number(value: float | int) -> dict[str, str]:
+    return {"N": repr(value) if isinstance(value, float) else str(value)}
+
+
+def bar_item(bar: Bar) -> dict[str, Any]:
+    # Validated bars hold floats, so repr() round-trips them exactly; this runs once per record.
+    return {
+        PK: {"S": keys.bar_partition_key(bar.symbol)},
+        SK: {"S": keys.bar_sort_key(bar.timestamp)},
+        "symbol": {"S": bar.symbol},
+        "timestamp": {"N": str(bar.timestamp)},
+        "open": {"N": repr(bar.open)},
+        "high": {"N": repr(bar.high)},
+        "low": {"N": repr(bar.low)},
+        "close": {"N": repr(bar.close)},
+        "volume": {"N": repr(bar.volume)},
+    }
+
+
+@dataclass(frozen=True)
+class StoredPattern:
+    symbol: str
+    pattern: str
+    confidence: float
+    start_timestamp: int
+    end_timestamp: int
+    detected_at: datetime
+    severity: str
+    alert_state: str
+    extrema: tuple[tuple[int, float], ...] = ()
+
+    @property
+    def sort_key(self) -> str:
+        return keys.pattern_sort_key(self.end_timestamp, self.pattern)
+
+    def to_item(self) -> dict[str, Any]:
+        return {
+            PK: {"S": keys.pattern_partition_key(self.symbol)},
+            SK: {"S": self.sort_key},
+            GSI_PK: {"S": keys.recent_partition_key(self.detected_at)},
+            GSI_SK: {"S": keys.recent_sort_key(self.detected_at, self.symbol, self.pattern)},
+            "symbol": {"S": self.symbol},
+            "pattern": {"S": self.pattern},
+            "confidence": number(float(self.confidence)),
+            "startTimestamp": {"N": str(self.start_timestamp)},
+            "endTimestamp": {"N": str(self.end_timestamp)},
+            "detectedAt": {"S": keys.iso_utc(self.detected_at)},
+            "severity": {"S": self.severity},
+            ALERT_STATE: {"S": self.alert_state},
+            "extrema": {
+                "L": [{"M": {"timestamp": {"N": str(ts)}, "price": number(float(price))}} for ts, price in self.extrema]
+            },
+        }
+
+
+def pattern_from_item(item: dict[str, Any]) -> dict[str, Any]:
+    """A stored pattern as plain JSON-ready data (API responses, threshold checks)."""
+    return {
+        "symbol": item["symbol"]["S"],
+        "pattern": item["pattern"]["S"],
+        "confidence": float(item["confidence"]["N"]),
+        "startTimestamp": int(item["startTimestamp"]["N"]),
+        "endTimestamp": int(item["endTimestamp"]["N"]),
+        "detectedAt": item["detectedAt"]["S"],
+        "severity": item.get("severity", {}).get("S"),
+        "extrema": [
+            {"timestamp": int(point["M"]["timestamp"]["N"]), "price": float(point["M"]["price"]["N"])}
+            for point in item.get("extrema", {}).get("L", [])
+        ],
+    }
+
+
+class TradingPatternsTable:
+    def __init__(self, client: Any, table_name: str, *, sleep=time.sleep):
+        self._client = client
+        self._table = table_name
+        self._sleep = sleep
+
+    # --- bars ----------------------------------------------------------------------------------
+    def put_bars(self, bars: Sequence[Bar]) -> set[str]:
+        """Upsert bars in batches of 25. Returns the symbols some of whose bars could not be written.
+
+        Re-putting a bar overwrites it with identical attributes, so retried batches are harmless.
+        """
+        failed_symbols: set[str] = set()
+        for start in range(0, len(bars), BATCH_WRITE_LIMIT):
+            chunk = bars[start : start + BATCH_WRITE_LIMIT]
+            requests = [{"PutRequest": {"Item": bar_item(bar)}} for bar in chunk]
+            try:
+                unprocessed = self._batch_write(requests)
+            except Exception as error:
+                if not is_aws_error(error):
+                    raise
+                logger.warning("bar batch write failed: %s", error)
+                failed_symbols.update(bar.symbol for bar in chunk)
+                continue
+            for request in unprocessed:
+                failed_symbols.add(request["PutRequest"]["Item"]["symbol"]["S"])
+        return failed_symbols
+
+    def _batch_write(self, requests: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        pending = requests
+        for attempt in range(UNPROCESSED_RETRY_ATTEMPTS):
+            response = self._client.batch_write_item(RequestItems={self._table: pending})
+            pending = response.get("UnprocessedItems", {}).get(self._table, [])
+            if not pending:
+                return []
+            self._sleep(UNPROCESSED_BACKOFF_SECONDS * (2**attempt))
+        return pending
+
+    def recent_bars(self, symbol: str, limit: int) -> dict[str, list[float]]:
+        """The newest `limit` bars of `symbol` as engine columns, oldest first: one Query, never a Scan."""
+        request: dict[str, Any] = {
+            "TableName": self._table,
+            "KeyConditionExpression": "#pk = :pk",
+            "ExpressionAttributeNames": {"#pk": PK, **{f"#{field}": field for field in BAR_COLUMNS}},
+            "ExpressionAttributeValues": {":pk": {"S": keys.bar_partition_key(symbol)}},
+            "ProjectionExpression": ", ".join(f"#{field}" for field in BAR_COLUMNS),
+            "ScanIndexForward": False,
+            # Strongly consistent: the bars this invocation just wrote must be in the window.
+            "ConsistentRead": True,
+        }
+        items: list[dict[str, Any]] = []
+        while len(items) < limit:  # a page stops at 1 MB, so a long catch-up may need several
+            request["Limit"] = limit - len(items)
+            response = self._client.query(**request)
+            items.extend(response.get("Items", []))
+            if not response.get("LastEvaluatedKey"):
+                break
+            request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        items.reverse()
+        columns: dict[str, list[float]] = {
+            field: [float(item[field]["N"]) for item in items] for field in BAR_COLUMNS if field != "timestamp"
+        }
+        columns["timestamp"] = [int(item["timestamp"]["N"]) for item in items]
+        return columns
+
+    # --- patterns -------------------------------------------------------------------------------
+    def put_pattern_once(self, pattern: StoredPattern) -> bool:
+        """Store a detection unless it is already stored.
+
+        Returns True when this call stored it, or when an earlier attempt stored it but never got
+        its alert queued (alertState still PENDING): the caller must then (re)send the alert.
+        """
+        from botocore.exceptions import ClientError
+
+        try:
+            self._client.put_item(
+                TableName=self._table,
+                Item=pattern.to_item(),
+                ConditionExpression="attribute_not_exists(#pk) OR #alert = :pending",
+                ExpressionAttributeNames={"#pk": PK, "#alert": ALERT_STATE},
+                ExpressionAttributeValues={":pending": {"S": names.ALERT_STATE_PENDING}},
+            )
+        except ClientError as error:
+            if error_code(error) == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def mark_alert_queued(self, symbol: str, sort_key: str) -> None:
+        self._client.update_item(
+            TableName=self._table,
+            Key={PK: {"S": keys.pattern_partition_key(symbol)}, SK: {"S": sort_key}},
+            UpdateExpression="SET #alert = :queued",
+            ExpressionAttributeNames={"#alert": ALERT_STATE},
+            ExpressionAttributeValues={":queued": {"S": names.ALERT_STATE_QUEUED}},
+        )
+
+    def patterns_for_symbol(
+        self, symbol: str, limit: int, exclusive_start_key: dict[str, Any] | None
+    ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+        """One page of a symbol's stored patterns, newest first."""
+        request: dict[str, Any] = {
+            "TableName": self._table,
+            "KeyConditionExpression": "#pk = :pk",
+            "ExpressionAttributeNames": {"#pk": PK},
+            "ExpressionAttributeValues": {":pk": {"S": keys.pattern_partition_key(symbol)}},
+            "ScanIndexForward": False,
+            "Limit": limit,
+        }
+        if exclusive_start_key:
+            request["ExclusiveStartKey"] = exclusive_start_key
+        response = self._client.query(**request)
+        items = [pattern_from_item(item) for item in response.get("Items", [])]
+        return items, response.get("LastEvaluatedKey")
+
+    def recent_patterns(self, since: datetime, until: datetime) -> Iterator[dict[str, Any]]:
+        """Patterns detected in [since, until], through RecentPatternsIndex (Query per UTC day)."""
+        for partition in _day_partitions(since, until):
+            request: dict[str, Any] = {
+                "TableName": self._table,
+                "IndexName": names.RECENT_PATTERNS_INDEX,
+                "KeyConditionExpression": "#pk = :pk AND #sk BETWEEN :from AND :to",
+                "ExpressionAttributeNames": {"#pk": GSI_PK, "#sk": GSI_SK},
+                "ExpressionAttributeValues": {
+                    ":pk": {"S": partition},
+                    ":from": {"S": keys.iso_utc(since)},
+                    # "~" sorts after "#<symbol>#<pattern>", so detections at `until` are included.
+                    ":to": {"S": keys.iso_utc(until) + "~"},
+                },
+            }
+            while True:
+                response = self._client.query(**request)
+                for item in response.get("Items", []):
+                    yield pattern_from_item(item)
+                last_key = response.get("LastEvaluatedKey")
+                if not last_key:
+                    break
+                request["ExclusiveStartKey"] = last_key
+
+
+def _day_partitions(since: datetime, until: datetime) -> list[str]:
+    from datetime import timedelta, timezone
+
+    day = since.astimezone(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+    partitions = []
+    while day <= until:
+        partitions.append(keys.recent_partition_key(day))
+        day += timedelta(days=1)
+    return partitions

@@ -1,0 +1,38 @@
+"""Metric helpers for metrics whose dimension value varies within one invocation.
+
+Powertools `Metrics` shares one dimension set per flush, so PatternType/Severity/Action-dimensioned
+metrics go through `EphemeralMetrics`, one EMF blob per dimension value. Powertools itself starts a
+new blob every 100 values (the EMF limit), keeping the dimensions.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+
+from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
+
+from patternwatch_shared import names
+
+
+class DimensionedMetrics:
+    """Collect (metric, dimension value) samples during an invocation; flush once at the end."""
+
+    def __init__(self, service: str):
+        self._service = service
+        self._samples: dict[tuple[str, str, str, MetricUnit], list[float]] = defaultdict(list)
+
+    def add(self, metric: str, unit: MetricUnit, dimension: str, dimension_value: str, value: float) -> None:
+        self._samples[(metric, dimension, dimension_value, unit)].append(float(value))
+
+    def extend(self, metric: str, unit: MetricUnit, dimension: str, dimension_value: str, values: Iterable[float]) -> None:
+        self._samples[(metric, dimension, dimension_value, unit)].extend(float(v) for v in values)
+
+    def flush(self) -> None:
+        samples, self._samples = self._samples, defaultdict(list)
+        for (metric, dimension, dimension_value, unit), values in samples.items():
+            emitter = EphemeralMetrics(namespace=names.METRICS_NAMESPACE, service=self._service)
+            emitter.add_dimension(name=dimension, value=dimension_value)
+            for value in values:
+                emitter.add_metric(name=metric, unit=unit, value=value)
+            if emitter.metric_set:  # empty when the last add completed a 100-value blob
+                emitter.flush_metrics()

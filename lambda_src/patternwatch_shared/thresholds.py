@@ -1,0 +1,60 @@
+"""threshold-checker rules, pure.
+
+A recent pattern *breaches* when its confidence exceeds PATTERN_CONFIDENCE_THRESHOLD. When more than
+ERROR_THRESHOLD patterns breach within the look-back window, one alert is queued for the window.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from patternwatch_shared import keys, names
+from patternwatch_shared.models import AlertMessage
+
+
+@dataclass
+class ThresholdResult:
+    evaluated: int = 0
+    breaches: list[dict[str, Any]] = field(default_factory=list)
+    exceeded: bool = False
+
+
+def evaluate(patterns: Iterable[dict[str, Any]], *, confidence_threshold: float, error_threshold: float) -> ThresholdResult:
+    result = ThresholdResult()
+    for pattern in patterns:
+        result.evaluated += 1
+        if pattern["confidence"] > confidence_threshold:
+            result.breaches.append(pattern)
+    result.exceeded = len(result.breaches) > error_threshold
+    return result
+
+
+def threshold_alert(
+    result: ThresholdResult,
+    *,
+    window_start: datetime,
+    window_end: datetime,
+    confidence_threshold: float,
+    error_threshold: float,
+) -> AlertMessage:
+    top = max(result.breaches, key=lambda p: p["confidence"])
+    return AlertMessage(
+        # One id per window: a retried scheduled run produces the same alert id.
+        alertId=f"threshold{names.KEY_SEPARATOR}{keys.iso_utc(window_end)}",
+        source=names.ALERT_SOURCE_THRESHOLD,
+        severity=names.SEVERITY_HIGH,
+        detectedAt=keys.iso_utc(window_end),
+        confidence=top["confidence"],
+        details={
+            "breaches": len(result.breaches),
+            "evaluated": result.evaluated,
+            "errorThreshold": error_threshold,
+            "confidenceThreshold": confidence_threshold,
+            "windowStart": keys.iso_utc(window_start),
+            "windowEnd": keys.iso_utc(window_end),
+            "topSymbol": top["symbol"],
+            "topPattern": top["pattern"],
+        },
+    )

@@ -1,0 +1,1 @@
+"""The threshold-checker Lambda function (handler: threshold_checker.handler.lambda_handler)."""

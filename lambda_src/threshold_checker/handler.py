@@ -1,0 +1,85 @@
+"""threshold-checker: on an EventBridge schedule, query recent patterns through RecentPatternsIndex
+and queue one alert when more than ERROR_THRESHOLD of them exceed PATTERN_CONFIDENCE_THRESHOLD.
+
+The window ends at the scheduled event's `time`, not at the clock, so a retried run evaluates the
+same window and produces the same alert id.
+"""
+from __future__ import annotations
+
+from datetime import timedelta, timezone
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.parser import parse
+from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import ValidationError
+
+from patternwatch_shared import aws, names, thresholds
+from patternwatch_shared.config import EnvReader
+from patternwatch_shared.decoding import describe_validation_error
+from patternwatch_shared.messaging import AlertQueue
+from patternwatch_shared.storage import TradingPatternsTable
+
+SPEC = names.LAMBDA_FUNCTIONS[names.SERVICE_THRESHOLD_CHECKER]
+logger = Logger(service=SPEC.service_name)
+tracer = Tracer(service=SPEC.service_name)
+metrics = Metrics(namespace=names.METRICS_NAMESPACE, service=SPEC.service_name)
+
+
+class InvalidScheduleEvent(ValueError):
+    pass
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.EVENT_BRIDGE, clear_state=True)
+@tracer.capture_lambda_handler(capture_response=False)
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    # Counted before anything can fail, so failed runs show up as checks too.
+    metrics.add_metric(name=names.METRIC_THRESHOLD_CHECKS, unit=MetricUnit.Count, value=1)
+    try:
+        scheduled = parse(event=event, model=EventBridgeModel)
+    except ValidationError as error:
+        raise InvalidScheduleEvent(f"not an EventBridge scheduled event: {describe_validation_error(error)}") from None
+    env = EnvReader(SPEC)
+    confidence_threshold = env.require_float(names.ENV_PATTERN_CONFIDENCE_THRESHOLD, minimum=0, maximum=1)
+    error_threshold = env.require_float(names.ENV_ERROR_THRESHOLD, minimum=0)
+    lookback = env.optional_float(names.ENV_THRESHOLD_LOOKBACK_MINUTES, names.DEFAULT_THRESHOLD_LOOKBACK_MINUTES, minimum=1)
+
+    window_end = scheduled.time.astimezone(timezone.utc)
+    window_start = window_end - timedelta(minutes=lookback)
+    table = TradingPatternsTable(aws.client("dynamodb"), env.require(names.ENV_TRADING_PATTERNS_TABLE))
+    result = thresholds.evaluate(
+        table.recent_patterns(window_start, window_end),
+        confidence_threshold=confidence_threshold,
+        error_threshold=error_threshold,
+    )
+    metrics.add_metric(name=names.METRIC_PATTERNS_EVALUATED, unit=MetricUnit.Count, value=result.evaluated)
+    metrics.add_metric(name=names.METRIC_THRESHOLD_BREACHES, unit=MetricUnit.Count, value=len(result.breaches))
+
+    alert_id = None
+    if result.exceeded:
+        alert = thresholds.threshold_alert(
+            result,
+            window_start=window_start,
+            window_end=window_end,
+            confidence_threshold=confidence_threshold,
+            error_threshold=error_threshold,
+        )
+        if AlertQueue(aws.client("sqs"), env.require(names.ENV_ALERT_QUEUE_URL)).send([alert]):
+            # Raising makes EventBridge's async invoke retry the same window.
+            raise RuntimeError(f"could not queue threshold alert {alert.alertId}")
+        metrics.add_metric(name=names.METRIC_ALERTS_QUEUED, unit=MetricUnit.Count, value=1)
+        alert_id = alert.alertId
+    summary = {
+        "evaluated": result.evaluated,
+        "breaches": len(result.breaches),
+        "exceeded": result.exceeded,
+        "alertId": alert_id,
+        "windowStart": window_start.isoformat(),
+        "windowEnd": window_end.isoformat(),
+    }
+    logger.info("threshold check", extra=summary)
+    return summary

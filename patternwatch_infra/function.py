@@ -1,0 +1,292 @@
+"""MonitoredFunction: a Lambda function with everything it always needs.
+
+Creates, per function:
+- an IAM role with one inline least-privilege policy (its own statements + logs + X-Ray + the platform key)
+- a KMS-encrypted log group with the configured retention
+- the function: python3.12 on arm64, X-Ray Active, published versions, env vars encrypted with the platform key
+- the alias `live` (CodeDeploy, not Terraform, moves it between versions)
+- alarms on errors, throttles and p99 duration, and a canary error-rate alarm on the alias
+- a CodeDeploy deployment group that shifts the alias 10% for 5 minutes, then all, and rolls back on alarm
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from cdktf import AssetType, TerraformAsset, TerraformResourceLifecycle
+from cdktf_cdktf_provider_aws.cloudwatch_log_group import CloudwatchLogGroup
+from cdktf_cdktf_provider_aws.cloudwatch_metric_alarm import (
+    CloudwatchMetricAlarm,
+    CloudwatchMetricAlarmMetricQuery,
+    CloudwatchMetricAlarmMetricQueryMetric,
+)
+from cdktf_cdktf_provider_aws.codedeploy_app import CodedeployApp
+from cdktf_cdktf_provider_aws.codedeploy_deployment_group import (
+    CodedeployDeploymentGroup,
+    CodedeployDeploymentGroupAlarmConfiguration,
+    CodedeployDeploymentGroupAutoRollbackConfiguration,
+    CodedeployDeploymentGroupDeploymentStyle,
+)
+from cdktf_cdktf_provider_aws.data_aws_iam_policy_document import DataAwsIamPolicyDocumentStatement
+from cdktf_cdktf_provider_aws.iam_role import IamRole
+from cdktf_cdktf_provider_aws.iam_role_policy import IamRolePolicy
+from cdktf_cdktf_provider_aws.kms_key import KmsKey
+from cdktf_cdktf_provider_aws.lambda_alias import LambdaAlias
+from cdktf_cdktf_provider_aws.lambda_function import (
+    LambdaFunction,
+    LambdaFunctionEnvironment,
+    LambdaFunctionTracingConfig,
+)
+from cdktf_cdktf_provider_aws.lambda_layer_version import LambdaLayerVersion
+from cdktf_cdktf_provider_aws.sns_topic import SnsTopic
+from constructs import Construct
+from patternwatch_shared.names import LambdaFunctionSpec
+
+from tooling.packaging import Package
+
+from .config import EnvironmentConfig
+from .naming import Naming
+from .policies import policy_document, statement
+
+RUNTIME = "python3.12"
+ARCHITECTURE = "arm64"
+LIVE_ALIAS = "live"
+CANARY_DEPLOYMENT_CONFIG = "CodeDeployDefault.LambdaCanary10Percent5Minutes"
+ALARM_PERIOD_SECONDS = 60
+# Actions that have no resource-level permissions in IAM: "*" is the only resource AWS accepts for them.
+XRAY_ACTIONS = ("xray:PutTraceSegments", "xray:PutTelemetryRecords")
+
+
+def assume_role_policy(service: str) -> str:
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}],
+        },
+        separators=(",", ":"),
+    )
+
+
+@dataclass(frozen=True)
+class FunctionPlatform:
+    """What every function of a stack shares: config, the key, the layer, alarms' topic, CodeDeploy."""
+
+    config: EnvironmentConfig
+    naming: Naming
+    kms_key: KmsKey
+    layer: LambdaLayerVersion
+    alarm_topic: SnsTopic
+    deployment_app: CodedeployApp
+    deployment_role: IamRole
+
+
+class MonitoredFunction(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        base_name: str,
+        spec: LambdaFunctionSpec,
+        code: Package,
+        platform: FunctionPlatform,
+        environment: Mapping[str, str],
+        statements: Sequence[DataAwsIamPolicyDocumentStatement],
+    ) -> None:
+        super().__init__(scope, id)
+        config, naming = platform.config, platform.naming
+        self.spec = spec
+        self.function_name = naming.name(base_name)
+        self.timeout_seconds = config.lambda_.timeout_seconds
+        self.alarm_actions = [platform.alarm_topic.arn]
+
+        self.log_group = CloudwatchLogGroup(
+            self,
+            "log_group",
+            name=f"/aws/lambda/{self.function_name}",
+            retention_in_days=config.lambda_.log_retention_days,
+            kms_key_id=platform.kms_key.arn,
+        )
+        self.role = IamRole(
+            self, "role", name=naming.name(f"{base_name}Role"), assume_role_policy=assume_role_policy("lambda.amazonaws.com")
+        )
+        self.policy_document = policy_document(
+            self,
+            "policy_document",
+            [
+                *statements,
+                statement(
+                    sid="WriteOwnLogs",
+                    actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+                    resources=[f"{self.log_group.arn}:*"],
+                ),
+                # X-Ray accepts only "*" as the resource of these actions (no resource-level permissions).
+                statement(sid="SendTraces", actions=list(XRAY_ACTIONS), resources=["*"]),
+                statement(
+                    sid="DecryptEnvironment",
+                    actions=["kms:Decrypt"],
+                    resources=[platform.kms_key.arn],
+                ),
+            ],
+        )
+        self.policy = IamRolePolicy(
+            self, "policy", name=naming.name(f"{base_name}Policy"), role=self.role.id, policy=self.policy_document.json
+        )
+        asset = TerraformAsset(self, "code", path=str(code.path), type=AssetType.FILE)
+        self.environment = {**spec.powertools_environment(), **environment}
+        self.function = LambdaFunction(
+            self,
+            "function",
+            function_name=self.function_name,
+            role=self.role.arn,
+            runtime=RUNTIME,
+            architectures=[ARCHITECTURE],
+            handler=spec.handler,
+            filename=asset.path,
+            source_code_hash=code.source_code_hash,
+            layers=[platform.layer.arn],
+            memory_size=config.lambda_.memory_mb,
+            timeout=config.lambda_.timeout_seconds,
+            publish=True,
+            tracing_config=LambdaFunctionTracingConfig(mode="Active"),
+            environment=LambdaFunctionEnvironment(variables=self.environment),
+            kms_key_arn=platform.kms_key.arn,
+            # The log group and the permission to write to it must exist before the first invocation.
+            depends_on=[self.log_group, self.policy],
+        )
+        self.alias = LambdaAlias(
+            self,
+            "alias",
+            name=LIVE_ALIAS,
+            function_name=self.function.function_name,
+            function_version=self.function.version,
+            # CodeDeploy shifts traffic between versions; Terraform must not move the alias back.
+            lifecycle=TerraformResourceLifecycle(ignore_changes=["function_version", "routing_config"]),
+        )
+
+        self.errors_alarm = self._alarm(
+            "errors", "Errors", "Sum", config.alarms.error_threshold, f"{self.function_name} is raising errors"
+        )
+        self.throttles_alarm = self._alarm("throttles", "Throttles", "Sum", 1, f"{self.function_name} is being throttled")
+        p99_threshold_ms = int(config.alarms.duration_p99_ratio * config.lambda_.timeout_seconds * 1000)
+        self.duration_alarm = self._alarm(
+            "duration_p99",
+            "Duration",
+            None,
+            p99_threshold_ms,
+            f"{self.function_name} p99 duration is near its timeout",
+            extended_statistic="p99",
+        )
+        self.canary_alarm = self._canary_error_rate_alarm(config.alarms.canary_error_rate_percent)
+        self.deployment_group = CodedeployDeploymentGroup(
+            self,
+            "deployment_group",
+            app_name=platform.deployment_app.name,
+            deployment_group_name=self.function_name,
+            service_role_arn=platform.deployment_role.arn,
+            deployment_config_name=CANARY_DEPLOYMENT_CONFIG,
+            deployment_style=CodedeployDeploymentGroupDeploymentStyle(
+                deployment_option="WITH_TRAFFIC_CONTROL", deployment_type="BLUE_GREEN"
+            ),
+            auto_rollback_configuration=CodedeployDeploymentGroupAutoRollbackConfiguration(
+                enabled=True, events=["DEPLOYMENT_FAILURE", "DEPLOYMENT_STOP_ON_ALARM"]
+            ),
+            alarm_configuration=CodedeployDeploymentGroupAlarmConfiguration(
+                enabled=True, alarms=[self.canary_alarm.alarm_name, self.errors_alarm.alarm_name]
+            ),
+        )
+
+    def add_environment(self, variables: Mapping[str, str]) -> None:
+        """Add variables known only after later layers exist (e.g. the API's URL)."""
+        self.environment = {**self.environment, **variables}
+        self.function.put_environment(variables=self.environment)
+
+    def _alarm(
+        self,
+        id: str,
+        metric_name: str,
+        statistic: str | None,
+        threshold: float,
+        description: str,
+        *,
+        namespace: str = "AWS/Lambda",
+        dimensions: Mapping[str, str] | None = None,
+        extended_statistic: str | None = None,
+        evaluation_periods: int = 5,
+    ) -> CloudwatchMetricAlarm:
+        return CloudwatchMetricAlarm(
+            self,
+            f"{id}_alarm",
+            alarm_name=f"{self.function_name}-{metric_name}",
+            alarm_description=description,
+            namespace=namespace,
+            metric_name=metric_name,
+            dimensions=dict(dimensions or {"FunctionName": self.function_name}),
+            statistic=statistic,
+            extended_statistic=extended_statistic,
+            period=ALARM_PERIOD_SECONDS,
+            evaluation_periods=evaluation_periods,
+            datapoints_to_alarm=min(3, evaluation_periods),
+            threshold=threshold,
+            comparison_operator="GreaterThanOrEqualToThreshold",
+            treat_missing_data="notBreaching",
+            alarm_actions=self.alarm_actions,
+            ok_actions=self.alarm_actions,
+        )
+
+    def add_iterator_age_alarm(self, threshold_ms: int) -> CloudwatchMetricAlarm:
+        """Stream consumers fall behind before they fail; iterator age says so first."""
+        self.iterator_age_alarm = self._alarm(
+            "iterator_age",
+            "IteratorAge",
+            "Maximum",
+            threshold_ms,
+            f"{self.function_name} is falling behind the stream",
+        )
+        return self.iterator_age_alarm
+
+    def _canary_error_rate_alarm(self, percent: float) -> CloudwatchMetricAlarm:
+        alias_dimensions = {"FunctionName": self.function_name, "Resource": f"{self.function_name}:{LIVE_ALIAS}"}
+
+        def lambda_metric(metric_id: str, name: str) -> CloudwatchMetricAlarmMetricQuery:
+            return CloudwatchMetricAlarmMetricQuery(
+                id=metric_id,
+                return_data=False,
+                metric=CloudwatchMetricAlarmMetricQueryMetric(
+                    namespace="AWS/Lambda", metric_name=name, dimensions=alias_dimensions, period=ALARM_PERIOD_SECONDS, stat="Sum"
+                ),
+            )
+
+        return CloudwatchMetricAlarm(
+            self,
+            "canary_error_rate_alarm",
+            alarm_name=f"{self.function_name}-CanaryErrorRate",
+            alarm_description=f"More than {percent}% of {self.function_name}:{LIVE_ALIAS} invocations fail: roll the release back",
+            comparison_operator="GreaterThanThreshold",
+            threshold=percent,
+            evaluation_periods=1,
+            treat_missing_data="notBreaching",
+            metric_query=[
+                lambda_metric("errors", "Errors"),
+                lambda_metric("invocations", "Invocations"),
+                CloudwatchMetricAlarmMetricQuery(
+                    id="error_rate", expression="100 * errors / MAX([invocations, 1])", label="Error rate (%)", return_data=True
+                ),
+            ],
+            alarm_actions=self.alarm_actions,
+        )
+
+
+def deployment_role_statements(function_arns: Sequence[str]) -> list[DataAwsIamPolicyDocumentStatement]:
+    """What CodeDeploy needs to shift an alias: read the alarms it watches and move the alias."""
+    return [
+        statement(
+            sid="ShiftAliasTraffic",
+            actions=["lambda:GetAlias", "lambda:UpdateAlias", "lambda:GetFunction", "lambda:GetProvisionedConcurrencyConfig"],
+            resources=[*function_arns, *[f"{arn}:*" for arn in function_arns]],
+        ),
+        # cloudwatch:DescribeAlarms has no resource-level permissions: "*" is the only resource AWS accepts.
+        statement(sid="WatchRollbackAlarms", actions=["cloudwatch:DescribeAlarms"], resources=["*"]),
+    ]
+
