@@ -44,8 +44,6 @@ from cdktf_cdktf_provider_aws.api_gateway_usage_plan import (
 )
 from cdktf_cdktf_provider_aws.api_gateway_usage_plan_key import ApiGatewayUsagePlanKey
 from cdktf_cdktf_provider_aws.cloudwatch_log_group import CloudwatchLogGroup
-from cdktf_cdktf_provider_aws.iam_role import IamRole
-from cdktf_cdktf_provider_aws.iam_role_policy import IamRolePolicy
 from cdktf_cdktf_provider_aws.lambda_permission import LambdaPermission
 from cdktf_cdktf_provider_aws.wafv2_web_acl import (
     Wafv2WebAcl,
@@ -68,9 +66,10 @@ from .compute import ComputeLayer
 from .config import EnvironmentConfig
 from .data import DataLayer
 from .emulator import emulator_invoke_url
-from .function import MonitoredFunction, assume_role_policy
+from .blocks import ServiceRole
+from .function import MonitoredFunction
 from .layer import Layer
-from .policies import policy_document, statement
+from .policies import statement
 
 STAGE_NAME = "v1"
 API_KEY_HEADER = "x-api-key"
@@ -218,33 +217,29 @@ class ApiLayer(Layer):
             retention_in_days=config.lambda_.log_retention_days,
             kms_key_id=data.kms_key.arn,
         )
-        self.cloudwatch_role = IamRole(
-            self, "cloudwatch_role", name=naming.name("ApiGatewayLogsRole"), assume_role_policy=assume_role_policy("apigateway.amazonaws.com")
-        )
-        self.cloudwatch_policy = IamRolePolicy(
+        self.cloudwatch_role = ServiceRole(
             self,
-            "cloudwatch_policy",
-            name=naming.name("ApiGatewayLogsPolicy"),
-            role=self.cloudwatch_role.id,
-            policy=policy_document(
-                self,
-                "cloudwatch_policy_document",
-                [
-                    statement(
-                        sid="WriteApiGatewayLogs",
-                        actions=[
-                            "logs:CreateLogGroup", "logs:CreateLogStream", "logs:DescribeLogGroups",
-                            "logs:DescribeLogStreams", "logs:PutLogEvents", "logs:GetLogEvents", "logs:FilterLogEvents",
-                        ],
-                        # API Gateway names its execution-log groups itself (API-Gateway-Execution-Logs_<api id>/<stage>),
-                        # so the role is scoped to this account's log groups in this region.
-                        resources=[f"arn:aws:logs:{config.region}:{data.caller.account_id}:log-group:*"],
-                    )
-                ],
-            ).json,
+            "cloudwatch_role",
+            role_name=naming.name("ApiGatewayLogsRole"),
+            policy_name=naming.name("ApiGatewayLogsPolicy"),
+            service="apigateway.amazonaws.com",
+            statements=[
+                statement(
+                    sid="WriteApiGatewayLogs",
+                    actions=[
+                        "logs:CreateLogGroup", "logs:CreateLogStream", "logs:DescribeLogGroups",
+                        "logs:DescribeLogStreams", "logs:PutLogEvents", "logs:GetLogEvents", "logs:FilterLogEvents",
+                    ],
+                    # API Gateway names its execution-log groups itself (API-Gateway-Execution-Logs_<api id>/<stage>),
+                    # so the role is scoped to this account's log groups in this region.
+                    resources=[f"arn:aws:logs:{config.region}:{data.caller.account_id}:log-group:*"],
+                )
+            ],
         )
         # One per account and region: API Gateway uses this role for every API's logs.
-        self.account = ApiGatewayAccount(self, "account", cloudwatch_role_arn=self.cloudwatch_role.arn, depends_on=[self.cloudwatch_policy])
+        self.account = ApiGatewayAccount(
+            self, "account", cloudwatch_role_arn=self.cloudwatch_role.role.arn, depends_on=[self.cloudwatch_role.policy]
+        )
         self.stage = ApiGatewayStage(
             self,
             "stage",

@@ -5,6 +5,9 @@ import json
 from collections.abc import Sequence
 
 from cdktf import TerraformResourceLifecycle
+from cdktf_cdktf_provider_aws.data_aws_iam_policy_document import DataAwsIamPolicyDocumentStatement
+from cdktf_cdktf_provider_aws.iam_role import IamRole
+from cdktf_cdktf_provider_aws.iam_role_policy import IamRolePolicy
 from cdktf_cdktf_provider_aws.kms_key import KmsKey
 from cdktf_cdktf_provider_aws.s3_bucket import S3Bucket
 from cdktf_cdktf_provider_aws.s3_bucket_lifecycle_configuration import (
@@ -208,3 +211,42 @@ class EncryptedTopic(Construct):
             )
         document = policy_document(self, "policy_document", statements)
         self.policy = SnsTopicPolicy(self, "policy", arn=self.topic.arn, policy=document.json)
+
+
+def assume_role_policy(service: str) -> str:
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}],
+        },
+        separators=(",", ":"),
+    )
+
+
+class ServiceRole(Construct):
+    """An IAM role one AWS service assumes, with exactly one inline least-privilege policy."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        role_name: str,
+        policy_name: str,
+        service: str,
+        statements: Sequence[DataAwsIamPolicyDocumentStatement] | None = None,
+    ) -> None:
+        super().__init__(scope, id)
+        self.policy_name = policy_name
+        self.role = IamRole(self, "role", name=role_name, assume_role_policy=assume_role_policy(service))
+        self.policy: IamRolePolicy | None = None
+        if statements is not None:
+            self.grant(statements)
+
+    def grant(self, statements: Sequence[DataAwsIamPolicyDocumentStatement]) -> IamRolePolicy:
+        """Attach the role's policy; for roles whose resources exist only after the role is needed."""
+        if self.policy is not None:
+            raise ValueError(f"{self.policy_name} is already attached: one policy per role keeps it reviewable")
+        self.document = policy_document(self, "policy_document", statements)
+        self.policy = IamRolePolicy(self, "policy", name=self.policy_name, role=self.role.id, policy=self.document.json)
+        return self.policy

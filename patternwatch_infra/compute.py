@@ -13,8 +13,6 @@ from __future__ import annotations
 
 from cdktf import AssetType, TerraformAsset
 from cdktf_cdktf_provider_aws.codedeploy_app import CodedeployApp
-from cdktf_cdktf_provider_aws.iam_role import IamRole
-from cdktf_cdktf_provider_aws.iam_role_policy import IamRolePolicy
 from cdktf_cdktf_provider_aws.lambda_event_source_mapping import (
     LambdaEventSourceMapping,
     LambdaEventSourceMappingDestinationConfig,
@@ -29,9 +27,10 @@ from tooling.packaging import Package, build_all
 
 from .config import EnvironmentConfig
 from .data import DataLayer
-from .function import RUNTIME, ARCHITECTURE, FunctionPlatform, MonitoredFunction, assume_role_policy, deployment_role_statements
+from .blocks import ServiceRole
+from .function import ARCHITECTURE, RUNTIME, FunctionPlatform, MonitoredFunction, deployment_role_statements
 from .layer import Layer
-from .policies import policy_document, statement
+from .policies import statement
 
 # Kinesis: small batches at most 5 s old keep detection near real time.
 STREAM_BATCH_SIZE = 100
@@ -70,8 +69,13 @@ class ComputeLayer(Layer):
         self.deployment_app = CodedeployApp(
             self, "deployment_app", name=f"pattern-detector-app-{config.resource_suffix}", compute_platform="Lambda"
         )
-        self.deployment_role = IamRole(
-            self, "deployment_role", name=naming.name("CodeDeployRole"), assume_role_policy=assume_role_policy("codedeploy.amazonaws.com")
+        # Its policy names the functions, so it is granted once they exist (below).
+        self.deployment_role = ServiceRole(
+            self,
+            "deployment_role",
+            role_name=naming.name("CodeDeployRole"),
+            policy_name=naming.name("CodeDeployPolicy"),
+            service="codedeploy.amazonaws.com",
         )
         platform = FunctionPlatform(
             config=config,
@@ -80,7 +84,7 @@ class ComputeLayer(Layer):
             layer=self.shared_layer,
             alarm_topic=data.ops_topic.topic,
             deployment_app=self.deployment_app,
-            deployment_role=self.deployment_role,
+            deployment_role=self.deployment_role.role,
         )
         table = data.trading_patterns_table
         approvals = data.approval_table
@@ -214,15 +218,7 @@ class ComputeLayer(Layer):
             self.threshold_checker,
             self.approval_processor,
         ]
-        self.deployment_policy = IamRolePolicy(
-            self,
-            "deployment_policy",
-            name=naming.name("CodeDeployPolicy"),
-            role=self.deployment_role.id,
-            policy=policy_document(
-                self, "deployment_policy_document", deployment_role_statements([f.function.arn for f in self.functions])
-            ).json,
-        )
+        self.deployment_role.grant(deployment_role_statements([f.function.arn for f in self.functions]))
 
         self.stream_mapping = LambdaEventSourceMapping(
             self,

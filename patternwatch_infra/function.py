@@ -10,7 +10,6 @@ Creates, per function:
 """
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -30,7 +29,6 @@ from cdktf_cdktf_provider_aws.codedeploy_deployment_group import (
 )
 from cdktf_cdktf_provider_aws.data_aws_iam_policy_document import DataAwsIamPolicyDocumentStatement
 from cdktf_cdktf_provider_aws.iam_role import IamRole
-from cdktf_cdktf_provider_aws.iam_role_policy import IamRolePolicy
 from cdktf_cdktf_provider_aws.kms_key import KmsKey
 from cdktf_cdktf_provider_aws.lambda_alias import LambdaAlias
 from cdktf_cdktf_provider_aws.lambda_function import (
@@ -47,7 +45,8 @@ from tooling.packaging import Package
 
 from .config import EnvironmentConfig
 from .naming import Naming
-from .policies import policy_document, statement
+from .blocks import ServiceRole
+from .policies import statement
 
 RUNTIME = "python3.12"
 ARCHITECTURE = "arm64"
@@ -56,16 +55,6 @@ CANARY_DEPLOYMENT_CONFIG = "CodeDeployDefault.LambdaCanary10Percent5Minutes"
 ALARM_PERIOD_SECONDS = 60
 # Actions that have no resource-level permissions in IAM: "*" is the only resource AWS accepts for them.
 XRAY_ACTIONS = ("xray:PutTraceSegments", "xray:PutTelemetryRecords")
-
-
-def assume_role_policy(service: str) -> str:
-    return json.dumps(
-        {
-            "Version": "2012-10-17",
-            "Statement": [{"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}],
-        },
-        separators=(",", ":"),
-    )
 
 
 @dataclass(frozen=True)
@@ -108,13 +97,13 @@ class MonitoredFunction(Construct):
             retention_in_days=config.lambda_.log_retention_days,
             kms_key_id=platform.kms_key.arn,
         )
-        self.role = IamRole(
-            self, "role", name=naming.name(f"{base_name}Role"), assume_role_policy=assume_role_policy("lambda.amazonaws.com")
-        )
-        self.policy_document = policy_document(
+        self.service_role = ServiceRole(
             self,
-            "policy_document",
-            [
+            "service_role",
+            role_name=naming.name(f"{base_name}Role"),
+            policy_name=naming.name(f"{base_name}Policy"),
+            service="lambda.amazonaws.com",
+            statements=[
                 *statements,
                 statement(
                     sid="WriteOwnLogs",
@@ -130,9 +119,7 @@ class MonitoredFunction(Construct):
                 ),
             ],
         )
-        self.policy = IamRolePolicy(
-            self, "policy", name=naming.name(f"{base_name}Policy"), role=self.role.id, policy=self.policy_document.json
-        )
+        self.role, self.policy = self.service_role.role, self.service_role.policy
         asset = TerraformAsset(self, "code", path=str(code.path), type=AssetType.FILE)
         self.environment = {**spec.powertools_environment(), **environment}
         self.function = LambdaFunction(
