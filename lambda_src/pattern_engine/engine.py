@@ -112,8 +112,9 @@ Confidence, in [0, 1]
 Streaming
     ``detect_latest`` reads only the last WINDOW + CONFIRM_BARS + 1 bars (validating those; lengths of
     all fields are checked in full). A plain-Python restatement of the tests, loosened by a 1e-9
-    relative slack, first asks whether the newest window can report anything; only if it can are
-    the same vectorised tests as ``detect`` run, so the prefilter saves time and cannot change a result.
+    relative slack, first asks which patterns the newest window could report; only those are then
+    decided by the same vectorised tests as ``detect``, so the prefilter saves time and cannot change
+    a result.
 """
 from __future__ import annotations
 
