@@ -1,0 +1,175 @@
+"""The REST API and its WAF, by property value."""
+from __future__ import annotations
+
+import json
+
+import jsonschema
+import pytest
+
+from patternwatch_infra.api import APPROVAL_DECISION_SCHEMA, PATTERNS_REQUEST_SCHEMA, ROUTES, definition_hash
+from patternwatch_infra.testing import find_resource, logical_id, reference_to, resolve, resources
+
+
+def api_ref(doc: dict, attribute: str) -> str:
+    return reference_to("aws_api_gateway_rest_api", logical_id(doc, "aws_api_gateway_rest_api", name="pattern-detection-api-dev"), attribute)
+
+
+def method_for(doc: dict, http_method: str, path: str) -> dict:
+    """Find a method by walking resource path parts from the root."""
+    parent = api_ref(doc, "root_resource_id")
+    for part in path.strip("/").split("/"):
+        resource_id = logical_id(doc, "aws_api_gateway_resource", parent_id=parent, path_part=part)
+        parent = reference_to("aws_api_gateway_resource", resource_id, "id")
+    return find_resource(doc, "aws_api_gateway_method", resource_id=parent, http_method=http_method)
+
+
+def alias_ref(doc: dict, function_name: str, attribute: str) -> str:
+    fn_id = logical_id(doc, "aws_lambda_function", function_name=function_name)
+    alias_id = logical_id(doc, "aws_lambda_alias", function_name=reference_to("aws_lambda_function", fn_id, "function_name"))
+    return reference_to("aws_lambda_alias", alias_id, attribute)
+
+
+def test_rest_api_is_regional_and_keyed_by_header(dev):
+    api = find_resource(dev, "aws_api_gateway_rest_api", name="pattern-detection-api-dev")
+    assert api["endpoint_configuration"] == {"types": ["REGIONAL"]}
+    assert api["api_key_source"] == "HEADER"
+
+
+@pytest.mark.parametrize(
+    ("http_method", "path", "function", "parameters", "model"),
+    [
+        ("POST", "/patterns", "PatternDetector-dev", None, "PatternsRequest"),
+        ("GET", "/patterns/{symbol}", "PatternDetector-dev",
+         {"method.request.path.symbol": True, "method.request.querystring.limit": False, "method.request.querystring.nextToken": False}, None),
+        ("POST", "/approve/{token}", "ApprovalProcessor-dev", {"method.request.path.token": True}, "ApprovalDecision"),
+    ],
+)
+def test_routes_require_a_key_validate_input_and_proxy_to_the_live_alias(dev, http_method, path, function, parameters, model):
+    method = method_for(dev, http_method, path)
+    assert method["api_key_required"] is True
+    assert method["authorization"] == "NONE"
+    assert method.get("request_parameters") == parameters
+    validator = resolve(dev, method["request_validator_id"].replace(".id}", ".name}"))
+    assert validator["validate_request_parameters"] is True
+    assert validator["validate_request_body"] is (model is not None)
+    if model:
+        model_block = find_resource(dev, "aws_api_gateway_model", name=model)
+        assert method["request_models"] == {"application/json": reference_to("aws_api_gateway_model", logical_id(dev, "aws_api_gateway_model", name=model), "name")}
+        assert model_block["content_type"] == "application/json"
+        assert json.loads(model_block["schema"])["$schema"] == "http://json-schema.org/draft-04/schema#"
+    integration = find_resource(dev, "aws_api_gateway_integration", resource_id=method["resource_id"], http_method=reference_to(
+        "aws_api_gateway_method", logical_id(dev, "aws_api_gateway_method", resource_id=method["resource_id"], http_method=http_method), "http_method"))
+    assert integration["type"] == "AWS_PROXY"
+    assert integration["integration_http_method"] == "POST"
+    assert integration["uri"] == alias_ref(dev, function, "invoke_arn")
+
+
+@pytest.mark.parametrize(
+    ("http_method", "arn_path", "function"),
+    [("POST", "/patterns", "PatternDetector-dev"), ("GET", "/patterns/*", "PatternDetector-dev"), ("POST", "/approve/*", "ApprovalProcessor-dev")],
+)
+def test_lambda_permissions_are_scoped_to_the_route_on_this_api(dev, http_method, arn_path, function):
+    permission = find_resource(dev, "aws_lambda_permission", source_arn=f"{api_ref(dev, 'execution_arn')}/*/{http_method}{arn_path}")
+    assert permission["principal"] == "apigateway.amazonaws.com"
+    assert permission["action"] == "lambda:InvokeFunction"
+    assert permission["qualifier"] == alias_ref(dev, function, "name")
+
+
+def test_a_changed_api_definition_redeploys(dev):
+    (deployment,) = resources(dev, "aws_api_gateway_deployment").values()
+    assert deployment["triggers"] == {"redeployment": definition_hash()}
+    assert deployment["lifecycle"] == {"create_before_destroy": True}
+    changed = (ROUTES[0].__class__(**{**ROUTES[0].__dict__, "path": "/patterns/v2"}),) + ROUTES[1:]
+    assert definition_hash(changed) != definition_hash()
+
+
+def test_stage_traces_logs_as_json_and_runs_a_canary(dev):
+    stage = find_resource(dev, "aws_api_gateway_stage", stage_name="v1")
+    assert stage["xray_tracing_enabled"] is True
+    log_group_id = logical_id(dev, "aws_cloudwatch_log_group", name="/aws/apigateway/pattern-detection-api-dev")
+    assert stage["access_log_settings"]["destination_arn"] == reference_to("aws_cloudwatch_log_group", log_group_id, "arn")
+    log_format = json.loads(stage["access_log_settings"]["format"])
+    assert log_format["requestId"] == "$context.requestId" and log_format["status"] == "$context.status"
+    (deployment_id,) = resources(dev, "aws_api_gateway_deployment")
+    assert stage["canary_settings"] == {
+        "deployment_id": reference_to("aws_api_gateway_deployment", deployment_id, "id"),
+        "percent_traffic": 10,
+        "use_stage_cache": False,
+    }
+    (key_id,) = resources(dev, "aws_kms_key")
+    assert resources(dev, "aws_cloudwatch_log_group")[log_group_id]["kms_key_id"] == reference_to("aws_kms_key", key_id, "arn")
+
+
+def test_api_gateway_can_write_its_logs(dev):
+    (account,) = resources(dev, "aws_api_gateway_account").values()
+    assert resolve(dev, account["cloudwatch_role_arn"])["name"] == "ApiGatewayLogsRole-dev"
+
+
+def test_every_method_is_throttled(dev):
+    (settings,) = resources(dev, "aws_api_gateway_method_settings").values()
+    assert settings["method_path"] == "*/*"
+    assert settings["settings"]["throttling_rate_limit"] == 50
+    assert settings["settings"]["throttling_burst_limit"] == 100
+    assert settings["settings"]["metrics_enabled"] is True
+
+
+def test_api_key_has_a_usage_plan_with_throttle_and_quota(dev):
+    key = find_resource(dev, "aws_api_gateway_api_key", name="pattern-detection-api-key-dev")
+    assert key["enabled"] is True
+    plan = find_resource(dev, "aws_api_gateway_usage_plan", name="pattern-detection-usage-dev")
+    assert plan["throttle_settings"] == {"rate_limit": 20, "burst_limit": 40}
+    assert plan["quota_settings"] == {"limit": 50000, "period": "DAY"}
+    assert plan["api_stages"][0]["api_id"] == api_ref(dev, "id")
+    (plan_key,) = resources(dev, "aws_api_gateway_usage_plan_key").values()
+    assert plan_key["key_type"] == "API_KEY"
+    assert plan_key["key_id"] == reference_to("aws_api_gateway_api_key", logical_id(dev, "aws_api_gateway_api_key", name="pattern-detection-api-key-dev"), "id")
+    assert dev["output"]["api_key_value"]["sensitive"] is True
+
+
+def test_body_schemas_accept_what_the_handlers_accept_and_reject_the_rest():
+    bar = {"timestamp": 1_700_000_000, "open": 10.0, "high": 11.0, "low": 9.5, "close": 10.5, "volume": 1000}
+    jsonschema.Draft4Validator(PATTERNS_REQUEST_SCHEMA).validate({"symbol": "AAPL", "bars": [bar], "window": 38})
+    for bad in (
+        {"symbol": "aapl", "bars": [bar]},
+        {"symbol": "AAPL", "bars": []},
+        {"symbol": "AAPL", "bars": [{**bar, "open": 0}]},
+        {"symbol": "AAPL", "bars": [bar], "extra": 1},
+        {"bars": [bar]},
+    ):
+        assert not jsonschema.Draft4Validator(PATTERNS_REQUEST_SCHEMA).is_valid(bad), bad
+    approvals = jsonschema.Draft4Validator(APPROVAL_DECISION_SCHEMA)
+    assert approvals.is_valid({"action": "approve"}) and approvals.is_valid("reject")
+    assert not approvals.is_valid({"action": "maybe"}) and not approvals.is_valid({"action": "approve", "x": 1})
+
+
+# --- WAF -------------------------------------------------------------------------------------------
+
+def test_waf_is_regional_with_four_observable_rules(dev):
+    acl = find_resource(dev, "aws_wafv2_web_acl", name="PatternDetectionWAF-dev")
+    assert acl["scope"] == "REGIONAL"
+    assert acl["default_action"] == {"allow": {}}
+    rules = {r["name"]: r for r in acl["rule"]}
+    assert list(rules) == ["rate-limit-per-ip", "geo-block", "aws-common-rule-set", "require-api-key-header"]
+    for rule in rules.values():
+        assert rule["visibility_config"]["cloudwatch_metrics_enabled"] is True
+        assert rule["visibility_config"]["sampled_requests_enabled"] is True
+    assert rules["rate-limit-per-ip"]["statement"]["rate_based_statement"]["limit"] == 2000
+    assert rules["rate-limit-per-ip"]["action"] == {"block": {}}
+    assert rules["geo-block"]["statement"] == {"geo_match_statement": {"country_codes": ["CN", "RU", "KP"]}}
+    assert rules["aws-common-rule-set"]["statement"]["managed_rule_group_statement"] == {"name": "AWSManagedRulesCommonRuleSet", "vendor_name": "AWS"}
+    assert rules["aws-common-rule-set"]["override_action"] == {"none": {}}
+    (inner,) = rules["require-api-key-header"]["statement"]["not_statement"]["statement"]
+    size = inner["size_constraint_statement"]
+    assert (size["comparison_operator"], size["size"], size["field_to_match"]) == ("GE", 20, {"single_header": {"name": "x-api-key"}})
+
+
+def test_waf_logs_to_its_bucket_and_protects_the_stage(dev):
+    acl_arn = reference_to("aws_wafv2_web_acl", logical_id(dev, "aws_wafv2_web_acl", name="PatternDetectionWAF-dev"), "arn")
+    (logging,) = resources(dev, "aws_wafv2_web_acl_logging_configuration").values()
+    bucket_id = logical_id(dev, "aws_s3_bucket", bucket="aws-waf-logs-patternwatch-111111111111-dev")
+    assert logging["resource_arn"] == acl_arn
+    assert logging["log_destination_configs"] == [reference_to("aws_s3_bucket", bucket_id, "arn")]
+    (association,) = resources(dev, "aws_wafv2_web_acl_association").values()
+    assert association["web_acl_arn"] == acl_arn
+    stage_id = logical_id(dev, "aws_api_gateway_stage", stage_name="v1")
+    assert association["resource_arn"] == reference_to("aws_api_gateway_stage", stage_id, "arn")

@@ -1,0 +1,206 @@
+"""The compute layer, by property value: functions, alarms, canary deployment groups, event sources."""
+from __future__ import annotations
+
+import json
+
+import pytest
+from patternwatch_shared import names
+
+from patternwatch_infra.config import load_environment
+from patternwatch_infra.testing import find_resource, logical_id, reference_to, resolve, resources
+
+FUNCTIONS = {
+    "KinesisConsumer-dev": names.SERVICE_KINESIS_CONSUMER,
+    "PatternDetector-dev": names.SERVICE_PATTERN_DETECTOR,
+    "AlertProcessor-dev": names.SERVICE_ALERT_PROCESSOR,
+    "ThresholdChecker-dev": names.SERVICE_THRESHOLD_CHECKER,
+    "ApprovalProcessor-dev": names.SERVICE_APPROVAL_PROCESSOR,
+}
+DEV = load_environment("dev")
+
+
+def function_id(doc: dict, name: str) -> str:
+    return logical_id(doc, "aws_lambda_function", function_name=name)
+
+
+def alias_of(doc: dict, name: str) -> tuple[str, dict]:
+    fn_ref = reference_to("aws_lambda_function", function_id(doc, name), "function_name")
+    alias_id = logical_id(doc, "aws_lambda_alias", function_name=fn_ref)
+    return alias_id, resources(doc, "aws_lambda_alias")[alias_id]
+
+
+def test_the_five_functions_exist_with_their_names(dev):
+    assert {f["function_name"] for f in resources(dev, "aws_lambda_function").values()} >= set(FUNCTIONS)
+
+
+@pytest.mark.parametrize("name", FUNCTIONS)
+def test_every_function_is_arm64_traced_published_and_sized_from_config(dev, name):
+    fn = find_resource(dev, "aws_lambda_function", function_name=name)
+    spec = names.LAMBDA_FUNCTIONS[FUNCTIONS[name]]
+    assert fn["architectures"] == ["arm64"]
+    assert fn["runtime"] == "python3.12"
+    assert fn["tracing_config"] == {"mode": "Active"}
+    assert fn["publish"] is True
+    assert fn["memory_size"] == DEV.lambda_.memory_mb
+    assert fn["timeout"] == DEV.lambda_.timeout_seconds
+    assert fn["handler"] == spec.handler == f"{spec.package}.handler.lambda_handler"
+    (key_id,) = resources(dev, "aws_kms_key")
+    assert fn["kms_key_arn"] == reference_to("aws_kms_key", key_id, "arn")
+    (layer_id,) = resources(dev, "aws_lambda_layer_version")
+    assert fn["layers"] == [reference_to("aws_lambda_layer_version", layer_id, "arn")]
+    assert fn["filename"].startswith("assets/") and fn["filename"].endswith(f"/{spec.package}.zip")
+    assert len(fn["source_code_hash"]) == 44  # base64 of a SHA-256
+
+
+@pytest.mark.parametrize("name", FUNCTIONS)
+def test_every_function_environment_holds_every_variable_its_handler_reads(dev, name):
+    spec = names.LAMBDA_FUNCTIONS[FUNCTIONS[name]]
+    variables = find_resource(dev, "aws_lambda_function", function_name=name)["environment"]["variables"]
+    assert set(spec.env_keys) <= set(variables), set(spec.env_keys) - set(variables)
+    assert variables[names.ENV_POWERTOOLS_SERVICE_NAME] == spec.service_name
+    assert variables[names.ENV_POWERTOOLS_METRICS_NAMESPACE] == names.METRICS_NAMESPACE
+    assert set(variables) <= {*spec.env_keys, *spec.optional_env_keys, names.ENV_POWERTOOLS_SERVICE_NAME, names.ENV_POWERTOOLS_METRICS_NAMESPACE}
+
+
+def test_environment_values_point_at_the_data_layer(dev, local):
+    consumer = find_resource(dev, "aws_lambda_function", function_name="KinesisConsumer-dev")["environment"]["variables"]
+    assert consumer[names.ENV_TRADING_PATTERNS_TABLE] == reference_to(
+        "aws_dynamodb_table", logical_id(dev, "aws_dynamodb_table", name="TradingPatterns-dev"), "name"
+    )
+    assert consumer[names.ENV_ALERT_QUEUE_URL] == reference_to("aws_sqs_queue", logical_id(dev, "aws_sqs_queue", name="AlertQueue-dev"), "url")
+    checker = find_resource(dev, "aws_lambda_function", function_name="ThresholdChecker-dev")["environment"]["variables"]
+    assert checker[names.ENV_ERROR_THRESHOLD] == "5"
+    assert checker[names.ENV_PATTERN_CONFIDENCE_THRESHOLD] == "0.9"
+    alerts = find_resource(dev, "aws_lambda_function", function_name="AlertProcessor-dev")["environment"]["variables"]
+    assert alerts[names.ENV_APPROVAL_EXPIRY_SECONDS] == "3600"
+    rest_api_id = reference_to("aws_api_gateway_rest_api", logical_id(dev, "aws_api_gateway_rest_api", name="pattern-detection-api-dev"), "id")
+    assert alerts[names.ENV_APPROVAL_API_BASE_URL] == f"https://{rest_api_id}.execute-api.us-east-1.amazonaws.com/v1"
+    local_alerts = find_resource(local, "aws_lambda_function", function_name="AlertProcessor-local")["environment"]["variables"]
+    local_api = reference_to("aws_api_gateway_rest_api", logical_id(local, "aws_api_gateway_rest_api", name="pattern-detection-api-local"), "id")
+    assert local_alerts[names.ENV_APPROVAL_API_BASE_URL] == f"http://127.0.0.1:5055/restapis/{local_api}/v1/_user_request_"
+
+
+@pytest.mark.parametrize("name", FUNCTIONS)
+def test_every_function_logs_to_its_own_encrypted_group_with_the_configured_retention(dev, name):
+    group = find_resource(dev, "aws_cloudwatch_log_group", name=f"/aws/lambda/{name}")
+    assert group["retention_in_days"] == DEV.lambda_.log_retention_days
+    (key_id,) = resources(dev, "aws_kms_key")
+    assert group["kms_key_id"] == reference_to("aws_kms_key", key_id, "arn")
+    fn = find_resource(dev, "aws_lambda_function", function_name=name)
+    group_id = logical_id(dev, "aws_cloudwatch_log_group", name=f"/aws/lambda/{name}")
+    assert f"aws_cloudwatch_log_group.{group_id}" in fn["depends_on"]
+
+
+@pytest.mark.parametrize("name", FUNCTIONS)
+def test_every_function_has_a_live_alias_that_codedeploy_owns(dev, name):
+    _, alias = alias_of(dev, name)
+    assert alias["name"] == "live"
+    assert alias["function_version"] == reference_to("aws_lambda_function", function_id(dev, name), "version")
+    assert alias["lifecycle"] == {"ignore_changes": ["function_version", "routing_config"]}
+
+
+@pytest.mark.parametrize("name", FUNCTIONS)
+def test_every_function_alarms_on_errors_throttles_and_p99_duration(dev, name):
+    ops_topic = reference_to("aws_sns_topic", logical_id(dev, "aws_sns_topic", name="PatternWatchOps-dev"), "arn")
+    errors = find_resource(dev, "aws_cloudwatch_metric_alarm", alarm_name=f"{name}-Errors")
+    assert (errors["namespace"], errors["metric_name"], errors["statistic"]) == ("AWS/Lambda", "Errors", "Sum")
+    assert errors["threshold"] == DEV.alarms.error_threshold
+    assert errors["dimensions"] == {"FunctionName": name}
+    throttles = find_resource(dev, "aws_cloudwatch_metric_alarm", alarm_name=f"{name}-Throttles")
+    assert (throttles["metric_name"], throttles["threshold"]) == ("Throttles", 1)
+    duration = find_resource(dev, "aws_cloudwatch_metric_alarm", alarm_name=f"{name}-Duration")
+    assert duration["extended_statistic"] == "p99"
+    assert "statistic" not in duration
+    assert duration["threshold"] == int(0.8 * 30 * 1000)
+    for alarm in (errors, throttles, duration):
+        assert alarm["alarm_actions"] == [ops_topic]
+        assert alarm["comparison_operator"] == "GreaterThanOrEqualToThreshold"
+
+
+def test_only_the_stream_consumer_alarms_on_iterator_age(dev):
+    ages = [a for a in resources(dev, "aws_cloudwatch_metric_alarm").values() if a.get("metric_name") == "IteratorAge"]
+    assert len(ages) == 1
+    (age,) = ages
+    assert age["alarm_name"] == "KinesisConsumer-dev-IteratorAge"
+    assert (age["statistic"], age["threshold"]) == ("Maximum", DEV.alarms.iterator_age_ms)
+
+
+@pytest.mark.parametrize("name", FUNCTIONS)
+def test_canary_error_rate_alarm_watches_the_alias_at_two_percent(dev, name):
+    alarm = find_resource(dev, "aws_cloudwatch_metric_alarm", alarm_name=f"{name}-CanaryErrorRate")
+    assert alarm["threshold"] == 2
+    assert alarm["comparison_operator"] == "GreaterThanThreshold"
+    queries = {q["id"]: q for q in alarm["metric_query"]}
+    assert queries["error_rate"]["expression"] == "100 * errors / MAX([invocations, 1])"
+    assert queries["error_rate"]["return_data"] is True
+    for metric in ("errors", "invocations"):
+        assert queries[metric]["metric"]["dimensions"] == {"FunctionName": name, "Resource": f"{name}:live"}
+
+
+def test_codedeploy_application_is_for_lambda(dev):
+    app = find_resource(dev, "aws_codedeploy_app", name="pattern-detector-app-dev")
+    assert app["compute_platform"] == "Lambda"
+
+
+@pytest.mark.parametrize("name", FUNCTIONS)
+def test_each_function_has_a_canary_deployment_group_that_rolls_back(dev, name):
+    group = find_resource(dev, "aws_codedeploy_deployment_group", deployment_group_name=name)
+    app_id = logical_id(dev, "aws_codedeploy_app", name="pattern-detector-app-dev")
+    assert group["app_name"] == reference_to("aws_codedeploy_app", app_id, "name")
+    assert group["deployment_config_name"] == "CodeDeployDefault.LambdaCanary10Percent5Minutes"
+    assert group["deployment_style"] == {"deployment_option": "WITH_TRAFFIC_CONTROL", "deployment_type": "BLUE_GREEN"}
+    assert group["auto_rollback_configuration"] == {"enabled": True, "events": ["DEPLOYMENT_FAILURE", "DEPLOYMENT_STOP_ON_ALARM"]}
+    canary_id = logical_id(dev, "aws_cloudwatch_metric_alarm", alarm_name=f"{name}-CanaryErrorRate")
+    assert group["alarm_configuration"]["enabled"] is True
+    assert reference_to("aws_cloudwatch_metric_alarm", canary_id, "alarm_name") in group["alarm_configuration"]["alarms"]
+    role = resolve(dev, group["service_role_arn"].replace(".arn}", ".name}"))
+    assert role["name"] == "CodeDeployRole-dev"
+
+
+def test_stream_mapping_reads_through_the_enhanced_fan_out_consumer_into_the_alias(dev):
+    (consumer_id,) = resources(dev, "aws_kinesis_stream_consumer")
+    mapping = find_resource(
+        dev, "aws_lambda_event_source_mapping", event_source_arn=reference_to("aws_kinesis_stream_consumer", consumer_id, "arn")
+    )
+    alias_id, _ = alias_of(dev, "KinesisConsumer-dev")
+    assert mapping["function_name"] == reference_to("aws_lambda_alias", alias_id, "arn")
+    assert mapping["batch_size"] == 100
+    assert mapping["maximum_batching_window_in_seconds"] == 5
+    assert mapping["bisect_batch_on_function_error"] is True
+    assert mapping["maximum_retry_attempts"] == 3
+    assert mapping["maximum_record_age_in_seconds"] == 3600
+    assert mapping["function_response_types"] == ["ReportBatchItemFailures"]
+    failures = reference_to("aws_sqs_queue", logical_id(dev, "aws_sqs_queue", name="StreamConsumerFailures-dev"), "arn")
+    assert mapping["destination_config"] == {"on_failure": {"destination_arn": failures}}
+
+
+def test_alert_queue_mapping_reports_item_failures_with_bounded_concurrency(dev):
+    queue = reference_to("aws_sqs_queue", logical_id(dev, "aws_sqs_queue", name="AlertQueue-dev"), "arn")
+    mapping = find_resource(dev, "aws_lambda_event_source_mapping", event_source_arn=queue)
+    alias_id, _ = alias_of(dev, "AlertProcessor-dev")
+    assert mapping["function_name"] == reference_to("aws_lambda_alias", alias_id, "arn")
+    assert mapping["function_response_types"] == ["ReportBatchItemFailures"]
+    assert mapping["scaling_config"] == {"maximum_concurrency": 5}
+    assert mapping["batch_size"] == 10
+
+
+def test_every_event_source_mapping_targets_an_alias(dev):
+    for mapping in resources(dev, "aws_lambda_event_source_mapping").values():
+        assert mapping["function_name"].startswith("${aws_lambda_alias.")
+
+
+def test_shared_layer_is_built_for_arm64_python_312(dev):
+    layer = find_resource(dev, "aws_lambda_layer_version", layer_name="shared-dependencies-dev")
+    assert layer["compatible_runtimes"] == ["python3.12"]
+    assert layer["compatible_architectures"] == ["arm64"]
+    assert layer["filename"].endswith("/shared-dependencies.zip")
+    assert len(layer["source_code_hash"]) == 44
+
+
+def test_outputs_name_every_function_alias_and_deployment_group(dev):
+    for name, service in FUNCTIONS.items():
+        package = names.LAMBDA_FUNCTIONS[service].package
+        assert dev["output"][f"{package}_function_name"]["value"] == reference_to("aws_lambda_function", function_id(dev, name), "function_name")
+        assert dev["output"][f"{package}_alias_arn"]["value"] == reference_to("aws_lambda_alias", alias_of(dev, name)[0], "arn")
+        assert dev["output"][f"{package}_deployment_group"]["value"].endswith(".deployment_group_name}")
+    assert json.dumps(dev["output"]["deployment_app_name"]["value"]).count("aws_codedeploy_app") == 1

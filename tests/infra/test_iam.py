@@ -1,0 +1,123 @@
+"""Least privilege, read from every role's policy document in the synthesized JSON."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from patternwatch_infra.config import ENVIRONMENT_NAMES
+from patternwatch_infra.testing import find_resource, policy_statements, resolve, resources
+
+# Statements allowed a wildcard in a resource, each with the reason AWS forces it. Anything else fails.
+WILDCARD_RESOURCE_ALLOWLIST = {
+    "SendTraces": "xray:PutTraceSegments/PutTelemetryRecords have no resource-level permissions",
+    "WatchRollbackAlarms": "cloudwatch:DescribeAlarms has no resource-level permissions",
+    "WriteOwnLogs": "log streams are created by Lambda with generated names inside the function's own group",
+    "WriteApiGatewayLogs": "API Gateway names its execution-log groups itself; scoped to this account and region",
+    "ShiftAliasTraffic": "CodeDeploy addresses versions and aliases as <function arn>:<qualifier>",
+}
+
+
+def role_policies(doc: dict) -> dict[str, list[dict]]:
+    """Role name -> the statements of its inline policy."""
+    found = {}
+    for policy in resources(doc, "aws_iam_role_policy").values():
+        role = resolve(doc, policy["role"].replace(".id}", ".arn}"))
+        found[role["name"]] = policy_statements(doc, policy["policy"])
+    return found
+
+
+def actions_by_role(doc: dict) -> dict[str, set[str]]:
+    return {role: {a for s in statements for a in s["actions"]} for role, statements in role_policies(doc).items()}
+
+
+@pytest.mark.parametrize("env", ENVIRONMENT_NAMES)
+def test_every_role_has_exactly_one_inline_policy(stacks, env):
+    doc = stacks[env]
+    roles = {r["name"] for r in resources(doc, "aws_iam_role").values()}
+    policies = [resolve(doc, p["role"].replace(".id}", ".arn}"))["name"] for p in resources(doc, "aws_iam_role_policy").values()]
+    assert sorted(policies) == sorted(roles)
+    assert not resources(doc, "aws_iam_role_policy_attachment"), "managed policies grant more than we use"
+
+
+@pytest.mark.parametrize("env", ENVIRONMENT_NAMES)
+def test_no_role_grants_a_wildcard_action(stacks, env):
+    for role, statements in role_policies(stacks[env]).items():
+        for s in statements:
+            assert s["effect"] == "Allow", f"{role}: {s['sid']}"
+            for action in s["actions"]:
+                assert "*" not in action, f"{role}: {s['sid']} grants {action}"
+
+
+@pytest.mark.parametrize("env", ENVIRONMENT_NAMES)
+def test_wildcard_resources_appear_only_where_aws_forces_them(stacks, env):
+    for role, statements in role_policies(stacks[env]).items():
+        for s in statements:
+            if any("*" in r for r in s["resources"]):
+                assert s["sid"] in WILDCARD_RESOURCE_ALLOWLIST, f"{role}: {s['sid']} has wildcard resources {s['resources']}"
+
+
+def test_the_bare_star_resource_is_only_used_by_actions_without_resource_level_permissions(dev):
+    for role, statements in role_policies(dev).items():
+        for s in statements:
+            if "*" in s["resources"]:
+                assert set(s["actions"]) <= {"xray:PutTraceSegments", "xray:PutTelemetryRecords", "cloudwatch:DescribeAlarms"}, role
+
+
+EXPECTED_ACTIONS = {
+    "KinesisConsumerRole-dev": {
+        "dynamodb:BatchWriteItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query", "sqs:SendMessage",
+        "kinesis:DescribeStream", "kinesis:DescribeStreamSummary", "kinesis:GetRecords", "kinesis:GetShardIterator",
+        "kinesis:ListShards", "kinesis:SubscribeToShard", "kinesis:DescribeStreamConsumer",
+    },
+    "PatternDetectorRole-dev": {"dynamodb:Query", "sqs:SendMessage"},
+    "AlertProcessorRole-dev": {
+        "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ChangeMessageVisibility",
+        "dynamodb:PutItem", "dynamodb:UpdateItem", "sqs:SendMessage", "sns:Publish",
+    },
+    "ThresholdCheckerRole-dev": {"dynamodb:Query", "sqs:SendMessage"},
+    "ApprovalProcessorRole-dev": {"dynamodb:GetItem", "dynamodb:UpdateItem", "sns:Publish"},
+}
+EVERY_FUNCTION_ROLE = {"logs:CreateLogStream", "logs:PutLogEvents", "xray:PutTraceSegments", "xray:PutTelemetryRecords", "kms:Decrypt", "kms:GenerateDataKey"}
+
+
+@pytest.mark.parametrize("role", EXPECTED_ACTIONS)
+def test_function_roles_grant_exactly_what_their_code_uses(dev, role):
+    assert actions_by_role(dev)[role] == EXPECTED_ACTIONS[role] | EVERY_FUNCTION_ROLE
+
+
+def test_kms_permissions_are_scoped_to_the_platform_key(dev):
+    (key_id,) = resources(dev, "aws_kms_key")
+    key_arn = f"${{aws_kms_key.{key_id}.arn}}"
+    for role, statements in role_policies(dev).items():
+        for s in statements:
+            if any(a.startswith("kms:") for a in s["actions"]):
+                assert s["resources"] == [key_arn], role
+
+
+def test_roles_trust_only_their_own_service(dev):
+    trusted = {}
+    for role in resources(dev, "aws_iam_role").values():
+        (stmt,) = json.loads(role["assume_role_policy"])["Statement"]
+        assert stmt["Action"] == "sts:AssumeRole"
+        trusted[role["name"]] = stmt["Principal"]["Service"]
+    assert trusted["PatternDetectorRole-dev"] == "lambda.amazonaws.com"
+    assert trusted["CodeDeployRole-dev"] == "codedeploy.amazonaws.com"
+    assert trusted["ApiGatewayLogsRole-dev"] == "apigateway.amazonaws.com"
+
+
+def test_codedeploy_may_only_move_our_aliases(dev):
+    statements = {s["sid"]: s for s in role_policies(dev)["CodeDeployRole-dev"]}
+    shift = statements["ShiftAliasTraffic"]
+    assert set(shift["actions"]) == {"lambda:GetAlias", "lambda:UpdateAlias", "lambda:GetFunction", "lambda:GetProvisionedConcurrencyConfig"}
+    function_arns = [r for r in shift["resources"] if not r.endswith(":*")]
+    assert len(function_arns) == 5 and all(r.startswith("${aws_lambda_function.") for r in function_arns)
+    assert {f"{r}:*" for r in function_arns} == {r for r in shift["resources"] if r.endswith(":*")}
+
+
+def test_the_threshold_checker_may_only_query_the_recent_patterns_index(dev):
+    statements = {s["sid"]: s for s in role_policies(dev)["ThresholdCheckerRole-dev"]}
+    table = find_resource(dev, "aws_dynamodb_table", name="TradingPatterns-dev")
+    assert table["global_secondary_index"][0]["name"] == "RecentPatternsIndex"
+    (resource,) = statements["QueryRecentPatterns"]["resources"]
+    assert resource.endswith(".arn}/index/RecentPatternsIndex")

@@ -1,0 +1,123 @@
+"""Deterministic Lambda packages: same tree, same bytes; changed source, changed hash."""
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import os
+import zipfile
+
+import pytest
+
+from tooling import packaging
+from tooling.packaging import build_function, build_layer, deterministic_zip, function_packages, layer_requirements
+
+
+@pytest.fixture()
+def source_tree(tmp_path):
+    src = tmp_path / "lambda_src"
+    (src / "my_function").mkdir(parents=True)
+    (src / "my_function" / "__init__.py").write_text("")
+    (src / "my_function" / "handler.py").write_text("def lambda_handler(event, context):\n    return 1\n")
+    (src / "my_function" / "__pycache__").mkdir()
+    (src / "my_function" / "__pycache__" / "handler.cpython-311.pyc").write_bytes(b"junk")
+    for package in packaging.LAYER_PACKAGES:
+        (src / package).mkdir()
+        (src / package / "__init__.py").write_text(f"NAME = {package!r}\n")
+    deps = tmp_path / "deps"
+    (deps / "numpy").mkdir(parents=True)
+    (deps / "numpy" / "__init__.py").write_text("")
+    (deps / ".complete").write_text("numpy==2")
+    return src, deps
+
+
+def test_two_builds_give_the_same_bytes(source_tree, tmp_path):
+    src, _ = source_tree
+    first = build_function("my_function", source_root=src, out_dir=tmp_path / "a")
+    second = build_function("my_function", source_root=src, out_dir=tmp_path / "b")
+    assert first.path.read_bytes() == second.path.read_bytes()
+    assert first.source_code_hash == second.source_code_hash
+    assert first.source_code_hash == base64.b64encode(hashlib.sha256(first.path.read_bytes()).digest()).decode()
+
+
+def test_a_build_does_not_depend_on_file_times(source_tree, tmp_path):
+    src, _ = source_tree
+    first = build_function("my_function", source_root=src, out_dir=tmp_path / "a").source_code_hash
+    os.utime(src / "my_function" / "handler.py", (1_000_000_000, 1_000_000_000))
+    assert build_function("my_function", source_root=src, out_dir=tmp_path / "b").source_code_hash == first
+
+
+def test_a_changed_source_changes_the_hash(source_tree, tmp_path):
+    src, _ = source_tree
+    before = build_function("my_function", source_root=src, out_dir=tmp_path).source_code_hash
+    (src / "my_function" / "handler.py").write_text("def lambda_handler(event, context):\n    return 2\n")
+    assert build_function("my_function", source_root=src, out_dir=tmp_path).source_code_hash != before
+
+
+def test_an_unchanged_zip_is_not_rewritten(source_tree, tmp_path):
+    src, _ = source_tree
+    built = build_function("my_function", source_root=src, out_dir=tmp_path)
+    os.utime(built.path, (1, 1))
+    build_function("my_function", source_root=src, out_dir=tmp_path)
+    assert built.path.stat().st_mtime == 1
+
+
+def test_function_zip_holds_the_package_folder_without_caches(source_tree, tmp_path):
+    src, _ = source_tree
+    built = build_function("my_function", source_root=src, out_dir=tmp_path)
+    with zipfile.ZipFile(built.path) as archive:
+        infos = archive.infolist()
+    assert [i.filename for i in infos] == ["my_function/__init__.py", "my_function/handler.py"]
+    assert {i.date_time for i in infos} == {packaging.FIXED_ZIP_TIME}
+    assert {(i.external_attr >> 16) & 0o777 for i in infos} == {0o644}
+
+
+def test_a_folder_without_a_handler_is_refused(source_tree, tmp_path):
+    src, _ = source_tree
+    with pytest.raises(FileNotFoundError, match="handler.py not found"):
+        build_function("pattern_engine", source_root=src, out_dir=tmp_path)
+
+
+def test_layer_puts_our_code_and_the_wheels_under_python(source_tree, tmp_path):
+    src, deps = source_tree
+    built = build_layer(source_root=src, dependencies=deps, out_dir=tmp_path)
+    with zipfile.ZipFile(built.path) as archive:
+        names = archive.namelist()
+    assert names == sorted(names)
+    assert "python/numpy/__init__.py" in names
+    assert {f"python/{p}/__init__.py" for p in packaging.LAYER_PACKAGES} <= set(names)
+    assert "python/.complete" not in names
+
+
+def test_executable_files_keep_their_mode(tmp_path):
+    script = tmp_path / "tool"
+    script.write_text("#!/bin/sh\n")
+    script.chmod(0o755)
+    with zipfile.ZipFile(io.BytesIO(deterministic_zip([("bin/tool", script)]))) as archive:
+        assert (archive.infolist()[0].external_attr >> 16) & 0o777 == 0o755
+
+
+def test_every_function_folder_is_found():
+    assert {"kinesis_consumer", "pattern_detector", "alert_processor", "threshold_checker", "approval_processor"} <= set(function_packages())
+    assert "pattern_engine" not in function_packages() and "patternwatch_shared" not in function_packages()
+
+
+def test_layer_requirements_are_pinned_from_the_lock_and_leave_out_the_sdk(tmp_path):
+    requirements = layer_requirements()
+    assert any(r.startswith("aws-lambda-powertools[tracer,parser]==") for r in requirements)
+    assert any(r.startswith("numpy==") for r in requirements)
+    assert not any(r.startswith(("boto3", "botocore")) for r in requirements)
+    lock = tmp_path / "Pipfile.lock"
+    lock.write_text('{"default": {"numpy": {"version": "==2.0.0"}}}')
+    with pytest.raises(KeyError, match="aws-lambda-powertools is not in Pipfile.lock"):
+        layer_requirements(lock)
+
+
+def test_the_real_layer_has_the_engine_and_no_aws_sdk():
+    """The layer synth builds: wheels for arm64 (from the cache after the first build), minus boto3."""
+    layer, _ = packaging.build_all()
+    with zipfile.ZipFile(layer.path) as archive:
+        tops = {n.split("/")[1] for n in archive.namelist()}
+    assert {"pattern_engine", "patternwatch_shared", "aws_lambda_powertools", "numpy", "pydantic"} <= tops
+    assert not {"boto3", "botocore", "s3transfer"} & tops
+    assert any(n.endswith("aarch64-linux-gnu.so") for n in zipfile.ZipFile(layer.path).namelist())
