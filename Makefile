@@ -15,7 +15,7 @@ PY := .venv/bin/python
 ENV ?= dev
 STACKS_DIR := cdktf.out/stacks
 
-.PHONY: help setup run test synth validate plan-local deploy diff destroy emulator-start emulator-stop clean
+.PHONY: help setup run test synth validate plan-local deploy diff release destroy emulator-start emulator-stop clean
 
 help: ## List the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -51,6 +51,12 @@ deploy: setup ## Deploy one environment: make deploy ENV=dev [ENVIRONMENT_SUFFIX
 
 diff: setup ## Show what a deploy would change: make diff ENV=dev
 	PATTERNWATCH_ENVIRONMENTS=$(ENV) npx cdktf diff patternwatch-$(ENV)
+
+# FUNCTION is checked before setup runs, so a mistyped command fails at once instead of after an install.
+release: ## Roll out new code through the canary: make release ENV=dev FUNCTION=pattern_detector [RELEASE_ARGS=--no-wait]
+	@test -n "$(FUNCTION)" || { echo "make release needs FUNCTION=<lambda_src folder>, e.g. FUNCTION=pattern_detector" >&2; exit 2; }
+	@$(MAKE) --no-print-directory setup
+	$(PY) -m tooling.release --env $(ENV) $(FUNCTION) $(RELEASE_ARGS)
 
 destroy: setup ## Destroy one environment: make destroy ENV=dev
 	PATTERNWATCH_ENVIRONMENTS=$(ENV) npx cdktf destroy patternwatch-$(ENV)

@@ -167,7 +167,10 @@ class ComputeLayer(Layer):
                     actions=["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ChangeMessageVisibility"],
                     resources=[alert_queue.arn],
                 ),
-                statement(sid="RecordApprovals", actions=["dynamodb:PutItem", "dynamodb:UpdateItem"], resources=[approvals.arn]),
+                # GetItem reads the delivery ledger that keeps a redelivered alert from opening a second approval.
+                statement(
+                    sid="RecordApprovals", actions=["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"], resources=[approvals.arn]
+                ),
                 statement(sid="QueuePendingApprovals", actions=["sqs:SendMessage"], resources=[data.pending_approvals_queue.queue.arn]),
                 statement(
                     sid="PublishAlerts",

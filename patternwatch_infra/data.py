@@ -137,7 +137,8 @@ class DataLayer(Layer):
             "ops",
             topic_name=naming.name("PatternWatchOps"),
             kms_key=self.kms_key,
-            publishing_services=["cloudwatch.amazonaws.com"],
+            # CloudWatch alarms and AWS Budgets notifications publish here.
+            publishing_services=["cloudwatch.amazonaws.com", "budgets.amazonaws.com"],
         )
 
         self.market_data_stream = KinesisStream(
@@ -207,7 +208,7 @@ class DataLayer(Layer):
                     ],
                 ),
                 # Services that write into the encrypted topics, queues and buckets on the platform's behalf:
-                # alarms publish to SNS, SNS delivers to SQS, EventBridge targets, WAF log delivery to S3.
+                # alarms and budgets publish to SNS, SNS delivers to SQS, EventBridge targets, WAF log delivery to S3.
                 statement(
                     sid="AllowAwsServicesToUseKeyForThisAccount",
                     actions=["kms:Decrypt", "kms:GenerateDataKey"],
@@ -218,6 +219,7 @@ class DataLayer(Layer):
                             "sns.amazonaws.com",
                             "events.amazonaws.com",
                             "delivery.logs.amazonaws.com",
+                            "budgets.amazonaws.com",
                         )
                     ],
                     conditions=[same_account],

@@ -4,7 +4,10 @@ dev, staging and prod never reach this module's adjustments; a unit test proves 
 """
 from __future__ import annotations
 
+import jsii
+from cdktf import IAspect, TerraformResource
 from cdktf_cdktf_provider_aws.provider import AwsProviderEndpoints
+from constructs import IConstruct
 
 from .config import EnvironmentConfig
 
@@ -41,3 +44,21 @@ def emulator_provider_settings(config: EnvironmentConfig) -> dict:
 def emulator_invoke_url(config: EnvironmentConfig, rest_api_id: str, stage: str) -> str:
     """moto serves a REST API stage under its own path instead of an execute-api host name."""
     return f"{config.emulator.endpoint}/restapis/{rest_api_id}/{stage}/_user_request_"
+
+
+# Attributes the emulator does not store, so Terraform would "fix" them on every plan. Ignored locally only.
+EMULATOR_IGNORED_CHANGES = {
+    # moto drops a stage's canary settings.
+    "aws_api_gateway_stage": ["canary_settings"],
+    # moto drops a deployment group's alarm configuration and answers with an empty load balancer block.
+    "aws_codedeploy_deployment_group": ["alarm_configuration", "load_balancer_info"],
+}
+
+
+@jsii.implements(IAspect)
+class EmulatorWorkarounds:
+    """Adds the `local`-only `ignore_changes` above; stack.py applies it only to the emulator environment."""
+
+    def visit(self, node: IConstruct) -> None:
+        if isinstance(node, TerraformResource) and node.terraform_resource_type in EMULATOR_IGNORED_CHANGES:
+            node.add_override("lifecycle.ignore_changes", EMULATOR_IGNORED_CHANGES[node.terraform_resource_type])

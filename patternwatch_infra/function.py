@@ -82,12 +82,14 @@ class MonitoredFunction(Construct):
         platform: FunctionPlatform,
         environment: Mapping[str, str],
         statements: Sequence[DataAwsIamPolicyDocumentStatement],
+        timeout_seconds: int | None = None,
     ) -> None:
         super().__init__(scope, id)
         config, naming = platform.config, platform.naming
         self.spec = spec
         self.function_name = naming.name(base_name)
-        self.timeout_seconds = config.lambda_.timeout_seconds
+        # Tooling functions (the power tuner's executor) may need longer than the platform's handlers.
+        self.timeout_seconds = timeout_seconds or config.lambda_.timeout_seconds
         self.alarm_actions = [platform.alarm_topic.arn]
 
         self.log_group = CloudwatchLogGroup(
@@ -134,7 +136,7 @@ class MonitoredFunction(Construct):
             source_code_hash=code.source_code_hash,
             layers=[platform.layer.arn],
             memory_size=config.lambda_.memory_mb,
-            timeout=config.lambda_.timeout_seconds,
+            timeout=self.timeout_seconds,
             publish=True,
             tracing_config=LambdaFunctionTracingConfig(mode="Active"),
             environment=LambdaFunctionEnvironment(variables=self.environment),
@@ -156,7 +158,7 @@ class MonitoredFunction(Construct):
             "errors", "Errors", "Sum", config.alarms.error_threshold, f"{self.function_name} is raising errors"
         )
         self.throttles_alarm = self._alarm("throttles", "Throttles", "Sum", 1, f"{self.function_name} is being throttled")
-        p99_threshold_ms = int(config.alarms.duration_p99_ratio * config.lambda_.timeout_seconds * 1000)
+        p99_threshold_ms = int(config.alarms.duration_p99_ratio * self.timeout_seconds * 1000)
         self.duration_alarm = self._alarm(
             "duration_p99",
             "Duration",

@@ -11,7 +11,7 @@ from .api import ApiLayer
 from .compute import ComputeLayer
 from .config import EnvironmentConfig
 from .data import DataLayer
-from .emulator import emulator_provider_settings
+from .emulator import EmulatorWorkarounds, emulator_provider_settings
 from .monitoring import MonitoringLayer
 from .orchestration import OrchestrationLayer
 from .tagging import CostTags
@@ -46,6 +46,8 @@ class PatternWatchStack(TerraformStack):
             billing_provider=self.billing_provider,
         )
         Aspects.of(self).add(CostTags(config.tags))
+        if config.emulator is not None:
+            Aspects.of(self).add(EmulatorWorkarounds())
 
     def _state_backend(self) -> None:
         backend = self.config.state_backend

@@ -51,8 +51,8 @@ def start() -> str:
     env.setdefault("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
     with LOG_FILE.open("ab") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", emulator.host, "-p", str(emulator.port)],
-            stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+            [sys.executable, "-m", "tooling.moto_extensions", "-H", emulator.host, "-p", str(emulator.port)],
+            stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True, cwd=PROJECT_ROOT,
         )
     PID_FILE.write_text(str(process.pid))
     deadline = time.monotonic() + START_TIMEOUT_SECONDS

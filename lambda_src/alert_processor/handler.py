@@ -14,16 +14,17 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from patternwatch_shared import aws, names
-from patternwatch_shared.approvals import ApprovalWorkflow
+from patternwatch_shared.approvals import ApprovalWorkflow, DeliveryLedger
 from patternwatch_shared.batch import ReportingBatchProcessor, empty_batch_response, require_records
 from patternwatch_shared.config import EnvReader
 from patternwatch_shared.decoding import decode_alert_body
 from patternwatch_shared.messaging import alert_json
 from patternwatch_shared.models import AlertMessage, utc_now
-from patternwatch_shared.telemetry import DimensionedMetrics
+from patternwatch_shared.telemetry import DimensionedMetrics, share_log_config
 
 SPEC = names.LAMBDA_FUNCTIONS[names.SERVICE_ALERT_PROCESSOR]
 logger = Logger(service=SPEC.service_name)
+share_log_config(logger)
 tracer = Tracer(service=SPEC.service_name)
 metrics = Metrics(namespace=names.METRICS_NAMESPACE, service=SPEC.service_name)
 processor = ReportingBatchProcessor(EventType.SQS, logger)
@@ -34,9 +35,9 @@ class AlertRouter:
 
     def __init__(self) -> None:
         env = EnvReader(SPEC)
-        self.approvals = ApprovalWorkflow(
-            aws.client("dynamodb"), env.require(names.ENV_APPROVAL_TABLE), sqs=aws.client("sqs"), sns=aws.client("sns")
-        )
+        table = env.require(names.ENV_APPROVAL_TABLE)
+        self.approvals = ApprovalWorkflow(aws.client("dynamodb"), table, sqs=aws.client("sqs"), sns=aws.client("sns"))
+        self.ledger = DeliveryLedger(aws.client("dynamodb"), table)
         self.expiry_seconds = int(env.require_float(names.ENV_APPROVAL_EXPIRY_SECONDS, minimum=60, maximum=7 * 24 * 3600))
         self.api_base_url = env.require(names.ENV_APPROVAL_API_BASE_URL)
         self.pending_queue_url = env.require(names.ENV_PENDING_APPROVALS_QUEUE_URL)
@@ -46,8 +47,13 @@ class AlertRouter:
 
     def handle(self, record: SQSRecord) -> None:
         logger.set_correlation_id(record.message_id)
+        logger.remove_keys(["alert_id"])  # the previous message's, if it failed
         alert = decode_alert_body(record.body)
         logger.append_keys(alert_id=alert.alertId)
+        if self.ledger.delivered(alert.alertId):
+            logger.info("alert already delivered; skipped")
+            metrics.add_metric(name=names.METRIC_DUPLICATE_ALERTS_SKIPPED, unit=MetricUnit.Count, value=1)
+            return
         if alert.severity == names.SEVERITY_CRITICAL:
             started = self.approvals.start(
                 alert,
@@ -61,8 +67,12 @@ class AlertRouter:
             logger.info("approval requested", extra={"token_hash": started.token_hash, "expires_at": started.expires_at})
         else:
             publish_alert(alert, self.alerts_topic_arn)
+        try:
+            self.ledger.mark_delivered(alert.alertId, now=utc_now())
+        except Exception:
+            # Delivered already: failing the message now would only deliver it twice.
+            logger.warning("alert delivered but not recorded in the ledger", exc_info=True)
         self.priorities.add(names.METRIC_ALERT_PRIORITY, MetricUnit.Count, names.DIMENSION_SEVERITY, alert.severity, 1)
-        logger.remove_keys(["alert_id"])
 
 
 def publish_alert(alert: AlertMessage, topic_arn: str) -> None:

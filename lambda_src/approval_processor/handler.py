@@ -21,10 +21,11 @@ from patternwatch_shared.approvals import ApprovalWorkflow, MalformedToken, toke
 from patternwatch_shared.config import EnvReader
 from patternwatch_shared.decoding import describe_validation_error
 from patternwatch_shared.models import ApprovalDecisionBody, utc_now
-from patternwatch_shared.telemetry import DimensionedMetrics
+from patternwatch_shared.telemetry import DimensionedMetrics, share_log_config
 
 SPEC = names.LAMBDA_FUNCTIONS[names.SERVICE_APPROVAL_PROCESSOR]
 logger = Logger(service=SPEC.service_name)
+share_log_config(logger)
 tracer = Tracer(service=SPEC.service_name)
 metrics = Metrics(namespace=names.METRICS_NAMESPACE, service=SPEC.service_name)
 app = APIGatewayRestResolver()
@@ -42,12 +43,19 @@ class BadDecision(ValueError):
 
 
 def parse_decision(body: str | None) -> str:
-    """Body is {"action": "approve"|"reject"} or the bare word approve|reject."""
+    """Body is {"action": "approve"|"reject"}, the JSON string "approve"|"reject", or the bare word."""
     if not body or not body.strip():
         raise BadDecision("body must be approve or reject")
     if len(body) > MAX_BODY_CHARS:
         raise BadDecision(f"body is longer than {MAX_BODY_CHARS} characters")
     text = body.strip()
+    if text.startswith('"'):  # a JSON string, which the API's request model also allows
+        try:
+            text = json.loads(text)
+        except ValueError:
+            raise BadDecision("body must be approve or reject") from None
+        if not isinstance(text, str):
+            raise BadDecision("body must be approve or reject")
     if text in BARE_ACTIONS:
         return text
     try:

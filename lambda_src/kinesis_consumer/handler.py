@@ -17,14 +17,15 @@ from patternwatch_shared import aws, names
 from patternwatch_shared.batch import ReportingBatchProcessor, empty_batch_response, require_records
 from patternwatch_shared.config import EnvReader
 from patternwatch_shared.decoding import decode_bar_record
-from patternwatch_shared.ingest import BarIngestor
+from patternwatch_shared.ingest import BarIngestor, IngestResult
 from patternwatch_shared.messaging import AlertQueue
 from patternwatch_shared.models import Bar
 from patternwatch_shared.storage import TradingPatternsTable
-from patternwatch_shared.telemetry import DimensionedMetrics
+from patternwatch_shared.telemetry import DimensionedMetrics, share_log_config
 
 SPEC = names.LAMBDA_FUNCTIONS[names.SERVICE_KINESIS_CONSUMER]
 logger = Logger(service=SPEC.service_name)
+share_log_config(logger)
 tracer = Tracer(service=SPEC.service_name)
 metrics = Metrics(namespace=names.METRICS_NAMESPACE, service=SPEC.service_name)
 processor = ReportingBatchProcessor(EventType.KinesisDataStreams, logger)
@@ -84,7 +85,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     return response
 
 
-def record_ingest_metrics(result) -> None:
+def record_ingest_metrics(result: IngestResult) -> None:
     metrics.add_metric(name=names.METRIC_BARS_STORED, unit=MetricUnit.Count, value=result.bars_stored)
     metrics.add_metric(name=names.METRIC_PATTERNS_DETECTED, unit=MetricUnit.Count, value=len(result.new_detections))
     metrics.add_metric(name=names.METRIC_ALERTS_QUEUED, unit=MetricUnit.Count, value=result.alerts_queued)

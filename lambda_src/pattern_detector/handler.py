@@ -9,7 +9,7 @@ import base64
 import binascii
 import json
 import re
-from typing import Any
+from typing import Any, NoReturn
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
@@ -26,10 +26,11 @@ from patternwatch_shared.detection import detect_in, detection_span, pattern_nam
 from patternwatch_shared.messaging import AlertQueue
 from patternwatch_shared.models import SYMBOL_PATTERN, PatternsRequest, utc_now
 from patternwatch_shared.storage import TradingPatternsTable
-from patternwatch_shared.telemetry import DimensionedMetrics
+from patternwatch_shared.telemetry import DimensionedMetrics, share_log_config
 
 SPEC = names.LAMBDA_FUNCTIONS[names.SERVICE_PATTERN_DETECTOR]
 logger = Logger(service=SPEC.service_name)
+share_log_config(logger)
 tracer = Tracer(service=SPEC.service_name)
 metrics = Metrics(namespace=names.METRICS_NAMESPACE, service=SPEC.service_name)
 app = APIGatewayRestResolver()
@@ -46,7 +47,7 @@ def trading_patterns() -> TradingPatternsTable:
 
 
 # --- API ---------------------------------------------------------------------------------------
-def _reject(message: str) -> None:
+def _reject(message: str) -> NoReturn:
     metrics.add_metric(name=names.METRIC_API_REQUESTS_REJECTED, unit=MetricUnit.Count, value=1)
     raise BadRequestError(message)
 
@@ -163,7 +164,7 @@ def record_detection_metrics(pattern_type: str, duration_ms: float, detections) 
             names.METRIC_CONFIDENCE_SCORE, MetricUnit.Percent, names.DIMENSION_PATTERN_TYPE, detection.pattern, detection.confidence * 100.0
         )
     dimensioned.flush()
-    metrics.add_metric(name=names.METRIC_PATTERNS_EVALUATED, unit=MetricUnit.Count, value=len(detections))
+    metrics.add_metric(name=names.METRIC_PATTERNS_DETECTED, unit=MetricUnit.Count, value=len(detections))
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)

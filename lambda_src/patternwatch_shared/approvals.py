@@ -235,3 +235,31 @@ class ApprovalWorkflow:
             )
             return False
         return True
+
+
+class DeliveryLedger:
+    """Remembers which alerts alert-processor has delivered, so SQS redeliveries and duplicate
+    alerts (AlertQueue is at-least-once) neither open a second approval nor publish twice.
+
+    The mark is written after delivery: a failure in between means the alert is delivered again
+    on retry (at-least-once), never that it is lost.
+    """
+
+    def __init__(self, dynamodb: Any, table_name: str):
+        self._ddb = dynamodb
+        self._table = table_name
+
+    @staticmethod
+    def key(alert_id: str) -> dict[str, Any]:
+        return {HASH_KEY: {"S": f"{names.DELIVERED_ALERT_KEY_PREFIX}{alert_id}"}}
+
+    def delivered(self, alert_id: str) -> bool:
+        item = self._ddb.get_item(TableName=self._table, Key=self.key(alert_id), ConsistentRead=True).get("Item")
+        return item is not None
+
+    def mark_delivered(self, alert_id: str, *, now: datetime) -> None:
+        expires_at = int(now.timestamp()) + names.DELIVERED_ALERT_RETENTION_SECONDS
+        self._ddb.put_item(
+            TableName=self._table,
+            Item={**self.key(alert_id), TTL: {"N": str(expires_at)}, "deliveredAt": {"S": keys.iso_utc(now)}},
+        )

@@ -38,12 +38,16 @@ class ReportingBatchProcessor(BatchProcessor):
 
 
 def record_identifier(record: Any) -> str | None:
-    """The id a partial batch response uses: Kinesis sequence number or SQS message id."""
-    if not isinstance(record, dict):
+    """The id a partial batch response uses: Kinesis sequence number or SQS message id.
+
+    The processor hands over Powertools data classes, which wrap the raw record dict.
+    """
+    raw = getattr(record, "raw_event", record)
+    if not isinstance(raw, dict):
         return None
-    if "kinesis" in record and isinstance(record["kinesis"], dict):
-        return record["kinesis"].get("sequenceNumber")
-    return record.get("messageId")
+    if isinstance(raw.get("kinesis"), dict):
+        return raw["kinesis"].get("sequenceNumber")
+    return raw.get("messageId")
 
 
 class InvalidBatchEvent(ValueError):

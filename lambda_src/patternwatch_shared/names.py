@@ -91,6 +91,7 @@ METRIC_THRESHOLD_BREACHES: Final = "ThresholdBreaches"
 METRIC_STORAGE_FAILURES: Final = "StorageFailures"
 METRIC_API_REQUESTS_REJECTED: Final = "ApiRequestsRejected"
 METRIC_API_REQUESTS: Final = "ApiRequests"
+METRIC_DUPLICATE_ALERTS_SKIPPED: Final = "DuplicateAlertsSkipped"
 METRIC_WORKFLOW_ACTIONS: Final = "WorkflowActions"
 
 DIMENSION_SERVICE: Final = "service"  # added by Powertools Metrics to every metric
@@ -116,11 +117,13 @@ APPROVAL_STATUS_APPROVED: Final = "APPROVED"
 APPROVAL_STATUS_REJECTED: Final = "REJECTED"
 APPROVAL_STATUS_EXPIRED: Final = "EXPIRED"  # auto-rejected
 APPROVAL_TOKEN_BYTES: Final = 16  # 128 bits, sent as 32 lowercase hex characters
-APPROVAL_ROUTE: Final = "/approve/<token>"
+APPROVAL_ROUTE: Final = "/approve/<token>"  # Powertools route syntax
+APPROVAL_RESOURCE_PATH: Final = "/approve/{token}"  # API Gateway resource syntax (POST)
 
 # --- API routes served by pattern-detector -----------------------------------------------------
-PATTERNS_ROUTE: Final = "/patterns"
-PATTERNS_BY_SYMBOL_ROUTE: Final = "/patterns/<symbol>"
+PATTERNS_ROUTE: Final = "/patterns"  # POST; also the API Gateway resource path
+PATTERNS_BY_SYMBOL_ROUTE: Final = "/patterns/<symbol>"  # Powertools route syntax
+PATTERNS_BY_SYMBOL_RESOURCE_PATH: Final = "/patterns/{symbol}"  # API Gateway resource syntax (GET)
 
 # --- Pattern detection ------------------------------------------------------------------------
 DETECTION_WINDOW_BARS: Final = 38  # the engine's default window; the consumer reads this many bars
@@ -169,6 +172,10 @@ ALERT_STATE_NOT_REQUIRED: Final = "NOT_REQUIRED"
 ALERT_STATE_PENDING: Final = "PENDING"
 ALERT_STATE_QUEUED: Final = "QUEUED"
 APPROVAL_STATUS_ATTRIBUTE: Final = "status"
+# alert-processor's delivery ledger lives in ApprovalTracking too: tokenHash = "delivered#<alertId>"
+# (never a 64-hex token hash), expiring after a day, so a redelivered or duplicated alert is skipped.
+DELIVERED_ALERT_KEY_PREFIX: Final = "delivered#"
+DELIVERED_ALERT_RETENTION_SECONDS: Final = 86_400
 
 
 # --- The five functions: one description each, read by the infrastructure and by the tests -------
@@ -250,3 +257,46 @@ LAMBDA_FUNCTIONS: Final[dict[str, LambdaFunctionSpec]] = {
         ),
     )
 }
+
+
+# =============================================================================================
+# Added for orchestration and monitoring (issue 6). Everything above this line is unchanged.
+# =============================================================================================
+
+# --- Power tuner: one code package, five functions (one per step, each with its own role) ----------
+POWER_TUNING_PACKAGE: Final = "power_tuning"
+SERVICE_POWER_TUNING_INITIALIZER: Final = "power-tuning-initializer"
+SERVICE_POWER_TUNING_EXECUTOR: Final = "power-tuning-executor"
+SERVICE_POWER_TUNING_CLEANER: Final = "power-tuning-cleaner"
+SERVICE_POWER_TUNING_ANALYZER: Final = "power-tuning-analyzer"
+SERVICE_POWER_TUNING_OPTIMIZER: Final = "power-tuning-optimizer"
+
+
+def _power_tuning_spec(service_name: str, entry_point: str) -> LambdaFunctionSpec:
+    return LambdaFunctionSpec(
+        name=service_name,
+        package=POWER_TUNING_PACKAGE,
+        handler=f"{POWER_TUNING_PACKAGE}.handler.{entry_point}",
+        service_name=service_name,
+        env_keys=(),
+    )
+
+
+POWER_TUNING_FUNCTIONS: Final[dict[str, LambdaFunctionSpec]] = {
+    spec.name: spec
+    for spec in (
+        _power_tuning_spec(SERVICE_POWER_TUNING_INITIALIZER, "initialize"),
+        _power_tuning_spec(SERVICE_POWER_TUNING_EXECUTOR, "execute"),
+        _power_tuning_spec(SERVICE_POWER_TUNING_CLEANER, "clean"),
+        _power_tuning_spec(SERVICE_POWER_TUNING_ANALYZER, "analyze"),
+        _power_tuning_spec(SERVICE_POWER_TUNING_OPTIMIZER, "optimize"),
+    )
+}
+
+# --- EventBridge: pattern events that start PatternAnalysisWorkflow ---------------------------
+# A producer puts {"Source": EVENT_SOURCE_PATTERNS, "DetailType": EVENT_DETAIL_TYPE_PATTERN_DETECTED,
+# "Detail": {"symbol", "bars", "confidence", ...}} on the default bus; the rule matches confidence
+# at or above the configured threshold and hands the detail to the workflow as its input.
+EVENT_SOURCE_PATTERNS: Final = "patternwatch.patterns"
+EVENT_DETAIL_TYPE_PATTERN_DETECTED: Final = "PatternDetected"
+EVENT_FIELD_CONFIDENCE: Final = "confidence"

@@ -6,9 +6,12 @@ new blob every 100 values (the EMF limit), keeping the dimensions.
 """
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from collections.abc import Iterable
 
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 
 from patternwatch_shared import names
@@ -36,3 +39,12 @@ class DimensionedMetrics:
                 emitter.add_metric(name=metric, unit=unit, value=value)
             if emitter.metric_set:  # empty when the last add completed a 100-value blob
                 emitter.flush_metrics()
+
+
+def share_log_config(logger: Logger) -> None:
+    """Give the shared modules' standard-library loggers the handler's JSON format and keys.
+
+    Call after the handler's imports, so every patternwatch_shared logger already exists.
+    """
+    shared = {name for name in logging.root.manager.loggerDict if name.startswith("patternwatch_shared")}
+    copy_config_to_registered_loggers(source_logger=logger, include=shared)

@@ -22,9 +22,11 @@ from patternwatch_shared.config import EnvReader
 from patternwatch_shared.decoding import describe_validation_error
 from patternwatch_shared.messaging import AlertQueue
 from patternwatch_shared.storage import TradingPatternsTable
+from patternwatch_shared.telemetry import share_log_config
 
 SPEC = names.LAMBDA_FUNCTIONS[names.SERVICE_THRESHOLD_CHECKER]
 logger = Logger(service=SPEC.service_name)
+share_log_config(logger)
 tracer = Tracer(service=SPEC.service_name)
 metrics = Metrics(namespace=names.METRICS_NAMESPACE, service=SPEC.service_name)
 

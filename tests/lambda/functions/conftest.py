@@ -1,0 +1,104 @@
+"""Fixtures for the Lambda function tests: moto in process, fake credentials, real event shapes."""
+from __future__ import annotations
+
+import os
+import uuid
+
+# Handler modules build their Tracer and Metrics at import (during collection). Only Powertools
+# switches are set process-wide, and only if unset: they cannot change what other suites do.
+os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
+os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "StockPatternDetection")
+
+import boto3  # noqa: E402
+import pytest  # noqa: E402
+from moto import mock_aws  # noqa: E402
+
+from lambda_testkit import (  # noqa: E402
+    API_BASE_URL,
+    APPROVAL_TRACKING,
+    REGION,
+    TRADING_PATTERNS,
+    AwsResources,
+    FakeLambdaContext,
+    create_trading_patterns_table,
+)
+from patternwatch_shared import aws, names  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def isolated_aws_environment(monkeypatch):
+    """Fake credentials and region for every test here, and never a real endpoint or profile."""
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SECURITY_TOKEN": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_REGION": REGION,
+        "POWERTOOLS_LOG_LEVEL": "INFO",
+    }.items():
+        monkeypatch.setenv(key, value)
+    for key in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"):
+        monkeypatch.delenv(key, raising=False)
+    aws.reset_clients()
+    yield
+    aws.reset_clients()
+
+
+@pytest.fixture
+def lambda_context() -> FakeLambdaContext:
+    return FakeLambdaContext(aws_request_id=str(uuid.uuid4()))
+
+
+@pytest.fixture
+def aws_resources(monkeypatch):
+    aws.reset_clients()
+    with mock_aws():
+        dynamodb = boto3.client("dynamodb", region_name=REGION)
+        sqs = boto3.client("sqs", region_name=REGION)
+        sns = boto3.client("sns", region_name=REGION)
+        create_trading_patterns_table(dynamodb)
+        dynamodb.create_table(
+            TableName=APPROVAL_TRACKING,
+            BillingMode="PAY_PER_REQUEST",
+            AttributeDefinitions=[{"AttributeName": names.APPROVAL_PARTITION_KEY, "AttributeType": "S"}],
+            KeySchema=[{"AttributeName": names.APPROVAL_PARTITION_KEY, "KeyType": "HASH"}],
+        )
+        alert_queue = sqs.create_queue(QueueName="AlertQueue")["QueueUrl"]
+        pending_queue = sqs.create_queue(QueueName="PendingApprovals")["QueueUrl"]
+        trading_alerts = sns.create_topic(Name="TradingAlerts")["TopicArn"]
+        approval_requests = sns.create_topic(Name="AlertApprovalRequests")["TopicArn"]
+        inboxes = {}
+        for topic, inbox in ((trading_alerts, "trading-alerts-inbox"), (approval_requests, "approval-requests-inbox")):
+            url = sqs.create_queue(QueueName=inbox)["QueueUrl"]
+            arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+            sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=arn)
+            inboxes[topic] = url
+
+        for key, value in {
+            names.ENV_TRADING_PATTERNS_TABLE: TRADING_PATTERNS,
+            names.ENV_APPROVAL_TABLE: APPROVAL_TRACKING,
+            names.ENV_ALERT_QUEUE_URL: alert_queue,
+            names.ENV_PENDING_APPROVALS_QUEUE_URL: pending_queue,
+            names.ENV_TRADING_ALERTS_TOPIC_ARN: trading_alerts,
+            names.ENV_APPROVAL_REQUESTS_TOPIC_ARN: approval_requests,
+            names.ENV_APPROVAL_EXPIRY_SECONDS: str(names.DEFAULT_APPROVAL_EXPIRY_SECONDS),
+            names.ENV_APPROVAL_API_BASE_URL: API_BASE_URL,
+            names.ENV_ERROR_THRESHOLD: "2",
+            names.ENV_PATTERN_CONFIDENCE_THRESHOLD: "0.9",
+        }.items():
+            monkeypatch.setenv(key, value)
+        yield AwsResources(
+            dynamodb=dynamodb,
+            sqs=sqs,
+            sns=sns,
+            alert_queue_url=alert_queue,
+            pending_queue_url=pending_queue,
+            trading_alerts_topic=trading_alerts,
+            approval_requests_topic=approval_requests,
+            trading_alerts_inbox=inboxes[trading_alerts],
+            approval_requests_inbox=inboxes[approval_requests],
+        )
+    aws.reset_clients()
+
+

@@ -1,0 +1,363 @@
+"""Event builders and AWS fakes shared by the Lambda function tests (imported by the test modules)."""
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from patternwatch_shared import aws, names
+
+REGION = "us-east-1"
+TRADING_PATTERNS = "TradingPatterns-test"
+APPROVAL_TRACKING = "ApprovalTracking-test"
+API_BASE_URL = "https://api.example.test/prod"
+
+
+@dataclass
+class FakeLambdaContext:
+    function_name: str = "patternwatch-test"
+    function_version: str = "$LATEST"
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:patternwatch-test"
+    memory_limit_in_mb: int = 512
+    aws_request_id: str = "00000000-0000-0000-0000-000000000000"
+    log_group_name: str = "/aws/lambda/patternwatch-test"
+    log_stream_name: str = "2026/01/01/[$LATEST]abc"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 30_000
+
+
+@dataclass
+class AwsResources:
+    dynamodb: Any
+    sqs: Any
+    sns: Any
+    alert_queue_url: str
+    pending_queue_url: str
+    trading_alerts_topic: str
+    approval_requests_topic: str
+    trading_alerts_inbox: str  # SQS queue subscribed to TradingAlerts, to read what was published
+    approval_requests_inbox: str
+
+    def drain(self, queue_url: str) -> list[dict[str, Any]]:
+        """Every message currently in the queue (deleted as read), bodies parsed."""
+        bodies = []
+        while True:
+            response = self.sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, MessageAttributeNames=["All"])
+            messages = response.get("Messages", [])
+            if not messages:
+                return bodies
+            for message in messages:
+                bodies.append(json.loads(message["Body"]))
+                self.sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+
+    def published(self, inbox_url: str) -> list[dict[str, Any]]:
+        """SNS messages delivered to an inbox queue: the SNS envelope with Message parsed."""
+        envelopes = self.drain(inbox_url)
+        for envelope in envelopes:
+            envelope["Message"] = json.loads(envelope["Message"])
+        return envelopes
+
+    def table_items(self, table: str = TRADING_PATTERNS) -> list[dict[str, Any]]:
+        items, request = [], {"TableName": table}
+        while True:
+            response = self.dynamodb.scan(**request)  # tests may scan; the handlers never do
+            items.extend(response["Items"])
+            if "LastEvaluatedKey" not in response:
+                return items
+            request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+
+def create_trading_patterns_table(dynamodb) -> None:
+    dynamodb.create_table(
+        TableName=TRADING_PATTERNS,
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[
+            {"AttributeName": names.TABLE_PARTITION_KEY, "AttributeType": "S"},
+            {"AttributeName": names.TABLE_SORT_KEY, "AttributeType": "S"},
+            {"AttributeName": names.RECENT_PATTERNS_INDEX_PARTITION_KEY, "AttributeType": "S"},
+            {"AttributeName": names.RECENT_PATTERNS_INDEX_SORT_KEY, "AttributeType": "S"},
+        ],
+        KeySchema=[
+            {"AttributeName": names.TABLE_PARTITION_KEY, "KeyType": "HASH"},
+            {"AttributeName": names.TABLE_SORT_KEY, "KeyType": "RANGE"},
+        ],
+        GlobalSecondaryIndexes=[
+            {
+                "IndexName": names.RECENT_PATTERNS_INDEX,
+                "KeySchema": [
+                    {"AttributeName": names.RECENT_PATTERNS_INDEX_PARTITION_KEY, "KeyType": "HASH"},
+                    {"AttributeName": names.RECENT_PATTERNS_INDEX_SORT_KEY, "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "ALL"},
+            }
+        ],
+    )
+
+
+# --- Event builders (shapes as Lambda delivers them) -----------------------------------------
+def bar_json(symbol: str, timestamp: int, close: float, **overrides: Any) -> dict[str, Any]:
+    bar = {
+        "symbol": symbol,
+        "timestamp": timestamp,
+        "open": close,
+        "high": close * 1.01,
+        "low": close * 0.99,
+        "close": close,
+        "volume": 1000,
+    }
+    bar.update(overrides)
+    return bar
+
+
+def b64(payload: bytes | str | dict) -> str:
+    if isinstance(payload, dict):
+        payload = json.dumps(payload)
+    if isinstance(payload, str):
+        payload = payload.encode()
+    return base64.b64encode(payload).decode()
+
+
+def kinesis_event(datas: list[str], *, first_sequence: int = 1, partition_keys: list[str] | None = None) -> dict[str, Any]:
+    records = []
+    for offset, data in enumerate(datas):
+        sequence = f"{49590338271490256608559692538361571095921575989136588898 + first_sequence + offset}"
+        records.append(
+            {
+                "kinesis": {
+                    "kinesisSchemaVersion": "1.0",
+                    "partitionKey": (partition_keys or ["pk"] * len(datas))[offset],
+                    "sequenceNumber": sequence,
+                    "data": data,
+                    "approximateArrivalTimestamp": 1545084650.987,
+                },
+                "eventSource": "aws:kinesis",
+                "eventVersion": "1.0",
+                "eventID": f"shardId-000000000006:{sequence}",
+                "eventName": "aws:kinesis:record",
+                "invokeIdentityArn": "arn:aws:iam::123456789012:role/lambda-role",
+                "awsRegion": REGION,
+                "eventSourceARN": "arn:aws:kinesis:us-east-1:123456789012:stream/market-data",
+            }
+        )
+    return {"Records": records}
+
+
+def kinesis_bars_event(bars: list[dict[str, Any]], **kwargs: Any) -> dict[str, Any]:
+    return kinesis_event([b64(bar) for bar in bars], partition_keys=[bar["symbol"] for bar in bars], **kwargs)
+
+
+def sequence_numbers(event: dict[str, Any]) -> list[str]:
+    return [record["kinesis"]["sequenceNumber"] for record in event["Records"]]
+
+
+def sqs_event(bodies: list[str]) -> dict[str, Any]:
+    return {
+        "Records": [
+            {
+                "messageId": str(uuid.uuid4()),
+                "receiptHandle": f"AQEB{index}",
+                "body": body,
+                "attributes": {
+                    "ApproximateReceiveCount": "1",
+                    "SentTimestamp": "1545082649183",
+                    "SenderId": "AIDAIENQZJOLO23YVJ4VO",
+                    "ApproximateFirstReceiveTimestamp": "1545082649185",
+                },
+                "messageAttributes": {},
+                "md5OfBody": "e4e68fb7bd0e697a0ae8f1bb342846b3",
+                "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:AlertQueue",
+                "awsRegion": REGION,
+            }
+            for index, body in enumerate(bodies)
+        ]
+    }
+
+
+def failed_ids(response: dict[str, Any]) -> list[str]:
+    return [item["itemIdentifier"] for item in response["batchItemFailures"]]
+
+
+def api_event(method: str, resource: str, path: str, *, body: str | None = None,
+              path_parameters: dict[str, str] | None = None, query: dict[str, str] | None = None) -> dict[str, Any]:
+    return {
+        "resource": resource,
+        "path": path,
+        "httpMethod": method,
+        "headers": {"Content-Type": "application/json", "Host": "api.example.test"},
+        "multiValueHeaders": {"Content-Type": ["application/json"], "Host": ["api.example.test"]},
+        "queryStringParameters": query,
+        "multiValueQueryStringParameters": {k: [v] for k, v in query.items()} if query else None,
+        "pathParameters": path_parameters,
+        "stageVariables": None,
+        "requestContext": {
+            "resourceId": "abc123",
+            "resourcePath": resource,
+            "httpMethod": method,
+            "extendedRequestId": "c6af9ac6-7b61-11e6-9a41-93e8deadbeef",
+            "requestTime": "09/Apr/2026:12:34:56 +0000",
+            "path": f"/prod{path}",
+            "accountId": "123456789012",
+            "protocol": "HTTP/1.1",
+            "stage": "prod",
+            "domainPrefix": "api",
+            "requestTimeEpoch": 1775738096000,
+            "requestId": str(uuid.uuid4()),
+            "identity": {"sourceIp": "203.0.113.7", "userAgent": "pytest"},
+            "domainName": "api.example.test",
+            "apiId": "abcdef1234",
+        },
+        "body": body,
+        "isBase64Encoded": False,
+    }
+
+
+def scheduled_event(moment: datetime) -> dict[str, Any]:
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": "123456789012",
+        "time": moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "region": REGION,
+        "resources": ["arn:aws:events:us-east-1:123456789012:rule/threshold-checker"],
+        "detail": {},
+    }
+
+
+class FlakyClient:
+    """Wraps a boto3 client; the named operation raises a ClientError on the chosen call numbers.
+
+    Used for fault tests: moto answers normally otherwise.
+    """
+
+    def __init__(self, client: Any, operation: str, failing_calls: set[int], code: str = "InternalServerError"):
+        self._client = client
+        self._operation = operation
+        self._failing_calls = failing_calls
+        self._code = code
+        self.calls = 0
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._client, name)
+        if name != self._operation:
+            return attribute
+
+        def maybe_fail(*args: Any, **kwargs: Any) -> Any:
+            self.calls += 1
+            if self.calls in self._failing_calls:
+                from botocore.exceptions import ClientError
+
+                raise ClientError({"Error": {"Code": self._code, "Message": "injected fault"}}, name)
+            return attribute(*args, **kwargs)
+
+        return maybe_fail
+
+
+def install_client(service: str, client: Any) -> None:
+    """Make the handlers use `client` for `service` (the factory caches one client per service)."""
+    aws._clients[service] = client
+
+
+class RecordingClient:
+    """Wraps a boto3 client and records which operations were called (e.g. to prove no Scan)."""
+
+    def __init__(self, client: Any):
+        self._client = client
+        self.operations: list[str] = []
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._client, name)
+        if not callable(attribute) or name.startswith("_") or name in ("meta", "exceptions"):
+            return attribute
+
+        def record(*args: Any, **kwargs: Any) -> Any:
+            self.operations.append(name)
+            return attribute(*args, **kwargs)
+
+        return record
+
+
+def emf_blobs(stdout: str) -> list[dict[str, Any]]:
+    """The EMF metric blobs Powertools printed (one JSON object per line)."""
+    blobs = []
+    for line in stdout.splitlines():
+        line = line.strip()
+        if line.startswith("{") and '"_aws"' in line:
+            blobs.append(json.loads(line))
+    return blobs
+
+
+def metric_values(stdout: str, metric: str, **dimensions: str) -> list[float]:
+    values: list[float] = []
+    for blob in emf_blobs(stdout):
+        if metric in blob and all(blob.get(k) == v for k, v in dimensions.items()):
+            value = blob[metric]
+            values.extend(value if isinstance(value, list) else [value])
+    return values
+
+
+def planted_bars(symbol: str, pattern: str = "head-and-shoulders", seed: int = 0) -> tuple[list[dict[str, Any]], int]:
+    """Bars with a clearly planted pattern, and the index of the bar at which the engine reports it.
+
+    Uses the engine's own synthetic generator, and the real engine to find where the match ends,
+    so these tests follow the engine rather than a copy of its rules.
+    """
+    from pattern_engine import detect
+    from pattern_engine.synthetic import planted
+
+    series = planted(pattern, noise=0.0005, seed=seed)
+    matches = [m for m in detect(series.bars) if m.pattern == pattern and m.confidence > names.CRITICAL_CONFIDENCE_THRESHOLD]
+    assert matches, f"the engine no longer finds a planted {pattern} (seed {seed})"
+    columns = series.bars
+    bars = [
+        {
+            "symbol": symbol,
+            "timestamp": int(columns["timestamp"][i]),
+            "open": float(columns["open"][i]),
+            "high": float(columns["high"][i]),
+            "low": float(columns["low"][i]),
+            "close": float(columns["close"][i]),
+            "volume": float(columns["volume"][i]),
+        }
+        for i in range(len(columns["close"]))
+    ]
+    return bars, matches[0].end
+
+
+def flat_bars(symbol: str, count: int, *, start: int = 1_700_000_000, price: float = 50.0) -> list[dict[str, Any]]:
+    """Bars on a gentle straight line: valid, and no pattern for the engine to find."""
+    return [bar_json(symbol, start + 60 * i, price + 0.01 * i) for i in range(count)]
+
+
+class LinearizableClient:
+    """Runs each call on the wrapped client one at a time.
+
+    Real DynamoDB applies a conditional write to an item atomically. moto in process does not: it
+    reads the item, checks the condition and writes in separate Python steps, so under 20 threads
+    two conditional updates of the same item can both succeed (seen in most runs of the race test
+    without this wrapper). Serialising single calls restores DynamoDB's per-request atomicity while
+    the handlers' own steps (update, read-back, publish) still interleave freely between calls.
+    """
+
+    def __init__(self, client: Any):
+        import threading
+
+        self._client = client
+        self._lock = threading.Lock()
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._client, name)
+        if not callable(attribute) or name.startswith("_"):
+            return attribute
+
+        def serialised(*args: Any, **kwargs: Any) -> Any:
+            with self._lock:
+                return attribute(*args, **kwargs)
+
+        return serialised

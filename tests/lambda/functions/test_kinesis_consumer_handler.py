@@ -1,0 +1,279 @@
+"""kinesis-consumer with real Kinesis event shapes, against moto in process."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from kinesis_consumer import handler
+from lambda_testkit import (
+    FlakyClient,
+    RecordingClient,
+    b64,
+    bar_json,
+    failed_ids,
+    flat_bars,
+    install_client,
+    kinesis_bars_event,
+    kinesis_event,
+    metric_values,
+    planted_bars,
+    sequence_numbers,
+)
+from patternwatch_shared import names
+
+T0 = 1_700_000_000
+
+
+def stored_bars(resources, symbol):
+    return [i for i in resources.table_items() if i["PK"]["S"] == f"BAR#{symbol}"]
+
+
+def stored_patterns(resources):
+    return [i for i in resources.table_items() if i["PK"]["S"].startswith("PATTERN#")]
+
+
+def test_valid_batch_stores_every_bar_under_its_key(aws_resources, lambda_context):
+    bars = [bar_json(symbol, T0 + 60 * i, 100.0 + i) for symbol in ("AAPL", "MSFT", "BRK.B") for i in range(5)]
+    response = handler.lambda_handler(kinesis_bars_event(bars), lambda_context)
+    assert response == {"batchItemFailures": []}
+    items = stored_bars(aws_resources, "BRK.B")
+    assert sorted(i["SK"]["S"] for i in items) == [str(T0 + 60 * i).zfill(12) for i in range(5)]
+    assert items[0]["close"]["N"] in {repr(100.0 + i) for i in range(5)}
+    assert len(aws_resources.table_items()) == 15
+
+
+def test_bad_records_fail_alone_and_no_valid_record_is_lost(aws_resources, lambda_context):
+    good = [bar_json("AAPL", T0 + 60 * i, 10.0 + i) for i in range(4)]
+    bad = [
+        "!!!not base64!!!",
+        b64("not json at all"),
+        b64({k: v for k, v in bar_json("AAPL", T0, 10.0).items() if k != "close"}),
+        b64(bar_json("AAPL", T0, 10.0, exchange="XNAS")),
+        b64(bar_json("AAPL", T0, 10.0, open="10")),
+        b64('{"symbol":"AAPL","timestamp":1700000000,"open":NaN,"high":11,"low":9,"close":10,"volume":1}'),
+        b64(bar_json("AAPL", T0, -10.0, high=-9.0, low=-11.0)),
+        b64(bar_json("AAPL", T0, 0.0, high=0.0, low=0.0)),
+        b64(bar_json("AAPL", T0, 10.0, high=9.0, low=9.5)),
+        b64(bar_json("A" * 5000, T0, 10.0)),
+    ]
+    # Interleave so bad records sit before, between and after the good ones.
+    datas = [bad[0], b64(good[0]), *bad[1:5], b64(good[1]), b64(good[2]), *bad[5:], b64(good[3])]
+    event = kinesis_event(datas)
+    response = handler.lambda_handler(event, lambda_context)
+
+    seqs = sequence_numbers(event)
+    expected_failures = [seq for seq, data in zip(seqs, datas) if data in bad]
+    assert failed_ids(response) == expected_failures
+    assert len(stored_bars(aws_resources, "AAPL")) == 4
+
+
+def test_a_batch_of_only_bad_records_is_answered_record_by_record(aws_resources, lambda_context, capsys):
+    event = kinesis_event(["%%%", b64("[]"), b64("{}")])
+    response = handler.lambda_handler(event, lambda_context)
+    assert failed_ids(response) == sequence_numbers(event)
+    assert metric_values(capsys.readouterr().out, names.METRIC_RECORDS_REJECTED) == [3.0]
+
+
+def test_empty_batch_is_answered_without_error(aws_resources, lambda_context):
+    assert handler.lambda_handler({"Records": []}, lambda_context) == {"batchItemFailures": []}
+
+
+@pytest.mark.filterwarnings("ignore:No application metrics to publish")
+@pytest.mark.parametrize("event", [{}, {"Records": "nope"}, {"records": []}])
+def test_an_event_that_is_not_a_kinesis_batch_is_a_clear_error(aws_resources, lambda_context, event):
+    with pytest.raises(ValueError, match="Invalid event format"):
+        handler.lambda_handler(event, lambda_context)
+
+
+def test_planted_pattern_is_detected_on_its_bar_stored_once_and_alerted(aws_resources, lambda_context, capsys):
+    bars, end = planted_bars("HNS")
+    history = kinesis_bars_event(bars[:end])
+    assert handler.lambda_handler(history, lambda_context) == {"batchItemFailures": []}
+    aws_resources.drain(aws_resources.alert_queue_url)  # whatever the random-walk history produced
+    before = {i["SK"]["S"] for i in stored_patterns(aws_resources)}
+
+    recording = RecordingClient(aws_resources.dynamodb)
+    install_client("dynamodb", recording)
+    capsys.readouterr()
+    response = handler.lambda_handler(kinesis_bars_event([bars[end]], first_sequence=1000), lambda_context)
+
+    assert response == {"batchItemFailures": []}
+    assert "scan" not in recording.operations and "query" in recording.operations
+    new = [i for i in stored_patterns(aws_resources) if i["SK"]["S"] not in before]
+    hns = [i for i in new if i["pattern"]["S"] == "head-and-shoulders"]
+    assert len(hns) == 1
+    item = hns[0]
+    end_ts = bars[end]["timestamp"]
+    assert item["PK"]["S"] == "PATTERN#HNS"
+    assert item["SK"]["S"] == f"{str(end_ts).zfill(12)}#head-and-shoulders"
+    assert item["GSI1PK"]["S"].startswith("RECENT#20")
+    assert item["GSI1SK"]["S"].endswith("#HNS#head-and-shoulders")
+    assert item["alertState"]["S"] == "QUEUED"
+    assert float(item["confidence"]["N"]) > 0.95
+
+    alerts = aws_resources.drain(aws_resources.alert_queue_url)
+    hns_alerts = [a for a in alerts if a["pattern"] == "head-and-shoulders"]
+    assert len(hns_alerts) == 1
+    assert hns_alerts[0]["severity"] == "CRITICAL"
+    assert hns_alerts[0]["alertId"] == f"HNS#{item['SK']['S']}"
+    assert hns_alerts[0]["endTimestamp"] == end_ts
+    assert all(a["confidence"] > 0.9 for a in alerts)
+
+    out = capsys.readouterr().out
+    assert metric_values(out, names.METRIC_CONFIDENCE_SCORE, PatternType="head-and-shoulders")[0] > 95
+    assert len(metric_values(out, names.METRIC_PATTERN_DETECTION_DURATION, PatternType="all")) == 1
+
+
+def test_catch_up_batch_finds_a_pattern_that_ends_mid_batch(aws_resources, lambda_context):
+    bars, end = planted_bars("CATCH", seed=1)
+    assert end < len(bars) - 1  # the pattern ends before the newest bar of the batch
+    response = handler.lambda_handler(kinesis_bars_event(bars), lambda_context)
+    assert response == {"batchItemFailures": []}
+    end_ts = bars[end]["timestamp"]
+    keys = {i["SK"]["S"] for i in stored_patterns(aws_resources)}
+    assert f"{str(end_ts).zfill(12)}#head-and-shoulders" in keys
+
+
+def test_low_confidence_patterns_are_stored_but_not_alerted(aws_resources, lambda_context):
+    bars, _ = planted_bars("LOWC", seed=2)
+    handler.lambda_handler(kinesis_bars_event(bars), lambda_context)
+    patterns = stored_patterns(aws_resources)
+    alerts = aws_resources.drain(aws_resources.alert_queue_url)
+    alerted = {a["alertId"] for a in alerts}
+    for item in patterns:
+        alert_id = f"LOWC#{item['SK']['S']}"
+        if float(item["confidence"]["N"]) > 0.9:
+            assert alert_id in alerted and item["alertState"]["S"] == "QUEUED"
+        else:
+            assert alert_id not in alerted and item["alertState"]["S"] == "NOT_REQUIRED"
+
+
+def test_retried_and_duplicated_batches_write_nothing_twice(aws_resources, lambda_context):
+    bars, end = planted_bars("DUPE")
+    event = kinesis_bars_event(bars[: end + 1])
+    handler.lambda_handler(event, lambda_context)
+    items_after_first = aws_resources.table_items()
+    alerts_after_first = aws_resources.drain(aws_resources.alert_queue_url)
+    assert alerts_after_first
+
+    # The same batch again (a retry), then a batch that repeats its last records (a producer resend).
+    assert handler.lambda_handler(event, lambda_context) == {"batchItemFailures": []}
+    resend = kinesis_bars_event(bars[end - 5 : end + 1] * 2, first_sequence=5000)
+    assert handler.lambda_handler(resend, lambda_context) == {"batchItemFailures": []}
+
+    assert sorted(map(json.dumps, aws_resources.table_items())) == sorted(map(json.dumps, items_after_first))
+    assert aws_resources.drain(aws_resources.alert_queue_url) == []
+
+
+def test_dynamodb_write_fault_fails_only_that_chunk_and_the_retry_stores_it(aws_resources, lambda_context):
+    first = flat_bars("FIRST", 25)  # exactly one BatchWriteItem chunk
+    second = flat_bars("SECOND", 10)
+    event = kinesis_bars_event(first + second)
+    install_client("dynamodb", FlakyClient(aws_resources.dynamodb, "batch_write_item", failing_calls={1}))
+
+    response = handler.lambda_handler(event, lambda_context)
+
+    assert failed_ids(response) == sequence_numbers(event)[:25]
+    assert len(stored_bars(aws_resources, "SECOND")) == 10
+    assert stored_bars(aws_resources, "FIRST") == []
+    # Kinesis re-delivers from the first failed record; the retry succeeds and nothing is lost.
+    retry = {"Records": event["Records"][:]}
+    assert handler.lambda_handler(retry, lambda_context) == {"batchItemFailures": []}
+    assert len(stored_bars(aws_resources, "FIRST")) == 25
+    assert len(stored_bars(aws_resources, "SECOND")) == 10
+
+
+def test_unprocessed_items_are_retried_inside_the_invocation(aws_resources, lambda_context, monkeypatch):
+    real = aws_resources.dynamodb
+    calls = []
+
+    class Throttling:
+        def __getattr__(self, name):
+            return getattr(real, name)
+
+        def batch_write_item(self, RequestItems):
+            calls.append(1)
+            if len(calls) == 1:  # DynamoDB hands back part of the first batch unprocessed
+                (table, requests), = RequestItems.items()
+                real.batch_write_item(RequestItems={table: requests[:3]})
+                return {"UnprocessedItems": {table: requests[3:]}}
+            return real.batch_write_item(RequestItems=RequestItems)
+
+    monkeypatch.setattr("patternwatch_shared.storage.UNPROCESSED_BACKOFF_SECONDS", 0)
+    install_client("dynamodb", Throttling())
+    event = kinesis_bars_event(flat_bars("THR", 10))
+    assert handler.lambda_handler(event, lambda_context) == {"batchItemFailures": []}
+    assert len(calls) == 2
+    assert len(stored_bars(aws_resources, "THR")) == 10
+
+
+def test_alert_queue_fault_fails_the_records_and_the_retry_sends_the_alert_once(aws_resources, lambda_context):
+    bars, end = planted_bars("SQSF")
+    handler.lambda_handler(kinesis_bars_event(bars[:end]), lambda_context)
+    aws_resources.drain(aws_resources.alert_queue_url)
+    last = kinesis_bars_event([bars[end]], first_sequence=900)
+    install_client("sqs", FlakyClient(aws_resources.sqs, "send_message_batch", failing_calls={1}))
+
+    response = handler.lambda_handler(last, lambda_context)
+    assert failed_ids(response) == sequence_numbers(last)
+    pending = [i for i in stored_patterns(aws_resources) if i["alertState"]["S"] == "PENDING"]
+    assert [i["pattern"]["S"] for i in pending] == ["head-and-shoulders"]
+    assert aws_resources.drain(aws_resources.alert_queue_url) == []
+
+    assert handler.lambda_handler(last, lambda_context) == {"batchItemFailures": []}
+    alerts = aws_resources.drain(aws_resources.alert_queue_url)
+    assert [a["pattern"] for a in alerts] == ["head-and-shoulders"]
+    assert all(i["alertState"]["S"] != "PENDING" for i in stored_patterns(aws_resources))
+    assert handler.lambda_handler(last, lambda_context) == {"batchItemFailures": []}
+    assert aws_resources.drain(aws_resources.alert_queue_url) == []
+
+
+def test_pattern_write_fault_fails_that_symbol_only(aws_resources, lambda_context):
+    bars, end = planted_bars("PWF")
+    handler.lambda_handler(kinesis_bars_event(bars[:end]), lambda_context)
+    aws_resources.drain(aws_resources.alert_queue_url)
+    other = flat_bars("CALM", 3, start=bars[end]["timestamp"])
+    event = kinesis_bars_event([bars[end], *other], first_sequence=700)
+    install_client("dynamodb", FlakyClient(aws_resources.dynamodb, "put_item", failing_calls={1}, code="ProvisionedThroughputExceededException"))
+
+    response = handler.lambda_handler(event, lambda_context)
+    assert failed_ids(response) == sequence_numbers(event)[:1]
+    assert len(stored_bars(aws_resources, "CALM")) == 3
+    assert handler.lambda_handler(event, lambda_context) == {"batchItemFailures": []}
+    assert [a["pattern"] for a in aws_resources.drain(aws_resources.alert_queue_url)] == ["head-and-shoulders"]
+
+
+def test_detection_error_fails_that_symbol_and_is_recorded(aws_resources, lambda_context, monkeypatch):
+    def engine_refuses(columns, **kwargs):
+        if columns["close"][-1] > 1000:
+            raise ValueError("close contains an impossible value")
+        return []
+
+    monkeypatch.setattr("patternwatch_shared.ingest.detect_in", engine_refuses)
+    odd = flat_bars("ODD", 40, price=2000.0)
+    calm = flat_bars("CALM", 40)
+    event = kinesis_bars_event(odd + calm)
+    response = handler.lambda_handler(event, lambda_context)
+    assert failed_ids(response) == sequence_numbers(event)[:40]
+    assert len(stored_bars(aws_resources, "CALM")) == 40
+
+
+def test_log_lines_carry_the_batch_correlation_id(aws_resources, lambda_context):
+    import io
+
+    # The Powertools handler keeps the stream it was created with; point it at a buffer.
+    stream = handler.logger.registered_handler.setStream(buffer := io.StringIO())
+    try:
+        event = kinesis_event(["@@@", b64(bar_json("LOG", T0, 10.0))])
+        handler.lambda_handler(event, lambda_context)
+    finally:
+        handler.logger.registered_handler.setStream(stream)
+    logs = [json.loads(line) for line in buffer.getvalue().splitlines()]
+    rejected = [line for line in logs if line["message"] == "record rejected"]
+    assert rejected and rejected[0]["correlation_id"] == event["Records"][0]["eventID"]
+    assert rejected[0]["record_id"] == event["Records"][0]["kinesis"]["sequenceNumber"]
+    assert "not valid base64" in rejected[0]["reason"]
+    assert rejected[0]["service"] == "kinesis-consumer"
+    summary = [line for line in logs if line["message"] == "batch ingested"]
+    assert summary and summary[0]["bars_stored"] == 1

@@ -1,0 +1,201 @@
+"""Decoders and validators: every bad input is a RecordRejected with a reason, every good one decodes."""
+from __future__ import annotations
+
+import base64
+import json
+import math
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from lambda_testkit import b64, bar_json
+from patternwatch_shared.decoding import (
+    MAX_BAR_JSON_BYTES,
+    RecordRejected,
+    decode_alert_body,
+    decode_bar_record,
+)
+from patternwatch_shared.models import MAX_EPOCH_SECONDS, MIN_EPOCH_SECONDS, Bar
+
+T0 = 1_700_000_000
+
+symbols = st.from_regex(r"\A[A-Z][A-Z0-9.\-]{0,11}\Z")
+prices = st.floats(min_value=0.0001, max_value=1e6, allow_nan=False, allow_infinity=False)
+epochs = st.integers(min_value=MIN_EPOCH_SECONDS, max_value=MAX_EPOCH_SECONDS)
+
+
+@st.composite
+def valid_bars(draw) -> dict:
+    low = draw(prices)
+    high = draw(st.floats(min_value=low, max_value=low * 2, allow_nan=False))
+    open_ = draw(st.floats(min_value=low, max_value=high, allow_nan=False))
+    close = draw(st.floats(min_value=low, max_value=high, allow_nan=False))
+    return {
+        "symbol": draw(symbols),
+        "timestamp": draw(epochs),
+        "open": open_,
+        "high": high,
+        "low": low,
+        "close": close,
+        "volume": draw(st.one_of(st.integers(0, 10**12), st.floats(0, 1e12, allow_nan=False))),
+    }
+
+
+@given(valid_bars())
+def test_every_valid_bar_decodes_to_the_same_values(raw):
+    bar = decode_bar_record(b64(raw))
+    assert isinstance(bar, Bar)
+    assert (bar.symbol, bar.timestamp) == (raw["symbol"], raw["timestamp"])
+    for field in ("open", "high", "low", "close", "volume"):
+        assert getattr(bar, field) == raw[field]
+
+
+@settings(max_examples=300)
+@given(st.text(max_size=300))
+def test_arbitrary_text_is_rejected_never_crashes(text):
+    with pytest.raises(RecordRejected):
+        decode_bar_record(text)
+
+
+@settings(max_examples=300)
+@given(st.binary(max_size=300))
+def test_arbitrary_bytes_are_rejected_never_crash(payload):
+    with pytest.raises(RecordRejected):
+        decode_bar_record(base64.b64encode(payload).decode())
+
+
+@given(valid_bars(), st.sampled_from(["symbol", "timestamp", "open", "high", "low", "close", "volume"]))
+def test_any_missing_field_is_rejected_and_named(raw, field):
+    del raw[field]
+    with pytest.raises(RecordRejected, match=field):
+        decode_bar_record(b64(raw))
+
+
+@given(
+    valid_bars(),
+    st.sampled_from(["open", "high", "low", "close", "volume", "timestamp"]),
+    st.one_of(st.text(max_size=5), st.booleans(), st.none(), st.lists(st.integers(), max_size=2)),
+)
+def test_wrong_types_are_rejected(raw, field, value):
+    raw[field] = value  # short text is never a valid ISO 8601 timestamp either
+    with pytest.raises(RecordRejected):
+        decode_bar_record(b64(raw))
+
+
+@given(valid_bars(), st.sampled_from(["open", "high", "low", "close"]), st.floats(max_value=0, allow_nan=False))
+def test_zero_or_negative_prices_are_rejected(raw, field, value):
+    raw[field] = value
+    with pytest.raises(RecordRejected):
+        decode_bar_record(b64(raw))
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        ("!!!not-base64!!!", "not valid base64"),
+        ("aGVsbG8", "not valid base64"),  # missing padding
+        ("", "missing"),
+        (b64("not json"), "Invalid JSON"),
+        (b64("[1, 2, 3]"), "object"),
+        (b64(b"\xff\xfe\x00"), "invalid bar"),
+        (b64('{"symbol":"AAPL","timestamp":1700000000,"open":NaN,"high":2,"low":1,"close":1.5,"volume":1}'), "open"),
+        (b64('{"symbol":"AAPL","timestamp":1700000000,"open":1.5,"high":Infinity,"low":1,"close":1.5,"volume":1}'), "high"),
+        (b64(bar_json("AAPL", T0, 10.0, high=9.0, low=9.5)), "high 9.0 is below low 9.5"),
+        (b64(bar_json("AAPL", T0, 10.0, high=9.9)), "below open/close"),
+        (b64(bar_json("AAPL", T0, 10.0, low=10.5, high=11)), "above open/close"),
+        (b64(bar_json("AAPL", T0, 10.0, volume=-1)), "volume"),
+        (b64(bar_json("AAPL", T0, 10.0, volume=float("nan"))), "volume"),
+        (b64(bar_json("AAPL", T0, 10.0, extra="field")), "extra"),
+        (b64(bar_json("A" * 13, T0, 10.0)), "symbol"),
+        (b64(bar_json("aapl", T0, 10.0)), "symbol"),
+        (b64(bar_json("AAPL", T0 * 1000, 10.0)), "timestamp"),  # milliseconds, not seconds
+        (b64(bar_json("AAPL", T0 + 0.5, 10.0)), "timestamp"),
+        (b64(bar_json("AAPL", True, 10.0)), "timestamp"),
+        (b64(bar_json("AAPL", "2024-01-02T10:00:00", 10.0)), "timezone"),
+        (b64(bar_json("AAPL", "yesterday", 10.0)), "ISO 8601"),
+        (b64(bar_json("AAPL", T0, 10.0, open="10.0")), "open"),
+        (b64(bar_json("AAPL", T0, 10.0, note="x" * 5000)), f"larger than {MAX_BAR_JSON_BYTES}"),
+        (12345, "not base64 text"),
+    ],
+)
+def test_bad_records_are_rejected_with_a_reason(data, reason):
+    with pytest.raises(RecordRejected) as caught:
+        decode_bar_record(data)
+    assert reason in str(caught.value)
+    assert len(str(caught.value)) <= 520
+
+
+def test_iso_timestamps_are_normalised_to_epoch_seconds():
+    bar = decode_bar_record(b64(bar_json("BRK.B", "2024-01-02T10:00:00+00:00", 10.0)))
+    assert bar.timestamp == 1704189600
+    assert decode_bar_record(b64(bar_json("BRK.B", "2024-01-02T11:00:00+01:00", 10.0))).timestamp == 1704189600
+
+
+def test_rejection_reason_does_not_echo_huge_input():
+    huge_symbol = "A" * 1000
+    with pytest.raises(RecordRejected) as caught:
+        decode_bar_record(b64(bar_json(huge_symbol, T0, 10.0)))
+    assert huge_symbol not in str(caught.value)
+
+
+# --- alert bodies -----------------------------------------------------------------------------
+def alert_body(**overrides) -> dict:
+    body = {
+        "alertId": "AAPL#001700000000#double-top",
+        "source": "stream",
+        "severity": "HIGH",
+        "detectedAt": "2026-01-01T00:00:00.000000Z",
+        "confidence": 0.93,
+        "symbol": "AAPL",
+        "pattern": "double-top",
+        "startTimestamp": T0 - 3000,
+        "endTimestamp": T0,
+    }
+    body.update(overrides)
+    return body
+
+
+def test_valid_alert_decodes():
+    alert = decode_alert_body(json.dumps(alert_body()))
+    assert (alert.symbol, alert.pattern, alert.severity) == ("AAPL", "double-top", "HIGH")
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        ("", "missing"),
+        (None, "missing"),
+        ("{not json", "Invalid JSON"),
+        (json.dumps(alert_body(severity="URGENT")), "severity"),
+        (json.dumps(alert_body(confidence=1.5)), "confidence"),
+        (json.dumps(alert_body(confidence="0.9")), "confidence"),
+        (json.dumps(alert_body(unexpected=1)), "unexpected"),
+        (json.dumps({k: v for k, v in alert_body().items() if k != "alertId"}), "alertId"),
+        (json.dumps(alert_body(symbol=None)), "needs symbol and pattern"),
+        (json.dumps(alert_body(alertId="x" * 300)), "alertId"),
+        ("x" * 20_000, "longer than"),
+        ('{"alertId":"a","source":"stream","severity":"HIGH","detectedAt":"t","confidence":NaN,"symbol":"A","pattern":"double-top"}', "confidence"),
+    ],
+)
+def test_bad_alert_bodies_are_rejected(body, reason):
+    with pytest.raises(RecordRejected) as caught:
+        decode_alert_body(body)
+    assert reason in str(caught.value)
+
+
+@settings(max_examples=200)
+@given(st.text(max_size=200))
+def test_arbitrary_alert_text_is_rejected_never_crashes(text):
+    with pytest.raises(RecordRejected):
+        decode_alert_body(text)
+
+
+@given(st.floats(allow_nan=True, allow_infinity=True))
+def test_confidence_outside_unit_interval_is_rejected(value):
+    body = json.dumps(alert_body(confidence=value))  # json.dumps writes NaN/Infinity tokens
+    if math.isfinite(value) and 0 <= value <= 1:
+        assert decode_alert_body(body).confidence == value
+    else:
+        with pytest.raises(RecordRejected):
+            decode_alert_body(body)

@@ -1,0 +1,95 @@
+"""The engine bridge, its X-Ray subsegment and severity rules."""
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+import pytest
+
+from lambda_testkit import planted_bars
+from patternwatch_shared import names
+from patternwatch_shared.detection import DETECTION_SUBSEGMENT, context_bars, detect_in, detection_span, severity_for
+
+
+class FakeSubsegment:
+    def __init__(self):
+        self.annotations: dict = {}
+        self.metadata: dict = {}
+
+    def put_annotation(self, key, value):
+        self.annotations[key] = value
+
+    def put_metadata(self, key, value, namespace="default"):
+        self.metadata[(namespace, key)] = value
+
+
+class FakeProvider:
+    """Stands in for tracer.provider to see what the detection subsegment records."""
+
+    def __init__(self):
+        self.subsegments: list[tuple[str, FakeSubsegment]] = []
+
+    @contextmanager
+    def in_subsegment(self, name=None, **kwargs):
+        subsegment = FakeSubsegment()
+        self.subsegments.append((name, subsegment))
+        yield subsegment
+
+
+def test_subsegment_carries_pattern_type_and_confidence():
+    bars, end = planted_bars("TRC")
+    provider = FakeProvider()
+    with detection_span(provider, "head-and-shoulders", Symbol="TRC") as span:
+        detections = detect_in(bars[: end + 1], latest_only=True, patterns=["head-and-shoulders"])
+        span.record(detections)
+    (name, subsegment), = provider.subsegments
+    assert name == DETECTION_SUBSEGMENT
+    assert subsegment.annotations["PatternType"] == "head-and-shoulders"
+    assert subsegment.annotations["Symbol"] == "TRC"
+    assert subsegment.annotations["MatchCount"] == 1
+    assert subsegment.annotations["TopConfidence"] > 0.95
+    matches = subsegment.metadata[(names.METRICS_NAMESPACE, "matches")]
+    assert matches[0]["pattern"] == "head-and-shoulders"
+    assert span.duration_ms > 0
+
+
+def test_subsegment_records_a_detection_error_and_reraises():
+    provider = FakeProvider()
+    with pytest.raises(ValueError, match="lengths differ"):
+        with detection_span(provider, "double-top"):
+            raise ValueError("lengths differ")
+    (_, subsegment), = provider.subsegments
+    assert subsegment.annotations["DetectionFailed"] is True
+    assert subsegment.metadata[(names.METRICS_NAMESPACE, "error")] == "ValueError: lengths differ"
+
+
+def test_detect_in_maps_bar_indices_to_timestamps():
+    bars, end = planted_bars("MAP", "double-top", seed=1)
+    detection = next(d for d in detect_in(bars) if d.pattern == "double-top" and d.end == end)
+    assert detection.end_timestamp == bars[end]["timestamp"]
+    assert detection.start_timestamp == bars[detection.start]["timestamp"]
+    assert [ts for ts, _ in detection.extrema][0] == detection.start_timestamp
+
+
+def test_detect_latest_and_detect_agree_on_the_newest_bar():
+    bars, end = planted_bars("AGR")
+    window = bars[: end + 1]
+    latest = detect_in(window[-context_bars():], latest_only=True)
+    full = [d for d in detect_in(window) if d.end == end]
+    assert [(d.pattern, d.end_timestamp) for d in latest] == [(d.pattern, d.end_timestamp) for d in full]
+
+
+def test_too_few_bars_is_no_match_and_bad_bars_are_a_value_error():
+    bars, _ = planted_bars("FEW")
+    assert detect_in(bars[:10]) == []
+    broken = [dict(bar) for bar in bars[:40]]
+    broken[5]["close"] = float("nan")
+    with pytest.raises(ValueError):
+        detect_in(broken)
+
+
+@pytest.mark.parametrize(
+    ("confidence", "severity"),
+    [(1.0, "CRITICAL"), (0.95, "CRITICAL"), (0.9499, "HIGH"), (0.9001, "HIGH"), (0.9, "MEDIUM"), (0.75, "MEDIUM"), (0.5, "LOW")],
+)
+def test_severity_bands(confidence, severity):
+    assert severity_for(confidence) == severity

@@ -1,0 +1,120 @@
+"""threshold-checker with real EventBridge scheduled events; recent patterns come from the GSI."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from lambda_testkit import RecordingClient, install_client, metric_values, scheduled_event
+from patternwatch_shared import names
+from patternwatch_shared.config import ConfigurationError
+from patternwatch_shared.storage import StoredPattern, TradingPatternsTable
+from threshold_checker import handler
+
+NOW = datetime(2026, 3, 2, 0, 2, 0, tzinfo=timezone.utc)  # two minutes after midnight: spans two GSI days
+
+
+def store(resources, symbol: str, pattern: str, confidence: float, detected_at: datetime, end: int = 1_700_000_000) -> None:
+    table = TradingPatternsTable(resources.dynamodb, "TradingPatterns-test")
+    table.put_pattern_once(
+        StoredPattern(
+            symbol=symbol,
+            pattern=pattern,
+            confidence=confidence,
+            start_timestamp=end - 3000,
+            end_timestamp=end,
+            detected_at=detected_at,
+            severity="HIGH",
+            alert_state=names.ALERT_STATE_NOT_REQUIRED,
+        )
+    )
+
+
+def test_exceeded_threshold_queues_one_alert_from_a_gsi_query(aws_resources, lambda_context, capsys):
+    store(aws_resources, "AAPL", "double-top", 0.95, NOW - timedelta(minutes=3))  # yesterday's partition
+    store(aws_resources, "MSFT", "head-and-shoulders", 0.97, NOW - timedelta(minutes=1))
+    store(aws_resources, "NVDA", "ascending-triangle", 0.92, NOW)
+    store(aws_resources, "AMD", "double-top", 0.50, NOW - timedelta(minutes=2))  # below the confidence threshold
+    store(aws_resources, "OLD", "double-top", 0.99, NOW - timedelta(minutes=30))  # outside the window
+    recording = RecordingClient(aws_resources.dynamodb)
+    install_client("dynamodb", recording)
+
+    summary = handler.lambda_handler(scheduled_event(NOW), lambda_context)
+
+    assert "scan" not in recording.operations and recording.operations.count("query") == 2
+    assert summary["evaluated"] == 4 and summary["breaches"] == 3 and summary["exceeded"] is True
+    alerts = aws_resources.drain(aws_resources.alert_queue_url)
+    assert len(alerts) == 1
+    alert = alerts[0]
+    assert alert["source"] == "threshold" and alert["severity"] == "HIGH"
+    assert alert["details"]["breaches"] == 3 and alert["details"]["topSymbol"] == "MSFT"
+    assert alert["alertId"] == summary["alertId"] == "threshold#2026-03-02T00:02:00.000000Z"
+    out = capsys.readouterr().out
+    assert metric_values(out, names.METRIC_THRESHOLD_CHECKS) == [1.0]
+    assert metric_values(out, names.METRIC_PATTERNS_EVALUATED) == [4.0]
+
+
+def test_below_threshold_queues_nothing(aws_resources, lambda_context, capsys):
+    store(aws_resources, "AAPL", "double-top", 0.95, NOW - timedelta(minutes=1))
+    store(aws_resources, "MSFT", "double-top", 0.96, NOW - timedelta(minutes=1))
+    summary = handler.lambda_handler(scheduled_event(NOW), lambda_context)
+    assert (summary["breaches"], summary["exceeded"], summary["alertId"]) == (2, False, None)  # 2 is not > 2
+    assert aws_resources.drain(aws_resources.alert_queue_url) == []
+    assert metric_values(capsys.readouterr().out, names.METRIC_THRESHOLD_CHECKS) == [1.0]
+
+
+def test_many_recent_patterns_are_read_page_by_page(aws_resources, lambda_context, monkeypatch):
+    for i in range(30):
+        store(aws_resources, f"S{i}", "double-top", 0.99, NOW - timedelta(seconds=i), end=1_700_000_000 + i)
+    real_query = aws_resources.dynamodb.query
+
+    class SmallPages:
+        def __getattr__(self, name):
+            return getattr(aws_resources.dynamodb, name)
+
+        def query(self, **request):
+            return real_query(**request, Limit=7)
+
+    install_client("dynamodb", SmallPages())
+    summary = handler.lambda_handler(scheduled_event(NOW), lambda_context)
+    assert summary["evaluated"] == 30
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        {},
+        {"detail-type": "Scheduled Event", "source": "aws.events"},
+        {**scheduled_event(NOW), "time": "not a time"},
+        "a string",
+    ],
+)
+def test_a_malformed_event_is_a_clear_error(aws_resources, lambda_context, event):
+    with pytest.raises(handler.InvalidScheduleEvent, match="not an EventBridge scheduled event"):
+        handler.lambda_handler(event, lambda_context)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        (names.ENV_ERROR_THRESHOLD, "many", "not a number"),
+        (names.ENV_PATTERN_CONFIDENCE_THRESHOLD, "1.5", "above"),
+        (names.ENV_ERROR_THRESHOLD, "", "not set"),
+    ],
+)
+def test_misconfiguration_is_a_clear_error(aws_resources, lambda_context, monkeypatch, key, value, message):
+    monkeypatch.setenv(key, value)
+    with pytest.raises(ConfigurationError, match=message):
+        handler.lambda_handler(scheduled_event(NOW), lambda_context)
+
+
+def test_queue_fault_raises_so_the_scheduled_run_is_retried_with_the_same_alert_id(aws_resources, lambda_context):
+    from lambda_testkit import FlakyClient
+
+    for i in range(3):
+        store(aws_resources, f"S{i}", "double-top", 0.99, NOW - timedelta(seconds=i), end=1_700_000_000 + i)
+    install_client("sqs", FlakyClient(aws_resources.sqs, "send_message_batch", failing_calls={1}))
+    with pytest.raises(RuntimeError, match="could not queue threshold alert"):
+        handler.lambda_handler(scheduled_event(NOW), lambda_context)
+    summary = handler.lambda_handler(scheduled_event(NOW), lambda_context)
+    assert [a["alertId"] for a in aws_resources.drain(aws_resources.alert_queue_url)] == [summary["alertId"]]

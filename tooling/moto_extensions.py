@@ -1,0 +1,247 @@
+"""Small additions to moto server so the `local` stack applies, plans clean and destroys.
+
+moto 5.2.1 lacks a few calls the AWS provider makes, or answers them in a shape the provider rejects.
+`install()` adds or adjusts exactly those, in this process, before the server starts; nothing in
+site-packages is modified. One function per gap, each saying which call and why.
+
+Usage: python -m tooling.moto_extensions -H 127.0.0.1 -p 5055   (tooling/emulator.py starts it this way)
+"""
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+INSTALLED: list[str] = []
+
+
+def _register(name: str) -> None:
+    INSTALLED.append(name)
+
+
+def codedeploy_create_time_as_epoch() -> None:
+    """GetApplication: moto returns createTime as an ISO string; the API (and the Go SDK) use epoch seconds."""
+    from moto.codedeploy import models
+
+    original_init = models.Application.__init__
+
+    def init(self, *args, **kwargs):
+        original_init(self, *args, **kwargs)
+        self.create_time = time.time()
+
+    models.Application.__init__ = init
+    _register("codedeploy:GetApplication createTime")
+
+
+def codedeploy_deletes() -> None:
+    """DeleteDeploymentGroup and DeleteApplication are missing; `terraform destroy` calls both."""
+    from moto.codedeploy.responses import CodeDeployResponse
+
+    def delete_deployment_group(self) -> str:
+        groups = self.codedeploy_backend.deployment_groups.get(self._get_param("applicationName"), {})
+        groups.pop(self._get_param("deploymentGroupName"), None)
+        return json.dumps({"hooksNotCleanedUp": []})
+
+    def delete_application(self) -> str:
+        name = self._get_param("applicationName")
+        self.codedeploy_backend.applications.pop(name, None)
+        self.codedeploy_backend.deployment_groups.pop(name, None)
+        return "{}"
+
+    CodeDeployResponse.delete_deployment_group = delete_deployment_group
+    CodeDeployResponse.delete_application = delete_application
+    _register("codedeploy:DeleteDeploymentGroup, DeleteApplication")
+
+
+def lambda_event_sources_without_docker() -> None:
+    """CreateEventSourceMapping, three fixes:
+
+    - accept a Kinesis enhanced fan-out consumer ARN as the event source (moto knows only stream ARNs);
+    - keep the FunctionArn the caller gave (our `live` alias), instead of the resolved version, so a
+      re-plan shows no drift;
+    - never attach the mapping to the queue or stream: moto would then run the function itself inside
+      SendMessage/PutRecord, which needs Docker and turns every write into HTTP 500. The project's
+      trigger runner (tooling/local_runner.py) delivers events instead.
+    """
+    from moto.awslambda.models import EventSourceMapping, LambdaBackend
+    from moto.core.exceptions import JsonRESTError as RESTError
+    from moto.kinesis.models import kinesis_backends
+    from moto.sqs.models import sqs_backends
+
+    def create_event_source_mapping(self, spec):
+        for param in ("EventSourceArn", "FunctionName"):
+            if not spec.get(param):
+                raise RESTError("InvalidParameterValueException", f"Missing {param}")
+        spec["RegionName"], spec["AccountId"] = self.region_name, self.account_id
+        function = self._lambdas.get_function_by_name_or_arn_with_qualifier(spec["FunctionName"])
+        source = spec["EventSourceArn"]
+        queues = {q.queue_arn for q in sqs_backends[self.account_id][self.region_name].queues.values()}
+        kinesis = kinesis_backends[self.account_id][self.region_name]
+        streams = {s.arn for s in kinesis.streams.values()}
+        consumers = {c.consumer_arn for s in kinesis.streams.values() for c in s.consumers}
+        if source not in queues | streams | consumers:
+            raise RESTError("ResourceNotFoundException", "Invalid EventSourceArn")
+        spec["FunctionArn"] = spec["FunctionName"] if spec["FunctionName"].startswith("arn:") else function.function_arn
+        mapping = EventSourceMapping(spec)
+        self._event_source_mappings[mapping.uuid] = mapping
+        return mapping
+
+    LambdaBackend.create_event_source_mapping = create_event_source_mapping
+
+    original_update = LambdaBackend.update_event_source_mapping
+
+    def update_event_source_mapping(self, uuid, spec):
+        mapping = original_update(self, uuid, spec)
+        if mapping is not None and str(spec.get("FunctionName", "")).startswith("arn:"):
+            mapping.function_arn = spec["FunctionName"]
+        return mapping
+
+    LambdaBackend.update_event_source_mapping = update_event_source_mapping
+    _register("lambda:CreateEventSourceMapping (EFO consumers, alias ARNs, no Docker)")
+
+
+def sqs_compact_redrive_policy() -> None:
+    """GetQueueAttributes: moto re-serialises RedrivePolicy with spaces; AWS returns the compact JSON it was
+    given, and the provider reports the whitespace as a change on every plan."""
+    from moto.sqs.models import Queue
+
+    original = Queue.attributes
+
+    def attributes(self):
+        result = original.fget(self)
+        if self.redrive_policy:
+            result["RedrivePolicy"] = json.dumps(self.redrive_policy, separators=(",", ":"))
+        return result
+
+    Queue.attributes = property(attributes)
+    _register("sqs:GetQueueAttributes RedrivePolicy")
+
+
+def lambda_function_kms_key() -> None:
+    """GetFunction: moto accepts KMSKeyArn (environment encryption) but never returns it, so every plan
+    would re-set it."""
+    from moto.awslambda.models import LambdaFunction
+
+    original_init = LambdaFunction.__init__
+    original_configuration = LambdaFunction.get_configuration
+    original_update = LambdaFunction.update_configuration
+
+    def init(self, account_id, spec, *args, **kwargs):
+        original_init(self, account_id, spec, *args, **kwargs)
+        self.kms_key_arn = spec.get("KMSKeyArn")
+
+    def get_configuration(self, *args, **kwargs):
+        config = original_configuration(self, *args, **kwargs)
+        if getattr(self, "kms_key_arn", None):
+            config["KMSKeyArn"] = self.kms_key_arn
+        return config
+
+    def update_configuration(self, config_updates):
+        if "KMSKeyArn" in config_updates:
+            self.kms_key_arn = config_updates["KMSKeyArn"] or None
+        return original_update(self, config_updates)
+
+    LambdaFunction.__init__ = init
+    LambdaFunction.get_configuration = get_configuration
+    LambdaFunction.update_configuration = update_configuration
+    _register("lambda:GetFunction KMSKeyArn")
+
+
+def stepfunctions_validation_versions_and_type() -> None:
+    """Step Functions, three gaps that fail plan or drift:
+
+    - ValidateStateMachineDefinition (the provider validates every definition before create) is missing;
+      answer OK: the project's own tests validate the ASL (tests/infra) before it gets here;
+    - ListStateMachineVersions is missing; a machine we never publish has no versions;
+    - moto ignores `type`, so an EXPRESS machine reads back as STANDARD and would be replaced every plan.
+    """
+    from moto.stepfunctions import models
+    from moto.stepfunctions.responses import StepFunctionResponse
+
+    def validate_state_machine_definition(self) -> str:
+        json.loads(self._get_param("definition"))  # malformed JSON still fails loudly
+        return json.dumps({"result": "OK", "diagnostics": [], "truncated": False})
+
+    def list_state_machine_versions(self) -> str:
+        machine = self.stepfunction_backend.describe_state_machine(self._get_param("stateMachineArn"))
+        versions = [
+            {"stateMachineVersionArn": v.arn, "creationDate": v.creation_date.timestamp()} for v in machine.versions.values()
+        ]
+        return json.dumps({"stateMachineVersions": versions})
+
+    original_create = StepFunctionResponse.create_state_machine
+
+    def create_state_machine(self):
+        result = original_create(self)
+        machine_type, name = self._get_param("type"), self._get_param("name")
+        for machine in self.stepfunction_backend.state_machines:
+            if machine_type and machine.name == name:
+                machine.type = machine_type
+        return result
+
+    StepFunctionResponse.validate_state_machine_definition = validate_state_machine_definition
+    StepFunctionResponse.list_state_machine_versions = list_state_machine_versions
+    StepFunctionResponse.create_state_machine = create_state_machine
+    _register("states:ValidateStateMachineDefinition, ListStateMachineVersions, type")
+
+
+def budgets_subscribers_and_tags() -> None:
+    """Budgets: DescribeSubscribersForNotification and the tag calls the provider makes on every read
+    are missing (moto keeps the subscribers, it just cannot list them)."""
+    from moto.budgets.responses import BudgetsResponse
+
+    def describe_subscribers_for_notification(self) -> str:
+        budget = self.backend.budgets[self._get_param("AccountId")][self._get_param("BudgetName")]
+        wanted = self._get_param("Notification")
+        for notification in budget.notifications:
+            if notification.details == wanted:
+                return json.dumps({"Subscribers": notification.subscribers, "NextToken": None})
+        return json.dumps({"Subscribers": [], "NextToken": None})
+
+    tags: dict[str, list[dict]] = {}
+
+    def list_tags_for_resource(self) -> str:
+        return json.dumps({"ResourceTags": tags.get(self._get_param("ResourceARN"), [])})
+
+    def tag_resource(self) -> str:
+        current = {t["Key"]: t for t in tags.get(self._get_param("ResourceARN"), [])}
+        current.update({t["Key"]: t for t in self._get_param("ResourceTags", [])})
+        tags[self._get_param("ResourceARN")] = list(current.values())
+        return "{}"
+
+    def untag_resource(self) -> str:
+        drop = set(self._get_param("ResourceTagKeys", []))
+        arn = self._get_param("ResourceARN")
+        tags[arn] = [t for t in tags.get(arn, []) if t["Key"] not in drop]
+        return "{}"
+
+    BudgetsResponse.describe_subscribers_for_notification = describe_subscribers_for_notification
+    BudgetsResponse.list_tags_for_resource = list_tags_for_resource
+    BudgetsResponse.tag_resource = tag_resource
+    BudgetsResponse.untag_resource = untag_resource
+    _register("budgets:DescribeSubscribersForNotification, tags")
+
+
+def install() -> list[str]:
+    """Apply every addition once; returns what was installed."""
+    if not INSTALLED:
+        codedeploy_create_time_as_epoch()
+        codedeploy_deletes()
+        lambda_event_sources_without_docker()
+        sqs_compact_redrive_policy()
+        lambda_function_kms_key()
+        stepfunctions_validation_versions_and_type()
+        budgets_subscribers_and_tags()
+    return list(INSTALLED)
+
+
+def main(argv: list[str] | None = None) -> None:
+    installed = install()
+    print(f"moto extensions: {'; '.join(installed)}", flush=True)
+    from moto.server import main as moto_server_main
+
+    moto_server_main(argv if argv is not None else sys.argv[1:])
+
+
+if __name__ == "__main__":
+    main()
