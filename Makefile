@@ -15,13 +15,19 @@ PY := .venv/bin/python
 ENV ?= dev
 STACKS_DIR := cdktf.out/stacks
 
-.PHONY: help setup run test synth validate plan-local deploy diff release destroy emulator-start emulator-stop clean
+.PHONY: help setup demo down run test synth validate plan-local deploy diff release destroy emulator-start emulator-stop clean
 
 help: ## List the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
 
 setup: ## Install everything (pipenv, npm) and check the toolchain; safe to re-run
 	@scripts/setup.sh
+
+demo: setup ## The platform on this machine: emulator, deploy `local`, stream real bars, summary + PNGs
+	@$(PY) -m tooling.demo $(DEMO_ARGS)
+
+down: ## Destroy the `local` deployment and stop the emulator
+	@$(PY) -m tooling.local_platform_down
 
 run: setup ## Bring up the emulator, synthesize all stacks, validate them, and plan `local`
 	@$(PY) -m tooling.emulator start

@@ -40,6 +40,7 @@ from cdktf_cdktf_provider_aws.sqs_queue_policy import SqsQueuePolicy
 from constructs import Construct
 
 from .policies import deny_insecure_transport, policy_document, service_principal, statement
+from .scan_skips import skip_check
 
 # SQS keeps messages at most 14 days; failed messages get all of it so nobody loses one over a holiday.
 MAX_SQS_RETENTION_SECONDS = 14 * 24 * 3600
@@ -65,6 +66,9 @@ class SecureBucket(Construct):
     ) -> None:
         super().__init__(scope, id)
         self.bucket = S3Bucket(self, "bucket", bucket=bucket_name, force_destroy=force_destroy, lifecycle=lifecycle)
+        skip_check(self.bucket, "CKV_AWS_18", "S3 cannot deliver server access logs to an SSE-KMS bucket; CloudTrail data events are the audit trail")
+        skip_check(self.bucket, "CKV_AWS_144", "single-region platform: the data is re-creatable from the market feed, replication would double storage cost")
+        skip_check(self.bucket, "CKV2_AWS_62", "nothing consumes object events from this bucket")
         bucket_id = self.bucket.id
         self.versioning = S3BucketVersioningA(
             self, "versioning", bucket=bucket_id, versioning_configuration=S3BucketVersioningVersioningConfiguration(status="Enabled")
@@ -103,7 +107,8 @@ class SecureBucket(Construct):
                 S3BucketLifecycleConfigurationRule(
                     id="intelligent-tiering-and-version-expiry",
                     status="Enabled",
-                    filter=[S3BucketLifecycleConfigurationRuleFilter(prefix="")],
+                    # An empty filter applies the rule to every object.
+                    filter=[S3BucketLifecycleConfigurationRuleFilter()],
                     transition=[S3BucketLifecycleConfigurationRuleTransition(days=0, storage_class="INTELLIGENT_TIERING")],
                     noncurrent_version_expiration=[
                         S3BucketLifecycleConfigurationRuleNoncurrentVersionExpiration(noncurrent_days=NONCURRENT_VERSION_EXPIRY_DAYS)
@@ -115,6 +120,11 @@ class SecureBucket(Construct):
             ],
             # Lifecycle rules on unversioned objects would race the versioning switch on first apply.
             depends_on=[self.versioning],
+        )
+        skip_check(
+            self.lifecycle_configuration,
+            "CKV_AWS_300",
+            "the rule aborts incomplete uploads after 7 days for every object (empty filter); checkov's JSON parser adds line markers to the empty filter and misreads it as a prefix filter",
         )
         document = policy_document(
             self,
@@ -235,18 +245,26 @@ class ServiceRole(Construct):
         policy_name: str,
         service: str,
         statements: Sequence[DataAwsIamPolicyDocumentStatement] | None = None,
+        wildcard_resource_reason: str | None = None,
     ) -> None:
         super().__init__(scope, id)
         self.policy_name = policy_name
         self.role = IamRole(self, "role", name=role_name, assume_role_policy=assume_role_policy(service))
         self.policy: IamRolePolicy | None = None
         if statements is not None:
-            self.grant(statements)
+            self.grant(statements, wildcard_resource_reason=wildcard_resource_reason)
 
-    def grant(self, statements: Sequence[DataAwsIamPolicyDocumentStatement]) -> IamRolePolicy:
-        """Attach the role's policy; for roles whose resources exist only after the role is needed."""
+    def grant(
+        self, statements: Sequence[DataAwsIamPolicyDocumentStatement], *, wildcard_resource_reason: str | None = None
+    ) -> IamRolePolicy:
+        """Attach the role's policy; for roles whose resources exist only after the role is needed.
+
+        A statement on the bare "*" resource needs `wildcard_resource_reason`: why AWS forces it.
+        """
         if self.policy is not None:
             raise ValueError(f"{self.policy_name} is already attached: one policy per role keeps it reviewable")
         self.document = policy_document(self, "policy_document", statements)
+        if wildcard_resource_reason:
+            skip_check(self.document, "CKV_AWS_356", wildcard_resource_reason)
         self.policy = IamRolePolicy(self, "policy", name=self.policy_name, role=self.role.id, policy=self.document.json)
         return self.policy

@@ -31,6 +31,7 @@ from .blocks import ServiceRole
 from .function import ARCHITECTURE, RUNTIME, FunctionPlatform, MonitoredFunction, deployment_role_statements
 from .layer import Layer
 from .policies import statement
+from .scan_skips import DESCRIBE_ALARMS_NEEDS_STAR
 
 # Kinesis: small batches at most 5 s old keep detection near real time.
 STREAM_BATCH_SIZE = 100
@@ -221,7 +222,10 @@ class ComputeLayer(Layer):
             self.threshold_checker,
             self.approval_processor,
         ]
-        self.deployment_role.grant(deployment_role_statements([f.function.arn for f in self.functions]))
+        self.deployment_role.grant(
+            deployment_role_statements([f.function.arn for f in self.functions]),
+            wildcard_resource_reason=DESCRIBE_ALARMS_NEEDS_STAR,
+        )
 
         self.stream_mapping = LambdaEventSourceMapping(
             self,

@@ -30,6 +30,7 @@ from .blocks import EncryptedQueue, EncryptedTopic, SecureBucket
 from .config import EnvironmentConfig
 from .layer import Layer
 from .policies import account_principal, condition, policy_document, service_principal, statement
+from .scan_skips import skip_check
 
 # PendingApprovals holds a request while a human decides; 2 h covers the 1 h expiry with room to spare.
 PENDING_APPROVALS_VISIBILITY_SECONDS = 2 * 3600
@@ -186,7 +187,7 @@ class DataLayer(Layer):
         this_key = ["*"]
         use_key = ["kms:Encrypt", "kms:Decrypt", "kms:ReEncryptFrom", "kms:ReEncryptTo", "kms:GenerateDataKey", "kms:GenerateDataKeyWithoutPlaintext", "kms:DescribeKey"]
         same_account = condition("StringEquals", "aws:SourceAccount", account)
-        return policy_document(
+        document = policy_document(
             self,
             "platform_key_policy",
             [
@@ -226,6 +227,9 @@ class DataLayer(Layer):
                 ),
             ],
         )
+        for check in ("CKV_AWS_109", "CKV_AWS_111", "CKV_AWS_356"):
+            skip_check(document, check, "a key policy's \"*\" is this key; kms:* for the account root is AWS's default statement that lets IAM policies grant key use")
+        return document
 
     @staticmethod
     def _log_delivery_statements(account: str, bucket_name: str) -> list:

@@ -1,18 +1,63 @@
 """Monitoring layer: dashboard, alarms, anomaly detection and billing guardrails.
 
-Built by the monitoring issue; for now it takes its typed inputs so the stack is wired end to end.
+Creates:
+- dashboard `PatternDetectionDashboard-<s>` (patternwatch_infra/dashboard.py: the widgets as data)
+- `PatternDetectionDuration-Anomaly-<s>`: an ANOMALY_DETECTION_BAND alarm on the stream's detection time
+- alarms on dead-letter and failure queue depth, analysis workflow failures and API 5xx
+- `PatternWatchPlatformHealth-<s>`: one composite alarm over those and every function's error,
+  throttle and iterator-age alarm, so operators get one page for "the platform is unhealthy"
+- `PatternWatchBilling-<s>` on AWS/Billing EstimatedCharges (us-east-1, threshold from config) and an
+  AWS Budgets monthly cost budget `PatternWatchMonthly-<s>` with actual and forecast notifications
+Every alarm and budget notification goes to the ops topic (data.ops_topic).
 """
 from __future__ import annotations
 
+import json
+
+from cdktf_cdktf_provider_aws.budgets_budget import BudgetsBudget, BudgetsBudgetCostFilter, BudgetsBudgetNotification
+from cdktf_cdktf_provider_aws.cloudwatch_composite_alarm import CloudwatchCompositeAlarm
+from cdktf_cdktf_provider_aws.cloudwatch_dashboard import CloudwatchDashboard
+from cdktf_cdktf_provider_aws.cloudwatch_metric_alarm import (
+    CloudwatchMetricAlarm,
+    CloudwatchMetricAlarmMetricQuery,
+    CloudwatchMetricAlarmMetricQueryMetric,
+)
 from cdktf_cdktf_provider_aws.provider import AwsProvider
 from constructs import Construct
+from patternwatch_shared import names
 
+from . import dashboard
 from .api import ApiLayer
 from .compute import ComputeLayer
 from .config import EnvironmentConfig
 from .data import DataLayer
+from .emulator import deployable
 from .layer import Layer
 from .orchestration import OrchestrationLayer
+
+# AWS publishes billing metrics only in us-east-1, and an alarm can only notify a topic in its own region.
+BILLING_REGION = "us-east-1"
+# EstimatedCharges is updated a few times a day; a shorter period only adds empty datapoints.
+BILLING_PERIOD_SECONDS = 6 * 3600
+ANOMALY_PERIOD_SECONDS = 300
+# Band width in standard deviations: 2 is CloudWatch's default and tolerates normal market-hours swings.
+ANOMALY_BAND_STDDEVS = 2
+ANOMALY_EVALUATION_PERIODS = 3
+ANOMALY_DATAPOINTS_TO_ALARM = 2
+# Budget notifications: warn at 80% of actual spend, and when the month is forecast to go over.
+BUDGET_ACTUAL_PERCENT = 80
+BUDGET_FORECAST_PERCENT = 100
+# The environment's own resources, by the Environment cost tag (an activated cost allocation tag).
+BUDGET_TAG = "Environment"
+
+
+def billing_alarm_region_check(region: str) -> None:
+    """The billing alarm notifies the ops topic, so the stack must live where billing metrics do."""
+    if region != BILLING_REGION:
+        raise ValueError(
+            f"region {region}: the billing alarm lives in {BILLING_REGION} and CloudWatch can only notify a topic in the "
+            f"alarm's region; give this environment an ops topic in {BILLING_REGION} before deploying it elsewhere"
+        )
 
 
 class MonitoringLayer(Layer):
@@ -35,3 +80,214 @@ class MonitoringLayer(Layer):
         self.orchestration = orchestration
         # AWS publishes billing metrics only in us-east-1, whatever the stack's region.
         self.billing_provider = billing_provider
+        naming = self.naming
+        self.ops_topic_arn = data.ops_topic.topic.arn
+        self.alarm_actions = [self.ops_topic_arn]
+
+        self.duration_anomaly_alarm = self._duration_anomaly_alarm()
+        self.dead_letter_alarms = [
+            self._queue_depth_alarm(
+                f"{queue_id}_dlq_depth", f"{base}-DLQ-Depth", queue.dead_letter_queue, config.alarms.dlq_depth, "messages failed every retry"
+            )
+            for queue_id, base, queue in (
+                ("alert_queue", "AlertQueue", data.alert_queue),
+                ("pending_approvals", "PendingApprovals", data.pending_approvals_queue),
+            )
+        ]
+        self.stream_failure_alarm = self._queue_depth_alarm(
+            "stream_failures_depth", "StreamConsumerFailures-Depth", data.stream_failure_queue.queue, 1, "Kinesis records the consumer gave up on"
+        )
+        self.workflow_failure_alarm = CloudwatchMetricAlarm(
+            self,
+            "analysis_workflow_failures",
+            alarm_name=naming.name("PatternAnalysisWorkflow-Failures"),
+            alarm_description="PatternAnalysisWorkflow executions failed (each one was sent to manual review)",
+            namespace="AWS/States",
+            metric_name="ExecutionsFailed",
+            dimensions={"StateMachineArn": orchestration.analysis_state_machine.arn},
+            statistic="Sum",
+            period=ANOMALY_PERIOD_SECONDS,
+            evaluation_periods=1,
+            threshold=1,
+            comparison_operator="GreaterThanOrEqualToThreshold",
+            treat_missing_data="notBreaching",
+            alarm_actions=self.alarm_actions,
+            ok_actions=self.alarm_actions,
+        )
+        self.api_errors_alarm = CloudwatchMetricAlarm(
+            self,
+            "api_5xx",
+            alarm_name=naming.name("PatternDetectionApi-5XXError"),
+            alarm_description="The REST API is answering with server errors",
+            namespace="AWS/ApiGateway",
+            metric_name="5XXError",
+            dimensions={"ApiName": api.rest_api.name, "Stage": api.stage.stage_name},
+            statistic="Sum",
+            period=60,
+            evaluation_periods=5,
+            datapoints_to_alarm=3,
+            threshold=config.alarms.error_threshold,
+            comparison_operator="GreaterThanOrEqualToThreshold",
+            treat_missing_data="notBreaching",
+            alarm_actions=self.alarm_actions,
+            ok_actions=self.alarm_actions,
+        )
+
+        function_alarms = [
+            alarm
+            for f in compute.functions
+            for alarm in (f.errors_alarm, f.throttles_alarm, getattr(f, "iterator_age_alarm", None))
+            if alarm is not None
+        ]
+        self.health_members = [
+            *function_alarms,
+            self.duration_anomaly_alarm,
+            *self.dead_letter_alarms,
+            self.stream_failure_alarm,
+            self.workflow_failure_alarm,
+            self.api_errors_alarm,
+        ]
+        self.platform_health_alarm: CloudwatchCompositeAlarm | None = None
+        if deployable(config, "aws_cloudwatch_composite_alarm"):
+            self.platform_health_alarm = CloudwatchCompositeAlarm(
+                self,
+                "platform_health",
+                alarm_name=naming.name("PatternWatchPlatformHealth"),
+                alarm_description="Any part of the platform is unhealthy: ingest, detection, alerts, approvals, workflows or the API",
+                alarm_rule=" OR ".join(f'ALARM("{alarm.alarm_name}")' for alarm in self.health_members),
+                alarm_actions=self.alarm_actions,
+                ok_actions=self.alarm_actions,
+            )
+
+        billing_alarm_region_check(config.region)
+        self.billing_alarm = CloudwatchMetricAlarm(
+            self,
+            "billing",
+            provider=billing_provider,
+            alarm_name=naming.name("PatternWatchBilling"),
+            alarm_description=f"Estimated charges this month reached {config.alarms.billing_threshold_usd:g} USD",
+            namespace="AWS/Billing",
+            metric_name="EstimatedCharges",
+            dimensions={"Currency": "USD"},
+            statistic="Maximum",
+            period=BILLING_PERIOD_SECONDS,
+            evaluation_periods=1,
+            threshold=config.alarms.billing_threshold_usd,
+            comparison_operator="GreaterThanOrEqualToThreshold",
+            treat_missing_data="notBreaching",
+            alarm_actions=self.alarm_actions,
+        )
+        self.budget = BudgetsBudget(
+            self,
+            "monthly_budget",
+            name=naming.name("PatternWatchMonthly"),
+            # Set explicitly: the emulator cannot infer it, and it pins the budget to this environment's account.
+            account_id=data.caller.account_id,
+            budget_type="COST",
+            time_unit="MONTHLY",
+            limit_amount=f"{config.alarms.billing_threshold_usd:.2f}",
+            limit_unit="USD",
+            cost_filter=[BudgetsBudgetCostFilter(name="TagKeyValue", values=[f"user:{BUDGET_TAG}${config.tags[BUDGET_TAG]}"])],
+            notification=[
+                BudgetsBudgetNotification(
+                    comparison_operator="GREATER_THAN",
+                    notification_type="ACTUAL",
+                    threshold=BUDGET_ACTUAL_PERCENT,
+                    threshold_type="PERCENTAGE",
+                    subscriber_sns_topic_arns=[self.ops_topic_arn],
+                ),
+                BudgetsBudgetNotification(
+                    comparison_operator="GREATER_THAN",
+                    notification_type="FORECASTED",
+                    threshold=BUDGET_FORECAST_PERCENT,
+                    threshold_type="PERCENTAGE",
+                    subscriber_sns_topic_arns=[self.ops_topic_arn],
+                ),
+            ],
+        )
+
+        self.dashboard_body = dashboard.body(
+            dashboard.DashboardInputs(
+                region=config.region,
+                function_names=[f.function_name for f in compute.functions],
+                stream_consumer_function=compute.kinesis_consumer.function_name,
+                stream_name=data.market_data_stream.name,
+                stream_consumer_name=data.stream_consumer.name,
+                queue_names=[data.alert_queue.queue.name, data.pending_approvals_queue.queue.name, data.stream_failure_queue.queue.name],
+                dead_letter_queue_names=[data.alert_queue.dead_letter_queue.name, data.pending_approvals_queue.dead_letter_queue.name],
+                api_name=api.rest_api.name,
+                api_stage=api.stage.stage_name,
+                web_acl_name=api.web_acl.name,
+                state_machine_arns=[orchestration.analysis_state_machine.arn, orchestration.tuning_state_machine.arn],
+                alarm_arns=[
+                    *([self.platform_health_alarm.arn] if self.platform_health_alarm is not None else []),
+                    self.duration_anomaly_alarm.arn,
+                    self.workflow_failure_alarm.arn,
+                ],
+            )
+        )
+        self.dashboard = CloudwatchDashboard(
+            self, "dashboard", dashboard_name=naming.name("PatternDetectionDashboard"), dashboard_body=json.dumps(self.dashboard_body)
+        )
+
+        self.output("dashboard_name", self.dashboard.dashboard_name, description="CloudWatch dashboard")
+        if self.platform_health_alarm is not None:
+            self.output("platform_health_alarm_name", self.platform_health_alarm.alarm_name, description="composite platform health alarm")
+        self.output("ops_topic_arn", self.ops_topic_arn, description="SNS topic every alarm notifies")
+
+    def _duration_anomaly_alarm(self) -> CloudwatchMetricAlarm:
+        """Detection time is judged against its own learned pattern, not a fixed number of milliseconds."""
+        return CloudwatchMetricAlarm(
+            self,
+            "duration_anomaly",
+            alarm_name=self.naming.name(f"{names.METRIC_PATTERN_DETECTION_DURATION}-Anomaly"),
+            alarm_description="Stream pattern detection is slower than its anomaly-detection band",
+            comparison_operator="GreaterThanUpperThreshold",
+            evaluation_periods=ANOMALY_EVALUATION_PERIODS,
+            datapoints_to_alarm=ANOMALY_DATAPOINTS_TO_ALARM,
+            threshold_metric_id="band",
+            treat_missing_data="notBreaching",
+            metric_query=[
+                CloudwatchMetricAlarmMetricQuery(
+                    id="duration",
+                    return_data=True,
+                    metric=CloudwatchMetricAlarmMetricQueryMetric(
+                        namespace=names.METRICS_NAMESPACE,
+                        metric_name=names.METRIC_PATTERN_DETECTION_DURATION,
+                        dimensions={
+                            names.DIMENSION_SERVICE: names.SERVICE_KINESIS_CONSUMER,
+                            names.DIMENSION_PATTERN_TYPE: names.PATTERN_TYPE_ALL,
+                        },
+                        period=ANOMALY_PERIOD_SECONDS,
+                        stat="Average",
+                    ),
+                ),
+                CloudwatchMetricAlarmMetricQuery(
+                    id="band",
+                    expression=f"ANOMALY_DETECTION_BAND(duration, {ANOMALY_BAND_STDDEVS})",
+                    label="expected detection duration",
+                    return_data=True,
+                ),
+            ],
+            alarm_actions=self.alarm_actions,
+            ok_actions=self.alarm_actions,
+        )
+
+    def _queue_depth_alarm(self, id: str, base_name: str, queue, threshold: int, what: str) -> CloudwatchMetricAlarm:
+        return CloudwatchMetricAlarm(
+            self,
+            id,
+            alarm_name=self.naming.name(base_name),
+            alarm_description=f"{base_name.removesuffix('-Depth')}: {what}",
+            namespace="AWS/SQS",
+            metric_name="ApproximateNumberOfMessagesVisible",
+            dimensions={"QueueName": queue.name},
+            statistic="Maximum",
+            period=ANOMALY_PERIOD_SECONDS,
+            evaluation_periods=1,
+            threshold=threshold,
+            comparison_operator="GreaterThanOrEqualToThreshold",
+            treat_missing_data="notBreaching",
+            alarm_actions=self.alarm_actions,
+            ok_actions=self.alarm_actions,
+        )

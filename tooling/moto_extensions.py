@@ -155,7 +155,6 @@ def stepfunctions_validation_versions_and_type() -> None:
     - ListStateMachineVersions is missing; a machine we never publish has no versions;
     - moto ignores `type`, so an EXPRESS machine reads back as STANDARD and would be replaced every plan.
     """
-    from moto.stepfunctions import models
     from moto.stepfunctions.responses import StepFunctionResponse
 
     def validate_state_machine_definition(self) -> str:
@@ -187,7 +186,8 @@ def stepfunctions_validation_versions_and_type() -> None:
 
 def budgets_subscribers_and_tags() -> None:
     """Budgets: DescribeSubscribersForNotification and the tag calls the provider makes on every read
-    are missing (moto keeps the subscribers, it just cannot list them)."""
+    are missing (moto keeps the subscribers, it just cannot list them), and CreateBudget drops
+    ResourceTags."""
     from moto.budgets.responses import BudgetsResponse
 
     def describe_subscribers_for_notification(self) -> str:
@@ -215,11 +215,39 @@ def budgets_subscribers_and_tags() -> None:
         tags[arn] = [t for t in tags.get(arn, []) if t["Key"] not in drop]
         return "{}"
 
+    original_create = BudgetsResponse.create_budget
+
+    def create_budget(self) -> str:
+        result = original_create(self)
+        if self._get_param("ResourceTags"):
+            arn = f"arn:aws:budgets::{self._get_param('AccountId')}:budget/{self._get_param('Budget')['BudgetName']}"
+            tags[arn] = list(self._get_param("ResourceTags"))
+        return result
+
+    BudgetsResponse.create_budget = create_budget
     BudgetsResponse.describe_subscribers_for_notification = describe_subscribers_for_notification
     BudgetsResponse.list_tags_for_resource = list_tags_for_resource
     BudgetsResponse.tag_resource = tag_resource
     BudgetsResponse.untag_resource = untag_resource
     _register("budgets:DescribeSubscribersForNotification, tags")
+
+
+def kinesis_create_stream_tags() -> None:
+    """CreateStream: moto ignores its Tags parameter (the provider tags at creation), so every plan
+    would add the cost tags again."""
+    from moto.kinesis.responses import KinesisResponse
+
+    original = KinesisResponse.create_stream
+
+    def create_stream(self):
+        result = original(self)
+        tags = self._get_param("Tags")
+        if tags:
+            self.kinesis_backend.add_tags_to_stream(None, self._get_param("StreamName"), tags)
+        return result
+
+    KinesisResponse.create_stream = create_stream
+    _register("kinesis:CreateStream Tags")
 
 
 def install() -> list[str]:
@@ -232,6 +260,7 @@ def install() -> list[str]:
         lambda_function_kms_key()
         stepfunctions_validation_versions_and_type()
         budgets_subscribers_and_tags()
+        kinesis_create_stream_tags()
     return list(INSTALLED)
 
 

@@ -67,7 +67,7 @@ def test_local_points_every_service_at_the_emulator_with_test_credentials(local)
         assert provider["skip_metadata_api_check"] == "true"
         assert provider["skip_region_validation"] is True
         assert provider["s3_use_path_style"] is True
-        assert provider["max_retries"] == 1
+        assert provider["max_retries"] == 3
 
 
 def test_every_stack_has_a_us_east_1_provider_for_billing_metrics(stacks):
@@ -129,3 +129,17 @@ def test_tags_set_on_a_resource_are_kept_beside_the_cost_tags():
 
     (queue,) = resources(synth_scope(build), "aws_sqs_queue").values()
     assert queue["tags"] == {"Owner": "desk-7", "Project": "PatternWatch", "Environment": "test", "CostCenter": "x"}
+
+
+def test_emulator_gaps_are_confined_to_local(stacks):
+    """Resources the emulator cannot create and attributes it drops are handled for `local` only."""
+    assert not resources(stacks["local"], "aws_cloudwatch_composite_alarm")
+    for env in REAL_ENVIRONMENTS:
+        assert len(resources(stacks[env], "aws_cloudwatch_composite_alarm")) == 1
+        for resource_type in ("aws_api_gateway_stage", "aws_codedeploy_deployment_group"):
+            for block in resources(stacks[env], resource_type).values():
+                assert "lifecycle" not in block or "ignore_changes" not in block["lifecycle"], resource_type
+    (local_stage,) = resources(stacks["local"], "aws_api_gateway_stage").values()
+    assert local_stage["lifecycle"] == {"ignore_changes": ["canary_settings"]}
+    for group in resources(stacks["local"], "aws_codedeploy_deployment_group").values():
+        assert group["lifecycle"] == {"ignore_changes": ["alarm_configuration", "load_balancer_info"]}

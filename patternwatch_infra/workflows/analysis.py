@@ -1,0 +1,135 @@
+"""PatternAnalysisWorkflow: validate -> three pattern families in parallel -> score -> decide.
+
+Every task calls pattern-detector's `live` alias with one of its workflow actions; the task inputs are
+exactly the request models of patternwatch_shared.models (which forbid extra fields), and each output
+is the next step's input. Any error that survives the retries ends in ManualReview, which tells the
+operators on the ops topic and then fails the execution, so failures still count in ExecutionsFailed.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from patternwatch_shared import names
+
+START = "DataValidation"
+PARALLEL = "PatternDetection"
+SCORING = "ConfidenceScoring"
+DECISION = "AlertDecision"
+MANUAL_REVIEW = "ManualReview"
+FAILED = "AnalysisFailed"
+SNS_PUBLISH = "arn:aws:states:::sns:publish"
+RETRY_ATTEMPTS = 3
+RETRY_BACKOFF = 2.0
+RETRY_INTERVAL_SECONDS = 1
+
+# The execution name doubles as the correlation id in every handler log line.
+_CORRELATION = {f"{names.FIELD_CORRELATION_ID}.$": "$$.Execution.Name"}
+
+
+def detect_state_name(family: str) -> str:
+    """`head-and-shoulders` -> `DetectHeadAndShoulders`."""
+    return "Detect" + "".join(part.capitalize() for part in family.split("-"))
+
+
+def retry_policy() -> list[dict[str, Any]]:
+    # Bad input fails the same way every time: retrying it only delays the manual review.
+    return [
+        {"ErrorEquals": [names.WORKFLOW_ERROR_INVALID_INPUT], "MaxAttempts": 0},
+        {
+            "ErrorEquals": ["States.ALL"],
+            "IntervalSeconds": RETRY_INTERVAL_SECONDS,
+            "MaxAttempts": RETRY_ATTEMPTS,
+            "BackoffRate": RETRY_BACKOFF,
+        },
+    ]
+
+
+def to_manual_review() -> list[dict[str, Any]]:
+    # The error joins the state's input (ResultPath), so the reviewer sees what was being analysed.
+    return [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": MANUAL_REVIEW}]
+
+
+def _task(resource: str, parameters: dict[str, Any], **rest: Any) -> dict[str, Any]:
+    return {"Type": "Task", "Resource": resource, "Parameters": parameters, "Retry": retry_policy(), **rest}
+
+
+def definition(*, detector_arn: str, review_topic_arn: str) -> dict[str, Any]:
+    """`detector_arn`: pattern-detector's alias ARN; `review_topic_arn`: where ManualReview publishes."""
+    branches = [
+        {
+            "StartAt": detect_state_name(family),
+            "States": {
+                detect_state_name(family): _task(
+                    detector_arn,
+                    {
+                        names.FIELD_ACTION: names.WORKFLOW_ACTION_DETECT,
+                        names.FIELD_FAMILY: family,
+                        f"{names.FIELD_SYMBOL}.$": f"$.{names.FIELD_SYMBOL}",
+                        f"{names.FIELD_BARS}.$": f"$.{names.FIELD_BARS}",
+                        **_CORRELATION,
+                    },
+                    End=True,
+                )
+            },
+        }
+        for family in names.PATTERN_FAMILIES
+    ]
+    return {
+        "Comment": "PatternWatch pattern analysis: validate, detect three families in parallel, score, decide",
+        "StartAt": START,
+        "States": {
+            START: _task(
+                detector_arn,
+                {
+                    names.FIELD_ACTION: names.WORKFLOW_ACTION_VALIDATE,
+                    f"{names.FIELD_SYMBOL}.$": f"$.{names.FIELD_SYMBOL}",
+                    f"{names.FIELD_BARS}.$": f"$.{names.FIELD_BARS}",
+                    **_CORRELATION,
+                },
+                Catch=to_manual_review(),
+                Next=PARALLEL,
+            ),
+            PARALLEL: {
+                "Type": "Parallel",
+                "Branches": branches,
+                # Three family results become the object the score action expects.
+                "ResultSelector": {f"{names.FIELD_SYMBOL}.$": f"$[0].{names.FIELD_SYMBOL}", f"{names.FIELD_RESULTS}.$": "$"},
+                "Catch": to_manual_review(),
+                "Next": SCORING,
+            },
+            SCORING: _task(
+                detector_arn,
+                {
+                    names.FIELD_ACTION: names.WORKFLOW_ACTION_SCORE,
+                    f"{names.FIELD_SYMBOL}.$": f"$.{names.FIELD_SYMBOL}",
+                    f"{names.FIELD_RESULTS}.$": f"$.{names.FIELD_RESULTS}",
+                    **_CORRELATION,
+                },
+                Catch=to_manual_review(),
+                Next=DECISION,
+            ),
+            DECISION: _task(
+                detector_arn,
+                {
+                    names.FIELD_ACTION: names.WORKFLOW_ACTION_DECIDE,
+                    f"{names.FIELD_SYMBOL}.$": f"$.{names.FIELD_SYMBOL}",
+                    f"{names.FIELD_MATCHES}.$": f"$.{names.FIELD_MATCHES}",
+                    "topMatch.$": "$.topMatch",
+                    "severity.$": "$.severity",
+                    **_CORRELATION,
+                },
+                Catch=to_manual_review(),
+                End=True,
+            ),
+            MANUAL_REVIEW: _task(
+                SNS_PUBLISH,
+                {
+                    "TopicArn": review_topic_arn,
+                    "Subject": "PatternWatch analysis needs a manual review",
+                    "Message.$": "States.Format('Execution {} of {} failed after retries: {}', $$.Execution.Id, $$.StateMachine.Name, States.JsonToString($.error))",
+                },
+                Next=FAILED,
+            ),
+            FAILED: {"Type": "Fail", "Error": "PatternAnalysisFailed", "Cause": "Sent to manual review on the ops topic"},
+        },
+    }

@@ -1,0 +1,66 @@
+"""Helpers for the end-to-end tests: inbox queues on topics, queue draining, streaming bars."""
+from __future__ import annotations
+
+import json
+
+from pattern_engine.synthetic import planted
+
+DAY = 86_400
+
+
+def subscribe_inbox(clients, topic_arn: str, name: str) -> str:
+    """A test queue subscribed to a topic (raw delivery), emptied first."""
+    url = clients.sqs.create_queue(QueueName=name)["QueueUrl"]
+    arn = clients.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    subscriptions = clients.sns.list_subscriptions_by_topic(TopicArn=topic_arn)["Subscriptions"]
+    if not any(s["Endpoint"] == arn for s in subscriptions):
+        clients.sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=arn, Attributes={"RawMessageDelivery": "true"})
+    drain(clients, url)
+    return url
+
+
+def drain(clients, queue_url: str) -> list[dict]:
+    bodies = []
+    while True:
+        messages = clients.sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", [])
+        if not messages:
+            return bodies
+        for message in messages:
+            bodies.append(json.loads(message["Body"]))
+            clients.sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+
+
+def planted_bars(symbol: str, pattern: str = "head-and-shoulders", *, seed: int = 7, start: int = 1_609_718_400) -> list[dict]:
+    """A seeded synthetic series with a clean planted pattern, as stream records for `symbol`."""
+    bars = planted(pattern, 0.001, seed=seed).bars
+    return [
+        {
+            "symbol": symbol,
+            "timestamp": start + DAY * i,
+            "open": float(bars["open"][i]) * 100,
+            "high": float(bars["high"][i]) * 100,
+            "low": float(bars["low"][i]) * 100,
+            "close": float(bars["close"][i]) * 100,
+            "volume": 1_000_000.0,
+        }
+        for i in range(len(bars["close"]))
+    ]
+
+
+def put_records(clients, stream_name: str, payloads: list[bytes], partition_key: str) -> None:
+    for offset in range(0, len(payloads), 500):
+        response = clients.kinesis.put_records(
+            StreamName=stream_name, Records=[{"Data": p, "PartitionKey": partition_key} for p in payloads[offset : offset + 500]]
+        )
+        assert response.get("FailedRecordCount", 0) == 0
+
+
+def as_records(bars: list[dict]) -> list[bytes]:
+    return [json.dumps(b).encode() for b in bars]
+
+
+
+def queue_depth(clients, queue_url: str) -> int:
+    """Messages waiting, read without receiving (a receive would count towards the redrive limit)."""
+    attributes = clients.sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["ApproximateNumberOfMessages"])
+    return int(attributes["Attributes"]["ApproximateNumberOfMessages"])

@@ -1,0 +1,175 @@
+"""The platform deployed on the emulator, driven end to end. Every name comes from flat-outputs.json."""
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from datetime import datetime, timezone
+
+import pytest
+from patternwatch_shared import names
+from patternwatch_shared.storage import StoredPattern
+
+from integration_helpers import as_records, drain, planted_bars, put_records, queue_depth, subscribe_inbox
+from tooling import local_platform
+
+pytestmark = pytest.mark.integration
+
+
+def query(clients, table: str, partition: str) -> list[dict]:
+    return clients.dynamodb.query(
+        TableName=table, KeyConditionExpression="PK = :pk", ExpressionAttributeValues={":pk": {"S": partition}}
+    )["Items"]
+
+
+def critical_alert(symbol: str) -> dict:
+    now = datetime.now(timezone.utc)
+    return {
+        "alertId": f"{symbol}#{int(now.timestamp())}#head-and-shoulders",
+        "source": names.ALERT_SOURCE_STREAM,
+        "severity": names.SEVERITY_CRITICAL,
+        "detectedAt": now.isoformat(),
+        "confidence": 0.97,
+        "symbol": symbol,
+        "pattern": "head-and-shoulders",
+        "startTimestamp": 1_700_000_000,
+        "endTimestamp": 1_700_864_000,
+    }
+
+
+def open_approval(clients, runner, deployed, symbol: str, inbox: str) -> str:
+    """Queue a CRITICAL alert, let the alert processor open an approval, return the token from the link."""
+    clients.sqs.send_message(QueueUrl=deployed["alert_queue_url"], MessageBody=json.dumps(critical_alert(symbol)))
+    runner.drain()
+    (request,) = [r for r in drain(clients, inbox) if r["alert"]["symbol"] == symbol]
+    return request["approveUrl"].rsplit("/", 1)[-1]
+
+
+def test_outputs_file_names_every_deployed_resource_the_tests_use(deployed):
+    for key in ("market_data_stream_name", "trading_patterns_table_name", "approval_tracking_table_name", "alert_queue_url",
+                "pending_approvals_queue_url", "stream_failure_queue_url", "trading_alerts_topic_arn",
+                "approval_requests_topic_arn", "api_key_value", "rest_api_id"):
+        assert deployed[key], key
+    assert deployed["market_data_stream_name"] == "MarketDataStream-local"
+
+
+def test_the_runner_reads_its_wiring_back_from_the_emulator(runner):
+    assert [p.function.name for p in runner.streams] == ["KinesisConsumer-local"]
+    assert [p.function.name for p in runner.queues] == ["AlertProcessor-local"]
+    assert [s.function.name for s in runner.schedules] == ["ThresholdChecker-local"]
+    assert {(r.method, r.resource) for r in runner.routes} == {("POST", "/patterns"), ("GET", "/patterns/{symbol}"), ("POST", "/approve/{token}")}
+    assert runner.streams[0].function.environment[names.ENV_TRADING_PATTERNS_TABLE] == "TradingPatterns-local"
+
+
+def test_bars_on_the_stream_become_stored_bars_and_detected_patterns(deployed, runner, clients):
+    bars = planted_bars("ITSTORE")
+    put_records(clients, deployed["market_data_stream_name"], as_records(bars), "ITSTORE")
+    runner.drain()
+    assert len(query(clients, deployed["trading_patterns_table_name"], "BAR#ITSTORE")) == len(bars)
+    patterns = {i["pattern"]["S"] for i in query(clients, deployed["trading_patterns_table_name"], "PATTERN#ITSTORE")}
+    assert "head-and-shoulders" in patterns
+
+
+def test_a_planted_critical_pattern_is_queued_and_opens_an_approval(deployed, runner, clients):
+    approvals_inbox = subscribe_inbox(clients, deployed["approval_requests_topic_arn"], "ItApprovalInbox")
+    pending_before = queue_depth(clients, deployed["pending_approvals_queue_url"])
+    put_records(clients, deployed["market_data_stream_name"], as_records(planted_bars("ITALERT")), "ITALERT")
+    while runner.streams[0].poll():  # the stream only, so the alert is still on AlertQueue below
+        pass
+    assert queue_depth(clients, deployed["alert_queue_url"]) >= 1
+    runner.drain()
+
+    (request,) = [r for r in drain(clients, approvals_inbox) if r["alert"]["symbol"] == "ITALERT"]
+    assert request["alert"]["pattern"] == "head-and-shoulders" and request["alert"]["confidence"] > 0.9
+    assert request["severity"] == names.SEVERITY_CRITICAL
+    token = request["approveUrl"].rsplit("/", 1)[-1]
+    assert request["approveUrl"].startswith("http://127.0.0.1:5055/restapis/")
+    item = clients.dynamodb.get_item(
+        TableName=deployed["approval_tracking_table_name"], Key={"tokenHash": {"S": hashlib.sha256(token.encode()).hexdigest()}}
+    )["Item"]
+    assert abs(int(item["expiresAt"]["N"]) - (time.time() + 3600)) < 300
+    assert item["status"]["S"] == names.APPROVAL_STATUS_PENDING
+    assert token not in json.dumps(item)
+    assert queue_depth(clients, deployed["pending_approvals_queue_url"]) == pending_before + 1
+
+
+def test_a_non_critical_alert_is_delivered_to_trading_alerts_subscribers(deployed, runner, clients):
+    inbox = subscribe_inbox(clients, deployed["trading_alerts_topic_arn"], "ItTradingAlertsInbox")
+    alert = {**critical_alert("ITHIGH"), "severity": names.SEVERITY_HIGH, "confidence": 0.92}
+    clients.sqs.send_message(QueueUrl=deployed["alert_queue_url"], MessageBody=json.dumps(alert))
+    runner.drain()
+    delivered = [m for m in drain(clients, inbox) if m.get("alertId") == alert["alertId"]]
+    assert len(delivered) == 1
+    assert delivered[0]["severity"] == names.SEVERITY_HIGH
+
+
+def test_approve_answers_200_then_409_and_410_once_expired(deployed, runner, clients):
+    inbox = subscribe_inbox(clients, deployed["approval_requests_topic_arn"], "ItApprovalInbox")
+    key = deployed["api_key_value"]
+    token = open_approval(clients, runner, deployed, "ITAPPROVE", inbox)
+    assert runner.request("POST", f"/approve/{token}", body={"action": "approve"})["statusCode"] == 403  # no API key
+    first = runner.request("POST", f"/approve/{token}", body={"action": "approve"}, api_key=key)
+    assert first["statusCode"] == 200, first
+    assert json.loads(first["body"])["status"] == names.APPROVAL_STATUS_APPROVED
+    assert runner.request("POST", f"/approve/{token}", body={"action": "reject"}, api_key=key)["statusCode"] == 409
+
+    expired = open_approval(clients, runner, deployed, "ITEXPIRE", inbox)
+    clients.dynamodb.update_item(
+        TableName=deployed["approval_tracking_table_name"],
+        Key={"tokenHash": {"S": hashlib.sha256(expired.encode()).hexdigest()}},
+        UpdateExpression="SET expiresAt = :past",
+        ExpressionAttributeValues={":past": {"N": str(int(time.time()) - 60)}},
+    )
+    assert runner.request("POST", f"/approve/{expired}", body={"action": "approve"}, api_key=key)["statusCode"] == 410
+    assert runner.request("POST", "/approve/" + "0" * 32, body={"action": "approve"}, api_key=key)["statusCode"] == 404
+    assert runner.request("POST", "/approve/not-a-token", body={"action": "approve"}, api_key=key)["statusCode"] == 400
+
+
+def test_poison_records_reach_the_failure_queue_and_no_valid_record_is_lost(deployed, runner, clients):
+    drain(clients, deployed["stream_failure_queue_url"])
+    bars = planted_bars("ITPOISON")[:30]
+    poison = [b"not json", json.dumps({**bars[0], "open": -1.0}).encode(), json.dumps({**bars[1], "high": 1.0, "low": 2.0}).encode()]
+    records = as_records(bars)
+    mixed = records[:5] + [poison[0]] + records[5:15] + [poison[1]] + records[15:] + [poison[2]]
+    put_records(clients, deployed["market_data_stream_name"], mixed, "ITPOISON")
+    runner.drain()
+    assert len(query(clients, deployed["trading_patterns_table_name"], "BAR#ITPOISON")) == len(bars)
+    failures = drain(clients, deployed["stream_failure_queue_url"])
+    assert len(failures) == len(poison)
+    for failure in failures:
+        info = failure["KinesisBatchInfo"]
+        assert info["batchSize"] == 1 and info["streamArn"].endswith(":stream/MarketDataStream-local")
+        assert failure["requestContext"]["condition"] == "RetryAttemptsExhausted"
+
+
+def test_the_threshold_checker_queues_an_alert_when_thresholds_are_exceeded(deployed, runner, clients):
+    inbox = subscribe_inbox(clients, deployed["trading_alerts_topic_arn"], "ItTradingAlertsInbox")
+    now = datetime.now(timezone.utc)
+    for i in range(6):  # ERROR_THRESHOLD is 5: six breaches exceed it
+        pattern = StoredPattern(
+            symbol=f"ITTH{i}", pattern="double-top", confidence=0.96, start_timestamp=1_700_000_000, end_timestamp=1_700_000_000 + i,
+            detected_at=now, severity=names.SEVERITY_CRITICAL, alert_state=names.ALERT_STATE_QUEUED,
+        )
+        clients.dynamodb.put_item(TableName=deployed["trading_patterns_table_name"], Item=pattern.to_item())
+    depth = queue_depth(clients, deployed["alert_queue_url"])
+    runner.run_schedules(force=True)
+    assert queue_depth(clients, deployed["alert_queue_url"]) == depth + 1
+    runner.drain()
+    threshold_alerts = [m for m in drain(clients, inbox) if m.get("source") == names.ALERT_SOURCE_THRESHOLD]
+    assert len(threshold_alerts) == 1
+
+
+def test_the_api_serves_detection_and_stored_patterns(deployed, runner):
+    key = deployed["api_key_value"]
+    bars = [{k: v for k, v in b.items() if k != "symbol"} for b in planted_bars("ITAPI")]
+    detected = runner.request("POST", "/patterns", body={"symbol": "ITAPI", "bars": bars}, api_key=key)
+    assert detected["statusCode"] == 200, detected
+    assert "head-and-shoulders" in {m["pattern"] for m in json.loads(detected["body"])["matches"]}
+    stored = runner.request("GET", "/patterns/ITSTORE", api_key=key, query={"limit": "5"})
+    assert stored["statusCode"] == 200
+    assert {i["pattern"] for i in json.loads(stored["body"])["items"]} >= {"head-and-shoulders"}
+
+
+def test_a_second_plan_after_apply_shows_no_changes(deployed):
+    clean, output = local_platform.plan_is_clean()
+    assert clean, output[-3000:]

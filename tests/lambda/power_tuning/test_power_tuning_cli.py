@@ -1,0 +1,195 @@
+"""tooling.power_tune: the in-process run for the emulator (moto here), the workflow run, and the CLI."""
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+from moto import mock_aws
+
+from patternwatch_shared import names
+from power_tuning import analysis, steps
+from tooling import power_tune
+
+REGION = "us-east-1"
+NAME = "PatternDetector-local"
+
+
+class SteppingTimer:
+    """Every reading is 50 ms after the previous one, so every invocation measures exactly 50 ms."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        self.now += 0.05
+        return self.now
+
+
+@pytest.fixture
+def emulated(monkeypatch):
+    for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": REGION}.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    with mock_aws(config={"lambda": {"use_docker": False}}):
+        iam = boto3.client("iam", region_name=REGION)
+        role = iam.create_role(RoleName="detector", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+        code = io.BytesIO()
+        with zipfile.ZipFile(code, "w") as archive:
+            archive.writestr("pattern_detector/handler.py", "")
+        client = boto3.client("lambda", region_name=REGION)
+        fn = client.create_function(
+            FunctionName=NAME, Runtime="python3.12", Role=role, Handler="pattern_detector.handler.lambda_handler",
+            Code={"ZipFile": code.getvalue()}, MemorySize=512, Publish=True,
+            Environment={"Variables": {names.ENV_TRADING_PATTERNS_TABLE: "TradingPatterns-local", names.ENV_ALERT_QUEUE_URL: "http://queue"}},
+        )
+        client.create_alias(FunctionName=NAME, Name="live", FunctionVersion="1")
+        yield client, fn["FunctionArn"].removesuffix(":$LATEST")
+
+
+def test_local_durations_follow_lambda_s_cpu_share():
+    assert power_tune.modelled_duration_ms(50, 1769) == 50
+    assert power_tune.modelled_duration_ms(50, 3008) == 50
+    assert power_tune.modelled_duration_ms(50, 512) == pytest.approx(50 * 1769 / 512)
+
+
+def test_in_process_run_publishes_measures_cleans_and_chooses(emulated):
+    client, arn = emulated
+    lam = power_tune.InProcessLambda(client, None, timer=SteppingTimer())
+    payload = power_tune.default_payload(NAME)
+    result = power_tune.run_in_process(lam, {"lambdaARN": arn, "num": 2, "payload": payload}, sleep=lambda _: None)
+    # 50 ms measured: 512 MB -> 172.75 -> 173 billed, 1024 -> 87, 1536 -> 58, 2048 and 3008 -> 50.
+    assert {r["value"]: r["averageDuration"] for r in result["results"]} == {512: 173, 1024: 87, 1536: 58, 2048: 50, 3008: 50}
+    # 512 MB x 173 ms = 0.0865 GB-s is the least compute; 1024 x 87 = 0.087, 1536 x 58 = 0.087.
+    assert result["power"] == 512
+    assert {a["Name"] for a in client.list_aliases(FunctionName=NAME)["Aliases"]} == {"live"}
+    assert client.get_function_configuration(FunctionName=NAME)["MemorySize"] == 512
+
+
+def test_in_process_run_applies_the_choice_when_asked(emulated):
+    client, arn = emulated
+    lam = power_tune.InProcessLambda(client, None, timer=SteppingTimer())
+    event = {"lambdaARN": arn, "num": 1, "payload": power_tune.default_payload(NAME), "strategy": "speed", "autoOptimize": True,
+             "powerValues": [1024, 2048]}
+    result = power_tune.run_in_process(lam, event, sleep=lambda _: None)
+    assert result["power"] == 2048
+    assert result["optimization"] == {"lambdaARN": arn, "previousMemory": 512, "appliedMemory": 2048}
+    assert client.get_function_configuration(FunctionName=NAME)["MemorySize"] == 2048
+
+
+def test_a_failing_function_stops_the_run_and_still_cleans_up(emulated):
+    client, arn = emulated
+    lam = power_tune.InProcessLambda(client, "http://127.0.0.1:1", timer=SteppingTimer())
+    with pytest.raises(steps.InvocationError, match="InvalidInputError"):
+        power_tune.run_in_process(lam, {"lambdaARN": arn, "num": 1, "payload": {"action": "nope"}}, sleep=lambda _: None)
+    assert {a["Name"] for a in client.list_aliases(FunctionName=NAME)["Aliases"]} == {"live"}
+
+
+def test_the_log_tail_carries_the_handler_output_and_the_report_line(emulated):
+    client, arn = emulated
+    steps.initialize(client, analysis.parse_input({"lambdaARN": arn, "powerValues": [1769]}), sleep=lambda _: None)
+    lam = power_tune.InProcessLambda(client, None, timer=SteppingTimer())
+    response = lam.invoke(FunctionName=f"{NAME}:RAM1769", Payload=json.dumps(power_tune.default_payload(NAME)), LogType="Tail")
+    assert "FunctionError" not in response
+    assert json.loads(response["Payload"].read())["family"] == "head-and-shoulders"
+    assert analysis.billed_duration_from_log(response["LogResult"]) == 50
+    quiet = lam.invoke(FunctionName=f"{NAME}:RAM1769", Payload="{}")
+    assert "LogResult" not in quiet and quiet["FunctionError"] == "Unhandled"
+
+
+def test_only_pattern_detector_has_a_default_payload():
+    assert power_tune.default_payload("AlertProcessor-dev") is None
+    payload = power_tune.default_payload("PatternDetector-dev")
+    assert (payload["action"], len(payload["bars"])) == ("detect", power_tune.DEFAULT_PAYLOAD_BARS)
+    # It must fit, with the rest of the input, into what Step Functions passes between states.
+    assert len(json.dumps(payload)) < power_tune.MAX_WORKFLOW_INPUT_BYTES // 2
+
+
+def stubbed_sfn():
+    sfn = boto3.client("stepfunctions", region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x")
+    return sfn, Stubber(sfn)
+
+
+MACHINE = "arn:aws:states:us-east-1:111111111111:stateMachine:PowerTuningWorkflow-dev"
+EXECUTION = "arn:aws:states:us-east-1:111111111111:execution:PowerTuningWorkflow-dev:run-1"
+RESULT = {"power": 1024, "cost": 1.5e-6, "duration": 100.0, "strategy": "cost",
+          "results": [{"value": 512, "averageDuration": 250.0, "averagePrice": 1.9e-6}, {"value": 1024, "averageDuration": 100.0, "averagePrice": 1.5e-6}]}
+
+
+def _described(status: str, **extra):
+    return {"executionArn": EXECUTION, "stateMachineArn": MACHINE, "status": status, "startDate": "2026-11-28T00:00:00Z", **extra}
+
+
+def test_the_workflow_run_waits_for_the_result():
+    sfn, stub = stubbed_sfn()
+    stub.add_response("start_execution", {"executionArn": EXECUTION, "startDate": "2026-11-28T00:00:00Z"},
+                      {"stateMachineArn": MACHINE, "input": json.dumps({"lambdaARN": "a"})})
+    stub.add_response("describe_execution", _described("RUNNING"), {"executionArn": EXECUTION})
+    stub.add_response("describe_execution", _described("SUCCEEDED", output=json.dumps(RESULT)), {"executionArn": EXECUTION})
+    slept = []
+    with stub:
+        assert power_tune.run_workflow(sfn, MACHINE, {"lambdaARN": "a"}, sleep=slept.append, say=lambda _: None) == RESULT
+    assert slept == [power_tune.POLL_SECONDS]
+
+
+@pytest.mark.parametrize("timeout, statuses, message", [
+    (60, [_described("FAILED", error="PowerTuningFailed", cause="RAM512 failed")], "ended FAILED: PowerTuningFailed RAM512 failed"),
+    (0, [_described("RUNNING")], "still running"),
+])
+def test_a_failed_or_slow_workflow_is_reported(timeout, statuses, message):
+    sfn, stub = stubbed_sfn()
+    stub.add_response("start_execution", {"executionArn": EXECUTION, "startDate": "2026-11-28T00:00:00Z"})
+    for described in statuses:
+        stub.add_response("describe_execution", described)
+    with stub, pytest.raises(power_tune.WorkflowFailed, match=message):
+        power_tune.run_workflow(sfn, MACHINE, {}, timeout=timeout, sleep=lambda _: None, say=lambda _: None)
+
+
+def test_cli_runs_in_process_for_local_and_prints_the_table_and_chart(emulated, capsys, tmp_path, monkeypatch):
+    client, _ = emulated
+    sts = boto3.client("sts", region_name=REGION)
+    out = tmp_path / "result.json"
+    code = power_tune.main(["--env", "local", "--function", NAME, "--num", "1", "--power-values", "1024,2048", "--output", str(out)],
+                           clients=lambda config: (client, None, sts))
+    printed = capsys.readouterr().out
+    assert code == power_tune.EXIT_OK
+    assert "memory MB" in printed and "avg billed duration (ms)" in printed and "local run: durations measured in this process" in printed
+    assert json.loads(out.read_text())["power"] in (1024, 2048)
+
+
+def test_cli_starts_the_workflow_for_a_real_environment(capsys):
+    sfn, stub = stubbed_sfn()
+    stub.add_response("start_execution", {"executionArn": EXECUTION, "startDate": "2026-11-28T00:00:00Z"})
+    stub.add_response("describe_execution", _described("SUCCEEDED", output=json.dumps({**RESULT, "optimization": {"previousMemory": 512, "appliedMemory": 1024}})))
+    sts = boto3.client("sts", region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x")
+    sts_stub = Stubber(sts)
+    sts_stub.add_response("get_caller_identity", {"Account": "111111111111", "Arn": "arn:aws:iam::111111111111:user/me", "UserId": "me"})
+    with stub, sts_stub:
+        code = power_tune.main(["--env", "dev", "--function", "PatternDetector-dev", "--auto-optimize", "--payload", '{"action": "validate"}'],
+                               clients=lambda config: (None, sfn, sts))
+    printed = capsys.readouterr().out
+    assert code == power_tune.EXIT_OK
+    assert f"starting {MACHINE}" in printed and "applied: 512 MB -> 1024 MB" in printed and "local run" not in printed
+
+
+def test_cli_refuses_to_guess_a_payload_and_reports_bad_input_and_aws_errors(capsys, tmp_path):
+    assert power_tune.main(["--env", "dev", "--function", "AlertProcessor-dev"], clients=None) == power_tune.EXIT_USAGE
+    assert "--payload is required" in capsys.readouterr().err
+    big = json.dumps({"bars": ["x" * 100] * 3000})
+    assert power_tune.main(["--env", "dev", "--function", "AlertProcessor-dev", "--payload", big], clients=None) == power_tune.EXIT_USAGE
+    assert "Step Functions carries at most 256 KB" in capsys.readouterr().err
+    payload = tmp_path / "event.json"
+    payload.write_text("{}")
+    sts = boto3.client("sts", region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x")
+    stub = Stubber(sts)
+    stub.add_response("get_caller_identity", {"Account": "111111111111", "Arn": "arn:aws:iam::111111111111:user/me", "UserId": "me"})
+    stub.add_client_error("get_caller_identity", "ExpiredToken", "token expired")
+    with stub:
+        args = ["--env", "dev", "--function", "ApprovalProcessor-dev", "--payload", f"@{payload}"]
+        assert power_tune.main([*args, "--num", "0"], clients=lambda config: (None, None, sts)) == power_tune.EXIT_FAILED
+        assert "num must be" in capsys.readouterr().err
+        assert power_tune.main(args, clients=lambda config: (None, None, sts)) == power_tune.EXIT_FAILED
+        assert "AWS error: " in capsys.readouterr().err

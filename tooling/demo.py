@@ -1,0 +1,261 @@
+"""`make demo`: the whole platform on this machine, on real market data.
+
+1. starts the AWS emulator (moto server with tooling/moto_extensions.py), or reuses a running one;
+2. synthesizes `local`, runs terraform init and apply (progress per resource);
+3. streams real daily bars (AAPL, IBM, MSFT, GOOG from bokeh_sampledata, or --csv FILE) into
+   MarketDataStream-local, plus one seeded synthetic series with a planted head-and-shoulders so the
+   alert -> approval path always has something to show (real stocks rarely reach the 0.9 alerting bar);
+4. lets the local trigger runner (tooling/local_runner.py) deliver them to the handlers, runs the
+   threshold checker, and drains the alert queue;
+5. prints a summary, approves one pending alert through the API handler, and writes one PNG per symbol
+   to demo-output/.
+
+Run it twice: the second run applies no changes and writes no duplicate patterns.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+import time
+from collections import Counter
+from datetime import datetime, timezone
+from pathlib import Path
+
+from . import local_platform
+from .local_platform import PROJECT_ROOT, say
+
+OUTPUT_DIR = PROJECT_ROOT / "demo-output"
+REAL_SYMBOLS = ("AAPL", "IBM", "MSFT", "GOOG")
+PLANTED_SYMBOL = "SYNTH"
+INBOX_QUEUE = "DemoApprovalInbox-local"
+PUT_RECORDS_LIMIT = 500  # Kinesis PutRecords accepts at most 500 records a call
+
+
+def real_bars(symbol: str, limit: int) -> list[dict]:
+    """The newest `limit` daily bars of a bokeh_sampledata series, split- and dividend-adjusted."""
+    from bokeh_sampledata import stocks
+
+    data = getattr(stocks, symbol)
+    rows = []
+    for i in range(len(data["date"])):
+        adjust = data["adj_close"][i] / data["close"][i]
+        rows.append(_bar(symbol, data["date"][i], *(data[k][i] * adjust for k in ("open", "high", "low", "close")), data["volume"][i]))
+    return rows[-limit:]
+
+
+def csv_bars(path: Path) -> list[dict]:
+    """symbol,date,open,high,low,close,volume (header required; date as YYYY-MM-DD or epoch seconds)."""
+    with path.open(newline="") as handle:
+        return [_bar(r["symbol"], r["date"], float(r["open"]), float(r["high"]), float(r["low"]), float(r["close"]), float(r["volume"])) for r in csv.DictReader(handle)]
+
+
+def planted_bars() -> list[dict]:
+    from pattern_engine.synthetic import planted
+
+    series = planted("head-and-shoulders", 0.001, seed=7)
+    start = datetime(2021, 1, 4, tzinfo=timezone.utc).timestamp()
+    bars = series.bars
+    return [
+        {
+            "symbol": PLANTED_SYMBOL,
+            "timestamp": int(start + 86_400 * i),
+            "open": round(float(bars["open"][i]) * 100, 4),
+            "high": round(float(bars["high"][i]) * 100, 4),
+            "low": round(float(bars["low"][i]) * 100, 4),
+            "close": round(float(bars["close"][i]) * 100, 4),
+            "volume": 1_000_000,
+        }
+        for i in range(len(bars["close"]))
+    ]
+
+
+def _bar(symbol: str, date, open_, high, low, close, volume) -> dict:
+    if isinstance(date, str) and not date.isdigit():
+        timestamp = int(datetime.fromisoformat(date[:10]).replace(tzinfo=timezone.utc).timestamp())
+    else:
+        timestamp = int(date)
+    return {"symbol": symbol, "timestamp": timestamp, "open": round(open_, 4), "high": round(high, 4), "low": round(low, 4),
+            "close": round(close, 4), "volume": float(volume)}
+
+
+def stream(kinesis, stream_name: str, bars: list[dict], runner) -> int:
+    """Put bars in time order (symbols interleaved, as a feed would) and let the runner keep up."""
+    bars = sorted(bars, key=lambda b: (b["timestamp"], b["symbol"]))
+    put = 0
+    for offset in range(0, len(bars), PUT_RECORDS_LIMIT):
+        chunk = bars[offset : offset + PUT_RECORDS_LIMIT]
+        response = kinesis.put_records(
+            StreamName=stream_name,
+            Records=[{"Data": json.dumps(b).encode(), "PartitionKey": b["symbol"]} for b in chunk],
+        )
+        put += len(chunk) - response.get("FailedRecordCount", 0)
+        runner.drain(idle_rounds=1)
+        say(f"  streamed {put:,}/{len(bars):,} bars")
+    return put
+
+
+def approval_inbox(session, endpoint: str, topic_arn: str) -> str:
+    """An SQS inbox subscribed to AlertApprovalRequests: where a human's approve links would arrive."""
+    sqs = session.client("sqs", endpoint_url=endpoint)
+    url = sqs.create_queue(QueueName=INBOX_QUEUE)["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    session.client("sns", endpoint_url=endpoint).subscribe(
+        TopicArn=topic_arn, Protocol="sqs", Endpoint=arn, Attributes={"RawMessageDelivery": "true"}
+    )
+    return url
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--csv", type=Path, help="stream this CSV (symbol,date,open,high,low,close,volume) instead of the sample stocks")
+    parser.add_argument("--bars-per-symbol", type=int, default=750, help="newest N daily bars of each sample stock (default 750)")
+    args = parser.parse_args(argv)
+    timings: dict[str, float] = {}
+    started = time.monotonic()
+
+    outputs = local_platform.deploy(timings=timings)
+    session, config = local_platform.emulator_session()
+    endpoint = config.emulator.endpoint
+
+    from .local_runner import LocalRunner
+
+    step = time.monotonic()
+    inbox = approval_inbox(session, endpoint, outputs["approval_requests_topic_arn"])
+    runner = LocalRunner(session, endpoint, suffix=config.resource_suffix)
+    say(f"runner: {len(runner.streams)} stream + {len(runner.queues)} queue mappings, {len(runner.schedules)} schedule(s), "
+        f"{len(runner.routes)} API routes read back from the emulator")
+    if args.csv:
+        bars = csv_bars(args.csv)
+        source = str(args.csv)
+    else:
+        bars = [b for s in REAL_SYMBOLS for b in real_bars(s, args.bars_per_symbol)]
+        source = f"bokeh_sampledata ({', '.join(REAL_SYMBOLS)}, newest {args.bars_per_symbol} days each)"
+    bars += planted_bars()
+    say(f"streaming {len(bars):,} bars from {source} + {PLANTED_SYMBOL} (synthetic, planted head-and-shoulders)")
+    kinesis = session.client("kinesis", endpoint_url=endpoint)
+    streamed = stream(kinesis, outputs["market_data_stream_name"], bars, runner)
+    runner.run_schedules(force=True)
+    runner.drain()
+    timings["stream+process"] = time.monotonic() - step
+
+    step = time.monotonic()
+    summary = summarize(session, endpoint, outputs, runner, streamed, sorted({b["symbol"] for b in bars}))
+    approval = approve_one(session, endpoint, inbox, runner, outputs)
+    charts = draw_charts(session, endpoint, outputs, sorted({b["symbol"] for b in bars}))
+    timings["summary+charts"] = time.monotonic() - step
+    timings["total"] = time.monotonic() - started
+
+    say("\n=== PatternWatch on the local emulator ===")
+    say(summary)
+    say(approval)
+    say(f"charts: {', '.join(str(c.relative_to(PROJECT_ROOT)) for c in charts)}")
+    say("timings: " + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items()))
+    say("tear down with: make down")
+    return 0
+
+
+def _query_all(dynamodb, table: str, partition: str, **extra) -> list[dict]:
+    items, request = [], {"TableName": table, "KeyConditionExpression": "PK = :pk", "ExpressionAttributeValues": {":pk": {"S": partition}}, **extra}
+    while True:
+        response = dynamodb.query(**request)
+        items.extend(response.get("Items", []))
+        if "LastEvaluatedKey" not in response:
+            return items
+        request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+
+def summarize(session, endpoint: str, outputs: dict, runner, streamed: int, symbols: list[str]) -> str:
+    dynamodb = session.client("dynamodb", endpoint_url=endpoint)
+    sqs = session.client("sqs", endpoint_url=endpoint)
+    table = outputs["trading_patterns_table_name"]
+    lines = [f"bars streamed: {streamed:,}; delivered to KinesisConsumer: {sum(p.delivered for p in runner.streams):,}; "
+             f"sent to the failure queue: {sum(p.sent_to_failure_destination for p in runner.streams)}"]
+    lines.append(f"{'symbol':<8} {'bars':>6}  patterns by type")
+    for symbol in symbols:
+        bars = sum(int(r) for r in [_count(dynamodb, table, f"BAR#{symbol}")])
+        patterns = Counter(item["pattern"]["S"] for item in _query_all(dynamodb, table, f"PATTERN#{symbol}"))
+        described = ", ".join(f"{name} {count}" for name, count in sorted(patterns.items())) or "none"
+        lines.append(f"{symbol:<8} {bars:>6}  {described}")
+    alerts = sum(q.delivered for q in runner.queues)
+    pending = sqs.get_queue_attributes(QueueUrl=outputs["pending_approvals_queue_url"], AttributeNames=["ApproximateNumberOfMessages"])
+    lines.append(f"alerts processed by AlertProcessor: {alerts}; approvals pending: {pending['Attributes']['ApproximateNumberOfMessages']}")
+    return "\n".join(lines)
+
+
+def _count(dynamodb, table: str, partition: str) -> int:
+    total, request = 0, {"TableName": table, "KeyConditionExpression": "PK = :pk", "ExpressionAttributeValues": {":pk": {"S": partition}}, "Select": "COUNT"}
+    while True:
+        response = dynamodb.query(**request)
+        total += response["Count"]
+        if "LastEvaluatedKey" not in response:
+            return total
+        request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+
+def approve_one(session, endpoint: str, inbox_url: str, runner, outputs: dict) -> str:
+    """Take the newest approval request from the inbox and approve it through the API handler."""
+    sqs = session.client("sqs", endpoint_url=endpoint)
+    requests = []
+    while True:
+        messages = sqs.receive_message(QueueUrl=inbox_url, MaxNumberOfMessages=10).get("Messages", [])
+        if not messages:
+            break
+        for message in messages:
+            requests.append(json.loads(message["Body"]))
+            sqs.delete_message(QueueUrl=inbox_url, ReceiptHandle=message["ReceiptHandle"])
+    if not requests:
+        return "approval: no approval request arrived (no CRITICAL alert in this run)"
+    request = requests[-1]
+    token = request["approveUrl"].rstrip("/").rsplit("/", 1)[-1]
+    api_key = outputs["api_key_value"]
+    first = runner.request("POST", f"/approve/{token}", body={"action": "approve"}, api_key=api_key)
+    again = runner.request("POST", f"/approve/{token}", body={"action": "approve"}, api_key=api_key)
+    alert = request.get("alert", {})
+    return (f"approval: {len(requests)} request(s) in the inbox; approved {alert.get('severity')} {alert.get('pattern')} on "
+            f"{alert.get('symbol')} -> HTTP {first['statusCode']} {first['body']}; the same link again -> HTTP {again['statusCode']}")
+
+
+def draw_charts(session, endpoint: str, outputs: dict, symbols: list[str]) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from patternwatch_shared.storage import pattern_from_item
+
+    dynamodb = session.client("dynamodb", endpoint_url=endpoint)
+    table = outputs["trading_patterns_table_name"]
+    OUTPUT_DIR.mkdir(exist_ok=True)
+    written = []
+    for symbol in symbols:
+        bars = _query_all(dynamodb, table, f"BAR#{symbol}")
+        if not bars:
+            continue
+        times = [datetime.fromtimestamp(int(b["SK"]["S"]), timezone.utc) for b in bars]
+        closes = [float(b["close"]["N"]) for b in bars]
+        patterns = [pattern_from_item(i) for i in _query_all(dynamodb, table, f"PATTERN#{symbol}")]
+        figure, axis = plt.subplots(figsize=(12, 5))
+        axis.plot(times, closes, color="0.45", linewidth=0.9, label=f"{symbol} close")
+        colours = plt.get_cmap("tab20")
+        names = sorted({p["pattern"] for p in patterns})
+        for p in patterns:
+            xs = [datetime.fromtimestamp(e["timestamp"], timezone.utc) for e in p["extrema"]]
+            ys = [e["price"] for e in p["extrema"]]
+            strong = p["confidence"] >= 0.9
+            axis.plot(xs, ys, marker="o", markersize=4 if strong else 2, linewidth=2.2 if strong else 0.9,
+                      color=colours(names.index(p["pattern"]) % 20), alpha=1.0 if strong else 0.6)
+        for name in names:
+            axis.plot([], [], color=colours(names.index(name) % 20), label=name)
+        axis.set_title(f"{symbol}: {len(bars)} bars, {len(patterns)} detected patterns (thick: confidence >= 0.9)")
+        axis.legend(fontsize=7, ncol=4, loc="upper left")
+        figure.tight_layout()
+        path = OUTPUT_DIR / f"{symbol}.png"
+        figure.savefig(path, dpi=110)
+        plt.close(figure)
+        written.append(path)
+    return written
+
+
+if __name__ == "__main__":
+    sys.exit(main())

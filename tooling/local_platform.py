@@ -1,0 +1,139 @@
+"""The whole platform on this machine: emulator up, `local` synthesized, applied, outputs written.
+
+Used by `make demo` (tooling/demo.py), `make down`, and the integration tests' session fixture, so all
+three deploy exactly the same way.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from patternwatch_infra.config import load_environment
+
+from . import emulator
+from .toolchain import terraform_env
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+ENVIRONMENT = "local"
+STACK_DIR = PROJECT_ROOT / "cdktf.out" / "stacks" / f"patternwatch-{ENVIRONMENT}"
+# Existing pipelines for this platform read their names and ARNs from this file; keep the path.
+FLAT_OUTPUTS = PROJECT_ROOT / "cfn-outputs" / "flat-outputs.json"
+_DONE = re.compile(r"^(\S+): (Creation|Modifications|Destruction) complete after (\S+)")
+
+
+def say(message: str) -> None:
+    print(message, flush=True)
+
+
+def synth() -> float:
+    """Synthesize only the local stack (main.py, as `cdktf synth` runs it)."""
+    started = time.monotonic()
+    env = {**terraform_env(), "PATTERNWATCH_ENVIRONMENTS": ENVIRONMENT}
+    env.pop("ENVIRONMENT_SUFFIX", None)
+    result = subprocess.run([sys.executable, "main.py"], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise SystemExit(f"error: synth failed:\n{result.stderr[-4000:]}")
+    return time.monotonic() - started
+
+
+def terraform(*args: str, progress: bool = False) -> subprocess.CompletedProcess:
+    """Run terraform in the local stack directory; with progress, echo each resource as it finishes."""
+    command = ["terraform", *args]
+    if not progress:
+        return subprocess.run(command, cwd=STACK_DIR, env=terraform_env(), capture_output=True, text=True)
+    lines: list[str] = []
+    done = 0
+    with subprocess.Popen(command, cwd=STACK_DIR, env=terraform_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as process:
+        for line in process.stdout:
+            lines.append(line)
+            match = _DONE.match(line.strip())
+            if match:
+                done += 1
+                say(f"  [{done:3d}] {match.group(2).lower():<13} {match.group(1)} ({match.group(3)})")
+            elif line.startswith(("Apply complete", "Destroy complete", "Error", "│ Error")):
+                say(f"  {line.rstrip()}")
+    output = "".join(lines)
+    return subprocess.CompletedProcess(command, process.returncode, output, "")
+
+
+def flat_outputs() -> dict[str, object]:
+    result = terraform("output", "-json")
+    if result.returncode != 0:
+        raise SystemExit(f"error: terraform output failed:\n{result.stderr}")
+    return {name: item["value"] for name, item in json.loads(result.stdout).items()}
+
+
+def write_flat_outputs() -> dict[str, object]:
+    outputs = flat_outputs()
+    FLAT_OUTPUTS.parent.mkdir(exist_ok=True)
+    FLAT_OUTPUTS.write_text(json.dumps(outputs, indent=2, sort_keys=True) + "\n")
+    return outputs
+
+
+def deploy(*, timings: dict[str, float] | None = None) -> dict[str, object]:
+    """Emulator, synth, init, apply, outputs; idempotent (a second run applies no changes)."""
+    timings = timings if timings is not None else {}
+    step = time.monotonic()
+    if not emulator.is_healthy():
+        # A new emulator starts empty: state left from an earlier one describes nothing that exists.
+        _remove_state()
+    emulator.start()
+    timings["emulator"] = time.monotonic() - step
+
+    say("synth: patternwatch-local")
+    timings["synth"] = synth()
+
+    step = time.monotonic()
+    say("terraform init (offline provider mirror where present)")
+    init = terraform("init", "-input=false", "-no-color")
+    if init.returncode != 0:
+        raise SystemExit(f"error: terraform init failed:\n{init.stdout}{init.stderr}")
+    timings["init"] = time.monotonic() - step
+
+    step = time.monotonic()
+    say("terraform apply")
+    apply = terraform("apply", "-input=false", "-no-color", "-auto-approve", progress=True)
+    if apply.returncode != 0:
+        raise SystemExit(f"error: terraform apply failed:\n{apply.stdout[-6000:]}")
+    timings["apply"] = time.monotonic() - step
+
+    outputs = write_flat_outputs()
+    say(f"outputs: {len(outputs)} names and ARNs in {FLAT_OUTPUTS.relative_to(PROJECT_ROOT)}")
+    return outputs
+
+
+def plan_is_clean() -> tuple[bool, str]:
+    """`terraform plan -detailed-exitcode`: exit 0 means no changes (2 would mean drift)."""
+    result = terraform("plan", "-input=false", "-no-color", "-detailed-exitcode")
+    return result.returncode == 0, result.stdout + result.stderr
+
+
+def destroy() -> None:
+    if emulator.is_healthy() and (STACK_DIR / ".terraform").exists():
+        say("terraform destroy")
+        result = terraform("destroy", "-input=false", "-no-color", "-auto-approve", progress=True)
+        if result.returncode != 0:
+            raise SystemExit(f"error: terraform destroy failed:\n{result.stdout[-6000:]}")
+    emulator.stop()
+    _remove_state()
+    if FLAT_OUTPUTS.exists():
+        FLAT_OUTPUTS.unlink()
+
+
+def _remove_state() -> None:
+    """The emulator keeps nothing after it stops, so the state describing it goes too."""
+    for state in PROJECT_ROOT.glob(f"terraform.patternwatch-{ENVIRONMENT}.tfstate*"):
+        state.unlink()
+
+
+def emulator_session():
+    import boto3
+
+    config = load_environment(ENVIRONMENT)
+    os.environ.setdefault("AWS_DEFAULT_REGION", config.region)
+    return boto3.session.Session(aws_access_key_id="test", aws_secret_access_key="test", region_name=config.region), config
