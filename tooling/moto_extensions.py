@@ -250,6 +250,35 @@ def kinesis_create_stream_tags() -> None:
     _register("kinesis:CreateStream Tags")
 
 
+def lambda_create_function_retry_safe() -> None:
+    """CreateFunction: when moto's server drops a connection after creating the function, the provider's
+    retry gets 409 "already exists" and keeps retrying for minutes. A repeated create with the same
+    name and the same code answers with the function that exists, as if the first response had arrived."""
+    import base64
+    import copy
+    import hashlib
+
+    from moto.awslambda.models import LambdaBackend
+
+    original = LambdaBackend.create_function
+
+    def create_function(self, spec):
+        name = spec.get("FunctionName")
+        existing = self._lambdas._functions.get(name, {}).get("latest") if name else None
+        zipped = spec.get("Code", {}).get("ZipFile")
+        if existing is not None and zipped:
+            sha = base64.b64encode(hashlib.sha256(base64.b64decode(zipped)).digest()).decode()
+            if sha == existing.code_sha_256:
+                answer = copy.deepcopy(existing)
+                versions = list(self._lambdas.list_versions_by_function(name))
+                answer.version = versions[-1].version if versions else "$LATEST"
+                return answer
+        return original(self, spec)
+
+    LambdaBackend.create_function = create_function
+    _register("lambda:CreateFunction retry after a dropped connection")
+
+
 def install() -> list[str]:
     """Apply every addition once; returns what was installed."""
     if not INSTALLED:
@@ -261,6 +290,7 @@ def install() -> list[str]:
         stepfunctions_validation_versions_and_type()
         budgets_subscribers_and_tags()
         kinesis_create_stream_tags()
+        lambda_create_function_retry_safe()
     return list(INSTALLED)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from patternwatch_shared import names
@@ -144,15 +144,17 @@ def test_poison_records_reach_the_failure_queue_and_no_valid_record_is_lost(depl
 
 def test_the_threshold_checker_queues_an_alert_when_thresholds_are_exceeded(deployed, runner, clients):
     inbox = subscribe_inbox(clients, deployed["trading_alerts_topic_arn"], "ItTradingAlertsInbox")
-    now = datetime.now(timezone.utc)
+    # Detected a minute ago: inside the checker's 5-minute look-back that ends at the schedule's time.
+    detected = datetime.now(timezone.utc) - timedelta(minutes=1)
     for i in range(6):  # ERROR_THRESHOLD is 5: six breaches exceed it
         pattern = StoredPattern(
             symbol=f"ITTH{i}", pattern="double-top", confidence=0.96, start_timestamp=1_700_000_000, end_timestamp=1_700_000_000 + i,
-            detected_at=now, severity=names.SEVERITY_CRITICAL, alert_state=names.ALERT_STATE_QUEUED,
+            detected_at=detected, severity=names.SEVERITY_CRITICAL, alert_state=names.ALERT_STATE_QUEUED,
         )
         clients.dynamodb.put_item(TableName=deployed["trading_patterns_table_name"], Item=pattern.to_item())
     depth = queue_depth(clients, deployed["alert_queue_url"])
-    runner.run_schedules(force=True)
+    (summary,) = runner.run_schedules(force=True)
+    assert summary["exceeded"] is True and summary["breaches"] >= 6, summary
     assert queue_depth(clients, deployed["alert_queue_url"]) == depth + 1
     runner.drain()
     threshold_alerts = [m for m in drain(clients, inbox) if m.get("source") == names.ALERT_SOURCE_THRESHOLD]
@@ -173,3 +175,17 @@ def test_the_api_serves_detection_and_stored_patterns(deployed, runner):
 def test_a_second_plan_after_apply_shows_no_changes(deployed):
     clean, output = local_platform.plan_is_clean()
     assert clean, output[-3000:]
+
+
+def test_the_express_analysis_workflow_round_trips_from_the_emulator(deployed, clients):
+    """moto cannot execute it (its Lambda tasks would need Docker); its definition must survive intact."""
+    machine = clients.stepfunctions.describe_state_machine(stateMachineArn=deployed["analysis_state_machine_arn"])
+    assert machine["name"] == "PatternAnalysisWorkflow-local"
+    assert machine["type"] == "EXPRESS"
+    definition = json.loads(machine["definition"])
+    assert definition["StartAt"] == "DataValidation"
+    assert {"DataValidation", "ConfidenceScoring", "AlertDecision", "ManualReview"} <= set(definition["States"])
+    branches = [b["StartAt"] for b in next(s for s in definition["States"].values() if s["Type"] == "Parallel")["Branches"]]
+    assert len(branches) == 3
+    resources = json.dumps(definition)
+    assert deployed["pattern_detector_alias_arn"] in resources
