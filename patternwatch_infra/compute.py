@@ -27,11 +27,16 @@ from tooling.packaging import Package, build_all
 
 from .config import EnvironmentConfig
 from .data import DataLayer
-from .blocks import ServiceRole
-from .function import ARCHITECTURE, RUNTIME, FunctionPlatform, MonitoredFunction, deployment_role_statements
+from .function import (
+    ARCHITECTURE,
+    RUNTIME,
+    FunctionPlatform,
+    MonitoredFunction,
+    canary_deployment_role,
+    grant_canary_deployments,
+)
 from .layer import Layer
 from .policies import statement
-from .scan_skips import DESCRIBE_ALARMS_NEEDS_STAR
 
 # Kinesis: small batches at most 5 s old keep detection near real time.
 STREAM_BATCH_SIZE = 100
@@ -71,14 +76,8 @@ class ComputeLayer(Layer):
             self, "deployment_app", name=f"pattern-detector-app-{config.resource_suffix}", compute_platform="Lambda"
         )
         # Its policy names the functions, so it is granted once they exist (below).
-        self.deployment_role = ServiceRole(
-            self,
-            "deployment_role",
-            role_name=naming.name("CodeDeployRole"),
-            policy_name=naming.name("CodeDeployPolicy"),
-            service="codedeploy.amazonaws.com",
-        )
-        platform = FunctionPlatform(
+        self.deployment_role = canary_deployment_role(self, "deployment_role", naming=naming, base_name="CodeDeploy")
+        self.platform = platform = FunctionPlatform(
             config=config,
             naming=naming,
             kms_key=data.kms_key,
@@ -222,10 +221,7 @@ class ComputeLayer(Layer):
             self.threshold_checker,
             self.approval_processor,
         ]
-        self.deployment_role.grant(
-            deployment_role_statements([f.function.arn for f in self.functions]),
-            wildcard_resource_reason=DESCRIBE_ALARMS_NEEDS_STAR,
-        )
+        grant_canary_deployments(self.deployment_role, self.functions)
 
         self.stream_mapping = LambdaEventSourceMapping(
             self,

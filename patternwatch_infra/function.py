@@ -46,7 +46,7 @@ from tooling.packaging import Package
 from .config import EnvironmentConfig
 from .naming import Naming
 from .blocks import ServiceRole
-from .scan_skips import RETENTION_SET_PER_ENVIRONMENT, skip_check
+from .scan_skips import DESCRIBE_ALARMS_NEEDS_STAR, RETENTION_SET_PER_ENVIRONMENT, skip_check
 from .policies import statement
 
 RUNTIME = "python3.12"
@@ -271,6 +271,24 @@ class MonitoredFunction(Construct):
             ],
             alarm_actions=self.alarm_actions,
         )
+
+
+def canary_deployment_role(scope: Construct, id: str, *, naming: Naming, base_name: str) -> ServiceRole:
+    """The role CodeDeploy shifts aliases with; `grant_canary_deployments` once its functions exist."""
+    return ServiceRole(
+        scope,
+        id,
+        role_name=naming.name(f"{base_name}Role"),
+        policy_name=naming.name(f"{base_name}Policy"),
+        service="codedeploy.amazonaws.com",
+    )
+
+
+def grant_canary_deployments(role: ServiceRole, functions: Sequence[MonitoredFunction]) -> None:
+    role.grant(
+        deployment_role_statements([f.function.arn for f in functions]),
+        wildcard_resource_reason=DESCRIBE_ALARMS_NEEDS_STAR,
+    )
 
 
 def deployment_role_statements(function_arns: Sequence[str]) -> list[DataAwsIamPolicyDocumentStatement]:

@@ -16,6 +16,7 @@ alias ARN of a function built here or in the compute layer.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 from cdktf_cdktf_provider_aws.cloudwatch_event_rule import CloudwatchEventRule
 from cdktf_cdktf_provider_aws.cloudwatch_event_target import CloudwatchEventTarget
@@ -36,10 +37,10 @@ from .blocks import ServiceRole
 from .compute import USE_KEY, ComputeLayer
 from .config import EnvironmentConfig
 from .data import DataLayer
-from .function import LIVE_ALIAS, FunctionPlatform, MonitoredFunction, deployment_role_statements
+from .function import LIVE_ALIAS, MonitoredFunction, canary_deployment_role, grant_canary_deployments
 from .layer import Layer
 from .policies import condition, statement
-from .scan_skips import DESCRIBE_ALARMS_NEEDS_STAR, RETENTION_SET_PER_ENVIRONMENT, skip_check
+from .scan_skips import RETENTION_SET_PER_ENVIRONMENT, skip_check
 from .workflows import analysis, power_tuning, render
 
 THRESHOLD_CHECK_SCHEDULE = "rate(5 minutes)"
@@ -112,22 +113,10 @@ class OrchestrationLayer(Layer):
 
         # --- Power tuner: functions and workflow (STANDARD: runs can outlast Express's 5 minutes) ----
         self.tuner_package = tuner_package or build_function(names.POWER_TUNING_PACKAGE)
-        self.tuner_deployment_role = ServiceRole(
-            self,
-            "tuner_deployment_role",
-            role_name=naming.name("PowerTuningCodeDeployRole"),
-            policy_name=naming.name("PowerTuningCodeDeployPolicy"),
-            service="codedeploy.amazonaws.com",
+        self.tuner_deployment_role = canary_deployment_role(
+            self, "tuner_deployment_role", naming=naming, base_name="PowerTuningCodeDeploy"
         )
-        platform = FunctionPlatform(
-            config=config,
-            naming=naming,
-            kms_key=data.kms_key,
-            layer=compute.shared_layer,
-            alarm_topic=data.ops_topic.topic,
-            deployment_app=compute.deployment_app,
-            deployment_role=self.tuner_deployment_role.role,
-        )
+        platform = replace(compute.platform, deployment_role=self.tuner_deployment_role.role)
         # Only the platform's own functions can be tuned; each tuner role names them explicitly.
         targets = [f.function.arn for f in compute.functions]
         qualified_targets = [f"{arn}:*" for arn in targets]
@@ -207,10 +196,7 @@ class OrchestrationLayer(Layer):
             TUNER_STEP_TIMEOUT_SECONDS,
         )
         self.tuner_functions = [self.tuner_initializer, self.tuner_executor, self.tuner_cleaner, self.tuner_analyzer, self.tuner_optimizer]
-        self.tuner_deployment_role.grant(
-            deployment_role_statements([f.function.arn for f in self.tuner_functions]),
-            wildcard_resource_reason=DESCRIBE_ALARMS_NEEDS_STAR,
-        )
+        grant_canary_deployments(self.tuner_deployment_role, self.tuner_functions)
 
         self.tuning_log_group = self._log_group("tuning_log_group", "PowerTuningWorkflow")
         self.tuning_role = ServiceRole(

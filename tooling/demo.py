@@ -206,7 +206,7 @@ def approve_one(session, endpoint: str, inbox_url: str, runner, outputs: dict) -
             requests.append(json.loads(message["Body"]))
             sqs.delete_message(QueueUrl=inbox_url, ReceiptHandle=message["ReceiptHandle"])
     if not requests:
-        return "approval: no approval request arrived (no CRITICAL alert in this run)"
+        return "approval: no new approval request (no new CRITICAL alert: patterns stored by an earlier run do not alert twice)"
     request = requests[-1]
     token = request["approveUrl"].rstrip("/").rsplit("/", 1)[-1]
     api_key = outputs["api_key_value"]

@@ -33,17 +33,19 @@ def endpoint() -> str:
 
 def is_healthy(url: str | None = None) -> bool:
     try:
-        with urllib.request.urlopen(f"{url or endpoint()}/moto-api/data.json", timeout=2) as response:
+        # The dashboard page: cheap, and unlike /moto-api/data.json it never serialises Lambda state.
+        with urllib.request.urlopen(f"{url or endpoint()}/moto-api/", timeout=2) as response:
             return response.status == 200
     except (urllib.error.URLError, OSError):
         return False
 
 
-def start() -> str:
+def start() -> bool:
+    """Start the emulator unless one answers already; True when this call started a new (empty) one."""
     url = endpoint()
     if is_healthy(url):
         print(f"emulator: reusing the one already running at {url}")
-        return url
+        return False
     emulator = load_environment("local").emulator
     STATE_DIR.mkdir(exist_ok=True)
     env = dict(os.environ)
@@ -54,14 +56,15 @@ def start() -> str:
             [sys.executable, "-m", "tooling.moto_extensions", "-H", emulator.host, "-p", str(emulator.port)],
             stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True, cwd=PROJECT_ROOT,
         )
-    PID_FILE.write_text(str(process.pid))
     deadline = time.monotonic() + START_TIMEOUT_SECONDS
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise SystemExit(f"error: the emulator exited with code {process.returncode}; see {LOG_FILE}")
         if is_healthy(url):
+            # Recorded only once it answers, so a failed start never hides the pid of a running one.
+            PID_FILE.write_text(str(process.pid))
             print(f"emulator: started moto server at {url} (pid {process.pid}, log {LOG_FILE})")
-            return url
+            return True
         time.sleep(0.3)
     raise SystemExit(f"error: the emulator did not become healthy within {START_TIMEOUT_SECONDS} s; see {LOG_FILE}")
 

@@ -79,10 +79,9 @@ def deploy(*, timings: dict[str, float] | None = None) -> dict[str, object]:
     """Emulator, synth, init, apply, outputs; idempotent (a second run applies no changes)."""
     timings = timings if timings is not None else {}
     step = time.monotonic()
-    if not emulator.is_healthy():
+    if emulator.start():
         # A new emulator starts empty: state left from an earlier one describes nothing that exists.
         _remove_state()
-    emulator.start()
     timings["emulator"] = time.monotonic() - step
 
     say("synth: patternwatch-local")
