@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
@@ -20,13 +19,10 @@ from patternwatch_shared.config import EnvReader
 from patternwatch_shared.decoding import decode_alert_body
 from patternwatch_shared.messaging import alert_json
 from patternwatch_shared.models import AlertMessage, utc_now
-from patternwatch_shared.telemetry import DimensionedMetrics, share_log_config
+from patternwatch_shared.telemetry import DimensionedMetrics, powertools_for
 
 SPEC = names.LAMBDA_FUNCTIONS[names.SERVICE_ALERT_PROCESSOR]
-logger = Logger(service=SPEC.service_name)
-share_log_config(logger)
-tracer = Tracer(service=SPEC.service_name)
-metrics = Metrics(namespace=names.METRICS_NAMESPACE, service=SPEC.service_name)
+logger, tracer, metrics = powertools_for(SPEC)
 processor = ReportingBatchProcessor(EventType.SQS, logger)
 
 

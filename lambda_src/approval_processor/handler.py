@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
@@ -21,13 +20,10 @@ from patternwatch_shared.approvals import ApprovalWorkflow, MalformedToken, toke
 from patternwatch_shared.config import EnvReader
 from patternwatch_shared.decoding import describe_validation_error
 from patternwatch_shared.models import ApprovalDecisionBody, utc_now
-from patternwatch_shared.telemetry import DimensionedMetrics, share_log_config
+from patternwatch_shared.telemetry import DimensionedMetrics, powertools_for
 
 SPEC = names.LAMBDA_FUNCTIONS[names.SERVICE_APPROVAL_PROCESSOR]
-logger = Logger(service=SPEC.service_name)
-share_log_config(logger)
-tracer = Tracer(service=SPEC.service_name)
-metrics = Metrics(namespace=names.METRICS_NAMESPACE, service=SPEC.service_name)
+logger, tracer, metrics = powertools_for(SPEC)
 app = APIGatewayRestResolver()
 
 MAX_BODY_CHARS = 256

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import KinesisStreamRecord
@@ -21,13 +20,10 @@ from patternwatch_shared.ingest import BarIngestor, IngestResult
 from patternwatch_shared.messaging import AlertQueue
 from patternwatch_shared.models import Bar
 from patternwatch_shared.storage import TradingPatternsTable
-from patternwatch_shared.telemetry import DimensionedMetrics, share_log_config
+from patternwatch_shared.telemetry import DimensionedMetrics, powertools_for
 
 SPEC = names.LAMBDA_FUNCTIONS[names.SERVICE_KINESIS_CONSUMER]
-logger = Logger(service=SPEC.service_name)
-share_log_config(logger)
-tracer = Tracer(service=SPEC.service_name)
-metrics = Metrics(namespace=names.METRICS_NAMESPACE, service=SPEC.service_name)
+logger, tracer, metrics = powertools_for(SPEC)
 processor = ReportingBatchProcessor(EventType.KinesisDataStreams, logger)
 
 

@@ -11,7 +11,6 @@ import json
 import re
 from typing import Any, NoReturn
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.event_handler.exceptions import BadRequestError
 from aws_lambda_powertools.logging import correlation_paths
@@ -26,13 +25,10 @@ from patternwatch_shared.detection import detect_in, detection_span, pattern_nam
 from patternwatch_shared.messaging import AlertQueue
 from patternwatch_shared.models import SYMBOL_PATTERN, PatternsRequest, utc_now
 from patternwatch_shared.storage import TradingPatternsTable
-from patternwatch_shared.telemetry import DimensionedMetrics, share_log_config
+from patternwatch_shared.telemetry import DimensionedMetrics, powertools_for
 
 SPEC = names.LAMBDA_FUNCTIONS[names.SERVICE_PATTERN_DETECTOR]
-logger = Logger(service=SPEC.service_name)
-share_log_config(logger)
-tracer = Tracer(service=SPEC.service_name)
-metrics = Metrics(namespace=names.METRICS_NAMESPACE, service=SPEC.service_name)
+logger, tracer, metrics = powertools_for(SPEC)
 app = APIGatewayRestResolver()
 
 MAX_BODY_CHARS = 1_000_000

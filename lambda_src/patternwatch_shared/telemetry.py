@@ -10,7 +10,7 @@ import logging
 from collections import defaultdict
 from collections.abc import Iterable
 
-from aws_lambda_powertools import Logger
+from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 
@@ -48,3 +48,10 @@ def share_log_config(logger: Logger) -> None:
     """
     shared = {name for name in logging.root.manager.loggerDict if name.startswith("patternwatch_shared")}
     copy_config_to_registered_loggers(source_logger=logger, include=shared)
+
+
+def powertools_for(spec: names.LambdaFunctionSpec) -> tuple[Logger, Tracer, Metrics]:
+    """The Logger, Tracer and Metrics of one function, named by its spec; call after the handler's imports."""
+    logger = Logger(service=spec.service_name)
+    share_log_config(logger)
+    return logger, Tracer(service=spec.service_name), Metrics(namespace=names.METRICS_NAMESPACE, service=spec.service_name)

@@ -9,7 +9,6 @@ from __future__ import annotations
 from datetime import timedelta, timezone
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.parser import parse
@@ -22,13 +21,10 @@ from patternwatch_shared.config import EnvReader
 from patternwatch_shared.decoding import describe_validation_error
 from patternwatch_shared.messaging import AlertQueue
 from patternwatch_shared.storage import TradingPatternsTable
-from patternwatch_shared.telemetry import share_log_config
+from patternwatch_shared.telemetry import powertools_for
 
 SPEC = names.LAMBDA_FUNCTIONS[names.SERVICE_THRESHOLD_CHECKER]
-logger = Logger(service=SPEC.service_name)
-share_log_config(logger)
-tracer = Tracer(service=SPEC.service_name)
-metrics = Metrics(namespace=names.METRICS_NAMESPACE, service=SPEC.service_name)
+logger, tracer, metrics = powertools_for(SPEC)
 
 
 class InvalidScheduleEvent(ValueError):

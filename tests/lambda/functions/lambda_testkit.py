@@ -14,6 +14,7 @@ REGION = "us-east-1"
 TRADING_PATTERNS = "TradingPatterns-test"
 APPROVAL_TRACKING = "ApprovalTracking-test"
 API_BASE_URL = "https://api.example.test/prod"
+T0 = 1_700_000_000  # a bar timestamp well inside the accepted epoch range
 
 
 @dataclass
@@ -361,3 +362,20 @@ class LinearizableClient:
                 return attribute(*args, **kwargs)
 
         return serialised
+
+
+def alert_body(**overrides) -> dict[str, Any]:
+    """A valid AlertQueue message (a HIGH stream alert for an AAPL double top), with overrides."""
+    body = {
+        "alertId": f"AAPL#{str(T0).zfill(12)}#double-top",
+        "source": "stream",
+        "severity": "HIGH",
+        "detectedAt": "2026-01-01T00:00:00.000000Z",
+        "confidence": 0.93,
+        "symbol": "AAPL",
+        "pattern": "double-top",
+        "startTimestamp": T0 - 3000,
+        "endTimestamp": T0,
+    }
+    body.update(overrides)
+    return body

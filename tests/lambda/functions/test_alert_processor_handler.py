@@ -9,7 +9,7 @@ import time
 import pytest
 
 from alert_processor import handler
-from lambda_testkit import API_BASE_URL, APPROVAL_TRACKING, FlakyClient, failed_ids, install_client, metric_values, sqs_event
+from lambda_testkit import API_BASE_URL, APPROVAL_TRACKING, FlakyClient, alert_body, failed_ids, install_client, metric_values, sqs_event
 from patternwatch_shared import names
 
 T0 = 1_700_000_000
@@ -20,24 +20,10 @@ def approvals(resources) -> list[dict]:
     return [i for i in resources.table_items(APPROVAL_TRACKING) if "status" in i]
 
 
-def alert(**overrides) -> dict:
-    body = {
-        "alertId": f"AAPL#{str(T0).zfill(12)}#double-top",
-        "source": "stream",
-        "severity": "HIGH",
-        "detectedAt": "2026-01-01T00:00:00.000000Z",
-        "confidence": 0.93,
-        "symbol": "AAPL",
-        "pattern": "double-top",
-        "startTimestamp": T0 - 3000,
-        "endTimestamp": T0,
-    }
-    body.update(overrides)
-    return body
 
 
 def test_non_critical_alerts_are_published_to_trading_alerts(aws_resources, lambda_context, capsys):
-    event = sqs_event([json.dumps(alert()), json.dumps(alert(severity="MEDIUM", alertId="x2", confidence=0.8))])
+    event = sqs_event([json.dumps(alert_body()), json.dumps(alert_body(severity="MEDIUM", alertId="x2", confidence=0.8))])
     assert handler.lambda_handler(event, lambda_context) == {"batchItemFailures": []}
     published = aws_resources.published(aws_resources.trading_alerts_inbox)
     assert sorted(p["Message"]["alertId"] for p in published) == ["AAPL#001700000000#double-top", "x2"]
@@ -50,7 +36,7 @@ def test_non_critical_alerts_are_published_to_trading_alerts(aws_resources, lamb
 
 def test_critical_alert_starts_an_approval_storing_only_the_token_hash(aws_resources, lambda_context):
     before = int(time.time())
-    event = sqs_event([json.dumps(alert(severity="CRITICAL", confidence=0.97))])
+    event = sqs_event([json.dumps(alert_body(severity="CRITICAL", confidence=0.97))])
     assert handler.lambda_handler(event, lambda_context) == {"batchItemFailures": []}
 
     requests = aws_resources.published(aws_resources.approval_requests_inbox)
@@ -76,7 +62,7 @@ def test_critical_alert_starts_an_approval_storing_only_the_token_hash(aws_resou
 
 
 def test_each_critical_alert_gets_its_own_token(aws_resources, lambda_context):
-    event = sqs_event([json.dumps(alert(severity="CRITICAL", alertId=f"a{i}")) for i in range(3)])
+    event = sqs_event([json.dumps(alert_body(severity="CRITICAL", alertId=f"a{i}")) for i in range(3)])
     handler.lambda_handler(event, lambda_context)
     hashes = {i["tokenHash"]["S"] for i in approvals(aws_resources)}
     assert len(hashes) == 3
@@ -85,14 +71,14 @@ def test_each_critical_alert_gets_its_own_token(aws_resources, lambda_context):
 def test_bad_messages_fail_alone_and_valid_ones_are_delivered(aws_resources, lambda_context, capsys):
     bodies = [
         "not json",
-        json.dumps(alert(alertId="good-1")),
-        json.dumps(alert(severity="SEVERE")),
-        json.dumps(alert(extra="field")),
-        json.dumps(alert(confidence="high")),
+        json.dumps(alert_body(alertId="good-1")),
+        json.dumps(alert_body(severity="SEVERE")),
+        json.dumps(alert_body(extra="field")),
+        json.dumps(alert_body(confidence="high")),
         '{"alertId":"n","source":"stream","severity":"HIGH","detectedAt":"t","confidence":NaN,"symbol":"A","pattern":"double-top"}',
-        json.dumps(alert(alertId="good-2", severity="CRITICAL")),
+        json.dumps(alert_body(alertId="good-2", severity="CRITICAL")),
         "",
-        json.dumps(alert(symbol="S" * 500)),
+        json.dumps(alert_body(symbol="S" * 500)),
     ]
     event = sqs_event(bodies)
     response = handler.lambda_handler(event, lambda_context)
@@ -114,7 +100,7 @@ def test_an_event_that_is_not_an_sqs_batch_is_a_clear_error(aws_resources, lambd
 
 
 def test_sns_fault_fails_that_message_only_and_redelivery_succeeds(aws_resources, lambda_context):
-    event = sqs_event([json.dumps(alert(alertId=f"m{i}")) for i in range(4)])
+    event = sqs_event([json.dumps(alert_body(alertId=f"m{i}")) for i in range(4)])
     install_client("sns", FlakyClient(aws_resources.sns, "publish", failing_calls={2}))
     response = handler.lambda_handler(event, lambda_context)
     assert failed_ids(response) == [event["Records"][1]["messageId"]]
@@ -127,7 +113,7 @@ def test_sns_fault_fails_that_message_only_and_redelivery_succeeds(aws_resources
 
 
 def test_dynamodb_fault_on_approval_fails_the_message_and_redelivery_starts_it(aws_resources, lambda_context):
-    event = sqs_event([json.dumps(alert(severity="CRITICAL", alertId="crit"))])
+    event = sqs_event([json.dumps(alert_body(severity="CRITICAL", alertId="crit"))])
     install_client("dynamodb", FlakyClient(aws_resources.dynamodb, "put_item", failing_calls={1}))
     assert failed_ids(handler.lambda_handler(event, lambda_context)) == [event["Records"][0]["messageId"]]
     assert aws_resources.published(aws_resources.approval_requests_inbox) == []
@@ -137,8 +123,8 @@ def test_dynamodb_fault_on_approval_fails_the_message_and_redelivery_starts_it(a
 
 
 def test_duplicated_and_redelivered_alerts_are_delivered_once(aws_resources, lambda_context, capsys):
-    critical = json.dumps(alert(severity="CRITICAL", alertId="dup-critical"))
-    high = json.dumps(alert(alertId="dup-high"))
+    critical = json.dumps(alert_body(severity="CRITICAL", alertId="dup-critical"))
+    high = json.dumps(alert_body(alertId="dup-high"))
     event = sqs_event([critical, high, critical, high])  # the same alerts twice in one batch
     assert handler.lambda_handler(event, lambda_context) == {"batchItemFailures": []}
     assert handler.lambda_handler(sqs_event([high, critical]), lambda_context) == {"batchItemFailures": []}  # redelivered
@@ -151,7 +137,7 @@ def test_duplicated_and_redelivered_alerts_are_delivered_once(aws_resources, lam
 
 
 def test_ledger_write_fault_does_not_fail_a_delivered_alert(aws_resources, lambda_context):
-    event = sqs_event([json.dumps(alert(alertId="ledger"))])
+    event = sqs_event([json.dumps(alert_body(alertId="ledger"))])
     install_client("dynamodb", FlakyClient(aws_resources.dynamodb, "put_item", failing_calls={1}))
     assert handler.lambda_handler(event, lambda_context) == {"batchItemFailures": []}
     assert [p["Message"]["alertId"] for p in aws_resources.published(aws_resources.trading_alerts_inbox)] == ["ledger"]

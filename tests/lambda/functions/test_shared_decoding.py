@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lambda_testkit import b64, bar_json
+from lambda_testkit import alert_body, b64, bar_json
 from patternwatch_shared.decoding import (
     MAX_BAR_JSON_BYTES,
     RecordRejected,
@@ -140,20 +140,6 @@ def test_rejection_reason_does_not_echo_huge_input():
 
 
 # --- alert bodies -----------------------------------------------------------------------------
-def alert_body(**overrides) -> dict:
-    body = {
-        "alertId": "AAPL#001700000000#double-top",
-        "source": "stream",
-        "severity": "HIGH",
-        "detectedAt": "2026-01-01T00:00:00.000000Z",
-        "confidence": 0.93,
-        "symbol": "AAPL",
-        "pattern": "double-top",
-        "startTimestamp": T0 - 3000,
-        "endTimestamp": T0,
-    }
-    body.update(overrides)
-    return body
 
 
 def test_valid_alert_decodes():
