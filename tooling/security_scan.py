@@ -70,7 +70,8 @@ def render_doc(results: list[StackResult]) -> str:
     lines = [
         "# Security scan (checkov)",
         "",
-        "`make test` runs `python -m tooling.security_scan` over the synthesized stack of every environment",
+        "`make test` scans the synthesized stack of every environment (tests/infra/test_security_scan.py; on its own:",
+        "`python -m tooling.security_scan --write-doc docs/security.md` after `make synth`)",
         "(checkov from the Pipfile, `--framework terraform_json --skip-download`, on a copy of `cdk.tf.json` without",
         "`terraform.required_version`, which checkov 3.1 cannot parse). CI fails on any failed check that is not",
         "skipped inline: a skip is written next to its resource in the construct code",
