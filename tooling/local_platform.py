@@ -23,6 +23,8 @@ ENVIRONMENT = "local"
 STACK_DIR = PROJECT_ROOT / "cdktf.out" / "stacks" / f"patternwatch-{ENVIRONMENT}"
 # Existing pipelines for this platform read their names and ARNs from this file; keep the path.
 FLAT_OUTPUTS = PROJECT_ROOT / "cfn-outputs" / "flat-outputs.json"
+# moto's development server sometimes drops a connection under load; a second apply picks up from the state.
+TRANSIENT_FAILURES = ("use of closed network connection", "connection reset by peer", "unexpected EOF")
 _DONE = re.compile(r"^(\S+): (Creation|Modifications|Destruction) complete after (\S+)")
 
 
@@ -97,6 +99,9 @@ def deploy(*, timings: dict[str, float] | None = None) -> dict[str, object]:
     step = time.monotonic()
     say("terraform apply")
     apply = terraform("apply", "-input=false", "-no-color", "-auto-approve", progress=True)
+    if apply.returncode != 0 and any(sign in apply.stdout for sign in TRANSIENT_FAILURES):
+        say("terraform apply: the emulator dropped a connection; applying once more")
+        apply = terraform("apply", "-input=false", "-no-color", "-auto-approve", progress=True)
     if apply.returncode != 0:
         raise SystemExit(f"error: terraform apply failed:\n{apply.stdout[-6000:]}")
     timings["apply"] = time.monotonic() - step
