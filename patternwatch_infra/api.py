@@ -220,11 +220,11 @@ class ApiLayer(Layer):
             retention_in_days=config.lambda_.log_retention_days,
             kms_key_id=data.kms_key.arn,
         )
-        self.cloudwatch_role = ServiceRole(
+        self.cloudwatch_role = ServiceRole.named(
             self,
             "cloudwatch_role",
-            role_name=naming.name("ApiGatewayLogsRole"),
-            policy_name=naming.name("ApiGatewayLogsPolicy"),
+            naming=naming,
+            base_name="ApiGatewayLogs",
             service="apigateway.amazonaws.com",
             statements=[
                 statement(

@@ -39,6 +39,7 @@ from cdktf_cdktf_provider_aws.sqs_queue import SqsQueue
 from cdktf_cdktf_provider_aws.sqs_queue_policy import SqsQueuePolicy
 from constructs import Construct
 
+from .naming import Naming
 from .policies import deny_insecure_transport, policy_document, service_principal, statement
 from .scan_skips import skip_check
 
@@ -253,6 +254,29 @@ class ServiceRole(Construct):
         self.policy: IamRolePolicy | None = None
         if statements is not None:
             self.grant(statements, wildcard_resource_reason=wildcard_resource_reason)
+
+    @classmethod
+    def named(
+        cls,
+        scope: Construct,
+        id: str,
+        *,
+        naming: Naming,
+        base_name: str,
+        service: str,
+        statements: Sequence[DataAwsIamPolicyDocumentStatement] | None = None,
+        wildcard_resource_reason: str | None = None,
+    ) -> ServiceRole:
+        """The project's convention: `<base>Role-<s>` with one inline `<base>Policy-<s>`."""
+        return cls(
+            scope,
+            id,
+            role_name=naming.name(f"{base_name}Role"),
+            policy_name=naming.name(f"{base_name}Policy"),
+            service=service,
+            statements=statements,
+            wildcard_resource_reason=wildcard_resource_reason,
+        )
 
     def grant(
         self, statements: Sequence[DataAwsIamPolicyDocumentStatement], *, wildcard_resource_reason: str | None = None

@@ -100,11 +100,11 @@ class MonitoredFunction(Construct):
             retention_in_days=config.lambda_.log_retention_days,
             kms_key_id=platform.kms_key.arn,
         )
-        self.service_role = ServiceRole(
+        self.service_role = ServiceRole.named(
             self,
             "service_role",
-            role_name=naming.name(f"{base_name}Role"),
-            policy_name=naming.name(f"{base_name}Policy"),
+            naming=naming,
+            base_name=base_name,
             service="lambda.amazonaws.com",
             statements=[
                 *statements,
@@ -275,13 +275,7 @@ class MonitoredFunction(Construct):
 
 def canary_deployment_role(scope: Construct, id: str, *, naming: Naming, base_name: str) -> ServiceRole:
     """The role CodeDeploy shifts aliases with; `grant_canary_deployments` once its functions exist."""
-    return ServiceRole(
-        scope,
-        id,
-        role_name=naming.name(f"{base_name}Role"),
-        policy_name=naming.name(f"{base_name}Policy"),
-        service="codedeploy.amazonaws.com",
-    )
+    return ServiceRole.named(scope, id, naming=naming, base_name=base_name, service="codedeploy.amazonaws.com")
 
 
 def grant_canary_deployments(role: ServiceRole, functions: Sequence[MonitoredFunction]) -> None:

@@ -87,11 +87,11 @@ class OrchestrationLayer(Layer):
         detector_alias = compute.pattern_detector.alias.arn
         review_topic = data.ops_topic.topic.arn
         self.analysis_log_group = self._log_group("analysis_log_group", "PatternAnalysisWorkflow")
-        self.analysis_role = ServiceRole(
+        self.analysis_role = ServiceRole.named(
             self,
             "analysis_role",
-            role_name=naming.name("PatternAnalysisWorkflowRole"),
-            policy_name=naming.name("PatternAnalysisWorkflowPolicy"),
+            naming=naming,
+            base_name="PatternAnalysisWorkflow",
             service="states.amazonaws.com",
             statements=[
                 statement(sid="InvokePatternDetector", actions=["lambda:InvokeFunction"], resources=[detector_alias]),
@@ -199,11 +199,11 @@ class OrchestrationLayer(Layer):
         grant_canary_deployments(self.tuner_deployment_role, self.tuner_functions)
 
         self.tuning_log_group = self._log_group("tuning_log_group", "PowerTuningWorkflow")
-        self.tuning_role = ServiceRole(
+        self.tuning_role = ServiceRole.named(
             self,
             "tuning_role",
-            role_name=naming.name("PowerTuningWorkflowRole"),
-            policy_name=naming.name("PowerTuningWorkflowPolicy"),
+            naming=naming,
+            base_name="PowerTuningWorkflow",
             service="states.amazonaws.com",
             statements=[
                 statement(sid="InvokeTunerSteps", actions=["lambda:InvokeFunction"], resources=[f.alias.arn for f in self.tuner_functions]),
@@ -263,11 +263,11 @@ class OrchestrationLayer(Layer):
             event_pattern=json.dumps(self.pattern_event_pattern, separators=(",", ":")),
         )
         machine_arn = self.analysis_state_machine.arn
-        self.events_role = ServiceRole(
+        self.events_role = ServiceRole.named(
             self,
             "events_role",
-            role_name=naming.name("PatternEventsRole"),
-            policy_name=naming.name("PatternEventsPolicy"),
+            naming=naming,
+            base_name="PatternEvents",
             service="events.amazonaws.com",
             statements=[
                 statement(sid="StartAnalysisWorkflow", actions=["states:StartExecution"], resources=[machine_arn]),
