@@ -22,6 +22,8 @@ ENVIRONMENT_NAMES = ("local", "dev", "staging", "prod")
 # Environment variables that change which stacks synthesize and how.
 SELECT_ENVIRONMENTS_VAR = "PATTERNWATCH_ENVIRONMENTS"
 SUFFIX_OVERRIDE_VAR = "ENVIRONMENT_SUFFIX"
+# Moves the emulator environment to another port, so two checkouts on one machine each run their own platform.
+EMULATOR_PORT_VAR = "PATTERNWATCH_EMULATOR_PORT"
 
 STATE_FILE_NAME = "patternwatch.tfstate"
 
@@ -314,12 +316,21 @@ def load_environment(name: str, *, envs_dir: Path = ENVS_DIR, overrides: Mapping
     config = parse_environment(data, source)
     if config.name != name:
         raise ConfigError(f"{source}: name: {config.name!r} does not match the file name {name!r}")
+    config = _with_emulator_port(config, os.environ.get(EMULATOR_PORT_VAR))
     suffix = (overrides or {}).get(SUFFIX_OVERRIDE_VAR)
     if suffix:
         if not _SUFFIX.match(suffix):
             raise ConfigError(f"{SUFFIX_OVERRIDE_VAR}: {suffix!r} is not a valid resource suffix (expected {_SUFFIX.pattern})")
         config = replace(config, resource_suffix=suffix)
     return config
+
+
+def _with_emulator_port(config: EnvironmentConfig, raw_port: str | None) -> EnvironmentConfig:
+    if not raw_port or config.emulator is None:
+        return config
+    if not raw_port.isascii() or not raw_port.isdigit() or not 1024 <= int(raw_port) <= 65_535:
+        raise ConfigError(f"{EMULATOR_PORT_VAR}: {raw_port!r} is not a port number from 1024 to 65535")
+    return replace(config, emulator=replace(config.emulator, port=int(raw_port)))
 
 
 def selected_environments(environ: Mapping[str, str] | None = None) -> list[EnvironmentConfig]:

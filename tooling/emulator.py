@@ -51,6 +51,8 @@ def start() -> bool:
     env = dict(os.environ)
     # AWS-managed IAM policies exist on the emulator only when it loads them at start-up.
     env.setdefault("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
+    # moto's own callers of its API (Step Functions tasks, for one) find the server through MOTO_PORT.
+    env["MOTO_PORT"] = str(emulator.port)
     with LOG_FILE.open("ab") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "tooling.moto_extensions", "-H", emulator.host, "-p", str(emulator.port)],

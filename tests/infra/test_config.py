@@ -150,3 +150,16 @@ def test_environment_selection():
         selected_environments({"ENVIRONMENT_SUFFIX": "pr1"})
     (only,) = selected_environments({"PATTERNWATCH_ENVIRONMENTS": "dev", "ENVIRONMENT_SUFFIX": "pr1"})
     assert only.resource_suffix == "pr1"
+
+
+def test_the_emulator_port_can_move_for_a_second_checkout(monkeypatch):
+    monkeypatch.setenv("PATTERNWATCH_EMULATOR_PORT", "5077")
+    assert load_environment("local").emulator.endpoint == "http://127.0.0.1:5077"
+    assert load_environment("dev").emulator is None
+
+
+@pytest.mark.parametrize("port", ["80", "70000", "５０５５", "x"])
+def test_a_bad_emulator_port_names_the_variable(monkeypatch, port):
+    monkeypatch.setenv("PATTERNWATCH_EMULATOR_PORT", port)
+    with pytest.raises(ConfigError, match="PATTERNWATCH_EMULATOR_PORT"):
+        load_environment("local")
