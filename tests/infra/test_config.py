@@ -4,11 +4,13 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
+import os
 
 import pytest
 
 from patternwatch_infra.config import (
     ENVIRONMENT_NAMES,
+    EMULATOR_PORT_VAR,
     ENVS_DIR,
     ConfigError,
     load_environment,
@@ -39,7 +41,9 @@ def test_the_shipped_environments_load_with_the_documented_defaults():
         assert set(config.tags) >= {"Project", "Environment", "CostCenter"}
     assert configs["prod"].prevent_destroy is True
     assert not any(configs[n].prevent_destroy for n in ("local", "dev", "staging"))
-    assert configs["local"].account_id is None and configs["local"].emulator.endpoint == "http://127.0.0.1:5055"
+    # 5055 unless this checkout runs its emulator elsewhere (PATTERNWATCH_EMULATOR_PORT, tested below).
+    port = os.environ.get(EMULATOR_PORT_VAR, "5055")
+    assert configs["local"].account_id is None and configs["local"].emulator.endpoint == f"http://127.0.0.1:{port}"
     assert configs["dev"].state_key == "dev/patternwatch.tfstate"
 
 

@@ -70,7 +70,7 @@ def test_bars_on_the_stream_become_stored_bars_and_detected_patterns(deployed, r
     assert "head-and-shoulders" in patterns
 
 
-def test_a_planted_critical_pattern_is_queued_and_opens_an_approval(deployed, runner, clients):
+def test_a_planted_critical_pattern_is_queued_and_opens_an_approval(deployed, runner, clients, endpoint):
     approvals_inbox = subscribe_inbox(clients, deployed["approval_requests_topic_arn"], "ItApprovalInbox")
     pending_before = queue_depth(clients, deployed["pending_approvals_queue_url"])
     put_records(clients, deployed["market_data_stream_name"], as_records(planted_bars("ITALERT")), "ITALERT")
@@ -83,7 +83,7 @@ def test_a_planted_critical_pattern_is_queued_and_opens_an_approval(deployed, ru
     assert request["alert"]["pattern"] == "head-and-shoulders" and request["alert"]["confidence"] > 0.9
     assert request["severity"] == names.SEVERITY_CRITICAL
     token = request["approveUrl"].rsplit("/", 1)[-1]
-    assert request["approveUrl"].startswith("http://127.0.0.1:5055/restapis/")
+    assert request["approveUrl"].startswith(f"{endpoint}/restapis/")
     item = clients.dynamodb.get_item(
         TableName=deployed["approval_tracking_table_name"], Key={"tokenHash": {"S": hashlib.sha256(token.encode()).hexdigest()}}
     )["Item"]
