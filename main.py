@@ -2,12 +2,9 @@
 """CDKTF entry point: one stack per environment in envs/ (all, or those PATTERNWATCH_ENVIRONMENTS names)."""
 import os
 import sys
-from pathlib import Path
 
 # jsii prints a banner about Node 20's end of life on every run; it is noise for our users.
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
-# The handlers' shared names module is the single source of env var keys, metric and key names.
-sys.path.insert(0, str(Path(__file__).resolve().parent / "lambda_src"))
 
 from cdktf import App  # noqa: E402
 

@@ -38,10 +38,7 @@ import statistics  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
-from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lambda_src"))
 
 from botocore.exceptions import ClientError  # noqa: E402
 

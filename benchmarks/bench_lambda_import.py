@@ -26,11 +26,11 @@ import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-LAMBDA_SRC = ROOT / "lambda_src"
-sys.path.insert(0, str(LAMBDA_SRC))
+from patternwatch_shared.names import LAMBDA_FUNCTIONS
 
-from patternwatch_shared.names import LAMBDA_FUNCTIONS  # noqa: E402
+# The child interpreters find the handlers on sys.path, as the Lambda runtime does (/var/task, /opt/python),
+# rather than through the project's editable install.
+LAMBDA_SRC = Path(__file__).resolve().parents[1] / "lambda_src"
 
 LAZY = ("numpy", "pattern_engine", "boto3")
 TARGET_MS = 300.0

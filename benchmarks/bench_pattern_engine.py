@@ -16,13 +16,10 @@ for _variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import argparse  # noqa: E402
 import platform  # noqa: E402
-import sys  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lambda_src"))
 
 from pattern_engine import CONFIRM_BARS, WINDOW, detect, detect_latest  # noqa: E402
 from pattern_engine import engine  # noqa: E402

@@ -17,17 +17,14 @@ for _variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_variable, "1")
 
 import argparse  # noqa: E402
-import sys  # noqa: E402
 from collections import Counter  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "lambda_src"))
-
 from pattern_engine import PATTERN_NAMES, detect, engine  # noqa: E402
 from pattern_engine.synthetic import is_recalled, planted, random_walk  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
 
 ALERT = 0.9
 NOISE_LEVELS = (0.001, 0.002, 0.003, 0.005, 0.01)

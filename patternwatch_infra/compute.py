@@ -7,7 +7,7 @@ Creates:
 - CodeDeploy application `pattern-detector-app-<s>` and the role it deploys with
 - event sources: the Kinesis EFO consumer -> KinesisConsumer:live, AlertQueue -> AlertProcessor:live
 
-Packaging runs here, during synth (tooling/packaging.py): zips are deterministic and cached.
+Packaging runs here, during synth (packaging.py): zips are deterministic and cached.
 """
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from cdktf_cdktf_provider_aws.lambda_layer_version import LambdaLayerVersion
 from constructs import Construct
 from patternwatch_shared import names
 
-from tooling.packaging import Package, build_all
+from .packaging import Package, build_all
 
 from .config import EnvironmentConfig
 from .data import DataLayer

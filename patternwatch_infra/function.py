@@ -41,7 +41,7 @@ from cdktf_cdktf_provider_aws.sns_topic import SnsTopic
 from constructs import Construct
 from patternwatch_shared.names import LambdaFunctionSpec
 
-from tooling.packaging import Package
+from .packaging import Package
 
 from .config import EnvironmentConfig
 from .naming import Naming

@@ -31,7 +31,7 @@ from cdktf_cdktf_provider_aws.sfn_state_machine import (
 from constructs import Construct
 from patternwatch_shared import names
 
-from tooling.packaging import Package, build_function
+from .packaging import Package, build_function
 
 from .blocks import ServiceRole
 from .compute import USE_KEY, ComputeLayer

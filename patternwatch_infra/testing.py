@@ -1,4 +1,12 @@
-"""Test helpers for the synthesized Terraform JSON, for our tests and for users writing their own.
+"""Test helpers for the synthesized Terraform JSON: a public part of the package, for users' own synth tests.
+
+Our tests use them, and so can yours: they ship with patternwatch_infra, depend only on cdktf and the AWS
+provider bindings (never on tooling or tests/), and their names and signatures are kept stable.
+
+    from patternwatch_infra.testing import find_resource, synth_scope
+
+    document = synth_scope(lambda stack: MyConstruct(stack, "mine", ...))
+    queue = find_resource(document, "aws_sqs_queue", name="MyQueue-dev")
 
 `synth_scope` has the meaning of cdktf's `Testing.synth_scope`, which Python cannot call because jsii
 cannot pass a Python function across to JavaScript: build a scope, run a callable on it, and return the

@@ -21,8 +21,9 @@ if ! "$PYTHON" -m pipenv --version >/dev/null 2>&1; then
 fi
 
 export PIPENV_VENV_IN_PROJECT=1 PIPENV_VERBOSITY=-1 PIPENV_NOSPIN=1
-# Reinstall only when the lock file changed since the last successful sync.
-lock_hash=$(sha256sum Pipfile.lock | cut -d' ' -f1)
+# Reinstall only when something it installs changed since the last successful sync: the lock file, or the
+# project itself (pyproject.toml, or the set of packages the editable install maps, e.g. a new function folder).
+lock_hash=$({ cat Pipfile.lock pyproject.toml; printf '%s\n' */__init__.py lambda_src/*/__init__.py; } | sha256sum | cut -d' ' -f1)
 if [ ! -x .venv/bin/python ] || [ "$(cat .venv/.pipfile-lock-hash 2>/dev/null)" != "$lock_hash" ]; then
   step "installing Python packages from Pipfile.lock"
   "$PYTHON" -m pipenv sync --dev --python "$PYTHON"

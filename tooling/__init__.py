@@ -1,8 +1,5 @@
-"""Developer tooling: toolchain checks, the Terraform CLI config, Lambda packaging, releases and the local platform."""
-import sys
-from pathlib import Path
+"""Developer tooling: toolchain checks, the Terraform CLI config, releases, the local platform and benchmarks' helpers.
 
-# The tools import the handlers' shared code and the engine the way the Lambda layer provides them.
-_LAMBDA_SRC = str(Path(__file__).resolve().parent.parent / "lambda_src")
-if _LAMBDA_SRC not in sys.path:
-    sys.path.insert(0, _LAMBDA_SRC)
+Tooling may import the product (patternwatch_infra, lambda_src's packages); the product never imports
+tooling (tests/infra/test_import_direction.py holds that line).
+"""

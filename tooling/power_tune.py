@@ -33,16 +33,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-LAMBDA_SRC = PROJECT_ROOT / "lambda_src"
-if str(LAMBDA_SRC) not in sys.path:
-    sys.path.insert(0, str(LAMBDA_SRC))
+from botocore.exceptions import BotoCoreError, ClientError
+from patternwatch_shared import aws, names
+from power_tuning import analysis, steps
 
-from botocore.exceptions import BotoCoreError, ClientError  # noqa: E402
-from patternwatch_shared import aws, names  # noqa: E402
-from power_tuning import analysis, steps  # noqa: E402
-
-from patternwatch_infra.config import ConfigError, EnvironmentConfig, load_environment  # noqa: E402
+from patternwatch_infra.config import ConfigError, EnvironmentConfig, load_environment
 
 # Lambda gives a function one full vCPU at 1,769 MB and CPU in proportion to memory below that
 # (https://docs.aws.amazon.com/lambda/latest/dg/configuration-memory.html).

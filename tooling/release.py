@@ -34,7 +34,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 from patternwatch_infra.config import ConfigError, load_environment
-from tooling.packaging import PROJECT_ROOT, Package, build_function, function_packages
+from patternwatch_infra.packaging import PROJECT_ROOT, Package, build_function, function_packages
 from tooling.toolchain import ToolchainError, terraform_env
 
 STACKS_DIR = PROJECT_ROOT / "cdktf.out" / "stacks"

@@ -5,12 +5,14 @@ import base64
 import hashlib
 import io
 import os
+import subprocess
 import zipfile
+from pathlib import Path
 
 import pytest
 
-from tooling import packaging
-from tooling.packaging import build_function, build_layer, deterministic_zip, function_packages, layer_requirements
+from patternwatch_infra import packaging
+from patternwatch_infra.packaging import build_function, build_layer, deterministic_zip, function_packages, layer_requirements
 
 
 @pytest.fixture()
@@ -121,3 +123,55 @@ def test_the_real_layer_has_the_engine_and_no_aws_sdk():
     assert {"pattern_engine", "patternwatch_shared", "aws_lambda_powertools", "numpy", "pydantic"} <= tops
     assert not {"boto3", "botocore", "s3transfer"} & tops
     assert any(n.endswith("aarch64-linux-gnu.so") for n in zipfile.ZipFile(layer.path).namelist())
+
+
+def test_layer_dependencies_are_installed_for_lambda_once_then_cached(tmp_path):
+    """pip runs once per requirement set, for arm64 python3.12, constrained to the lock; the SDK is dropped."""
+    commands = []
+
+    def fake_pip(command, **_):
+        commands.append(command)
+        target = Path(command[command.index("--target") + 1])
+        for name in ("numpy", "boto3", "botocore", "bin"):
+            (target / name).mkdir(parents=True)
+            (target / name / "x.py").write_text("")
+        (target / "s3transfer-0.1.dist-info").write_text("")
+        return subprocess.CompletedProcess(command, 0, "", "")
+
+    target = packaging.install_layer_dependencies(["numpy==2.0.0"], cache_root=tmp_path, run=fake_pip)
+    assert sorted(p.name for p in target.iterdir()) == [".complete", "numpy"]
+    (command,) = commands
+    assert command[-1] == "numpy==2.0.0"
+    assert "--only-binary=:all:" in command and command[command.index("--python-version") + 1] == "3.12"
+    assert [command[i + 1] for i, arg in enumerate(command) if arg == "--platform"] == list(packaging.LAMBDA_PLATFORMS)
+    constraints = Path(command[command.index("--constraint") + 1]).read_text().splitlines()
+    assert any(line.startswith("numpy==") for line in constraints)
+    assert packaging.install_layer_dependencies(["numpy==2.0.0"], cache_root=tmp_path, run=fake_pip) == target
+    assert len(commands) == 1
+
+
+def test_an_interrupted_install_is_redone_and_a_pip_failure_says_why(tmp_path):
+    def failing_pip(command, **_):
+        target = Path(command[command.index("--target") + 1])
+        target.mkdir(parents=True)
+        (target / "half-installed").write_text("")
+        return subprocess.CompletedProcess(command, 1, "", "No matching distribution found for numpy==0.0")
+
+    with pytest.raises(RuntimeError, match="No matching distribution found"):
+        packaging.install_layer_dependencies(["numpy==0.0"], cache_root=tmp_path, run=failing_pip)
+    (leftover,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+
+    def working_pip(command, **_):
+        (Path(command[command.index("--target") + 1]) / "numpy").mkdir(parents=True)
+        return subprocess.CompletedProcess(command, 0, "", "")
+
+    target = packaging.install_layer_dependencies(["numpy==0.0"], cache_root=tmp_path, run=working_pip)
+    assert target == leftover and sorted(p.name for p in target.iterdir()) == [".complete", "numpy"]
+
+
+def test_the_command_line_builds_and_lists_every_package(capsys):
+    assert packaging.main() == 0
+    printed = capsys.readouterr().out
+    assert printed.startswith("layer  .build/shared-dependencies.zip  ")
+    for package in function_packages():
+        assert f".build/functions/{package}.zip" in printed

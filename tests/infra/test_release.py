@@ -17,7 +17,7 @@ import pytest
 from botocore.stub import ANY, Stubber
 
 from tooling import release as rel
-from tooling.packaging import Package, build_function
+from patternwatch_infra.packaging import Package, build_function
 
 FUNCTION = "PatternDetector-dev"
 APP = "pattern-detector-app-dev"

@@ -8,7 +8,7 @@ The layer holds the pattern engine, the shared code and the third-party wheels, 
 runtime (python3.12 on arm64) with pip's cross-platform install. pip fetches the wheels from the package
 index on first build and they are cached under .build/ keyed by the requirement set.
 
-Usage: python -m tooling.packaging  (synth calls the same code through `build_all`)
+Usage: python -m patternwatch_infra.packaging  (synth calls the same code through `build_all`)
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ import shutil
 import subprocess
 import sys
 import zipfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -112,7 +112,12 @@ def layer_requirements(lock_file: Path = PIPFILE_LOCK) -> list[str]:
     return pinned
 
 
-def install_layer_dependencies(requirements: list[str], *, cache_root: Path = BUILD_DIR / "layer-deps") -> Path:
+def install_layer_dependencies(
+    requirements: list[str],
+    *,
+    cache_root: Path = BUILD_DIR / "layer-deps",
+    run: Callable[..., subprocess.CompletedProcess] = subprocess.run,
+) -> Path:
     """pip-install the wheels for the Lambda platform once per requirement set; reuse the cache after.
 
     Every transitive dependency is constrained to its Pipfile.lock version, so the layer runs what the
@@ -135,7 +140,7 @@ def install_layer_dependencies(requirements: list[str], *, cache_root: Path = BU
         *platform_args, "--only-binary=:all:", "--implementation", "cp", "--python-version", LAMBDA_PYTHON_VERSION,
         "--target", str(target), "--constraint", str(constraints_file), *requirements,
     ]
-    result = subprocess.run(command, capture_output=True, text=True)
+    result = run(command, capture_output=True, text=True)
     if result.returncode != 0:
         raise RuntimeError(f"pip could not install the layer dependencies:\n{result.stderr.strip()}")
     for provided in PROVIDED_BY_RUNTIME:
