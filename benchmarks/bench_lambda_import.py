@@ -26,7 +26,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from patternwatch_shared.names import LAMBDA_FUNCTIONS
+from patternwatch_shared.names.functions import PLATFORM_FUNCTIONS
 
 # The child interpreters find the handlers on sys.path, as the Lambda runtime does (/var/task, /opt/python),
 # rather than through the project's editable install.
@@ -86,7 +86,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
-    modules = [spec.handler.rsplit(".", 1)[0] for spec in LAMBDA_FUNCTIONS.values()]
+    modules = [spec.handler.rsplit(".", 1)[0] for spec in PLATFORM_FUNCTIONS]
     for module in modules:  # warm-up so .pyc files exist, as they do in the deployment package
         measure(module, "local")
     print(f"python {sys.version.split()[0]}, median of {args.repeats} fresh interpreters, target <= {TARGET_MS:.0f} ms")

@@ -60,7 +60,8 @@ from cdktf_cdktf_provider_aws.wafv2_web_acl import (
 from cdktf_cdktf_provider_aws.wafv2_web_acl_association import Wafv2WebAclAssociation
 from cdktf_cdktf_provider_aws.wafv2_web_acl_logging_configuration import Wafv2WebAclLoggingConfiguration
 from constructs import Construct
-from patternwatch_shared import names
+from patternwatch_shared.names.functions import ENV_APPROVAL_API_BASE_URL
+from patternwatch_shared.names.messages import ACTION_APPROVE, ACTION_REJECT
 
 from .compute import ComputeLayer
 from .config import EnvironmentConfig
@@ -134,9 +135,9 @@ APPROVAL_DECISION_SCHEMA = {
             "type": "object",
             "required": ["action"],
             "additionalProperties": False,
-            "properties": {"action": {"enum": [names.ACTION_APPROVE, names.ACTION_REJECT]}},
+            "properties": {"action": {"enum": [ACTION_APPROVE, ACTION_REJECT]}},
         },
-        {"enum": [names.ACTION_APPROVE, names.ACTION_REJECT]},
+        {"enum": [ACTION_APPROVE, ACTION_REJECT]},
     ],
 }
 
@@ -294,7 +295,7 @@ class ApiLayer(Layer):
             self.invoke_url = emulator_invoke_url(config, self.rest_api.id, STAGE_NAME)
         else:
             self.invoke_url = f"https://{self.rest_api.id}.execute-api.{config.region}.amazonaws.com/{STAGE_NAME}"
-        compute.alert_processor.add_environment({names.ENV_APPROVAL_API_BASE_URL: self.invoke_url})
+        compute.alert_processor.add_environment({ENV_APPROVAL_API_BASE_URL: self.invoke_url})
 
         self.output("rest_api_id", self.rest_api.id, description="REST API id")
         self.output("api_invoke_url", self.stage.invoke_url, description="base URL of the API stage")

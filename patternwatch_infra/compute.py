@@ -21,7 +21,13 @@ from cdktf_cdktf_provider_aws.lambda_event_source_mapping import (
 )
 from cdktf_cdktf_provider_aws.lambda_layer_version import LambdaLayerVersion
 from constructs import Construct
-from patternwatch_shared import names
+from patternwatch_shared.names.functions import (
+    ALERT_PROCESSOR, APPROVAL_PROCESSOR, ENV_ALERT_QUEUE_URL, ENV_APPROVAL_EXPIRY_SECONDS,
+    ENV_APPROVAL_REQUESTS_TOPIC_ARN, ENV_APPROVAL_TABLE, ENV_ERROR_THRESHOLD, ENV_PATTERN_CONFIDENCE_THRESHOLD,
+    ENV_PENDING_APPROVALS_QUEUE_URL, ENV_TRADING_ALERTS_TOPIC_ARN, ENV_TRADING_PATTERNS_TABLE, KINESIS_CONSUMER,
+    PATTERN_DETECTOR, THRESHOLD_CHECKER, LambdaFunctionSpec,
+)
+from patternwatch_shared.names.table import RECENT_PATTERNS_INDEX
 
 from .packaging import Package, build_all
 
@@ -91,24 +97,14 @@ class ComputeLayer(Layer):
         alert_queue = data.alert_queue.queue
         key = [data.kms_key.arn]
 
-        def function(id: str, base_name: str, service: str, environment: dict[str, str], statements: list) -> MonitoredFunction:
-            spec = names.LAMBDA_FUNCTIONS[service]
+        def function(spec: LambdaFunctionSpec, environment: dict[str, str], statements: list) -> MonitoredFunction:
             return MonitoredFunction(
-                self,
-                id,
-                base_name=base_name,
-                spec=spec,
-                code=function_packages[spec.package],
-                platform=platform,
-                environment=environment,
-                statements=statements,
+                self, spec=spec, code=function_packages[spec.package], platform=platform, environment=environment, statements=statements
             )
 
         self.kinesis_consumer = function(
-            "kinesis_consumer",
-            "KinesisConsumer",
-            names.SERVICE_KINESIS_CONSUMER,
-            {names.ENV_TRADING_PATTERNS_TABLE: table.name, names.ENV_ALERT_QUEUE_URL: alert_queue.url},
+            KINESIS_CONSUMER,
+            {ENV_TRADING_PATTERNS_TABLE: table.name, ENV_ALERT_QUEUE_URL: alert_queue.url},
             [
                 statement(
                     sid="StoreBarsAndPatterns",
@@ -138,10 +134,8 @@ class ComputeLayer(Layer):
         self.kinesis_consumer.add_iterator_age_alarm(config.alarms.iterator_age_ms)
 
         self.pattern_detector = function(
-            "pattern_detector",
-            "PatternDetector",
-            names.SERVICE_PATTERN_DETECTOR,
-            {names.ENV_TRADING_PATTERNS_TABLE: table.name, names.ENV_ALERT_QUEUE_URL: alert_queue.url},
+            PATTERN_DETECTOR,
+            {ENV_TRADING_PATTERNS_TABLE: table.name, ENV_ALERT_QUEUE_URL: alert_queue.url},
             [
                 statement(sid="ReadPatterns", actions=["dynamodb:Query"], resources=[table.arn]),
                 statement(sid="SendAlerts", actions=["sqs:SendMessage"], resources=[alert_queue.arn]),
@@ -150,15 +144,13 @@ class ComputeLayer(Layer):
         )
 
         self.alert_processor = function(
-            "alert_processor",
-            "AlertProcessor",
-            names.SERVICE_ALERT_PROCESSOR,
+            ALERT_PROCESSOR,
             {
-                names.ENV_APPROVAL_TABLE: approvals.name,
-                names.ENV_PENDING_APPROVALS_QUEUE_URL: data.pending_approvals_queue.queue.url,
-                names.ENV_TRADING_ALERTS_TOPIC_ARN: data.trading_alerts_topic.topic.arn,
-                names.ENV_APPROVAL_REQUESTS_TOPIC_ARN: data.approval_requests_topic.topic.arn,
-                names.ENV_APPROVAL_EXPIRY_SECONDS: str(config.approval_expiry_seconds),
+                ENV_APPROVAL_TABLE: approvals.name,
+                ENV_PENDING_APPROVALS_QUEUE_URL: data.pending_approvals_queue.queue.url,
+                ENV_TRADING_ALERTS_TOPIC_ARN: data.trading_alerts_topic.topic.arn,
+                ENV_APPROVAL_REQUESTS_TOPIC_ARN: data.approval_requests_topic.topic.arn,
+                ENV_APPROVAL_EXPIRY_SECONDS: str(config.approval_expiry_seconds),
             },
             [
                 # The SQS event source mapping polls and deletes with the function's role.
@@ -182,20 +174,18 @@ class ComputeLayer(Layer):
         )
 
         self.threshold_checker = function(
-            "threshold_checker",
-            "ThresholdChecker",
-            names.SERVICE_THRESHOLD_CHECKER,
+            THRESHOLD_CHECKER,
             {
-                names.ENV_TRADING_PATTERNS_TABLE: table.name,
-                names.ENV_ALERT_QUEUE_URL: alert_queue.url,
-                names.ENV_ERROR_THRESHOLD: str(config.alarms.error_threshold),
-                names.ENV_PATTERN_CONFIDENCE_THRESHOLD: str(config.alarms.pattern_confidence_threshold),
+                ENV_TRADING_PATTERNS_TABLE: table.name,
+                ENV_ALERT_QUEUE_URL: alert_queue.url,
+                ENV_ERROR_THRESHOLD: str(config.alarms.error_threshold),
+                ENV_PATTERN_CONFIDENCE_THRESHOLD: str(config.alarms.pattern_confidence_threshold),
             },
             [
                 statement(
                     sid="QueryRecentPatterns",
                     actions=["dynamodb:Query"],
-                    resources=[f"{table.arn}/index/{names.RECENT_PATTERNS_INDEX}"],
+                    resources=[f"{table.arn}/index/{RECENT_PATTERNS_INDEX}"],
                 ),
                 statement(sid="SendAlerts", actions=["sqs:SendMessage"], resources=[alert_queue.arn]),
                 statement(sid="UsePlatformKey", actions=USE_KEY, resources=key),
@@ -203,10 +193,8 @@ class ComputeLayer(Layer):
         )
 
         self.approval_processor = function(
-            "approval_processor",
-            "ApprovalProcessor",
-            names.SERVICE_APPROVAL_PROCESSOR,
-            {names.ENV_APPROVAL_TABLE: approvals.name, names.ENV_TRADING_ALERTS_TOPIC_ARN: data.trading_alerts_topic.topic.arn},
+            APPROVAL_PROCESSOR,
+            {ENV_APPROVAL_TABLE: approvals.name, ENV_TRADING_ALERTS_TOPIC_ARN: data.trading_alerts_topic.topic.arn},
             [
                 statement(sid="DecideApprovals", actions=["dynamodb:GetItem", "dynamodb:UpdateItem"], resources=[approvals.arn]),
                 statement(sid="PublishDecisions", actions=["sns:Publish"], resources=[data.trading_alerts_topic.topic.arn]),

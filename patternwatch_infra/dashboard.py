@@ -10,12 +10,22 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from patternwatch_shared import names
+from patternwatch_shared.names.functions import (
+    ALERT_PROCESSOR, APPROVAL_PROCESSOR, KINESIS_CONSUMER, PATTERN_DETECTOR, THRESHOLD_CHECKER,
+)
+from patternwatch_shared.names.messages import (
+    ACTION_APPROVE, ACTION_AUTO_REJECT, ACTION_REJECT, PATTERN_FAMILIES, SEVERITIES,
+)
+from patternwatch_shared.names.metrics import (
+    DIMENSION_ACTION, DIMENSION_PATTERN_TYPE, DIMENSION_SERVICE, DIMENSION_SEVERITY, METRICS_NAMESPACE,
+    METRIC_ALERT_PRIORITY, METRIC_APPROVALS_PROCESSED, METRIC_CONFIDENCE_SCORE, METRIC_PATTERNS_EVALUATED,
+    METRIC_PATTERN_DETECTION_DURATION, METRIC_THRESHOLD_CHECKS, PATTERN_TYPE_ALL,
+)
 
 WIDTH, HEIGHT = 12, 6
 PERIOD_SECONDS = 300
 DAY_SECONDS = 86_400
-NS = names.METRICS_NAMESPACE
+NS = METRICS_NAMESPACE
 
 
 @dataclass(frozen=True)
@@ -48,7 +58,7 @@ def aws_metric(namespace: str, metric: str, *dimensions: str, **options: Any) ->
 def search(metric: str, dimension: str, stat: str) -> dict:
     """Every value of one dimension, found at view time (pattern names come from the engine)."""
     return {
-        "expression": f"SEARCH('{{{NS},{dimension},{names.DIMENSION_SERVICE}}} MetricName=\"{metric}\"', '{stat}', {PERIOD_SECONDS})",
+        "expression": f"SEARCH('{{{NS},{dimension},{DIMENSION_SERVICE}}} MetricName=\"{metric}\"', '{stat}', {PERIOD_SECONDS})",
         "id": f"search_{metric.lower()}",
     }
 
@@ -62,10 +72,10 @@ def metric_widget(title: str, metrics: list, *, view: str = "timeSeries", stacke
 
 def widgets(inputs: DashboardInputs) -> list[dict]:
     r = inputs.region
-    consumer = names.SERVICE_KINESIS_CONSUMER
-    detector = names.SERVICE_PATTERN_DETECTOR
-    checker = names.SERVICE_THRESHOLD_CHECKER
-    service = names.DIMENSION_SERVICE
+    consumer = KINESIS_CONSUMER.service_name
+    detector = PATTERN_DETECTOR.service_name
+    checker = THRESHOLD_CHECKER.service_name
+    service = DIMENSION_SERVICE
     lambdas = inputs.function_names
     api = ("ApiName", inputs.api_name, "Stage", inputs.api_stage)
     return [
@@ -77,47 +87,47 @@ def widgets(inputs: DashboardInputs) -> list[dict]:
         metric_widget(
             "Pattern detection duration (ms)",
             [
-                custom(names.METRIC_PATTERN_DETECTION_DURATION, service, consumer, names.DIMENSION_PATTERN_TYPE, names.PATTERN_TYPE_ALL,
+                custom(METRIC_PATTERN_DETECTION_DURATION, service, consumer, DIMENSION_PATTERN_TYPE, PATTERN_TYPE_ALL,
                        stat="p50", label="stream p50"),
-                custom(names.METRIC_PATTERN_DETECTION_DURATION, service, consumer, names.DIMENSION_PATTERN_TYPE, names.PATTERN_TYPE_ALL,
+                custom(METRIC_PATTERN_DETECTION_DURATION, service, consumer, DIMENSION_PATTERN_TYPE, PATTERN_TYPE_ALL,
                        stat="p99", label="stream p99"),
                 *[
-                    custom(names.METRIC_PATTERN_DETECTION_DURATION, service, detector, names.DIMENSION_PATTERN_TYPE, family,
+                    custom(METRIC_PATTERN_DETECTION_DURATION, service, detector, DIMENSION_PATTERN_TYPE, family,
                            stat="Average", label=f"workflow {family}")
-                    for family in names.PATTERN_FAMILIES
+                    for family in PATTERN_FAMILIES
                 ],
             ],
             stat="Average", region=r,
         ),
         metric_widget(
             "Confidence score by pattern (%)",
-            [[search(names.METRIC_CONFIDENCE_SCORE, names.DIMENSION_PATTERN_TYPE, "Average")]],
+            [[search(METRIC_CONFIDENCE_SCORE, DIMENSION_PATTERN_TYPE, "Average")]],
             stat="Average", region=r,
         ),
         metric_widget(
             "Alerts by priority",
-            [custom(names.METRIC_ALERT_PRIORITY, service, names.SERVICE_ALERT_PROCESSOR, names.DIMENSION_SEVERITY, s, label=s)
-             for s in names.SEVERITIES],
+            [custom(METRIC_ALERT_PRIORITY, service, ALERT_PROCESSOR.service_name, DIMENSION_SEVERITY, s, label=s)
+             for s in SEVERITIES],
             view="pie", period=DAY_SECONDS, region=r,
         ),
         metric_widget(
             "Approvals processed",
-            [custom(names.METRIC_APPROVALS_PROCESSED, service, names.SERVICE_APPROVAL_PROCESSOR, names.DIMENSION_ACTION, a, label=a)
-             for a in (names.ACTION_APPROVE, names.ACTION_REJECT, names.ACTION_AUTO_REJECT)],
+            [custom(METRIC_APPROVALS_PROCESSED, service, APPROVAL_PROCESSOR.service_name, DIMENSION_ACTION, a, label=a)
+             for a in (ACTION_APPROVE, ACTION_REJECT, ACTION_AUTO_REJECT)],
             view="bar", period=DAY_SECONDS, region=r,
         ),
         metric_widget(
             "Threshold checks and patterns evaluated",
-            [custom(names.METRIC_THRESHOLD_CHECKS, service, checker), custom(names.METRIC_PATTERNS_EVALUATED, service, checker)],
+            [custom(METRIC_THRESHOLD_CHECKS, service, checker), custom(METRIC_PATTERNS_EVALUATED, service, checker)],
             stacked=True, region=r,
         ),
         metric_widget(
             "Last 24 hours",
             [
-                custom(names.METRIC_PATTERNS_EVALUATED, service, checker, label="patterns evaluated"),
-                custom(names.METRIC_THRESHOLD_CHECKS, service, checker, label="threshold checks"),
-                custom(names.METRIC_APPROVALS_PROCESSED, service, names.SERVICE_APPROVAL_PROCESSOR, names.DIMENSION_ACTION,
-                       names.ACTION_APPROVE, label="approved"),
+                custom(METRIC_PATTERNS_EVALUATED, service, checker, label="patterns evaluated"),
+                custom(METRIC_THRESHOLD_CHECKS, service, checker, label="threshold checks"),
+                custom(METRIC_APPROVALS_PROCESSED, service, APPROVAL_PROCESSOR.service_name, DIMENSION_ACTION,
+                       ACTION_APPROVE, label="approved"),
             ],
             view="singleValue", period=DAY_SECONDS, region=r, setPeriodToTimeRange=True,
         ),

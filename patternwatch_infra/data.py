@@ -24,7 +24,10 @@ from cdktf_cdktf_provider_aws.kinesis_stream_consumer import KinesisStreamConsum
 from cdktf_cdktf_provider_aws.kms_alias import KmsAlias
 from cdktf_cdktf_provider_aws.kms_key import KmsKey
 from constructs import Construct
-from patternwatch_shared import names
+from patternwatch_shared.names.table import (
+    APPROVAL_PARTITION_KEY, APPROVAL_TTL_ATTRIBUTE, RECENT_PATTERNS_INDEX, RECENT_PATTERNS_INDEX_PARTITION_KEY,
+    RECENT_PATTERNS_INDEX_SORT_KEY, TABLE_PARTITION_KEY, TABLE_SORT_KEY,
+)
 
 from .blocks import EncryptedQueue, EncryptedTopic, SecureBucket
 from .config import EnvironmentConfig
@@ -65,19 +68,19 @@ class DataLayer(Layer):
             "trading_patterns",
             name=naming.name("TradingPatterns"),
             billing_mode="PAY_PER_REQUEST",
-            hash_key=names.TABLE_PARTITION_KEY,
-            range_key=names.TABLE_SORT_KEY,
+            hash_key=TABLE_PARTITION_KEY,
+            range_key=TABLE_SORT_KEY,
             attribute=[
-                DynamodbTableAttribute(name=names.TABLE_PARTITION_KEY, type="S"),
-                DynamodbTableAttribute(name=names.TABLE_SORT_KEY, type="S"),
-                DynamodbTableAttribute(name=names.RECENT_PATTERNS_INDEX_PARTITION_KEY, type="S"),
-                DynamodbTableAttribute(name=names.RECENT_PATTERNS_INDEX_SORT_KEY, type="S"),
+                DynamodbTableAttribute(name=TABLE_PARTITION_KEY, type="S"),
+                DynamodbTableAttribute(name=TABLE_SORT_KEY, type="S"),
+                DynamodbTableAttribute(name=RECENT_PATTERNS_INDEX_PARTITION_KEY, type="S"),
+                DynamodbTableAttribute(name=RECENT_PATTERNS_INDEX_SORT_KEY, type="S"),
             ],
             global_secondary_index=[
                 DynamodbTableGlobalSecondaryIndex(
-                    name=names.RECENT_PATTERNS_INDEX,
-                    hash_key=names.RECENT_PATTERNS_INDEX_PARTITION_KEY,
-                    range_key=names.RECENT_PATTERNS_INDEX_SORT_KEY,
+                    name=RECENT_PATTERNS_INDEX,
+                    hash_key=RECENT_PATTERNS_INDEX_PARTITION_KEY,
+                    range_key=RECENT_PATTERNS_INDEX_SORT_KEY,
                     # The threshold checker reads whole pattern items from the index, so project them all.
                     projection_type="ALL",
                 )
@@ -92,9 +95,9 @@ class DataLayer(Layer):
             "approval_tracking",
             name=naming.name("ApprovalTracking"),
             billing_mode="PAY_PER_REQUEST",
-            hash_key=names.APPROVAL_PARTITION_KEY,
-            attribute=[DynamodbTableAttribute(name=names.APPROVAL_PARTITION_KEY, type="S")],
-            ttl=DynamodbTableTtl(enabled=True, attribute_name=names.APPROVAL_TTL_ATTRIBUTE),
+            hash_key=APPROVAL_PARTITION_KEY,
+            attribute=[DynamodbTableAttribute(name=APPROVAL_PARTITION_KEY, type="S")],
+            ttl=DynamodbTableTtl(enabled=True, attribute_name=APPROVAL_TTL_ATTRIBUTE),
             point_in_time_recovery=DynamodbTablePointInTimeRecovery(enabled=True),
             server_side_encryption=DynamodbTableServerSideEncryption(enabled=True, kms_key_arn=self.kms_key.arn),
             deletion_protection_enabled=config.prevent_destroy,

@@ -39,7 +39,7 @@ from cdktf_cdktf_provider_aws.lambda_function import (
 from cdktf_cdktf_provider_aws.lambda_layer_version import LambdaLayerVersion
 from cdktf_cdktf_provider_aws.sns_topic import SnsTopic
 from constructs import Construct
-from patternwatch_shared.names import LambdaFunctionSpec
+from patternwatch_shared.names.functions import LambdaFunctionSpec
 
 from .packaging import Package
 
@@ -75,9 +75,7 @@ class MonitoredFunction(Construct):
     def __init__(
         self,
         scope: Construct,
-        id: str,
         *,
-        base_name: str,
         spec: LambdaFunctionSpec,
         code: Package,
         platform: FunctionPlatform,
@@ -85,8 +83,9 @@ class MonitoredFunction(Construct):
         statements: Sequence[DataAwsIamPolicyDocumentStatement],
         timeout_seconds: int | None = None,
     ) -> None:
-        super().__init__(scope, id)
+        super().__init__(scope, spec.construct_id)
         config, naming = platform.config, platform.naming
+        base_name = spec.base_name
         self.spec = spec
         self.function_name = naming.name(base_name)
         # Tooling functions (the power tuner's executor) may need longer than the platform's handlers.

@@ -24,7 +24,11 @@ from cdktf_cdktf_provider_aws.cloudwatch_metric_alarm import (
 )
 from cdktf_cdktf_provider_aws.provider import AwsProvider
 from constructs import Construct
-from patternwatch_shared import names
+from patternwatch_shared.names.functions import KINESIS_CONSUMER
+from patternwatch_shared.names.metrics import (
+    DIMENSION_PATTERN_TYPE, DIMENSION_SERVICE, METRICS_NAMESPACE, METRIC_PATTERN_DETECTION_DURATION,
+    PATTERN_TYPE_ALL,
+)
 
 from . import dashboard
 from .api import ApiLayer
@@ -240,7 +244,7 @@ class MonitoringLayer(Layer):
         return CloudwatchMetricAlarm(
             self,
             "duration_anomaly",
-            alarm_name=self.naming.name(f"{names.METRIC_PATTERN_DETECTION_DURATION}-Anomaly"),
+            alarm_name=self.naming.name(f"{METRIC_PATTERN_DETECTION_DURATION}-Anomaly"),
             alarm_description="Stream pattern detection is slower than its anomaly-detection band",
             comparison_operator="GreaterThanUpperThreshold",
             evaluation_periods=ANOMALY_EVALUATION_PERIODS,
@@ -252,11 +256,11 @@ class MonitoringLayer(Layer):
                     id="duration",
                     return_data=True,
                     metric=CloudwatchMetricAlarmMetricQueryMetric(
-                        namespace=names.METRICS_NAMESPACE,
-                        metric_name=names.METRIC_PATTERN_DETECTION_DURATION,
+                        namespace=METRICS_NAMESPACE,
+                        metric_name=METRIC_PATTERN_DETECTION_DURATION,
                         dimensions={
-                            names.DIMENSION_SERVICE: names.SERVICE_KINESIS_CONSUMER,
-                            names.DIMENSION_PATTERN_TYPE: names.PATTERN_TYPE_ALL,
+                            DIMENSION_SERVICE: KINESIS_CONSUMER.service_name,
+                            DIMENSION_PATTERN_TYPE: PATTERN_TYPE_ALL,
                         },
                         period=ANOMALY_PERIOD_SECONDS,
                         stat="Average",

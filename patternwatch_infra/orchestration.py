@@ -29,7 +29,13 @@ from cdktf_cdktf_provider_aws.sfn_state_machine import (
     SfnStateMachineTracingConfiguration,
 )
 from constructs import Construct
-from patternwatch_shared import names
+from patternwatch_shared.names.functions import (
+    POWER_TUNING_ANALYZER, POWER_TUNING_CLEANER, POWER_TUNING_EXECUTOR, POWER_TUNING_INITIALIZER,
+    POWER_TUNING_OPTIMIZER, POWER_TUNING_PACKAGE, LambdaFunctionSpec,
+)
+from patternwatch_shared.names.messages import (
+    EVENT_DETAIL_TYPE_PATTERN_DETECTED, EVENT_FIELD_CONFIDENCE, EVENT_SOURCE_PATTERNS,
+)
 
 from .packaging import Package, build_function
 
@@ -112,7 +118,7 @@ class OrchestrationLayer(Layer):
         )
 
         # --- Power tuner: functions and workflow (STANDARD: runs can outlast Express's 5 minutes) ----
-        self.tuner_package = tuner_package or build_function(names.POWER_TUNING_PACKAGE)
+        self.tuner_package = tuner_package or build_function(POWER_TUNING_PACKAGE)
         self.tuner_deployment_role = canary_deployment_role(
             self, "tuner_deployment_role", naming=naming, base_name="PowerTuningCodeDeploy"
         )
@@ -122,12 +128,10 @@ class OrchestrationLayer(Layer):
         qualified_targets = [f"{arn}:*" for arn in targets]
         tuning_aliases = [f"{arn}:{TUNING_ALIAS_PATTERN}" for arn in targets]
 
-        def tuner(id: str, base_name: str, service: str, statements: list, timeout: int | None = None) -> MonitoredFunction:
+        def tuner(spec: LambdaFunctionSpec, statements: list, timeout: int | None = None) -> MonitoredFunction:
             return MonitoredFunction(
                 self,
-                id,
-                base_name=base_name,
-                spec=names.POWER_TUNING_FUNCTIONS[service],
+                spec=spec,
                 code=self.tuner_package,
                 platform=platform,
                 environment={},
@@ -136,9 +140,7 @@ class OrchestrationLayer(Layer):
             )
 
         self.tuner_initializer = tuner(
-            "tuner_initializer",
-            "PowerTuningInitializer",
-            names.SERVICE_POWER_TUNING_INITIALIZER,
+            POWER_TUNING_INITIALIZER,
             [
                 statement(
                     sid="ResizeAndPublishTargets",
@@ -154,17 +156,13 @@ class OrchestrationLayer(Layer):
             TUNER_STEP_TIMEOUT_SECONDS,
         )
         self.tuner_executor = tuner(
-            "tuner_executor",
-            "PowerTuningExecutor",
-            names.SERVICE_POWER_TUNING_EXECUTOR,
+            POWER_TUNING_EXECUTOR,
             # Only the RAM<value> aliases: the executor can never send test traffic to `live`.
             [statement(sid="InvokeTuningAliases", actions=["lambda:InvokeFunction"], resources=tuning_aliases)],
             EXECUTOR_TIMEOUT_SECONDS,
         )
         self.tuner_cleaner = tuner(
-            "tuner_cleaner",
-            "PowerTuningCleaner",
-            names.SERVICE_POWER_TUNING_CLEANER,
+            POWER_TUNING_CLEANER,
             [
                 statement(
                     sid="RemoveTuningAliases",
@@ -181,11 +179,9 @@ class OrchestrationLayer(Layer):
             TUNER_STEP_TIMEOUT_SECONDS,
         )
         # Pure arithmetic on the executors' numbers: no AWS permission beyond its own logs and traces.
-        self.tuner_analyzer = tuner("tuner_analyzer", "PowerTuningAnalyzer", names.SERVICE_POWER_TUNING_ANALYZER, [])
+        self.tuner_analyzer = tuner(POWER_TUNING_ANALYZER, [])
         self.tuner_optimizer = tuner(
-            "tuner_optimizer",
-            "PowerTuningOptimizer",
-            names.SERVICE_POWER_TUNING_OPTIMIZER,
+            POWER_TUNING_OPTIMIZER,
             [
                 statement(
                     sid="ApplyChosenMemory",
@@ -251,9 +247,9 @@ class OrchestrationLayer(Layer):
         )
 
         self.pattern_event_pattern = {
-            "source": [names.EVENT_SOURCE_PATTERNS],
-            "detail-type": [names.EVENT_DETAIL_TYPE_PATTERN_DETECTED],
-            "detail": {names.EVENT_FIELD_CONFIDENCE: [{"numeric": [">=", config.alarms.pattern_confidence_threshold]}]},
+            "source": [EVENT_SOURCE_PATTERNS],
+            "detail-type": [EVENT_DETAIL_TYPE_PATTERN_DETECTED],
+            "detail": {EVENT_FIELD_CONFIDENCE: [{"numeric": [">=", config.alarms.pattern_confidence_threshold]}]},
         }
         self.pattern_rule = CloudwatchEventRule(
             self,

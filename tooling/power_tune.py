@@ -34,7 +34,11 @@ from pathlib import Path
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
-from patternwatch_shared import aws, names
+from patternwatch_shared import aws
+from patternwatch_shared.names.functions import ENV_AWS_ENDPOINT_URL, ENV_POWERTOOLS_TRACE_DISABLED
+from patternwatch_shared.names.messages import (
+    FIELD_ACTION, FIELD_BARS, FIELD_FAMILY, FIELD_SYMBOL, WORKFLOW_ACTION_DETECT,
+)
 from power_tuning import analysis, steps
 
 from patternwatch_infra.config import ConfigError, EnvironmentConfig, load_environment
@@ -109,10 +113,10 @@ class InProcessLambda:
             "AWS_LAMBDA_FUNCTION_NAME": name,
             "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(memory),
             # No X-Ray daemon runs locally.
-            names.ENV_POWERTOOLS_TRACE_DISABLED: "true",
+            ENV_POWERTOOLS_TRACE_DISABLED: "true",
         }
         if self._endpoint:
-            variables[names.ENV_AWS_ENDPOINT_URL] = self._endpoint
+            variables[ENV_AWS_ENDPOINT_URL] = self._endpoint
         module_name, function = config["Handler"].rsplit(".", 1)
         context = _Context(
             function_name=name,
@@ -222,7 +226,7 @@ def default_payload(function_name: str) -> dict[str, Any] | None:
         {key: (int(series[key][i]) if key == "timestamp" else round(float(series[key][i]), 4)) for key in ("timestamp", "open", "high", "low", "close", "volume")}
         for i in range(DEFAULT_PAYLOAD_BARS)
     ]
-    return {names.FIELD_ACTION: names.WORKFLOW_ACTION_DETECT, names.FIELD_FAMILY: "head-and-shoulders", names.FIELD_SYMBOL: "TUNE", names.FIELD_BARS: bars}
+    return {FIELD_ACTION: WORKFLOW_ACTION_DETECT, FIELD_FAMILY: "head-and-shoulders", FIELD_SYMBOL: "TUNE", FIELD_BARS: bars}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

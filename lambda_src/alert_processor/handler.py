@@ -12,16 +12,25 @@ from aws_lambda_powertools.utilities.batch import EventType, process_partial_res
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from patternwatch_shared import aws, names
+from patternwatch_shared import aws
 from patternwatch_shared.approvals import ApprovalWorkflow, DeliveryLedger
 from patternwatch_shared.batch import ReportingBatchProcessor, empty_batch_response, require_records
 from patternwatch_shared.config import EnvReader
 from patternwatch_shared.decoding import decode_alert_body
 from patternwatch_shared.messaging import alert_json
 from patternwatch_shared.models import AlertMessage, utc_now
+from patternwatch_shared.names.functions import (
+    ALERT_PROCESSOR, ENV_APPROVAL_API_BASE_URL, ENV_APPROVAL_EXPIRY_SECONDS, ENV_APPROVAL_REQUESTS_TOPIC_ARN,
+    ENV_APPROVAL_TABLE, ENV_PENDING_APPROVALS_QUEUE_URL, ENV_TRADING_ALERTS_TOPIC_ARN,
+)
+from patternwatch_shared.names.messages import SEVERITY_CRITICAL
+from patternwatch_shared.names.metrics import (
+    DIMENSION_SEVERITY, METRIC_ALERT_PRIORITY, METRIC_APPROVALS_REQUESTED, METRIC_DUPLICATE_ALERTS_SKIPPED,
+    METRIC_RECORDS_PROCESSED, METRIC_RECORDS_REJECTED,
+)
 from patternwatch_shared.telemetry import DimensionedMetrics, powertools_for
 
-SPEC = names.LAMBDA_FUNCTIONS[names.SERVICE_ALERT_PROCESSOR]
+SPEC = ALERT_PROCESSOR
 logger, tracer, metrics = powertools_for(SPEC)
 processor = ReportingBatchProcessor(EventType.SQS, logger)
 
@@ -31,14 +40,14 @@ class AlertRouter:
 
     def __init__(self) -> None:
         env = EnvReader(SPEC)
-        table = env.require(names.ENV_APPROVAL_TABLE)
+        table = env.require(ENV_APPROVAL_TABLE)
         self.approvals = ApprovalWorkflow(aws.client("dynamodb"), table, sqs=aws.client("sqs"), sns=aws.client("sns"))
         self.ledger = DeliveryLedger(aws.client("dynamodb"), table)
-        self.expiry_seconds = int(env.require_float(names.ENV_APPROVAL_EXPIRY_SECONDS, minimum=60, maximum=7 * 24 * 3600))
-        self.api_base_url = env.require(names.ENV_APPROVAL_API_BASE_URL)
-        self.pending_queue_url = env.require(names.ENV_PENDING_APPROVALS_QUEUE_URL)
-        self.requests_topic_arn = env.require(names.ENV_APPROVAL_REQUESTS_TOPIC_ARN)
-        self.alerts_topic_arn = env.require(names.ENV_TRADING_ALERTS_TOPIC_ARN)
+        self.expiry_seconds = int(env.require_float(ENV_APPROVAL_EXPIRY_SECONDS, minimum=60, maximum=7 * 24 * 3600))
+        self.api_base_url = env.require(ENV_APPROVAL_API_BASE_URL)
+        self.pending_queue_url = env.require(ENV_PENDING_APPROVALS_QUEUE_URL)
+        self.requests_topic_arn = env.require(ENV_APPROVAL_REQUESTS_TOPIC_ARN)
+        self.alerts_topic_arn = env.require(ENV_TRADING_ALERTS_TOPIC_ARN)
         self.priorities = DimensionedMetrics(SPEC.service_name)
 
     def handle(self, record: SQSRecord) -> None:
@@ -48,9 +57,9 @@ class AlertRouter:
         logger.append_keys(alert_id=alert.alertId)
         if self.ledger.delivered(alert.alertId):
             logger.info("alert already delivered; skipped")
-            metrics.add_metric(name=names.METRIC_DUPLICATE_ALERTS_SKIPPED, unit=MetricUnit.Count, value=1)
+            metrics.add_metric(name=METRIC_DUPLICATE_ALERTS_SKIPPED, unit=MetricUnit.Count, value=1)
             return
-        if alert.severity == names.SEVERITY_CRITICAL:
+        if alert.severity == SEVERITY_CRITICAL:
             started = self.approvals.start(
                 alert,
                 now=utc_now(),
@@ -59,7 +68,7 @@ class AlertRouter:
                 pending_queue_url=self.pending_queue_url,
                 requests_topic_arn=self.requests_topic_arn,
             )
-            metrics.add_metric(name=names.METRIC_APPROVALS_REQUESTED, unit=MetricUnit.Count, value=1)
+            metrics.add_metric(name=METRIC_APPROVALS_REQUESTED, unit=MetricUnit.Count, value=1)
             logger.info("approval requested", extra={"token_hash": started.token_hash, "expires_at": started.expires_at})
         else:
             publish_alert(alert, self.alerts_topic_arn)
@@ -68,7 +77,7 @@ class AlertRouter:
         except Exception:
             # Delivered already: failing the message now would only deliver it twice.
             logger.warning("alert delivered but not recorded in the ledger", exc_info=True)
-        self.priorities.add(names.METRIC_ALERT_PRIORITY, MetricUnit.Count, names.DIMENSION_SEVERITY, alert.severity, 1)
+        self.priorities.add(METRIC_ALERT_PRIORITY, MetricUnit.Count, DIMENSION_SEVERITY, alert.severity, 1)
 
 
 def publish_alert(alert: AlertMessage, topic_arn: str) -> None:
@@ -86,7 +95,7 @@ def publish_alert(alert: AlertMessage, topic_arn: str) -> None:
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     records = require_records(event, "SQS")
-    metrics.add_metric(name=names.METRIC_RECORDS_PROCESSED, unit=MetricUnit.Count, value=len(records))
+    metrics.add_metric(name=METRIC_RECORDS_PROCESSED, unit=MetricUnit.Count, value=len(records))
     if not records:
         logger.warning("empty SQS batch")
         return empty_batch_response()
@@ -95,5 +104,5 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         response = process_partial_response(event=event, record_handler=router.handle, processor=processor, context=context)
     finally:
         router.priorities.flush()
-    metrics.add_metric(name=names.METRIC_RECORDS_REJECTED, unit=MetricUnit.Count, value=processor.rejected)
+    metrics.add_metric(name=METRIC_RECORDS_REJECTED, unit=MetricUnit.Count, value=processor.rejected)
     return response

@@ -15,19 +15,25 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
-from patternwatch_shared import aws, names
+from patternwatch_shared import aws
 from patternwatch_shared.approvals import ApprovalWorkflow, MalformedToken, token_hash
 from patternwatch_shared.config import EnvReader
 from patternwatch_shared.decoding import describe_validation_error
 from patternwatch_shared.models import ApprovalDecisionBody, utc_now
+from patternwatch_shared.names.functions import APPROVAL_PROCESSOR, ENV_APPROVAL_TABLE, ENV_TRADING_ALERTS_TOPIC_ARN
+from patternwatch_shared.names.messages import ACTION_APPROVE, ACTION_REJECT
+from patternwatch_shared.names.metrics import (
+    DIMENSION_ACTION, METRIC_API_REQUESTS, METRIC_API_REQUESTS_REJECTED, METRIC_APPROVALS_PROCESSED,
+)
+from patternwatch_shared.names.routes import APPROVAL_ROUTE
 from patternwatch_shared.telemetry import DimensionedMetrics, powertools_for
 
-SPEC = names.LAMBDA_FUNCTIONS[names.SERVICE_APPROVAL_PROCESSOR]
+SPEC = APPROVAL_PROCESSOR
 logger, tracer, metrics = powertools_for(SPEC)
 app = APIGatewayRestResolver()
 
 MAX_BODY_CHARS = 256
-BARE_ACTIONS = (names.ACTION_APPROVE, names.ACTION_REJECT)
+BARE_ACTIONS = (ACTION_APPROVE, ACTION_REJECT)
 
 
 def json_response(status_code: int, body: dict[str, Any]) -> Response:
@@ -60,20 +66,20 @@ def parse_decision(body: str | None) -> str:
         raise BadDecision(f"body must be approve or reject ({describe_validation_error(error)})") from None
 
 
-@app.post(names.APPROVAL_ROUTE)
+@app.post(APPROVAL_ROUTE)
 def decide(token: str) -> Response:
     try:
         token_hash(token)
         action = parse_decision(app.current_event.decoded_body)
     except (MalformedToken, BadDecision) as error:
-        metrics.add_metric(name=names.METRIC_API_REQUESTS_REJECTED, unit=MetricUnit.Count, value=1)
+        metrics.add_metric(name=METRIC_API_REQUESTS_REJECTED, unit=MetricUnit.Count, value=1)
         return json_response(400, {"message": str(error)})
     env = EnvReader(SPEC)
-    approvals = ApprovalWorkflow(aws.client("dynamodb"), env.require(names.ENV_APPROVAL_TABLE), sns=aws.client("sns"))
-    outcome = approvals.decide(token, action, now=utc_now(), results_topic_arn=env.require(names.ENV_TRADING_ALERTS_TOPIC_ARN))
+    approvals = ApprovalWorkflow(aws.client("dynamodb"), env.require(ENV_APPROVAL_TABLE), sns=aws.client("sns"))
+    outcome = approvals.decide(token, action, now=utc_now(), results_topic_arn=env.require(ENV_TRADING_ALERTS_TOPIC_ARN))
     if outcome.recorded_action:
         dimensioned = DimensionedMetrics(SPEC.service_name)
-        dimensioned.add(names.METRIC_APPROVALS_PROCESSED, MetricUnit.Count, names.DIMENSION_ACTION, outcome.recorded_action, 1)
+        dimensioned.add(METRIC_APPROVALS_PROCESSED, MetricUnit.Count, DIMENSION_ACTION, outcome.recorded_action, 1)
         dimensioned.flush()
     logger.info("approval decision", extra={"requested": action, "status_code": outcome.status_code, "recorded": outcome.recorded_action})
     return json_response(outcome.status_code, outcome.body)
@@ -83,5 +89,5 @@ def decide(token: str) -> Response:
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    metrics.add_metric(name=names.METRIC_API_REQUESTS, unit=MetricUnit.Count, value=1)
+    metrics.add_metric(name=METRIC_API_REQUESTS, unit=MetricUnit.Count, value=1)
     return app.resolve(event, context)

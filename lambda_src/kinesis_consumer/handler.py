@@ -12,17 +12,23 @@ from aws_lambda_powertools.utilities.batch import EventType, process_partial_res
 from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import KinesisStreamRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from patternwatch_shared import aws, names
+from patternwatch_shared import aws
 from patternwatch_shared.batch import ReportingBatchProcessor, empty_batch_response, require_records
 from patternwatch_shared.config import EnvReader
 from patternwatch_shared.decoding import decode_bar_record
 from patternwatch_shared.ingest import BarIngestor, IngestResult
 from patternwatch_shared.messaging import AlertQueue
 from patternwatch_shared.models import Bar
+from patternwatch_shared.names.functions import ENV_ALERT_QUEUE_URL, ENV_TRADING_PATTERNS_TABLE, KINESIS_CONSUMER
+from patternwatch_shared.names.metrics import (
+    DIMENSION_PATTERN_TYPE, METRIC_ALERTS_QUEUED, METRIC_BARS_STORED, METRIC_CONFIDENCE_SCORE,
+    METRIC_PATTERNS_DETECTED, METRIC_PATTERN_DETECTION_DURATION, METRIC_RECORDS_PROCESSED,
+    METRIC_RECORDS_REJECTED, METRIC_STORAGE_FAILURES, PATTERN_TYPE_ALL,
+)
 from patternwatch_shared.storage import TradingPatternsTable
 from patternwatch_shared.telemetry import DimensionedMetrics, powertools_for
 
-SPEC = names.LAMBDA_FUNCTIONS[names.SERVICE_KINESIS_CONSUMER]
+SPEC = KINESIS_CONSUMER
 logger, tracer, metrics = powertools_for(SPEC)
 processor = ReportingBatchProcessor(EventType.KinesisDataStreams, logger)
 
@@ -42,8 +48,8 @@ class AcceptedBars:
 
 def build_ingestor() -> BarIngestor:
     env = EnvReader(SPEC)
-    table = TradingPatternsTable(aws.client("dynamodb"), env.require(names.ENV_TRADING_PATTERNS_TABLE))
-    alert_queue = AlertQueue(aws.client("sqs"), env.require(names.ENV_ALERT_QUEUE_URL))
+    table = TradingPatternsTable(aws.client("dynamodb"), env.require(ENV_TRADING_PATTERNS_TABLE))
+    alert_queue = AlertQueue(aws.client("sqs"), env.require(ENV_ALERT_QUEUE_URL))
     return BarIngestor(table, alert_queue, tracer.provider)
 
 
@@ -52,7 +58,7 @@ def build_ingestor() -> BarIngestor:
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     records = require_records(event, "Kinesis")
-    metrics.add_metric(name=names.METRIC_RECORDS_PROCESSED, unit=MetricUnit.Count, value=len(records))
+    metrics.add_metric(name=METRIC_RECORDS_PROCESSED, unit=MetricUnit.Count, value=len(records))
     if not records:
         logger.warning("empty Kinesis batch")
         return empty_batch_response()
@@ -60,7 +66,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     logger.set_correlation_id(records[0].get("eventID") if isinstance(records[0], dict) else None)
     accepted = AcceptedBars()
     response = process_partial_response(event=event, record_handler=accepted.accept, processor=processor, context=context)
-    metrics.add_metric(name=names.METRIC_RECORDS_REJECTED, unit=MetricUnit.Count, value=processor.rejected)
+    metrics.add_metric(name=METRIC_RECORDS_REJECTED, unit=MetricUnit.Count, value=processor.rejected)
     if accepted.bars:
         result = build_ingestor().ingest(accepted.bars)
         retry = [seq for seq, bar in zip(accepted.sequence_numbers, accepted.bars) if bar.symbol in result.failed_symbols]
@@ -82,19 +88,19 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
 
 
 def record_ingest_metrics(result: IngestResult) -> None:
-    metrics.add_metric(name=names.METRIC_BARS_STORED, unit=MetricUnit.Count, value=result.bars_stored)
-    metrics.add_metric(name=names.METRIC_PATTERNS_DETECTED, unit=MetricUnit.Count, value=len(result.new_detections))
-    metrics.add_metric(name=names.METRIC_ALERTS_QUEUED, unit=MetricUnit.Count, value=result.alerts_queued)
+    metrics.add_metric(name=METRIC_BARS_STORED, unit=MetricUnit.Count, value=result.bars_stored)
+    metrics.add_metric(name=METRIC_PATTERNS_DETECTED, unit=MetricUnit.Count, value=len(result.new_detections))
+    metrics.add_metric(name=METRIC_ALERTS_QUEUED, unit=MetricUnit.Count, value=result.alerts_queued)
     if result.failed_symbols:
-        metrics.add_metric(name=names.METRIC_STORAGE_FAILURES, unit=MetricUnit.Count, value=len(result.failed_symbols))
+        metrics.add_metric(name=METRIC_STORAGE_FAILURES, unit=MetricUnit.Count, value=len(result.failed_symbols))
     dimensioned = DimensionedMetrics(SPEC.service_name)
     dimensioned.extend(
-        names.METRIC_PATTERN_DETECTION_DURATION, MetricUnit.Milliseconds,
-        names.DIMENSION_PATTERN_TYPE, names.PATTERN_TYPE_ALL, result.detection_ms,
+        METRIC_PATTERN_DETECTION_DURATION, MetricUnit.Milliseconds,
+        DIMENSION_PATTERN_TYPE, PATTERN_TYPE_ALL, result.detection_ms,
     )
     for detection in result.new_detections:
         dimensioned.add(
-            names.METRIC_CONFIDENCE_SCORE, MetricUnit.Percent,
-            names.DIMENSION_PATTERN_TYPE, detection.pattern, detection.confidence * 100.0,
+            METRIC_CONFIDENCE_SCORE, MetricUnit.Percent,
+            DIMENSION_PATTERN_TYPE, detection.pattern, detection.confidence * 100.0,
         )
     dimensioned.flush()

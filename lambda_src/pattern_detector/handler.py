@@ -18,16 +18,25 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
-from patternwatch_shared import aws, keys, names, workflow
+from patternwatch_shared import aws, keys, workflow
 from patternwatch_shared.config import EnvReader
 from patternwatch_shared.decoding import describe_validation_error
 from patternwatch_shared.detection import detect_in, detection_span, pattern_names
 from patternwatch_shared.messaging import AlertQueue
 from patternwatch_shared.models import SYMBOL_PATTERN, PatternsRequest, utc_now
+from patternwatch_shared.names.functions import ENV_ALERT_QUEUE_URL, ENV_TRADING_PATTERNS_TABLE, PATTERN_DETECTOR
+from patternwatch_shared.names.messages import WORKFLOW_ACTION_DETECT, WORKFLOW_ACTION_SCORE, WORKFLOW_ACTION_VALIDATE
+from patternwatch_shared.names.metrics import (
+    DIMENSION_PATTERN_TYPE, METRIC_ALERTS_QUEUED, METRIC_API_REQUESTS, METRIC_API_REQUESTS_REJECTED,
+    METRIC_CONFIDENCE_SCORE, METRIC_PATTERNS_DETECTED, METRIC_PATTERN_DETECTION_DURATION,
+    METRIC_WORKFLOW_ACTIONS, PATTERN_TYPE_ALL,
+)
+from patternwatch_shared.names.routes import PATTERNS_BY_SYMBOL_ROUTE, PATTERNS_ROUTE, QUERY_LIMIT, QUERY_NEXT_TOKEN
+from patternwatch_shared.names.table import TABLE_PARTITION_KEY, TABLE_SORT_KEY
 from patternwatch_shared.storage import TradingPatternsTable
 from patternwatch_shared.telemetry import DimensionedMetrics, powertools_for
 
-SPEC = names.LAMBDA_FUNCTIONS[names.SERVICE_PATTERN_DETECTOR]
+SPEC = PATTERN_DETECTOR
 logger, tracer, metrics = powertools_for(SPEC)
 app = APIGatewayRestResolver()
 
@@ -39,16 +48,16 @@ _SYMBOL = re.compile(SYMBOL_PATTERN)
 
 
 def trading_patterns() -> TradingPatternsTable:
-    return TradingPatternsTable(aws.client("dynamodb"), EnvReader(SPEC).require(names.ENV_TRADING_PATTERNS_TABLE))
+    return TradingPatternsTable(aws.client("dynamodb"), EnvReader(SPEC).require(ENV_TRADING_PATTERNS_TABLE))
 
 
 # --- API ---------------------------------------------------------------------------------------
 def _reject(message: str) -> NoReturn:
-    metrics.add_metric(name=names.METRIC_API_REQUESTS_REJECTED, unit=MetricUnit.Count, value=1)
+    metrics.add_metric(name=METRIC_API_REQUESTS_REJECTED, unit=MetricUnit.Count, value=1)
     raise BadRequestError(message)
 
 
-@app.post(names.PATTERNS_ROUTE)
+@app.post(PATTERNS_ROUTE)
 def submit_bars() -> dict[str, Any]:
     body = app.current_event.decoded_body
     if not body:
@@ -63,13 +72,13 @@ def submit_bars() -> dict[str, Any]:
     unknown = [p for p in request.patterns or () if p not in known]
     if unknown:
         _reject(f"unknown patterns: {', '.join(unknown)}")
-    with detection_span(tracer.provider, names.PATTERN_TYPE_ALL, Symbol=request.symbol) as span:
+    with detection_span(tracer.provider, PATTERN_TYPE_ALL, Symbol=request.symbol) as span:
         try:
             detections = detect_in(request.bars, patterns=request.patterns, window=request.window)
         except ValueError as error:
             _reject(f"bars refused by the pattern engine: {error}")
         span.record(detections)
-    record_detection_metrics(names.PATTERN_TYPE_ALL, span.duration_ms, detections)
+    record_detection_metrics(PATTERN_TYPE_ALL, span.duration_ms, detections)
     return {
         "symbol": request.symbol,
         "barCount": len(request.bars),
@@ -77,12 +86,12 @@ def submit_bars() -> dict[str, Any]:
     }
 
 
-@app.get(names.PATTERNS_BY_SYMBOL_ROUTE)
+@app.get(PATTERNS_BY_SYMBOL_ROUTE)
 def stored_patterns(symbol: str) -> dict[str, Any]:
     if not _SYMBOL.fullmatch(symbol):
         _reject("symbol must be 1-12 characters of A-Z, 0-9, '.' or '-', starting with a letter")
-    limit = _page_size(app.current_event.get_query_string_value("limit"))
-    start_key = _decode_next_token(app.current_event.get_query_string_value("nextToken"), symbol)
+    limit = _page_size(app.current_event.get_query_string_value(QUERY_LIMIT))
+    start_key = _decode_next_token(app.current_event.get_query_string_value(QUERY_NEXT_TOKEN), symbol)
     items, last_key = trading_patterns().patterns_for_symbol(symbol, limit, start_key)
     return {"symbol": symbol, "items": items, "nextToken": _encode_next_token(last_key)}
 
@@ -98,7 +107,7 @@ def _page_size(raw: str | None) -> int:
 def _encode_next_token(last_key: dict[str, Any] | None) -> str | None:
     if not last_key:
         return None
-    compact = {"pk": last_key[names.TABLE_PARTITION_KEY]["S"], "sk": last_key[names.TABLE_SORT_KEY]["S"]}
+    compact = {"pk": last_key[TABLE_PARTITION_KEY]["S"], "sk": last_key[TABLE_SORT_KEY]["S"]}
     return base64.urlsafe_b64encode(json.dumps(compact, separators=(",", ":")).encode()).decode().rstrip("=")
 
 
@@ -120,7 +129,7 @@ def _decode_next_token(token: str | None, symbol: str) -> dict[str, Any] | None:
         or len(decoded["sk"]) > 100
     ):
         _reject("nextToken is not valid for this symbol")
-    return {names.TABLE_PARTITION_KEY: {"S": decoded["pk"]}, names.TABLE_SORT_KEY: {"S": decoded["sk"]}}
+    return {TABLE_PARTITION_KEY: {"S": decoded["pk"]}, TABLE_SORT_KEY: {"S": decoded["sk"]}}
 
 
 @app.exception_handler(json.JSONDecodeError)
@@ -134,33 +143,33 @@ def run_workflow_action(event: Any) -> dict[str, Any]:
     if request.correlationId:
         logger.set_correlation_id(request.correlationId)
     logger.append_keys(action=request.action, symbol=request.symbol)
-    if request.action == names.WORKFLOW_ACTION_VALIDATE:
+    if request.action == WORKFLOW_ACTION_VALIDATE:
         return workflow.validate(request)
-    if request.action == names.WORKFLOW_ACTION_DETECT:
+    if request.action == WORKFLOW_ACTION_DETECT:
         output, detections, duration_ms = workflow.detect_family(request, tracer.provider)
         record_detection_metrics(request.family, duration_ms, detections)
         return output
-    if request.action == names.WORKFLOW_ACTION_SCORE:
+    if request.action == WORKFLOW_ACTION_SCORE:
         return workflow.score(request)
     output, alert = workflow.decide(request, detected_at=utc_now())
     if alert is not None:
-        failed = AlertQueue(aws.client("sqs"), EnvReader(SPEC).require(names.ENV_ALERT_QUEUE_URL)).send([alert])
+        failed = AlertQueue(aws.client("sqs"), EnvReader(SPEC).require(ENV_ALERT_QUEUE_URL)).send([alert])
         if failed:
             # Let Step Functions retry the task (its Retry policy) rather than drop the alert.
             raise RuntimeError(f"could not queue alert {alert.alertId}")
-        metrics.add_metric(name=names.METRIC_ALERTS_QUEUED, unit=MetricUnit.Count, value=1)
+        metrics.add_metric(name=METRIC_ALERTS_QUEUED, unit=MetricUnit.Count, value=1)
     return output
 
 
 def record_detection_metrics(pattern_type: str, duration_ms: float, detections) -> None:
     dimensioned = DimensionedMetrics(SPEC.service_name)
-    dimensioned.add(names.METRIC_PATTERN_DETECTION_DURATION, MetricUnit.Milliseconds, names.DIMENSION_PATTERN_TYPE, pattern_type, duration_ms)
+    dimensioned.add(METRIC_PATTERN_DETECTION_DURATION, MetricUnit.Milliseconds, DIMENSION_PATTERN_TYPE, pattern_type, duration_ms)
     for detection in detections:
         dimensioned.add(
-            names.METRIC_CONFIDENCE_SCORE, MetricUnit.Percent, names.DIMENSION_PATTERN_TYPE, detection.pattern, detection.confidence * 100.0
+            METRIC_CONFIDENCE_SCORE, MetricUnit.Percent, DIMENSION_PATTERN_TYPE, detection.pattern, detection.confidence * 100.0
         )
     dimensioned.flush()
-    metrics.add_metric(name=names.METRIC_PATTERNS_DETECTED, unit=MetricUnit.Count, value=len(detections))
+    metrics.add_metric(name=METRIC_PATTERNS_DETECTED, unit=MetricUnit.Count, value=len(detections))
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)
@@ -168,7 +177,7 @@ def record_detection_metrics(pattern_type: str, duration_ms: float, detections) 
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if isinstance(event, dict) and "httpMethod" in event:
-        metrics.add_metric(name=names.METRIC_API_REQUESTS, unit=MetricUnit.Count, value=1)
+        metrics.add_metric(name=METRIC_API_REQUESTS, unit=MetricUnit.Count, value=1)
         return app.resolve(event, context)
-    metrics.add_metric(name=names.METRIC_WORKFLOW_ACTIONS, unit=MetricUnit.Count, value=1)
+    metrics.add_metric(name=METRIC_WORKFLOW_ACTIONS, unit=MetricUnit.Count, value=1)
     return run_workflow_action(event)

@@ -13,16 +13,24 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from patternwatch_shared import keys, names
+from patternwatch_shared import keys
 from patternwatch_shared.messaging import alert_json, publish_json, send_json
 from patternwatch_shared.models import AlertMessage
+from patternwatch_shared.names.messages import (
+    ACTION_APPROVE, ACTION_AUTO_REJECT, ACTION_REJECT, APPROVAL_STATUS_APPROVED, APPROVAL_STATUS_EXPIRED,
+    APPROVAL_STATUS_PENDING, APPROVAL_STATUS_REJECTED, APPROVAL_TOKEN_BYTES,
+)
+from patternwatch_shared.names.table import (
+    APPROVAL_PARTITION_KEY, APPROVAL_STATUS_ATTRIBUTE, APPROVAL_TTL_ATTRIBUTE, DELIVERED_ALERT_KEY_PREFIX,
+    DELIVERED_ALERT_RETENTION_SECONDS,
+)
 from patternwatch_shared.storage import error_code
 
-TOKEN_PATTERN = re.compile(rf"^[0-9a-f]{{{names.APPROVAL_TOKEN_BYTES * 2}}}$")
-HASH_KEY = names.APPROVAL_PARTITION_KEY
-TTL = names.APPROVAL_TTL_ATTRIBUTE
-STATUS = names.APPROVAL_STATUS_ATTRIBUTE
-DECIDED_STATUS = {names.ACTION_APPROVE: names.APPROVAL_STATUS_APPROVED, names.ACTION_REJECT: names.APPROVAL_STATUS_REJECTED}
+TOKEN_PATTERN = re.compile(rf"^[0-9a-f]{{{APPROVAL_TOKEN_BYTES * 2}}}$")
+HASH_KEY = APPROVAL_PARTITION_KEY
+TTL = APPROVAL_TTL_ATTRIBUTE
+STATUS = APPROVAL_STATUS_ATTRIBUTE
+DECIDED_STATUS = {ACTION_APPROVE: APPROVAL_STATUS_APPROVED, ACTION_REJECT: APPROVAL_STATUS_REJECTED}
 
 
 class MalformedToken(ValueError):
@@ -30,12 +38,12 @@ class MalformedToken(ValueError):
 
 
 def new_token() -> str:
-    return secrets.token_hex(names.APPROVAL_TOKEN_BYTES)
+    return secrets.token_hex(APPROVAL_TOKEN_BYTES)
 
 
 def token_hash(token: str) -> str:
     if not isinstance(token, str) or not TOKEN_PATTERN.fullmatch(token):
-        raise MalformedToken(f"token must be {names.APPROVAL_TOKEN_BYTES * 2} lowercase hex characters")
+        raise MalformedToken(f"token must be {APPROVAL_TOKEN_BYTES * 2} lowercase hex characters")
     return hashlib.sha256(token.encode("ascii")).hexdigest()
 
 
@@ -82,7 +90,7 @@ class ApprovalWorkflow:
             TableName=self._table,
             Item={
                 HASH_KEY: {"S": hashed},
-                STATUS: {"S": names.APPROVAL_STATUS_PENDING},
+                STATUS: {"S": APPROVAL_STATUS_PENDING},
                 TTL: {"N": str(expires_at)},
                 "alertId": {"S": alert.alertId},
                 "alert": {"S": alert_json(alert)},
@@ -125,7 +133,7 @@ class ApprovalWorkflow:
                 ExpressionAttributeNames={"#status": STATUS, "#hash": HASH_KEY, "#ttl": TTL},
                 ExpressionAttributeValues={
                     ":new": {"S": new_status},
-                    ":pending": {"S": names.APPROVAL_STATUS_PENDING},
+                    ":pending": {"S": APPROVAL_STATUS_PENDING},
                     ":now": {"S": keys.iso_utc(now)},
                     ":epoch": {"N": str(int(now.timestamp()))},
                     ":false": {"BOOL": False},
@@ -148,10 +156,10 @@ class ApprovalWorkflow:
         if item is None:
             return DecisionOutcome(404, {"message": "unknown approval token"})
         status = item[STATUS]["S"]
-        if status == names.APPROVAL_STATUS_PENDING and int(item[TTL]["N"]) <= int(now.timestamp()):
+        if status == APPROVAL_STATUS_PENDING and int(item[TTL]["N"]) <= int(now.timestamp()):
             return self._auto_reject(item, now=now, results_topic_arn=results_topic_arn)
         self._resend_unpublished(item, results_topic_arn)
-        if status == names.APPROVAL_STATUS_EXPIRED:
+        if status == APPROVAL_STATUS_EXPIRED:
             return DecisionOutcome(410, {"status": status, "message": "approval expired and was auto-rejected"})
         return DecisionOutcome(409, {"status": status, "message": "approval already decided"})
 
@@ -166,8 +174,8 @@ class ApprovalWorkflow:
                 ConditionExpression="#status = :pending",
                 ExpressionAttributeNames={"#status": STATUS},
                 ExpressionAttributeValues={
-                    ":expired": {"S": names.APPROVAL_STATUS_EXPIRED},
-                    ":pending": {"S": names.APPROVAL_STATUS_PENDING},
+                    ":expired": {"S": APPROVAL_STATUS_EXPIRED},
+                    ":pending": {"S": APPROVAL_STATUS_PENDING},
                     ":now": {"S": keys.iso_utc(now)},
                     ":false": {"BOOL": False},
                 },
@@ -177,20 +185,20 @@ class ApprovalWorkflow:
             if error_code(error) != "ConditionalCheckFailedException":
                 raise
             # Another request recorded the auto-reject first.
-            return DecisionOutcome(410, {"status": names.APPROVAL_STATUS_EXPIRED, "message": "approval expired and was auto-rejected"})
-        self._publish_result(updated, names.ACTION_AUTO_REJECT, results_topic_arn)
+            return DecisionOutcome(410, {"status": APPROVAL_STATUS_EXPIRED, "message": "approval expired and was auto-rejected"})
+        self._publish_result(updated, ACTION_AUTO_REJECT, results_topic_arn)
         return DecisionOutcome(
             410,
-            {"status": names.APPROVAL_STATUS_EXPIRED, "message": "approval expired and was auto-rejected"},
-            recorded_action=names.ACTION_AUTO_REJECT,
+            {"status": APPROVAL_STATUS_EXPIRED, "message": "approval expired and was auto-rejected"},
+            recorded_action=ACTION_AUTO_REJECT,
         )
 
     def _resend_unpublished(self, item: dict[str, Any], results_topic_arn: str) -> None:
         if item.get("resultPublished", {}).get("BOOL") is False:
             action = {
-                names.APPROVAL_STATUS_APPROVED: names.ACTION_APPROVE,
-                names.APPROVAL_STATUS_REJECTED: names.ACTION_REJECT,
-            }.get(item[STATUS]["S"], names.ACTION_AUTO_REJECT)
+                APPROVAL_STATUS_APPROVED: ACTION_APPROVE,
+                APPROVAL_STATUS_REJECTED: ACTION_REJECT,
+            }.get(item[STATUS]["S"], ACTION_AUTO_REJECT)
             self._publish_result(item, action, results_topic_arn)
 
     def _publish_result(self, item: dict[str, Any], action: str, topic_arn: str) -> bool:
@@ -251,14 +259,14 @@ class DeliveryLedger:
 
     @staticmethod
     def key(alert_id: str) -> dict[str, Any]:
-        return {HASH_KEY: {"S": f"{names.DELIVERED_ALERT_KEY_PREFIX}{alert_id}"}}
+        return {HASH_KEY: {"S": f"{DELIVERED_ALERT_KEY_PREFIX}{alert_id}"}}
 
     def delivered(self, alert_id: str) -> bool:
         item = self._ddb.get_item(TableName=self._table, Key=self.key(alert_id), ConsistentRead=True).get("Item")
         return item is not None
 
     def mark_delivered(self, alert_id: str, *, now: datetime) -> None:
-        expires_at = int(now.timestamp()) + names.DELIVERED_ALERT_RETENTION_SECONDS
+        expires_at = int(now.timestamp()) + DELIVERED_ALERT_RETENTION_SECONDS
         self._ddb.put_item(
             TableName=self._table,
             Item={**self.key(alert_id), TTL: {"N": str(expires_at)}, "deliveredAt": {"S": keys.iso_utc(now)}},

@@ -9,7 +9,7 @@ import os
 import threading
 from typing import Any
 
-from patternwatch_shared.names import ENV_AWS_ENDPOINT_URL
+from patternwatch_shared.names.functions import ENV_AWS_ENDPOINT_URL
 
 _clients: dict[str, Any] = {}
 _lock = threading.Lock()

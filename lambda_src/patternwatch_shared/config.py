@@ -1,10 +1,10 @@
-"""Settings read from the environment, restricted to the keys each function declares in names.py."""
+"""Settings read from the environment, restricted to the keys each function's spec declares (names.functions)."""
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
 
-from patternwatch_shared.names import LambdaFunctionSpec
+from patternwatch_shared.names.functions import LambdaFunctionSpec
 
 
 class ConfigurationError(RuntimeError):
@@ -24,13 +24,13 @@ class EnvReader:
 
     def _check_declared(self, key: str) -> None:
         if key not in self._spec.env_keys and key not in self._spec.optional_env_keys:
-            raise ConfigurationError(f"{self._spec.name} reads {key!r} but names.LAMBDA_FUNCTIONS does not declare it")
+            raise ConfigurationError(f"{self._spec.base_name} reads {key!r} but its spec in names.functions does not declare it")
 
     def require(self, key: str) -> str:
         self._check_declared(key)
         value = self._environ.get(key, "").strip()
         if not value:
-            raise ConfigurationError(f"environment variable {key} is not set for {self._spec.name}")
+            raise ConfigurationError(f"environment variable {key} is not set for {self._spec.base_name}")
         return value
 
     def optional(self, key: str, default: str | None = None) -> str | None:

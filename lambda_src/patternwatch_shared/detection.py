@@ -11,7 +11,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from patternwatch_shared import names
+from patternwatch_shared.names.messages import (
+    ALERT_CONFIDENCE_THRESHOLD, CRITICAL_CONFIDENCE_THRESHOLD, DETECTION_WINDOW_BARS, SEVERITY_CRITICAL,
+    SEVERITY_HIGH, SEVERITY_LOW, SEVERITY_MEDIUM,
+)
+from patternwatch_shared.names.metrics import DIMENSION_PATTERN_TYPE, METRICS_NAMESPACE
 
 DETECTION_SUBSEGMENT = "## pattern_detection"
 DEFAULT_CONFIRM_BARS = 3
@@ -48,19 +52,19 @@ def pattern_names() -> tuple[str, ...]:
     return tuple(engine().PATTERN_NAMES)
 
 
-def context_bars(window: int = names.DETECTION_WINDOW_BARS) -> int:
+def context_bars(window: int = DETECTION_WINDOW_BARS) -> int:
     """Bars detect_latest reads: the window plus the earlier windows it uses to drop repeats."""
     return window + getattr(engine(), "CONFIRM_BARS", DEFAULT_CONFIRM_BARS) + 1
 
 
 def severity_for(confidence: float) -> str:
-    if confidence >= names.CRITICAL_CONFIDENCE_THRESHOLD:
-        return names.SEVERITY_CRITICAL
-    if confidence > names.ALERT_CONFIDENCE_THRESHOLD:
-        return names.SEVERITY_HIGH
+    if confidence >= CRITICAL_CONFIDENCE_THRESHOLD:
+        return SEVERITY_CRITICAL
+    if confidence > ALERT_CONFIDENCE_THRESHOLD:
+        return SEVERITY_HIGH
     if confidence >= 0.75:
-        return names.SEVERITY_MEDIUM
-    return names.SEVERITY_LOW
+        return SEVERITY_MEDIUM
+    return SEVERITY_LOW
 
 
 COLUMNS = ("timestamp", "open", "high", "low", "close", "volume")
@@ -80,7 +84,7 @@ def detect_in(
     *,
     latest_only: bool = False,
     patterns: Sequence[str] | None = None,
-    window: int = names.DETECTION_WINDOW_BARS,
+    window: int = DETECTION_WINDOW_BARS,
 ) -> list[Detection]:
     """Run the engine over `bars` (columns, or rows oldest first). Raises ValueError for bars the engine refuses."""
     columns = _columns(bars)
@@ -116,7 +120,7 @@ class DetectionSpan:
         self._subsegment.put_metadata(
             "matches",
             [{"pattern": d.pattern, "confidence": d.confidence, "endTimestamp": d.end_timestamp} for d in detections],
-            namespace=names.METRICS_NAMESPACE,
+            namespace=METRICS_NAMESPACE,
         )
 
 
@@ -128,7 +132,7 @@ def detection_span(provider: Any, pattern_type: str, **annotations: str | int) -
     metadata; the X-Ray context manager also records the exception itself when it propagates.
     """
     with provider.in_subsegment(DETECTION_SUBSEGMENT) as subsegment:
-        subsegment.put_annotation(names.DIMENSION_PATTERN_TYPE, pattern_type)
+        subsegment.put_annotation(DIMENSION_PATTERN_TYPE, pattern_type)
         for key, value in annotations.items():
             subsegment.put_annotation(key, value)
         span = DetectionSpan(subsegment, pattern_type)
@@ -137,7 +141,7 @@ def detection_span(provider: Any, pattern_type: str, **annotations: str | int) -
             yield span
         except Exception as error:
             subsegment.put_annotation("DetectionFailed", True)
-            subsegment.put_metadata("error", f"{type(error).__name__}: {error}", namespace=names.METRICS_NAMESPACE)
+            subsegment.put_metadata("error", f"{type(error).__name__}: {error}", namespace=METRICS_NAMESPACE)
             raise
         finally:
             span.duration_ms = (time.perf_counter() - started) * 1000.0

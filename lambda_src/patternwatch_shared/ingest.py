@@ -13,10 +13,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from patternwatch_shared import keys, names
+from patternwatch_shared import keys
 from patternwatch_shared.detection import Detection, context_bars, detect_in, detection_span, severity_for
 from patternwatch_shared.messaging import AlertQueue
 from patternwatch_shared.models import AlertMessage, Bar, utc_now
+from patternwatch_shared.names.messages import ALERT_CONFIDENCE_THRESHOLD, ALERT_SOURCE_STREAM, DETECTION_WINDOW_BARS
+from patternwatch_shared.names.metrics import PATTERN_TYPE_ALL
+from patternwatch_shared.names.table import ALERT_STATE_NOT_REQUIRED, ALERT_STATE_PENDING
 from patternwatch_shared.storage import StoredPattern, TradingPatternsTable
 
 logger = logging.getLogger(__name__)
@@ -42,7 +45,7 @@ class BarIngestor:
         tracer_provider: Any,
         *,
         clock: Callable[[], datetime] = utc_now,
-        window: int = names.DETECTION_WINDOW_BARS,
+        window: int = DETECTION_WINDOW_BARS,
     ):
         self._table = table
         self._alerts = alert_queue
@@ -66,7 +69,7 @@ class BarIngestor:
                 continue
             try:
                 for stored in self._detect_and_store(symbol, group, result):
-                    if stored.alert_state == names.ALERT_STATE_PENDING:
+                    if stored.alert_state == ALERT_STATE_PENDING:
                         to_alert.append((alert_for(stored), stored))
             except Exception:
                 # One symbol's failure (AWS error, engine ValueError on stored data, a bug) must not
@@ -113,7 +116,7 @@ class BarIngestor:
         columns = self._table.recent_bars(symbol, limit=context_bars(self._window) + len(new_bars) - 1)
         if len(columns["timestamp"]) < self._window:
             return []
-        with detection_span(self._provider, names.PATTERN_TYPE_ALL, Symbol=symbol) as span:
+        with detection_span(self._provider, PATTERN_TYPE_ALL, Symbol=symbol) as span:
             detections = self._detect_ending_at(columns, new_timestamps)
             span.record(detections)
         result.detection_ms.append(span.duration_ms)
@@ -130,9 +133,9 @@ class BarIngestor:
                 detected_at=detected_at,
                 severity=severity_for(detection.confidence),
                 alert_state=(
-                    names.ALERT_STATE_PENDING
-                    if detection.confidence > names.ALERT_CONFIDENCE_THRESHOLD
-                    else names.ALERT_STATE_NOT_REQUIRED
+                    ALERT_STATE_PENDING
+                    if detection.confidence > ALERT_CONFIDENCE_THRESHOLD
+                    else ALERT_STATE_NOT_REQUIRED
                 ),
                 extrema=detection.extrema,
             )
@@ -145,7 +148,7 @@ class BarIngestor:
 def alert_for(stored: StoredPattern) -> AlertMessage:
     return AlertMessage(
         alertId=keys.alert_id(stored.symbol, stored.sort_key),
-        source=names.ALERT_SOURCE_STREAM,
+        source=ALERT_SOURCE_STREAM,
         severity=stored.severity,
         detectedAt=keys.iso_utc(stored.detected_at),
         confidence=stored.confidence,

@@ -1,13 +1,10 @@
-"""Key builders for the TradingPatterns single-table design documented in names.py."""
+"""Key builders for the TradingPatterns single-table design documented in names/table.py."""
 from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from patternwatch_shared.names import (
-    BAR_PARTITION_PREFIX,
-    KEY_SEPARATOR,
-    PATTERN_PARTITION_PREFIX,
-    RECENT_PARTITION_PREFIX,
+from patternwatch_shared.names.table import (
+    BAR_PARTITION_PREFIX, KEY_SEPARATOR, PATTERN_PARTITION_PREFIX, RECENT_PARTITION_PREFIX,
     TIMESTAMP_KEY_DIGITS,
 )
 

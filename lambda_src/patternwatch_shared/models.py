@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal, Union
 # parser package also loads every built-in event model, ~30 ms of import the stream path never uses.
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator, model_validator
 
-from patternwatch_shared import names
+from patternwatch_shared.names.messages import ALERT_SOURCE_THRESHOLD, DETECTION_WINDOW_BARS, PATTERN_FAMILIES
 
 MAX_SYMBOL_LENGTH = 12
 SYMBOL_PATTERN = rf"^[A-Z][A-Z0-9.\-]{{0,{MAX_SYMBOL_LENGTH - 1}}}$"
@@ -131,7 +131,7 @@ class AlertMessage(StrictModel):
 
     @model_validator(mode="after")
     def _pattern_alerts_name_their_pattern(self) -> AlertMessage:
-        if self.source != names.ALERT_SOURCE_THRESHOLD and (self.symbol is None or self.pattern is None):
+        if self.source != ALERT_SOURCE_THRESHOLD and (self.symbol is None or self.pattern is None):
             raise ValueError(f"a {self.source} alert needs symbol and pattern")
         return self
 
@@ -169,7 +169,7 @@ class FamilyResult(StrictModel):
 class ScoreRequest(StrictModel):
     action: Literal["score"]
     symbol: Symbol
-    results: Annotated[list[FamilyResult], Field(min_length=1, max_length=len(names.PATTERN_FAMILIES))]
+    results: Annotated[list[FamilyResult], Field(min_length=1, max_length=len(PATTERN_FAMILIES))]
     correlationId: CorrelationId | None = None
 
 
@@ -195,7 +195,7 @@ class PatternsRequest(StrictModel):
     symbol: Symbol
     bars: BarList
     patterns: Annotated[list[PatternName], Field(min_length=1, max_length=32)] | None = None
-    window: Annotated[StrictInt, Field(ge=5, le=500)] = names.DETECTION_WINDOW_BARS
+    window: Annotated[StrictInt, Field(ge=5, le=500)] = DETECTION_WINDOW_BARS
 
     _order_bars = field_validator("bars", mode="after")(_sorted_unique_bars)
 

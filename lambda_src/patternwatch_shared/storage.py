@@ -12,8 +12,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from patternwatch_shared import keys, names
+from patternwatch_shared import keys
 from patternwatch_shared.models import Bar
+from patternwatch_shared.names.table import (
+    ALERT_STATE_PENDING, ALERT_STATE_QUEUED, PATTERN_ALERT_STATE_ATTRIBUTE, RECENT_PATTERNS_INDEX,
+    RECENT_PATTERNS_INDEX_PARTITION_KEY, RECENT_PATTERNS_INDEX_SORT_KEY, TABLE_PARTITION_KEY, TABLE_SORT_KEY,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -21,11 +25,11 @@ BATCH_WRITE_LIMIT = 25  # DynamoDB BatchWriteItem maximum
 UNPROCESSED_RETRY_ATTEMPTS = 5
 UNPROCESSED_BACKOFF_SECONDS = 0.05
 
-PK = names.TABLE_PARTITION_KEY
-SK = names.TABLE_SORT_KEY
-GSI_PK = names.RECENT_PATTERNS_INDEX_PARTITION_KEY
-GSI_SK = names.RECENT_PATTERNS_INDEX_SORT_KEY
-ALERT_STATE = names.PATTERN_ALERT_STATE_ATTRIBUTE
+PK = TABLE_PARTITION_KEY
+SK = TABLE_SORT_KEY
+GSI_PK = RECENT_PATTERNS_INDEX_PARTITION_KEY
+GSI_SK = RECENT_PATTERNS_INDEX_SORT_KEY
+ALERT_STATE = PATTERN_ALERT_STATE_ATTRIBUTE
 
 
 def is_aws_error(error: BaseException) -> bool:
@@ -197,7 +201,7 @@ class TradingPatternsTable:
                 Item=pattern.to_item(),
                 ConditionExpression="attribute_not_exists(#pk) OR #alert = :pending",
                 ExpressionAttributeNames={"#pk": PK, "#alert": ALERT_STATE},
-                ExpressionAttributeValues={":pending": {"S": names.ALERT_STATE_PENDING}},
+                ExpressionAttributeValues={":pending": {"S": ALERT_STATE_PENDING}},
             )
         except ClientError as error:
             if error_code(error) == "ConditionalCheckFailedException":
@@ -211,7 +215,7 @@ class TradingPatternsTable:
             Key={PK: {"S": keys.pattern_partition_key(symbol)}, SK: {"S": sort_key}},
             UpdateExpression="SET #alert = :queued",
             ExpressionAttributeNames={"#alert": ALERT_STATE},
-            ExpressionAttributeValues={":queued": {"S": names.ALERT_STATE_QUEUED}},
+            ExpressionAttributeValues={":queued": {"S": ALERT_STATE_QUEUED}},
         )
 
     def patterns_for_symbol(
@@ -237,7 +241,7 @@ class TradingPatternsTable:
         for partition in _day_partitions(since, until):
             request: dict[str, Any] = {
                 "TableName": self._table,
-                "IndexName": names.RECENT_PATTERNS_INDEX,
+                "IndexName": RECENT_PATTERNS_INDEX,
                 "KeyConditionExpression": "#pk = :pk AND #sk BETWEEN :from AND :to",
                 "ExpressionAttributeNames": {"#pk": GSI_PK, "#sk": GSI_SK},
                 "ExpressionAttributeValues": {

@@ -14,7 +14,8 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 
-from patternwatch_shared import names
+from patternwatch_shared.names.functions import LambdaFunctionSpec
+from patternwatch_shared.names.metrics import METRICS_NAMESPACE
 
 
 class DimensionedMetrics:
@@ -33,7 +34,7 @@ class DimensionedMetrics:
     def flush(self) -> None:
         samples, self._samples = self._samples, defaultdict(list)
         for (metric, dimension, dimension_value, unit), values in samples.items():
-            emitter = EphemeralMetrics(namespace=names.METRICS_NAMESPACE, service=self._service)
+            emitter = EphemeralMetrics(namespace=METRICS_NAMESPACE, service=self._service)
             emitter.add_dimension(name=dimension, value=dimension_value)
             for value in values:
                 emitter.add_metric(name=metric, unit=unit, value=value)
@@ -50,8 +51,8 @@ def share_log_config(logger: Logger) -> None:
     copy_config_to_registered_loggers(source_logger=logger, include=shared)
 
 
-def powertools_for(spec: names.LambdaFunctionSpec) -> tuple[Logger, Tracer, Metrics]:
+def powertools_for(spec: LambdaFunctionSpec) -> tuple[Logger, Tracer, Metrics]:
     """The Logger, Tracer and Metrics of one function, named by its spec; call after the handler's imports."""
     logger = Logger(service=spec.service_name)
     share_log_config(logger)
-    return logger, Tracer(service=spec.service_name), Metrics(namespace=names.METRICS_NAMESPACE, service=spec.service_name)
+    return logger, Tracer(service=spec.service_name), Metrics(namespace=METRICS_NAMESPACE, service=spec.service_name)

@@ -10,8 +10,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from patternwatch_shared import keys, names
+from patternwatch_shared import keys
 from patternwatch_shared.models import AlertMessage
+from patternwatch_shared.names.messages import ALERT_SOURCE_THRESHOLD, SEVERITY_HIGH
+from patternwatch_shared.names.table import KEY_SEPARATOR
 
 
 @dataclass
@@ -42,9 +44,9 @@ def threshold_alert(
     top = max(result.breaches, key=lambda p: p["confidence"])
     return AlertMessage(
         # One id per window: a retried scheduled run produces the same alert id.
-        alertId=f"threshold{names.KEY_SEPARATOR}{keys.iso_utc(window_end)}",
-        source=names.ALERT_SOURCE_THRESHOLD,
-        severity=names.SEVERITY_HIGH,
+        alertId=f"threshold{KEY_SEPARATOR}{keys.iso_utc(window_end)}",
+        source=ALERT_SOURCE_THRESHOLD,
+        severity=SEVERITY_HIGH,
         detectedAt=keys.iso_utc(window_end),
         confidence=top["confidence"],
         details={

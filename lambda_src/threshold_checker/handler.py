@@ -16,15 +16,24 @@ from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
-from patternwatch_shared import aws, names, thresholds
+from patternwatch_shared import aws, thresholds
 from patternwatch_shared.config import EnvReader
 from patternwatch_shared.decoding import describe_validation_error
 from patternwatch_shared.messaging import AlertQueue
+from patternwatch_shared.names.functions import (
+    ENV_ALERT_QUEUE_URL, ENV_ERROR_THRESHOLD, ENV_PATTERN_CONFIDENCE_THRESHOLD, ENV_THRESHOLD_LOOKBACK_MINUTES,
+    ENV_TRADING_PATTERNS_TABLE, THRESHOLD_CHECKER,
+)
+from patternwatch_shared.names.metrics import (
+    METRIC_ALERTS_QUEUED, METRIC_PATTERNS_EVALUATED, METRIC_THRESHOLD_BREACHES, METRIC_THRESHOLD_CHECKS,
+)
 from patternwatch_shared.storage import TradingPatternsTable
 from patternwatch_shared.telemetry import powertools_for
 
-SPEC = names.LAMBDA_FUNCTIONS[names.SERVICE_THRESHOLD_CHECKER]
+SPEC = THRESHOLD_CHECKER
 logger, tracer, metrics = powertools_for(SPEC)
+# How far back each run looks when THRESHOLD_LOOKBACK_MINUTES is not set: the schedule's period.
+DEFAULT_LOOKBACK_MINUTES = 5
 
 
 class InvalidScheduleEvent(ValueError):
@@ -36,26 +45,26 @@ class InvalidScheduleEvent(ValueError):
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     # Counted before anything can fail, so failed runs show up as checks too.
-    metrics.add_metric(name=names.METRIC_THRESHOLD_CHECKS, unit=MetricUnit.Count, value=1)
+    metrics.add_metric(name=METRIC_THRESHOLD_CHECKS, unit=MetricUnit.Count, value=1)
     try:
         scheduled = parse(event=event, model=EventBridgeModel)
     except ValidationError as error:
         raise InvalidScheduleEvent(f"not an EventBridge scheduled event: {describe_validation_error(error)}") from None
     env = EnvReader(SPEC)
-    confidence_threshold = env.require_float(names.ENV_PATTERN_CONFIDENCE_THRESHOLD, minimum=0, maximum=1)
-    error_threshold = env.require_float(names.ENV_ERROR_THRESHOLD, minimum=0)
-    lookback = env.optional_float(names.ENV_THRESHOLD_LOOKBACK_MINUTES, names.DEFAULT_THRESHOLD_LOOKBACK_MINUTES, minimum=1)
+    confidence_threshold = env.require_float(ENV_PATTERN_CONFIDENCE_THRESHOLD, minimum=0, maximum=1)
+    error_threshold = env.require_float(ENV_ERROR_THRESHOLD, minimum=0)
+    lookback = env.optional_float(ENV_THRESHOLD_LOOKBACK_MINUTES, DEFAULT_LOOKBACK_MINUTES, minimum=1)
 
     window_end = scheduled.time.astimezone(timezone.utc)
     window_start = window_end - timedelta(minutes=lookback)
-    table = TradingPatternsTable(aws.client("dynamodb"), env.require(names.ENV_TRADING_PATTERNS_TABLE))
+    table = TradingPatternsTable(aws.client("dynamodb"), env.require(ENV_TRADING_PATTERNS_TABLE))
     result = thresholds.evaluate(
         table.recent_patterns(window_start, window_end),
         confidence_threshold=confidence_threshold,
         error_threshold=error_threshold,
     )
-    metrics.add_metric(name=names.METRIC_PATTERNS_EVALUATED, unit=MetricUnit.Count, value=result.evaluated)
-    metrics.add_metric(name=names.METRIC_THRESHOLD_BREACHES, unit=MetricUnit.Count, value=len(result.breaches))
+    metrics.add_metric(name=METRIC_PATTERNS_EVALUATED, unit=MetricUnit.Count, value=result.evaluated)
+    metrics.add_metric(name=METRIC_THRESHOLD_BREACHES, unit=MetricUnit.Count, value=len(result.breaches))
 
     alert_id = None
     if result.exceeded:
@@ -66,10 +75,10 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             confidence_threshold=confidence_threshold,
             error_threshold=error_threshold,
         )
-        if AlertQueue(aws.client("sqs"), env.require(names.ENV_ALERT_QUEUE_URL)).send([alert]):
+        if AlertQueue(aws.client("sqs"), env.require(ENV_ALERT_QUEUE_URL)).send([alert]):
             # Raising makes EventBridge's async invoke retry the same window.
             raise RuntimeError(f"could not queue threshold alert {alert.alertId}")
-        metrics.add_metric(name=names.METRIC_ALERTS_QUEUED, unit=MetricUnit.Count, value=1)
+        metrics.add_metric(name=METRIC_ALERTS_QUEUED, unit=MetricUnit.Count, value=1)
         alert_id = alert.alertId
     summary = {
         "evaluated": result.evaluated,

@@ -9,7 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from patternwatch_shared import names
+from patternwatch_shared.names.messages import (
+    FIELD_ACTION, FIELD_BARS, FIELD_CORRELATION_ID, FIELD_FAMILY, FIELD_MATCHES, FIELD_RESULTS, FIELD_SYMBOL,
+    PATTERN_FAMILIES, WORKFLOW_ACTION_DECIDE, WORKFLOW_ACTION_DETECT, WORKFLOW_ACTION_SCORE,
+    WORKFLOW_ACTION_VALIDATE, WORKFLOW_ERROR_INVALID_INPUT,
+)
 
 START = "DataValidation"
 PARALLEL = "PatternDetection"
@@ -23,7 +27,7 @@ RETRY_BACKOFF = 2.0
 RETRY_INTERVAL_SECONDS = 1
 
 # The execution name doubles as the correlation id in every handler log line.
-_CORRELATION = {f"{names.FIELD_CORRELATION_ID}.$": "$$.Execution.Name"}
+_CORRELATION = {f"{FIELD_CORRELATION_ID}.$": "$$.Execution.Name"}
 
 
 def detect_state_name(family: str) -> str:
@@ -34,7 +38,7 @@ def detect_state_name(family: str) -> str:
 def retry_policy() -> list[dict[str, Any]]:
     # Bad input fails the same way every time: retrying it only delays the manual review.
     return [
-        {"ErrorEquals": [names.WORKFLOW_ERROR_INVALID_INPUT], "MaxAttempts": 0},
+        {"ErrorEquals": [WORKFLOW_ERROR_INVALID_INPUT], "MaxAttempts": 0},
         {
             "ErrorEquals": ["States.ALL"],
             "IntervalSeconds": RETRY_INTERVAL_SECONDS,
@@ -62,17 +66,17 @@ def definition(*, detector_arn: str, review_topic_arn: str) -> dict[str, Any]:
                 detect_state_name(family): _task(
                     detector_arn,
                     {
-                        names.FIELD_ACTION: names.WORKFLOW_ACTION_DETECT,
-                        names.FIELD_FAMILY: family,
-                        f"{names.FIELD_SYMBOL}.$": f"$.{names.FIELD_SYMBOL}",
-                        f"{names.FIELD_BARS}.$": f"$.{names.FIELD_BARS}",
+                        FIELD_ACTION: WORKFLOW_ACTION_DETECT,
+                        FIELD_FAMILY: family,
+                        f"{FIELD_SYMBOL}.$": f"$.{FIELD_SYMBOL}",
+                        f"{FIELD_BARS}.$": f"$.{FIELD_BARS}",
                         **_CORRELATION,
                     },
                     End=True,
                 )
             },
         }
-        for family in names.PATTERN_FAMILIES
+        for family in PATTERN_FAMILIES
     ]
     return {
         "Comment": "PatternWatch pattern analysis: validate, detect three families in parallel, score, decide",
@@ -81,9 +85,9 @@ def definition(*, detector_arn: str, review_topic_arn: str) -> dict[str, Any]:
             START: _task(
                 detector_arn,
                 {
-                    names.FIELD_ACTION: names.WORKFLOW_ACTION_VALIDATE,
-                    f"{names.FIELD_SYMBOL}.$": f"$.{names.FIELD_SYMBOL}",
-                    f"{names.FIELD_BARS}.$": f"$.{names.FIELD_BARS}",
+                    FIELD_ACTION: WORKFLOW_ACTION_VALIDATE,
+                    f"{FIELD_SYMBOL}.$": f"$.{FIELD_SYMBOL}",
+                    f"{FIELD_BARS}.$": f"$.{FIELD_BARS}",
                     **_CORRELATION,
                 },
                 Catch=to_manual_review(),
@@ -93,16 +97,16 @@ def definition(*, detector_arn: str, review_topic_arn: str) -> dict[str, Any]:
                 "Type": "Parallel",
                 "Branches": branches,
                 # Three family results become the object the score action expects.
-                "ResultSelector": {f"{names.FIELD_SYMBOL}.$": f"$[0].{names.FIELD_SYMBOL}", f"{names.FIELD_RESULTS}.$": "$"},
+                "ResultSelector": {f"{FIELD_SYMBOL}.$": f"$[0].{FIELD_SYMBOL}", f"{FIELD_RESULTS}.$": "$"},
                 "Catch": to_manual_review(),
                 "Next": SCORING,
             },
             SCORING: _task(
                 detector_arn,
                 {
-                    names.FIELD_ACTION: names.WORKFLOW_ACTION_SCORE,
-                    f"{names.FIELD_SYMBOL}.$": f"$.{names.FIELD_SYMBOL}",
-                    f"{names.FIELD_RESULTS}.$": f"$.{names.FIELD_RESULTS}",
+                    FIELD_ACTION: WORKFLOW_ACTION_SCORE,
+                    f"{FIELD_SYMBOL}.$": f"$.{FIELD_SYMBOL}",
+                    f"{FIELD_RESULTS}.$": f"$.{FIELD_RESULTS}",
                     **_CORRELATION,
                 },
                 Catch=to_manual_review(),
@@ -111,9 +115,9 @@ def definition(*, detector_arn: str, review_topic_arn: str) -> dict[str, Any]:
             DECISION: _task(
                 detector_arn,
                 {
-                    names.FIELD_ACTION: names.WORKFLOW_ACTION_DECIDE,
-                    f"{names.FIELD_SYMBOL}.$": f"$.{names.FIELD_SYMBOL}",
-                    f"{names.FIELD_MATCHES}.$": f"$.{names.FIELD_MATCHES}",
+                    FIELD_ACTION: WORKFLOW_ACTION_DECIDE,
+                    f"{FIELD_SYMBOL}.$": f"$.{FIELD_SYMBOL}",
+                    f"{FIELD_MATCHES}.$": f"$.{FIELD_MATCHES}",
                     "topMatch.$": "$.topMatch",
                     "severity.$": "$.severity",
                     **_CORRELATION,

@@ -4,17 +4,23 @@ from __future__ import annotations
 import json
 
 import pytest
-from patternwatch_shared import names
+from patternwatch_shared.names.functions import (
+    ALERT_PROCESSOR, APPROVAL_PROCESSOR, ENV_ALERT_QUEUE_URL, ENV_APPROVAL_API_BASE_URL,
+    ENV_APPROVAL_EXPIRY_SECONDS, ENV_ERROR_THRESHOLD, ENV_PATTERN_CONFIDENCE_THRESHOLD,
+    ENV_POWERTOOLS_METRICS_NAMESPACE, ENV_POWERTOOLS_SERVICE_NAME, ENV_TRADING_PATTERNS_TABLE, KINESIS_CONSUMER,
+    PATTERN_DETECTOR, THRESHOLD_CHECKER,
+)
+from patternwatch_shared.names.metrics import METRICS_NAMESPACE
 
 from patternwatch_infra.config import load_environment
 from patternwatch_infra.testing import find_resource, logical_id, reference_to, resolve, resources
 
 FUNCTIONS = {
-    "KinesisConsumer-dev": names.SERVICE_KINESIS_CONSUMER,
-    "PatternDetector-dev": names.SERVICE_PATTERN_DETECTOR,
-    "AlertProcessor-dev": names.SERVICE_ALERT_PROCESSOR,
-    "ThresholdChecker-dev": names.SERVICE_THRESHOLD_CHECKER,
-    "ApprovalProcessor-dev": names.SERVICE_APPROVAL_PROCESSOR,
+    "KinesisConsumer-dev": KINESIS_CONSUMER,
+    "PatternDetector-dev": PATTERN_DETECTOR,
+    "AlertProcessor-dev": ALERT_PROCESSOR,
+    "ThresholdChecker-dev": THRESHOLD_CHECKER,
+    "ApprovalProcessor-dev": APPROVAL_PROCESSOR,
 }
 DEV = load_environment("dev")
 
@@ -36,7 +42,7 @@ def test_the_five_functions_exist_with_their_names(dev):
 @pytest.mark.parametrize("name", FUNCTIONS)
 def test_every_function_is_arm64_traced_published_and_sized_from_config(dev, name):
     fn = find_resource(dev, "aws_lambda_function", function_name=name)
-    spec = names.LAMBDA_FUNCTIONS[FUNCTIONS[name]]
+    spec = FUNCTIONS[name]
     assert fn["architectures"] == ["arm64"]
     assert fn["runtime"] == "python3.12"
     assert fn["tracing_config"] == {"mode": "Active"}
@@ -54,31 +60,31 @@ def test_every_function_is_arm64_traced_published_and_sized_from_config(dev, nam
 
 @pytest.mark.parametrize("name", FUNCTIONS)
 def test_every_function_environment_holds_every_variable_its_handler_reads(dev, name):
-    spec = names.LAMBDA_FUNCTIONS[FUNCTIONS[name]]
+    spec = FUNCTIONS[name]
     variables = find_resource(dev, "aws_lambda_function", function_name=name)["environment"]["variables"]
     assert set(spec.env_keys) <= set(variables), set(spec.env_keys) - set(variables)
-    assert variables[names.ENV_POWERTOOLS_SERVICE_NAME] == spec.service_name
-    assert variables[names.ENV_POWERTOOLS_METRICS_NAMESPACE] == names.METRICS_NAMESPACE
-    assert set(variables) <= {*spec.env_keys, *spec.optional_env_keys, names.ENV_POWERTOOLS_SERVICE_NAME, names.ENV_POWERTOOLS_METRICS_NAMESPACE}
+    assert variables[ENV_POWERTOOLS_SERVICE_NAME] == spec.service_name
+    assert variables[ENV_POWERTOOLS_METRICS_NAMESPACE] == METRICS_NAMESPACE
+    assert set(variables) <= {*spec.env_keys, *spec.optional_env_keys, ENV_POWERTOOLS_SERVICE_NAME, ENV_POWERTOOLS_METRICS_NAMESPACE}
 
 
 def test_environment_values_point_at_the_data_layer(dev, local):
     consumer = find_resource(dev, "aws_lambda_function", function_name="KinesisConsumer-dev")["environment"]["variables"]
-    assert consumer[names.ENV_TRADING_PATTERNS_TABLE] == reference_to(
+    assert consumer[ENV_TRADING_PATTERNS_TABLE] == reference_to(
         "aws_dynamodb_table", logical_id(dev, "aws_dynamodb_table", name="TradingPatterns-dev"), "name"
     )
-    assert consumer[names.ENV_ALERT_QUEUE_URL] == reference_to("aws_sqs_queue", logical_id(dev, "aws_sqs_queue", name="AlertQueue-dev"), "url")
+    assert consumer[ENV_ALERT_QUEUE_URL] == reference_to("aws_sqs_queue", logical_id(dev, "aws_sqs_queue", name="AlertQueue-dev"), "url")
     checker = find_resource(dev, "aws_lambda_function", function_name="ThresholdChecker-dev")["environment"]["variables"]
-    assert checker[names.ENV_ERROR_THRESHOLD] == "5"
-    assert checker[names.ENV_PATTERN_CONFIDENCE_THRESHOLD] == "0.9"
+    assert checker[ENV_ERROR_THRESHOLD] == "5"
+    assert checker[ENV_PATTERN_CONFIDENCE_THRESHOLD] == "0.9"
     alerts = find_resource(dev, "aws_lambda_function", function_name="AlertProcessor-dev")["environment"]["variables"]
-    assert alerts[names.ENV_APPROVAL_EXPIRY_SECONDS] == "3600"
+    assert alerts[ENV_APPROVAL_EXPIRY_SECONDS] == "3600"
     rest_api_id = reference_to("aws_api_gateway_rest_api", logical_id(dev, "aws_api_gateway_rest_api", name="pattern-detection-api-dev"), "id")
-    assert alerts[names.ENV_APPROVAL_API_BASE_URL] == f"https://{rest_api_id}.execute-api.us-east-1.amazonaws.com/v1"
+    assert alerts[ENV_APPROVAL_API_BASE_URL] == f"https://{rest_api_id}.execute-api.us-east-1.amazonaws.com/v1"
     local_alerts = find_resource(local, "aws_lambda_function", function_name="AlertProcessor-local")["environment"]["variables"]
     local_api = reference_to("aws_api_gateway_rest_api", logical_id(local, "aws_api_gateway_rest_api", name="pattern-detection-api-local"), "id")
     emulator = load_environment("local").emulator.endpoint
-    assert local_alerts[names.ENV_APPROVAL_API_BASE_URL] == f"{emulator}/restapis/{local_api}/v1/_user_request_"
+    assert local_alerts[ENV_APPROVAL_API_BASE_URL] == f"{emulator}/restapis/{local_api}/v1/_user_request_"
 
 
 @pytest.mark.parametrize("name", FUNCTIONS)
@@ -199,8 +205,8 @@ def test_shared_layer_is_built_for_arm64_python_312(dev):
 
 
 def test_outputs_name_every_function_alias_and_deployment_group(dev):
-    for name, service in FUNCTIONS.items():
-        package = names.LAMBDA_FUNCTIONS[service].package
+    for name, spec in FUNCTIONS.items():
+        package = spec.package
         assert dev["output"][f"{package}_function_name"]["value"] == reference_to("aws_lambda_function", function_id(dev, name), "function_name")
         assert dev["output"][f"{package}_alias_arn"]["value"] == reference_to("aws_lambda_alias", alias_of(dev, name)[0], "arn")
         assert dev["output"][f"{package}_deployment_group"]["value"].endswith(".deployment_group_name}")

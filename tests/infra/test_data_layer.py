@@ -4,7 +4,10 @@ from __future__ import annotations
 import json
 
 import pytest
-from patternwatch_shared import names
+from patternwatch_shared.names.table import (
+    APPROVAL_PARTITION_KEY, RECENT_PATTERNS_INDEX, RECENT_PATTERNS_INDEX_PARTITION_KEY,
+    RECENT_PATTERNS_INDEX_SORT_KEY,
+)
 
 from patternwatch_infra.testing import (
     find_resource,
@@ -92,9 +95,9 @@ def test_trading_patterns_has_a_recent_patterns_index_so_the_threshold_checker_q
     table = find_resource(dev, "aws_dynamodb_table", name="TradingPatterns-dev")
     (index,) = table["global_secondary_index"]
     assert index == {
-        "name": names.RECENT_PATTERNS_INDEX,
-        "hash_key": names.RECENT_PATTERNS_INDEX_PARTITION_KEY,
-        "range_key": names.RECENT_PATTERNS_INDEX_SORT_KEY,
+        "name": RECENT_PATTERNS_INDEX,
+        "hash_key": RECENT_PATTERNS_INDEX_PARTITION_KEY,
+        "range_key": RECENT_PATTERNS_INDEX_SORT_KEY,
         "projection_type": "ALL",
     }
 
@@ -104,7 +107,7 @@ def test_approval_tracking_expires_items_by_ttl(dev):
     assert table["ttl"] == {"enabled": True, "attribute_name": "expiresAt"}
     assert table["point_in_time_recovery"] == {"enabled": True}
     assert table["billing_mode"] == "PAY_PER_REQUEST"
-    assert table["hash_key"] == names.APPROVAL_PARTITION_KEY
+    assert table["hash_key"] == APPROVAL_PARTITION_KEY
 
 
 # --- SQS ---------------------------------------------------------------------------------------------

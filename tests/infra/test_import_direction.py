@@ -120,7 +120,7 @@ def test_every_import_form_is_caught(source):
     [
         "from .packaging import build_all",
         "from . import dashboard",
-        "from patternwatch_shared.names.functions import LAMBDA_FUNCTIONS",
+        "from patternwatch_shared.names.functions import PLATFORM_FUNCTIONS",
         "import testing_utils",
         "from .tooling_notes import x",
         "importlib.import_module(name)",

@@ -1,12 +1,19 @@
 """The monitoring layer, asserted by property value on the synthesized stacks."""
 from __future__ import annotations
 
+import ast
 import json
 import re
 from pathlib import Path
 
 import pytest
-from patternwatch_shared import names
+from patternwatch_shared.names import metrics as metric_names
+from patternwatch_shared.names.functions import KINESIS_CONSUMER
+from patternwatch_shared.names.metrics import (
+    DIMENSION_ACTION, DIMENSION_PATTERN_TYPE, DIMENSION_SERVICE, DIMENSION_SEVERITY, METRICS_NAMESPACE,
+    METRIC_ALERT_PRIORITY, METRIC_APPROVALS_PROCESSED, METRIC_CONFIDENCE_SCORE, METRIC_PATTERNS_EVALUATED,
+    METRIC_PATTERN_DETECTION_DURATION, METRIC_THRESHOLD_CHECKS, PATTERN_TYPE_ALL,
+)
 
 from patternwatch_infra.config import ENVIRONMENT_NAMES
 from patternwatch_infra.monitoring import billing_alarm_region_check
@@ -15,10 +22,10 @@ from patternwatch_infra.testing import find_resource, logical_id, policy_stateme
 LAMBDA_SRC = Path(__file__).resolve().parents[2] / "lambda_src"
 FUNCTIONS = ("KinesisConsumer", "PatternDetector", "AlertProcessor", "ThresholdChecker", "ApprovalProcessor")
 # The metric names the handlers emit with: every METRIC_* constant of the shared names module.
-EMITTED_METRICS = {value for key, value in vars(names).items() if key.startswith("METRIC_")}
+EMITTED_METRICS = {value for key, value in vars(metric_names).items() if key.startswith("METRIC_")}
 ISSUE_METRICS = {
-    names.METRIC_PATTERN_DETECTION_DURATION, names.METRIC_CONFIDENCE_SCORE, names.METRIC_ALERT_PRIORITY,
-    names.METRIC_APPROVALS_PROCESSED, names.METRIC_THRESHOLD_CHECKS, names.METRIC_PATTERNS_EVALUATED,
+    METRIC_PATTERN_DETECTION_DURATION, METRIC_CONFIDENCE_SCORE, METRIC_ALERT_PRIORITY,
+    METRIC_APPROVALS_PROCESSED, METRIC_THRESHOLD_CHECKS, METRIC_PATTERNS_EVALUATED,
 }
 
 
@@ -67,35 +74,35 @@ def test_dashboard_has_at_least_fourteen_widgets_of_every_kind(stacks, env):
 
 def test_every_custom_metric_on_the_dashboard_is_a_name_the_handlers_emit(dev):
     body = dashboard(dev)
-    custom = {line[1] for line in metric_lines(body) if line[0] == names.METRICS_NAMESPACE}
+    custom = {line[1] for line in metric_lines(body) if line[0] == METRICS_NAMESPACE}
     for expression in search_expressions(body):
-        assert expression.startswith(f"SEARCH('{{{names.METRICS_NAMESPACE},")
+        assert expression.startswith(f"SEARCH('{{{METRICS_NAMESPACE},")
         custom |= set(re.findall(r'MetricName="([^"]+)"', expression))
     assert custom <= EMITTED_METRICS
     assert ISSUE_METRICS <= custom
     # ...and each is one the function code actually emits, through the same constant.
-    sources = "\n".join(path.read_text() for path in LAMBDA_SRC.glob("*/*.py"))
+    used = {node.id for path in LAMBDA_SRC.glob("*/*.py") for node in ast.walk(ast.parse(path.read_text())) if isinstance(node, ast.Name)}
     for metric in custom:
-        constants = [key for key, value in vars(names).items() if key.startswith("METRIC_") and value == metric]
-        assert any(f"names.{key}" in sources for key in constants), f"no handler emits {metric}"
+        constants = [key for key, value in vars(metric_names).items() if key.startswith("METRIC_") and value == metric]
+        assert any(key in used for key in constants), f"no handler emits {metric}"
 
 
 def test_custom_metrics_use_the_dimension_sets_the_handlers_emit(dev):
     """Powertools adds `service`; per-value metrics add one dimension; CloudWatch matches the whole set."""
     expected = {
-        names.METRIC_PATTERN_DETECTION_DURATION: {names.DIMENSION_SERVICE, names.DIMENSION_PATTERN_TYPE},
-        names.METRIC_ALERT_PRIORITY: {names.DIMENSION_SERVICE, names.DIMENSION_SEVERITY},
-        names.METRIC_APPROVALS_PROCESSED: {names.DIMENSION_SERVICE, names.DIMENSION_ACTION},
-        names.METRIC_THRESHOLD_CHECKS: {names.DIMENSION_SERVICE},
-        names.METRIC_PATTERNS_EVALUATED: {names.DIMENSION_SERVICE},
+        METRIC_PATTERN_DETECTION_DURATION: {DIMENSION_SERVICE, DIMENSION_PATTERN_TYPE},
+        METRIC_ALERT_PRIORITY: {DIMENSION_SERVICE, DIMENSION_SEVERITY},
+        METRIC_APPROVALS_PROCESSED: {DIMENSION_SERVICE, DIMENSION_ACTION},
+        METRIC_THRESHOLD_CHECKS: {DIMENSION_SERVICE},
+        METRIC_PATTERNS_EVALUATED: {DIMENSION_SERVICE},
     }
     for line in metric_lines(dashboard(dev)):
-        if line[0] == names.METRICS_NAMESPACE:
+        if line[0] == METRICS_NAMESPACE:
             pairs = [p for p in line[2:] if not isinstance(p, dict)]
             assert set(pairs[0::2]) == expected[line[1]], line
     (confidence,) = search_expressions(dashboard(dev))
-    assert f"{{{names.METRICS_NAMESPACE},{names.DIMENSION_PATTERN_TYPE},{names.DIMENSION_SERVICE}}}" in confidence
-    assert f'MetricName="{names.METRIC_CONFIDENCE_SCORE}"' in confidence
+    assert f"{{{METRICS_NAMESPACE},{DIMENSION_PATTERN_TYPE},{DIMENSION_SERVICE}}}" in confidence
+    assert f'MetricName="{METRIC_CONFIDENCE_SCORE}"' in confidence
 
 
 def test_dashboard_graphs_the_aws_metrics_of_every_part_of_the_platform(dev):
@@ -129,8 +136,8 @@ def test_detection_duration_alarms_on_its_anomaly_detection_band(dev):
     queries = {q["id"]: q for q in anomaly["metric_query"]}
     assert queries["band"]["expression"] == "ANOMALY_DETECTION_BAND(duration, 2)"
     metric = queries["duration"]["metric"]
-    assert (metric["namespace"], metric["metric_name"]) == (names.METRICS_NAMESPACE, names.METRIC_PATTERN_DETECTION_DURATION)
-    assert metric["dimensions"] == {"service": names.SERVICE_KINESIS_CONSUMER, "PatternType": names.PATTERN_TYPE_ALL}
+    assert (metric["namespace"], metric["metric_name"]) == (METRICS_NAMESPACE, METRIC_PATTERN_DETECTION_DURATION)
+    assert metric["dimensions"] == {"service": KINESIS_CONSUMER.service_name, "PatternType": PATTERN_TYPE_ALL}
 
 
 def test_queue_workflow_and_api_alarms(dev):

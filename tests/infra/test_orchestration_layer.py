@@ -14,7 +14,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
-from patternwatch_shared import names, workflow
+from patternwatch_shared import workflow
+from patternwatch_shared.names.messages import (
+    EVENT_DETAIL_TYPE_PATTERN_DETECTED, EVENT_FIELD_CONFIDENCE, EVENT_SOURCE_PATTERNS, PATTERN_FAMILIES,
+    SEVERITY_CRITICAL, WORKFLOW_ACTION_DECIDE, WORKFLOW_ACTION_DETECT, WORKFLOW_ACTION_SCORE,
+    WORKFLOW_ACTION_VALIDATE, WORKFLOW_ERROR_INVALID_INPUT,
+)
 from pattern_engine.synthetic import planted
 
 from patternwatch_infra.config import ENVIRONMENT_NAMES
@@ -91,11 +96,11 @@ def test_analysis_workflow_runs_validation_three_families_in_parallel_scoring_an
     assert states["ConfidenceScoring"]["Next"] == "AlertDecision"
     assert states["AlertDecision"]["End"] is True
     branches = states["PatternDetection"]["Branches"]
-    assert [b["States"][b["StartAt"]]["Parameters"]["family"] for b in branches] == list(names.PATTERN_FAMILIES)
+    assert [b["States"][b["StartAt"]]["Parameters"]["family"] for b in branches] == list(PATTERN_FAMILIES)
     assert [b["StartAt"] for b in branches] == ["DetectHeadAndShoulders", "DetectDoubleTop", "DetectAscendingTriangle"]
     actions = [states[s]["Parameters"]["action"] for s in ("DataValidation", "ConfidenceScoring", "AlertDecision")]
-    assert actions == [names.WORKFLOW_ACTION_VALIDATE, names.WORKFLOW_ACTION_SCORE, names.WORKFLOW_ACTION_DECIDE]
-    assert {b["States"][b["StartAt"]]["Parameters"]["action"] for b in branches} == {names.WORKFLOW_ACTION_DETECT}
+    assert actions == [WORKFLOW_ACTION_VALIDATE, WORKFLOW_ACTION_SCORE, WORKFLOW_ACTION_DECIDE]
+    assert {b["States"][b["StartAt"]]["Parameters"]["action"] for b in branches} == {WORKFLOW_ACTION_DETECT}
 
 
 def test_every_analysis_task_retries_three_times_with_backoff_two(dev):
@@ -103,7 +108,7 @@ def test_every_analysis_task_retries_three_times_with_backoff_two(dev):
         catch_all = [r for r in state["Retry"] if r["ErrorEquals"] == ["States.ALL"]]
         assert catch_all == [{"ErrorEquals": ["States.ALL"], "IntervalSeconds": 1, "MaxAttempts": 3, "BackoffRate": 2.0}], name
         # Invalid input is not worth retrying; it goes straight to manual review.
-        assert state["Retry"][0] == {"ErrorEquals": [names.WORKFLOW_ERROR_INVALID_INPUT], "MaxAttempts": 0}, name
+        assert state["Retry"][0] == {"ErrorEquals": [WORKFLOW_ERROR_INVALID_INPUT], "MaxAttempts": 0}, name
 
 
 def test_errors_go_to_manual_review_which_publishes_to_the_ops_topic_and_fails(dev):
@@ -216,11 +221,11 @@ def _parameters(template: dict, data, context: dict) -> dict:
 
 def _run_action(event: dict) -> dict:
     request = workflow.parse_request(json.loads(json.dumps(event)))
-    if request.action == names.WORKFLOW_ACTION_VALIDATE:
+    if request.action == WORKFLOW_ACTION_VALIDATE:
         return workflow.validate(request)
-    if request.action == names.WORKFLOW_ACTION_DETECT:
+    if request.action == WORKFLOW_ACTION_DETECT:
         return workflow.detect_family(request, _Provider())[0]
-    if request.action == names.WORKFLOW_ACTION_SCORE:
+    if request.action == WORKFLOW_ACTION_SCORE:
         return workflow.score(request)
     return workflow.decide(request, detected_at=datetime(2026, 11, 28, tzinfo=timezone.utc))[0]
 
@@ -250,7 +255,7 @@ def test_the_analysis_data_flow_fits_the_strict_request_models_and_finds_a_plant
     # The execution input is an EventBridge PatternDetected detail: extra fields are left behind by Parameters.
     result = _run(asl, {"symbol": "AAPL", "bars": bars, "confidence": 0.97}, {"Execution": {"Name": "exec-1"}})
     assert result["decision"] == "ALERT"
-    assert result["symbol"] == "AAPL" and result["severity"] == names.SEVERITY_CRITICAL
+    assert result["symbol"] == "AAPL" and result["severity"] == SEVERITY_CRITICAL
 
 
 # --- Tuner functions and roles --------------------------------------------------------------------
@@ -329,9 +334,9 @@ def test_pattern_detected_events_at_or_above_the_threshold_start_the_analysis_wo
     rule_id = logical_id(dev, "aws_cloudwatch_event_rule", name="pattern-detected-dev")
     pattern = json.loads(resources(dev, "aws_cloudwatch_event_rule")[rule_id]["event_pattern"])
     assert pattern == {
-        "source": [names.EVENT_SOURCE_PATTERNS],
-        "detail-type": [names.EVENT_DETAIL_TYPE_PATTERN_DETECTED],
-        "detail": {names.EVENT_FIELD_CONFIDENCE: [{"numeric": [">=", 0.9]}]},
+        "source": [EVENT_SOURCE_PATTERNS],
+        "detail-type": [EVENT_DETAIL_TYPE_PATTERN_DETECTED],
+        "detail": {EVENT_FIELD_CONFIDENCE: [{"numeric": [">=", 0.9]}]},
     }
     target = find_resource(dev, "aws_cloudwatch_event_target", rule=reference_to("aws_cloudwatch_event_rule", rule_id, "name"))
     machine_id = logical_id(dev, "aws_sfn_state_machine", name="PatternAnalysisWorkflow-dev")

@@ -7,7 +7,12 @@ import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from patternwatch_shared import names
+from patternwatch_shared.names.functions import ENV_TRADING_PATTERNS_TABLE
+from patternwatch_shared.names.messages import (
+    ALERT_SOURCE_STREAM, ALERT_SOURCE_THRESHOLD, APPROVAL_STATUS_APPROVED, APPROVAL_STATUS_PENDING,
+    SEVERITY_CRITICAL, SEVERITY_HIGH,
+)
+from patternwatch_shared.names.table import ALERT_STATE_QUEUED
 from patternwatch_shared.storage import StoredPattern
 
 from integration_helpers import as_records, drain, planted_bars, put_records, queue_depth, subscribe_inbox
@@ -26,8 +31,8 @@ def critical_alert(symbol: str) -> dict:
     now = datetime.now(timezone.utc)
     return {
         "alertId": f"{symbol}#{int(now.timestamp())}#head-and-shoulders",
-        "source": names.ALERT_SOURCE_STREAM,
-        "severity": names.SEVERITY_CRITICAL,
+        "source": ALERT_SOURCE_STREAM,
+        "severity": SEVERITY_CRITICAL,
         "detectedAt": now.isoformat(),
         "confidence": 0.97,
         "symbol": symbol,
@@ -58,7 +63,7 @@ def test_the_runner_reads_its_wiring_back_from_the_emulator(runner):
     assert [p.function.name for p in runner.queues] == ["AlertProcessor-local"]
     assert [s.function.name for s in runner.schedules] == ["ThresholdChecker-local"]
     assert {(r.method, r.resource) for r in runner.routes} == {("POST", "/patterns"), ("GET", "/patterns/{symbol}"), ("POST", "/approve/{token}")}
-    assert runner.streams[0].function.environment[names.ENV_TRADING_PATTERNS_TABLE] == "TradingPatterns-local"
+    assert runner.streams[0].function.environment[ENV_TRADING_PATTERNS_TABLE] == "TradingPatterns-local"
 
 
 def test_bars_on_the_stream_become_stored_bars_and_detected_patterns(deployed, runner, clients):
@@ -81,26 +86,26 @@ def test_a_planted_critical_pattern_is_queued_and_opens_an_approval(deployed, ru
 
     (request,) = [r for r in drain(clients, approvals_inbox) if r["alert"]["symbol"] == "ITALERT"]
     assert request["alert"]["pattern"] == "head-and-shoulders" and request["alert"]["confidence"] > 0.9
-    assert request["severity"] == names.SEVERITY_CRITICAL
+    assert request["severity"] == SEVERITY_CRITICAL
     token = request["approveUrl"].rsplit("/", 1)[-1]
     assert request["approveUrl"].startswith(f"{endpoint}/restapis/")
     item = clients.dynamodb.get_item(
         TableName=deployed["approval_tracking_table_name"], Key={"tokenHash": {"S": hashlib.sha256(token.encode()).hexdigest()}}
     )["Item"]
     assert abs(int(item["expiresAt"]["N"]) - (time.time() + 3600)) < 300
-    assert item["status"]["S"] == names.APPROVAL_STATUS_PENDING
+    assert item["status"]["S"] == APPROVAL_STATUS_PENDING
     assert token not in json.dumps(item)
     assert queue_depth(clients, deployed["pending_approvals_queue_url"]) == pending_before + 1
 
 
 def test_a_non_critical_alert_is_delivered_to_trading_alerts_subscribers(deployed, runner, clients):
     inbox = subscribe_inbox(clients, deployed["trading_alerts_topic_arn"], "ItTradingAlertsInbox")
-    alert = {**critical_alert("ITHIGH"), "severity": names.SEVERITY_HIGH, "confidence": 0.92}
+    alert = {**critical_alert("ITHIGH"), "severity": SEVERITY_HIGH, "confidence": 0.92}
     clients.sqs.send_message(QueueUrl=deployed["alert_queue_url"], MessageBody=json.dumps(alert))
     runner.drain()
     delivered = [m for m in drain(clients, inbox) if m.get("alertId") == alert["alertId"]]
     assert len(delivered) == 1
-    assert delivered[0]["severity"] == names.SEVERITY_HIGH
+    assert delivered[0]["severity"] == SEVERITY_HIGH
 
 
 def test_approve_answers_200_then_409_and_410_once_expired(deployed, runner, clients):
@@ -110,7 +115,7 @@ def test_approve_answers_200_then_409_and_410_once_expired(deployed, runner, cli
     assert runner.request("POST", f"/approve/{token}", body={"action": "approve"})["statusCode"] == 403  # no API key
     first = runner.request("POST", f"/approve/{token}", body={"action": "approve"}, api_key=key)
     assert first["statusCode"] == 200, first
-    assert json.loads(first["body"])["status"] == names.APPROVAL_STATUS_APPROVED
+    assert json.loads(first["body"])["status"] == APPROVAL_STATUS_APPROVED
     assert runner.request("POST", f"/approve/{token}", body={"action": "reject"}, api_key=key)["statusCode"] == 409
 
     expired = open_approval(clients, runner, deployed, "ITEXPIRE", inbox)
@@ -149,7 +154,7 @@ def test_the_threshold_checker_queues_an_alert_when_thresholds_are_exceeded(depl
     for i in range(6):  # ERROR_THRESHOLD is 5: six breaches exceed it
         pattern = StoredPattern(
             symbol=f"ITTH{i}", pattern="double-top", confidence=0.96, start_timestamp=1_700_000_000, end_timestamp=1_700_000_000 + i,
-            detected_at=detected, severity=names.SEVERITY_CRITICAL, alert_state=names.ALERT_STATE_QUEUED,
+            detected_at=detected, severity=SEVERITY_CRITICAL, alert_state=ALERT_STATE_QUEUED,
         )
         clients.dynamodb.put_item(TableName=deployed["trading_patterns_table_name"], Item=pattern.to_item())
     depth = queue_depth(clients, deployed["alert_queue_url"])
@@ -157,7 +162,7 @@ def test_the_threshold_checker_queues_an_alert_when_thresholds_are_exceeded(depl
     assert summary["exceeded"] is True and summary["breaches"] >= 6, summary
     assert queue_depth(clients, deployed["alert_queue_url"]) == depth + 1
     runner.drain()
-    threshold_alerts = [m for m in drain(clients, inbox) if m.get("source") == names.ALERT_SOURCE_THRESHOLD]
+    threshold_alerts = [m for m in drain(clients, inbox) if m.get("source") == ALERT_SOURCE_THRESHOLD]
     assert len(threshold_alerts) == 1
 
 

@@ -22,7 +22,13 @@ from lambda_testkit import (  # noqa: E402
     FakeLambdaContext,
     create_trading_patterns_table,
 )
-from patternwatch_shared import aws, names  # noqa: E402
+from patternwatch_shared import aws  # noqa: E402
+from patternwatch_shared.names.functions import (  # noqa: E402
+    ENV_ALERT_QUEUE_URL, ENV_APPROVAL_API_BASE_URL, ENV_APPROVAL_EXPIRY_SECONDS,
+    ENV_APPROVAL_REQUESTS_TOPIC_ARN, ENV_APPROVAL_TABLE, ENV_ERROR_THRESHOLD, ENV_PATTERN_CONFIDENCE_THRESHOLD,
+    ENV_PENDING_APPROVALS_QUEUE_URL, ENV_TRADING_ALERTS_TOPIC_ARN, ENV_TRADING_PATTERNS_TABLE,
+)
+from patternwatch_shared.names.table import APPROVAL_PARTITION_KEY  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -61,8 +67,8 @@ def aws_resources(monkeypatch):
         dynamodb.create_table(
             TableName=APPROVAL_TRACKING,
             BillingMode="PAY_PER_REQUEST",
-            AttributeDefinitions=[{"AttributeName": names.APPROVAL_PARTITION_KEY, "AttributeType": "S"}],
-            KeySchema=[{"AttributeName": names.APPROVAL_PARTITION_KEY, "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": APPROVAL_PARTITION_KEY, "AttributeType": "S"}],
+            KeySchema=[{"AttributeName": APPROVAL_PARTITION_KEY, "KeyType": "HASH"}],
         )
         alert_queue = sqs.create_queue(QueueName="AlertQueue")["QueueUrl"]
         pending_queue = sqs.create_queue(QueueName="PendingApprovals")["QueueUrl"]
@@ -76,16 +82,16 @@ def aws_resources(monkeypatch):
             inboxes[topic] = url
 
         for key, value in {
-            names.ENV_TRADING_PATTERNS_TABLE: TRADING_PATTERNS,
-            names.ENV_APPROVAL_TABLE: APPROVAL_TRACKING,
-            names.ENV_ALERT_QUEUE_URL: alert_queue,
-            names.ENV_PENDING_APPROVALS_QUEUE_URL: pending_queue,
-            names.ENV_TRADING_ALERTS_TOPIC_ARN: trading_alerts,
-            names.ENV_APPROVAL_REQUESTS_TOPIC_ARN: approval_requests,
-            names.ENV_APPROVAL_EXPIRY_SECONDS: str(names.DEFAULT_APPROVAL_EXPIRY_SECONDS),
-            names.ENV_APPROVAL_API_BASE_URL: API_BASE_URL,
-            names.ENV_ERROR_THRESHOLD: "2",
-            names.ENV_PATTERN_CONFIDENCE_THRESHOLD: "0.9",
+            ENV_TRADING_PATTERNS_TABLE: TRADING_PATTERNS,
+            ENV_APPROVAL_TABLE: APPROVAL_TRACKING,
+            ENV_ALERT_QUEUE_URL: alert_queue,
+            ENV_PENDING_APPROVALS_QUEUE_URL: pending_queue,
+            ENV_TRADING_ALERTS_TOPIC_ARN: trading_alerts,
+            ENV_APPROVAL_REQUESTS_TOPIC_ARN: approval_requests,
+            ENV_APPROVAL_EXPIRY_SECONDS: "3600",
+            ENV_APPROVAL_API_BASE_URL: API_BASE_URL,
+            ENV_ERROR_THRESHOLD: "2",
+            ENV_PATTERN_CONFIDENCE_THRESHOLD: "0.9",
         }.items():
             monkeypatch.setenv(key, value)
         yield AwsResources(

@@ -8,7 +8,12 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from patternwatch_shared import aws, names
+from patternwatch_shared import aws
+from patternwatch_shared.names.messages import CRITICAL_CONFIDENCE_THRESHOLD
+from patternwatch_shared.names.table import (
+    RECENT_PATTERNS_INDEX, RECENT_PATTERNS_INDEX_PARTITION_KEY, RECENT_PATTERNS_INDEX_SORT_KEY,
+    TABLE_PARTITION_KEY, TABLE_SORT_KEY,
+)
 
 REGION = "us-east-1"
 TRADING_PATTERNS = "TradingPatterns-test"
@@ -77,21 +82,21 @@ def create_trading_patterns_table(dynamodb) -> None:
         TableName=TRADING_PATTERNS,
         BillingMode="PAY_PER_REQUEST",
         AttributeDefinitions=[
-            {"AttributeName": names.TABLE_PARTITION_KEY, "AttributeType": "S"},
-            {"AttributeName": names.TABLE_SORT_KEY, "AttributeType": "S"},
-            {"AttributeName": names.RECENT_PATTERNS_INDEX_PARTITION_KEY, "AttributeType": "S"},
-            {"AttributeName": names.RECENT_PATTERNS_INDEX_SORT_KEY, "AttributeType": "S"},
+            {"AttributeName": TABLE_PARTITION_KEY, "AttributeType": "S"},
+            {"AttributeName": TABLE_SORT_KEY, "AttributeType": "S"},
+            {"AttributeName": RECENT_PATTERNS_INDEX_PARTITION_KEY, "AttributeType": "S"},
+            {"AttributeName": RECENT_PATTERNS_INDEX_SORT_KEY, "AttributeType": "S"},
         ],
         KeySchema=[
-            {"AttributeName": names.TABLE_PARTITION_KEY, "KeyType": "HASH"},
-            {"AttributeName": names.TABLE_SORT_KEY, "KeyType": "RANGE"},
+            {"AttributeName": TABLE_PARTITION_KEY, "KeyType": "HASH"},
+            {"AttributeName": TABLE_SORT_KEY, "KeyType": "RANGE"},
         ],
         GlobalSecondaryIndexes=[
             {
-                "IndexName": names.RECENT_PATTERNS_INDEX,
+                "IndexName": RECENT_PATTERNS_INDEX,
                 "KeySchema": [
-                    {"AttributeName": names.RECENT_PATTERNS_INDEX_PARTITION_KEY, "KeyType": "HASH"},
-                    {"AttributeName": names.RECENT_PATTERNS_INDEX_SORT_KEY, "KeyType": "RANGE"},
+                    {"AttributeName": RECENT_PATTERNS_INDEX_PARTITION_KEY, "KeyType": "HASH"},
+                    {"AttributeName": RECENT_PATTERNS_INDEX_SORT_KEY, "KeyType": "RANGE"},
                 ],
                 "Projection": {"ProjectionType": "ALL"},
             }
@@ -313,7 +318,7 @@ def planted_bars(symbol: str, pattern: str = "head-and-shoulders", seed: int = 0
     from pattern_engine.synthetic import planted
 
     series = planted(pattern, noise=0.0005, seed=seed)
-    matches = [m for m in detect(series.bars) if m.pattern == pattern and m.confidence > names.CRITICAL_CONFIDENCE_THRESHOLD]
+    matches = [m for m in detect(series.bars) if m.pattern == pattern and m.confidence > CRITICAL_CONFIDENCE_THRESHOLD]
     assert matches, f"the engine no longer finds a planted {pattern} (seed {seed})"
     columns = series.bars
     bars = [

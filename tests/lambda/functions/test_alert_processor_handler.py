@@ -10,7 +10,9 @@ import pytest
 
 from alert_processor import handler
 from lambda_testkit import API_BASE_URL, APPROVAL_TRACKING, FlakyClient, alert_body, failed_ids, install_client, metric_values, sqs_event
-from patternwatch_shared import names
+from patternwatch_shared.names.metrics import (
+    METRIC_ALERT_PRIORITY, METRIC_DUPLICATE_ALERTS_SKIPPED, METRIC_RECORDS_REJECTED,
+)
 
 T0 = 1_700_000_000
 
@@ -30,8 +32,8 @@ def test_non_critical_alerts_are_published_to_trading_alerts(aws_resources, lamb
     assert {p["MessageAttributes"]["severity"]["Value"] for p in published} == {"HIGH", "MEDIUM"}
     assert aws_resources.published(aws_resources.approval_requests_inbox) == []
     out = capsys.readouterr().out
-    assert metric_values(out, names.METRIC_ALERT_PRIORITY, Severity="HIGH") == [1.0]
-    assert metric_values(out, names.METRIC_ALERT_PRIORITY, Severity="MEDIUM") == [1.0]
+    assert metric_values(out, METRIC_ALERT_PRIORITY, Severity="HIGH") == [1.0]
+    assert metric_values(out, METRIC_ALERT_PRIORITY, Severity="MEDIUM") == [1.0]
 
 
 def test_critical_alert_starts_an_approval_storing_only_the_token_hash(aws_resources, lambda_context):
@@ -86,7 +88,7 @@ def test_bad_messages_fail_alone_and_valid_ones_are_delivered(aws_resources, lam
     assert failed_ids(response) == [r["messageId"] for i, r in enumerate(event["Records"]) if i not in good]
     assert [p["Message"]["alertId"] for p in aws_resources.published(aws_resources.trading_alerts_inbox)] == ["good-1"]
     assert [p["Message"]["alertId"] for p in aws_resources.published(aws_resources.approval_requests_inbox)] == ["good-2"]
-    assert metric_values(capsys.readouterr().out, names.METRIC_RECORDS_REJECTED) == [7.0]
+    assert metric_values(capsys.readouterr().out, METRIC_RECORDS_REJECTED) == [7.0]
 
 
 def test_empty_batch_and_wrong_event(aws_resources, lambda_context):
@@ -133,7 +135,7 @@ def test_duplicated_and_redelivered_alerts_are_delivered_once(aws_resources, lam
     assert len(aws_resources.published(aws_resources.approval_requests_inbox)) == 1
     assert len(aws_resources.drain(aws_resources.pending_queue_url)) == 1
     assert len(approvals(aws_resources)) == 1
-    assert sum(metric_values(capsys.readouterr().out, names.METRIC_DUPLICATE_ALERTS_SKIPPED)) == 4
+    assert sum(metric_values(capsys.readouterr().out, METRIC_DUPLICATE_ALERTS_SKIPPED)) == 4
 
 
 def test_ledger_write_fault_does_not_fail_a_delivered_alert(aws_resources, lambda_context):

@@ -17,9 +17,9 @@ from lambda_testkit import (
     install_client,
     metric_values,
 )
-from patternwatch_shared import names
 from patternwatch_shared.approvals import ApprovalWorkflow, token_hash
 from patternwatch_shared.models import AlertMessage
+from patternwatch_shared.names.metrics import METRIC_APPROVALS_PROCESSED
 
 
 def start_approval(resources, *, now: datetime | None = None, expiry_seconds: int = 3600) -> str:
@@ -72,7 +72,7 @@ def test_first_decision_is_200_and_published(aws_resources, lambda_context, caps
     published = aws_resources.published(aws_resources.trading_alerts_inbox)
     assert [p["Message"]["status"] for p in published] == [status]
     action = "approve" if status == "APPROVED" else "reject"
-    assert metric_values(capsys.readouterr().out, names.METRIC_APPROVALS_PROCESSED, Action=action) == [1.0]
+    assert metric_values(capsys.readouterr().out, METRIC_APPROVALS_PROCESSED, Action=action) == [1.0]
 
 
 def test_repeated_decision_is_409_and_changes_nothing(aws_resources, lambda_context):
@@ -91,7 +91,7 @@ def test_expired_approval_is_410_and_records_an_auto_reject_once(aws_resources, 
     assert item_for(aws_resources, token)["status"]["S"] == "EXPIRED"
     published = aws_resources.published(aws_resources.trading_alerts_inbox)
     assert [p["Message"]["decision"] for p in published] == ["auto-reject"]
-    assert metric_values(capsys.readouterr().out, names.METRIC_APPROVALS_PROCESSED, Action="auto-reject") == [1.0]
+    assert metric_values(capsys.readouterr().out, METRIC_APPROVALS_PROCESSED, Action="auto-reject") == [1.0]
 
     assert call(token, "reject", lambda_context)[0] == 410
     assert aws_resources.published(aws_resources.trading_alerts_inbox) == []

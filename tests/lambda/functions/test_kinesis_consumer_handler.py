@@ -20,7 +20,9 @@ from lambda_testkit import (
     planted_bars,
     sequence_numbers,
 )
-from patternwatch_shared import names
+from patternwatch_shared.names.metrics import (
+    METRIC_CONFIDENCE_SCORE, METRIC_PATTERN_DETECTION_DURATION, METRIC_RECORDS_REJECTED,
+)
 
 T0 = 1_700_000_000
 
@@ -72,7 +74,7 @@ def test_a_batch_of_only_bad_records_is_answered_record_by_record(aws_resources,
     event = kinesis_event(["%%%", b64("[]"), b64("{}")])
     response = handler.lambda_handler(event, lambda_context)
     assert failed_ids(response) == sequence_numbers(event)
-    assert metric_values(capsys.readouterr().out, names.METRIC_RECORDS_REJECTED) == [3.0]
+    assert metric_values(capsys.readouterr().out, METRIC_RECORDS_REJECTED) == [3.0]
 
 
 def test_empty_batch_is_answered_without_error(aws_resources, lambda_context):
@@ -121,8 +123,8 @@ def test_planted_pattern_is_detected_on_its_bar_stored_once_and_alerted(aws_reso
     assert all(a["confidence"] > 0.9 for a in alerts)
 
     out = capsys.readouterr().out
-    assert metric_values(out, names.METRIC_CONFIDENCE_SCORE, PatternType="head-and-shoulders")[0] > 95
-    assert len(metric_values(out, names.METRIC_PATTERN_DETECTION_DURATION, PatternType="all")) == 1
+    assert metric_values(out, METRIC_CONFIDENCE_SCORE, PatternType="head-and-shoulders")[0] > 95
+    assert len(metric_values(out, METRIC_PATTERN_DETECTION_DURATION, PatternType="all")) == 1
 
 
 def test_catch_up_batch_finds_a_pattern_that_ends_mid_batch(aws_resources, lambda_context):

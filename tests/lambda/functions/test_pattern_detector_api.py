@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from lambda_testkit import api_event, planted_bars
-from patternwatch_shared import names
+from patternwatch_shared.names.table import ALERT_STATE_NOT_REQUIRED
 from patternwatch_shared.storage import StoredPattern, TradingPatternsTable
 from pattern_detector import handler
 
@@ -85,7 +85,7 @@ def store_patterns(resources, symbol: str, count: int) -> list[str]:
         stored = StoredPattern(
             symbol=symbol, pattern="double-top", confidence=0.5 + i / 100, start_timestamp=1_700_000_000 + i * 60,
             end_timestamp=1_700_003_000 + i * 60, detected_at=detected + timedelta(minutes=i), severity="LOW",
-            alert_state=names.ALERT_STATE_NOT_REQUIRED, extrema=((1_700_000_000 + i * 60, 10.0),),
+            alert_state=ALERT_STATE_NOT_REQUIRED, extrema=((1_700_000_000 + i * 60, 10.0),),
         )
         table.put_pattern_once(stored)
         sort_keys.append(stored.sort_key)

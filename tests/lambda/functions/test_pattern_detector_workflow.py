@@ -6,7 +6,8 @@ import copy
 import pytest
 
 from lambda_testkit import metric_values, planted_bars
-from patternwatch_shared import names
+from patternwatch_shared.names.messages import PATTERN_FAMILIES, WORKFLOW_ERROR_INVALID_INPUT
+from patternwatch_shared.names.metrics import METRIC_PATTERN_DETECTION_DURATION
 from patternwatch_shared.workflow import InvalidInputError
 from pattern_detector import handler
 
@@ -27,21 +28,21 @@ def run_workflow(bars: list[dict], context) -> tuple[dict, dict]:
     # Parallel state: one branch per family, each with Parameters {"action": "detect", "family": ...}.
     branches = [
         run({"action": "detect", "family": family, "symbol": validated["symbol"], "bars": validated["bars"]}, context)
-        for family in names.PATTERN_FAMILIES
+        for family in PATTERN_FAMILIES
     ]
     scored = run({"action": "score", "symbol": "WF", "results": branches}, context)
     decided = run({"action": "decide", **scored}, context)
     return scored, decided
 
 
-@pytest.mark.parametrize("family", names.PATTERN_FAMILIES)
+@pytest.mark.parametrize("family", PATTERN_FAMILIES)
 def test_each_family_branch_finds_its_planted_pattern_only(aws_resources, lambda_context, capsys, family):
     bars, end = series(family)
     output = run({"action": "detect", "family": family, "symbol": "WF", "bars": bars}, lambda_context)
     assert output["family"] == family
     assert {m["pattern"] for m in output["matches"]} == {family}
     assert any(m["end"] == end and m["confidence"] > 0.95 for m in output["matches"])
-    assert metric_values(capsys.readouterr().out, names.METRIC_PATTERN_DETECTION_DURATION, PatternType=family)
+    assert metric_values(capsys.readouterr().out, METRIC_PATTERN_DETECTION_DURATION, PatternType=family)
 
 
 def test_full_workflow_alerts_on_a_clear_pattern(aws_resources, lambda_context):
@@ -114,7 +115,7 @@ def test_bad_workflow_input_raises_invalid_input_error(aws_resources, lambda_con
 
 
 def test_invalid_input_error_is_named_for_step_functions_catch():
-    assert InvalidInputError.__name__ == names.WORKFLOW_ERROR_INVALID_INPUT
+    assert InvalidInputError.__name__ == WORKFLOW_ERROR_INVALID_INPUT
 
 
 def test_engine_refusal_in_detect_becomes_invalid_input(aws_resources, lambda_context, monkeypatch):

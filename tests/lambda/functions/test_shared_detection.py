@@ -6,8 +6,8 @@ from contextlib import contextmanager
 import pytest
 
 from lambda_testkit import planted_bars
-from patternwatch_shared import names
 from patternwatch_shared.detection import DETECTION_SUBSEGMENT, context_bars, detect_in, detection_span, severity_for
+from patternwatch_shared.names.metrics import METRICS_NAMESPACE
 
 
 class FakeSubsegment:
@@ -47,7 +47,7 @@ def test_subsegment_carries_pattern_type_and_confidence():
     assert subsegment.annotations["Symbol"] == "TRC"
     assert subsegment.annotations["MatchCount"] == 1
     assert subsegment.annotations["TopConfidence"] > 0.95
-    matches = subsegment.metadata[(names.METRICS_NAMESPACE, "matches")]
+    matches = subsegment.metadata[(METRICS_NAMESPACE, "matches")]
     assert matches[0]["pattern"] == "head-and-shoulders"
     assert span.duration_ms > 0
 
@@ -59,7 +59,7 @@ def test_subsegment_records_a_detection_error_and_reraises():
             raise ValueError("lengths differ")
     (_, subsegment), = provider.subsegments
     assert subsegment.annotations["DetectionFailed"] is True
-    assert subsegment.metadata[(names.METRICS_NAMESPACE, "error")] == "ValueError: lengths differ"
+    assert subsegment.metadata[(METRICS_NAMESPACE, "error")] == "ValueError: lengths differ"
 
 
 def test_detect_in_maps_bar_indices_to_timestamps():

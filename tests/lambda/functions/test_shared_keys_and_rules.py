@@ -9,8 +9,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from lambda_testkit import metric_values
-from patternwatch_shared import keys, names, thresholds
+from patternwatch_shared import keys, thresholds
 from patternwatch_shared.approvals import MalformedToken, approve_link, new_token, token_hash
+from patternwatch_shared.names.table import TIMESTAMP_KEY_DIGITS
 from patternwatch_shared.telemetry import DimensionedMetrics
 
 moments = st.datetimes(
@@ -21,7 +22,7 @@ moments = st.datetimes(
 @given(st.integers(0, 10**12 - 1), st.integers(0, 10**12 - 1))
 def test_timestamp_keys_sort_like_the_numbers(a, b):
     assert (keys.timestamp_key(a) < keys.timestamp_key(b)) == (a < b)
-    assert len(keys.timestamp_key(a)) == names.TIMESTAMP_KEY_DIGITS
+    assert len(keys.timestamp_key(a)) == TIMESTAMP_KEY_DIGITS
 
 
 @pytest.mark.parametrize("bad", [-1, 10**12])

@@ -7,8 +7,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from patternwatch_shared import names, workflow
+from patternwatch_shared import workflow
 from patternwatch_shared.models import DecideRequest, ScoreRequest
+from patternwatch_shared.names.messages import ALERT_CONFIDENCE_THRESHOLD, WORKFLOW_ACTIONS
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=20),
@@ -24,7 +25,7 @@ def test_arbitrary_workflow_input_is_parsed_or_refused_as_invalid_input(event):
     except workflow.InvalidInputError as error:
         assert str(error)
     else:
-        assert request.action in names.WORKFLOW_ACTIONS
+        assert request.action in WORKFLOW_ACTIONS
 
 
 match_confidences = st.lists(st.floats(0, 1), max_size=8)
@@ -50,7 +51,7 @@ def test_score_ranks_every_match_and_decide_alerts_only_above_the_threshold(a, b
         DecideRequest.model_validate({"action": "decide", **scored}), detected_at=datetime(2026, 1, 1, tzinfo=timezone.utc)
     )
     top = max(a + b, default=None)
-    if top is not None and top > names.ALERT_CONFIDENCE_THRESHOLD:
+    if top is not None and top > ALERT_CONFIDENCE_THRESHOLD:
         assert decided["decision"] == "ALERT" and alert is not None and alert.confidence == top
     else:
         assert decided["decision"] == "NO_ALERT" and alert is None
@@ -65,7 +66,7 @@ def test_decide_uses_the_stream_alert_identity():
     assert alert.alertId == f"AAPL#{str(top['endTimestamp']).zfill(12)}#double-top"
 
 
-@pytest.mark.parametrize("action", names.WORKFLOW_ACTIONS)
+@pytest.mark.parametrize("action", WORKFLOW_ACTIONS)
 def test_every_declared_action_has_a_schema(action):
     with pytest.raises(workflow.InvalidInputError) as caught:
         workflow.parse_request({"action": action})

@@ -6,8 +6,10 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from lambda_testkit import RecordingClient, install_client, metric_values, scheduled_event
-from patternwatch_shared import names
 from patternwatch_shared.config import ConfigurationError
+from patternwatch_shared.names.functions import ENV_ERROR_THRESHOLD, ENV_PATTERN_CONFIDENCE_THRESHOLD
+from patternwatch_shared.names.metrics import METRIC_PATTERNS_EVALUATED, METRIC_THRESHOLD_CHECKS
+from patternwatch_shared.names.table import ALERT_STATE_NOT_REQUIRED
 from patternwatch_shared.storage import StoredPattern, TradingPatternsTable
 from threshold_checker import handler
 
@@ -25,7 +27,7 @@ def store(resources, symbol: str, pattern: str, confidence: float, detected_at: 
             end_timestamp=end,
             detected_at=detected_at,
             severity="HIGH",
-            alert_state=names.ALERT_STATE_NOT_REQUIRED,
+            alert_state=ALERT_STATE_NOT_REQUIRED,
         )
     )
 
@@ -50,8 +52,8 @@ def test_exceeded_threshold_queues_one_alert_from_a_gsi_query(aws_resources, lam
     assert alert["details"]["breaches"] == 3 and alert["details"]["topSymbol"] == "MSFT"
     assert alert["alertId"] == summary["alertId"] == "threshold#2026-03-02T00:02:00.000000Z"
     out = capsys.readouterr().out
-    assert metric_values(out, names.METRIC_THRESHOLD_CHECKS) == [1.0]
-    assert metric_values(out, names.METRIC_PATTERNS_EVALUATED) == [4.0]
+    assert metric_values(out, METRIC_THRESHOLD_CHECKS) == [1.0]
+    assert metric_values(out, METRIC_PATTERNS_EVALUATED) == [4.0]
 
 
 def test_below_threshold_queues_nothing(aws_resources, lambda_context, capsys):
@@ -60,7 +62,7 @@ def test_below_threshold_queues_nothing(aws_resources, lambda_context, capsys):
     summary = handler.lambda_handler(scheduled_event(NOW), lambda_context)
     assert (summary["breaches"], summary["exceeded"], summary["alertId"]) == (2, False, None)  # 2 is not > 2
     assert aws_resources.drain(aws_resources.alert_queue_url) == []
-    assert metric_values(capsys.readouterr().out, names.METRIC_THRESHOLD_CHECKS) == [1.0]
+    assert metric_values(capsys.readouterr().out, METRIC_THRESHOLD_CHECKS) == [1.0]
 
 
 def test_many_recent_patterns_are_read_page_by_page(aws_resources, lambda_context, monkeypatch):
@@ -97,9 +99,9 @@ def test_a_malformed_event_is_a_clear_error(aws_resources, lambda_context, event
 @pytest.mark.parametrize(
     ("key", "value", "message"),
     [
-        (names.ENV_ERROR_THRESHOLD, "many", "not a number"),
-        (names.ENV_PATTERN_CONFIDENCE_THRESHOLD, "1.5", "above"),
-        (names.ENV_ERROR_THRESHOLD, "", "not set"),
+        (ENV_ERROR_THRESHOLD, "many", "not a number"),
+        (ENV_PATTERN_CONFIDENCE_THRESHOLD, "1.5", "above"),
+        (ENV_ERROR_THRESHOLD, "", "not set"),
     ],
 )
 def test_misconfiguration_is_a_clear_error(aws_resources, lambda_context, monkeypatch, key, value, message):

@@ -10,7 +10,7 @@ import pytest
 from botocore.stub import Stubber
 from moto import mock_aws
 
-from patternwatch_shared import names
+from patternwatch_shared.names.functions import ENV_ALERT_QUEUE_URL, ENV_TRADING_PATTERNS_TABLE
 from power_tuning import analysis, steps
 from tooling import power_tune
 
@@ -44,7 +44,7 @@ def emulated(monkeypatch):
         fn = client.create_function(
             FunctionName=NAME, Runtime="python3.12", Role=role, Handler="pattern_detector.handler.lambda_handler",
             Code={"ZipFile": code.getvalue()}, MemorySize=512, Publish=True,
-            Environment={"Variables": {names.ENV_TRADING_PATTERNS_TABLE: "TradingPatterns-local", names.ENV_ALERT_QUEUE_URL: "http://queue"}},
+            Environment={"Variables": {ENV_TRADING_PATTERNS_TABLE: "TradingPatterns-local", ENV_ALERT_QUEUE_URL: "http://queue"}},
         )
         client.create_alias(FunctionName=NAME, Name="live", FunctionVersion="1")
         yield client, fn["FunctionArn"].removesuffix(":$LATEST")

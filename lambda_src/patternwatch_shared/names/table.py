@@ -1,0 +1,43 @@
+"""DynamoDB key design (see README "Data model").
+
+TradingPatterns is a single table:
+  bars               PK = BAR#<symbol>        SK = <timestamp, zero-padded epoch seconds>
+  detected patterns  PK = PATTERN#<symbol>    SK = <end timestamp>#<pattern>
+  recent patterns    GSI1PK = RECENT#<yyyy-mm-dd> (UTC day of detection)
+                     GSI1SK = <detected-at ISO 8601>#<symbol>#<pattern>
+ApprovalTracking holds one item per approval, keyed by the SHA-256 of its token, expiring by TTL, and
+alert-processor's delivery ledger (tokenHash = delivered#<alertId>).
+
+patternwatch_shared.keys builds the key values from these parts.
+"""
+from __future__ import annotations
+
+from typing import Final
+
+# --- TradingPatterns ------------------------------------------------------------------------------
+TABLE_PARTITION_KEY: Final = "PK"
+TABLE_SORT_KEY: Final = "SK"
+RECENT_PATTERNS_INDEX: Final = "RecentPatternsIndex"
+RECENT_PATTERNS_INDEX_PARTITION_KEY: Final = "GSI1PK"
+RECENT_PATTERNS_INDEX_SORT_KEY: Final = "GSI1SK"
+
+BAR_PARTITION_PREFIX: Final = "BAR#"
+PATTERN_PARTITION_PREFIX: Final = "PATTERN#"
+RECENT_PARTITION_PREFIX: Final = "RECENT#"
+KEY_SEPARATOR: Final = "#"
+TIMESTAMP_KEY_DIGITS: Final = 12  # SK of a bar: epoch seconds zero-padded to this width
+
+# Pattern items: alert bookkeeping so a retried batch re-sends an alert that was stored but not queued.
+PATTERN_ALERT_STATE_ATTRIBUTE: Final = "alertState"
+ALERT_STATE_NOT_REQUIRED: Final = "NOT_REQUIRED"
+ALERT_STATE_PENDING: Final = "PENDING"
+ALERT_STATE_QUEUED: Final = "QUEUED"
+
+# --- ApprovalTracking -----------------------------------------------------------------------------
+APPROVAL_PARTITION_KEY: Final = "tokenHash"
+APPROVAL_TTL_ATTRIBUTE: Final = "expiresAt"
+APPROVAL_STATUS_ATTRIBUTE: Final = "status"  # one of names.messages.APPROVAL_STATUS_*
+# alert-processor's delivery ledger: tokenHash = "delivered#<alertId>" (never a 64-hex token hash),
+# expiring after a day, so a redelivered or duplicated alert is skipped.
+DELIVERED_ALERT_KEY_PREFIX: Final = "delivered#"
+DELIVERED_ALERT_RETENTION_SECONDS: Final = 86_400
