@@ -63,13 +63,13 @@ from constructs import Construct
 from patternwatch_shared.names.functions import ENV_APPROVAL_API_BASE_URL
 from patternwatch_shared.names.messages import ACTION_APPROVE, ACTION_REJECT
 
+from .architecture_layer import ArchitectureLayer
+from .blocks import ServiceRole
 from .compute import ComputeLayer
 from .config import EnvironmentConfig
 from .data import DataLayer
 from .emulator import emulator_invoke_url
-from .blocks import ServiceRole
 from .function import MonitoredFunction
-from .layer import Layer
 from .policies import statement
 from .scan_skips import RETENTION_SET_PER_ENVIRONMENT, skip_check
 
@@ -172,7 +172,7 @@ def definition_hash(routes=ROUTES) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-class ApiLayer(Layer):
+class ApiLayer(ArchitectureLayer):
     def __init__(self, scope: Construct, id: str, *, config: EnvironmentConfig, data: DataLayer, compute: ComputeLayer) -> None:
         super().__init__(scope, id, config=config)
         self.data = data

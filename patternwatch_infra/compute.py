@@ -4,8 +4,10 @@ Creates:
 - the layer `shared-dependencies-<s>` (pattern engine, shared code, third-party wheels for arm64)
 - KinesisConsumer-<s>, PatternDetector-<s>, AlertProcessor-<s>, ThresholdChecker-<s>, ApprovalProcessor-<s>,
   each a MonitoredFunction (role, log group, alias `live`, alarms, deployment group)
-- CodeDeploy application `pattern-detector-app-<s>` and the role it deploys with
-- event sources: the Kinesis EFO consumer -> KinesisConsumer:live, AlertQueue -> AlertProcessor:live
+- CodeDeploy application `patternwatch-functions-<s>` (every function's deployment group) and the role it
+  deploys with
+- event sources: the Kinesis enhanced fan-out consumer MarketDataFanOut -> KinesisConsumer:live,
+  AlertQueue -> AlertProcessor:live
 
 Packaging runs here, during synth (packaging.py): zips are deterministic and cached.
 """
@@ -29,8 +31,7 @@ from patternwatch_shared.names.functions import (
 )
 from patternwatch_shared.names.table import RECENT_PATTERNS_INDEX
 
-from .packaging import Package, build_all
-
+from .architecture_layer import ArchitectureLayer
 from .config import EnvironmentConfig
 from .data import DataLayer
 from .function import (
@@ -41,7 +42,7 @@ from .function import (
     canary_deployment_role,
     grant_canary_deployments,
 )
-from .layer import Layer
+from .packaging import Package, build_all
 from .policies import statement
 
 # Kinesis: small batches at most 5 s old keep detection near real time.
@@ -58,7 +59,7 @@ ALERT_MAX_CONCURRENCY = 5
 USE_KEY = ["kms:Decrypt", "kms:GenerateDataKey"]
 
 
-class ComputeLayer(Layer):
+class ComputeLayer(ArchitectureLayer):
     def __init__(
         self, scope: Construct, id: str, *, config: EnvironmentConfig, data: DataLayer, packages: tuple[Package, dict[str, Package]] | None = None
     ) -> None:
@@ -78,9 +79,8 @@ class ComputeLayer(Layer):
             compatible_runtimes=[RUNTIME],
             compatible_architectures=[ARCHITECTURE],
         )
-        self.deployment_app = CodedeployApp(
-            self, "deployment_app", name=f"pattern-detector-app-{config.resource_suffix}", compute_platform="Lambda"
-        )
+        # One application for every function (the power tuner's too); each function is a deployment group.
+        self.deployment_app = CodedeployApp(self, "deployment_app", name=naming.name("patternwatch-functions"), compute_platform="Lambda")
         # Its policy names the functions, so it is granted once they exist (below).
         self.deployment_role = canary_deployment_role(self, "deployment_role", naming=naming, base_name="CodeDeploy")
         self.platform = platform = FunctionPlatform(
@@ -119,9 +119,9 @@ class ComputeLayer(Layer):
                     resources=[data.market_data_stream.arn],
                 ),
                 statement(
-                    sid="ReadThroughEnhancedFanOut",
+                    sid="ReadThroughMarketDataFanOut",
                     actions=["kinesis:SubscribeToShard", "kinesis:DescribeStreamConsumer"],
-                    resources=[data.stream_consumer.arn],
+                    resources=[data.market_data_fan_out.arn],
                 ),
                 statement(
                     sid="SendFailedRecordsToTheFailureQueue",
@@ -160,9 +160,7 @@ class ComputeLayer(Layer):
                     resources=[alert_queue.arn],
                 ),
                 # GetItem reads the delivery ledger that keeps a redelivered alert from opening a second approval.
-                statement(
-                    sid="RecordApprovals", actions=["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"], resources=[approvals.arn]
-                ),
+                statement(sid="RecordApprovals", actions=["dynamodb:GetItem", "dynamodb:PutItem"], resources=[approvals.arn]),
                 statement(sid="QueuePendingApprovals", actions=["sqs:SendMessage"], resources=[data.pending_approvals_queue.queue.arn]),
                 statement(
                     sid="PublishAlerts",
@@ -214,7 +212,7 @@ class ComputeLayer(Layer):
         self.stream_mapping = LambdaEventSourceMapping(
             self,
             "stream_mapping",
-            event_source_arn=data.stream_consumer.arn,
+            event_source_arn=data.market_data_fan_out.arn,
             function_name=self.kinesis_consumer.alias.arn,
             starting_position="LATEST",
             batch_size=STREAM_BATCH_SIZE,

@@ -34,9 +34,9 @@ class DashboardInputs:
 
     region: str
     function_names: Sequence[str]
-    stream_consumer_function: str
+    kinesis_consumer_function: str
     stream_name: str
-    stream_consumer_name: str
+    fan_out_name: str  # the stream's enhanced fan-out consumer
     queue_names: Sequence[str]
     dead_letter_queue_names: Sequence[str]
     api_name: str
@@ -139,9 +139,9 @@ def widgets(inputs: DashboardInputs) -> list[dict]:
         metric_widget(
             "Kinesis iterator age (ms)",
             [
-                aws_metric("AWS/Lambda", "IteratorAge", "FunctionName", inputs.stream_consumer_function, label="consumer iterator age"),
+                aws_metric("AWS/Lambda", "IteratorAge", "FunctionName", inputs.kinesis_consumer_function, label="consumer iterator age"),
                 aws_metric("AWS/Kinesis", "SubscribeToShardEvent.MillisBehindLatest", "StreamName", inputs.stream_name,
-                           "ConsumerName", inputs.stream_consumer_name, label="enhanced fan-out behind latest"),
+                           "ConsumerName", inputs.fan_out_name, label="enhanced fan-out behind latest"),
             ],
             stat="Maximum", region=r,
         ),

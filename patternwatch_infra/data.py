@@ -5,7 +5,8 @@ Creates:
 - DynamoDB `TradingPatterns-<s>` (bars, patterns, RecentPatternsIndex) and `ApprovalTracking-<s>` (TTL)
 - SQS `AlertQueue-<s>`, `PendingApprovals-<s>`, each with a DLQ, and `StreamConsumerFailures-<s>`
 - SNS `TradingAlerts-<s>`, `AlertApprovalRequests-<s>` and `PatternWatchOps-<s>` (alarms)
-- Kinesis `MarketDataStream-<s>` (on-demand) with the enhanced fan-out consumer `PatternDetectionConsumer-<s>`
+- Kinesis `MarketDataStream-<s>` (on-demand) with the enhanced fan-out consumer `MarketDataFanOut-<s>`
+  (KinesisConsumer reads through it)
 - S3 data/log bucket and the `aws-waf-logs-` bucket
 """
 from __future__ import annotations
@@ -29,9 +30,9 @@ from patternwatch_shared.names.table import (
     RECENT_PATTERNS_INDEX_SORT_KEY, TABLE_PARTITION_KEY, TABLE_SORT_KEY,
 )
 
+from .architecture_layer import ArchitectureLayer
 from .blocks import EncryptedQueue, EncryptedTopic, SecureBucket
 from .config import EnvironmentConfig
-from .layer import Layer
 from .policies import account_principal, condition, policy_document, service_principal, statement
 from .scan_skips import skip_check
 
@@ -42,7 +43,7 @@ VISIBILITY_TIMEOUTS_PER_FUNCTION_TIMEOUT = 6
 WAF_LOG_BUCKET_PREFIX = "aws-waf-logs-"
 
 
-class DataLayer(Layer):
+class DataLayer(ArchitectureLayer):
     def __init__(self, scope: Construct, id: str, *, config: EnvironmentConfig) -> None:
         super().__init__(scope, id, config=config)
         naming = self.naming
@@ -155,11 +156,11 @@ class DataLayer(Layer):
             kms_key_id=self.kms_key.arn,
             lifecycle=protected,
         )
-        # Enhanced fan-out gives the consumer its own 2 MB/s per shard and push delivery.
-        self.stream_consumer = KinesisStreamConsumer(
+        # Enhanced fan-out gives KinesisConsumer its own 2 MB/s per shard and push delivery.
+        self.market_data_fan_out = KinesisStreamConsumer(
             self,
-            "pattern_detection_consumer",
-            name=naming.name("PatternDetectionConsumer"),
+            "market_data_fan_out",
+            name=naming.name("MarketDataFanOut"),
             stream_arn=self.market_data_stream.arn,
         )
 
@@ -281,7 +282,7 @@ class DataLayer(Layer):
             "ops_topic_arn": self.ops_topic.topic.arn,
             "market_data_stream_name": self.market_data_stream.name,
             "market_data_stream_arn": self.market_data_stream.arn,
-            "market_data_consumer_arn": self.stream_consumer.arn,
+            "market_data_fan_out_arn": self.market_data_fan_out.arn,
             "data_bucket_name": self.data_bucket.bucket.bucket,
             "waf_log_bucket_name": self.waf_log_bucket.bucket.bucket,
             "waf_log_bucket_arn": self.waf_log_bucket.bucket.arn,

@@ -41,13 +41,12 @@ from cdktf_cdktf_provider_aws.sns_topic import SnsTopic
 from constructs import Construct
 from patternwatch_shared.names.functions import LambdaFunctionSpec
 
-from .packaging import Package
-
+from .blocks import ServiceRole
 from .config import EnvironmentConfig
 from .naming import Naming
-from .blocks import ServiceRole
-from .scan_skips import DESCRIBE_ALARMS_NEEDS_STAR, RETENTION_SET_PER_ENVIRONMENT, skip_check
+from .packaging import Package
 from .policies import statement
+from .scan_skips import DESCRIBE_ALARMS_NEEDS_STAR, RETENTION_SET_PER_ENVIRONMENT, skip_check
 
 RUNTIME = "python3.12"
 ARCHITECTURE = "arm64"

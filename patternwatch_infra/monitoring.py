@@ -32,11 +32,11 @@ from patternwatch_shared.names.metrics import (
 
 from . import dashboard
 from .api import ApiLayer
+from .architecture_layer import ArchitectureLayer
 from .compute import ComputeLayer
 from .config import EnvironmentConfig
 from .data import DataLayer
 from .emulator import deployable
-from .layer import Layer
 from .orchestration import OrchestrationLayer
 
 # AWS publishes billing metrics only in us-east-1, and an alarm can only notify a topic in its own region.
@@ -64,7 +64,7 @@ def billing_alarm_region_check(region: str) -> None:
         )
 
 
-class MonitoringLayer(Layer):
+class MonitoringLayer(ArchitectureLayer):
     def __init__(
         self,
         scope: Construct,
@@ -214,9 +214,9 @@ class MonitoringLayer(Layer):
             dashboard.DashboardInputs(
                 region=config.region,
                 function_names=[f.function_name for f in compute.functions],
-                stream_consumer_function=compute.kinesis_consumer.function_name,
+                kinesis_consumer_function=compute.kinesis_consumer.function_name,
                 stream_name=data.market_data_stream.name,
-                stream_consumer_name=data.stream_consumer.name,
+                fan_out_name=data.market_data_fan_out.name,
                 queue_names=[data.alert_queue.queue.name, data.pending_approvals_queue.queue.name, data.stream_failure_queue.queue.name],
                 dead_letter_queue_names=[data.alert_queue.dead_letter_queue.name, data.pending_approvals_queue.dead_letter_queue.name],
                 api_name=api.rest_api.name,

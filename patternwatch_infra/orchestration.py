@@ -37,14 +37,13 @@ from patternwatch_shared.names.messages import (
     EVENT_DETAIL_TYPE_PATTERN_DETECTED, EVENT_FIELD_CONFIDENCE, EVENT_SOURCE_PATTERNS,
 )
 
-from .packaging import Package, build_function
-
+from .architecture_layer import ArchitectureLayer
 from .blocks import ServiceRole
 from .compute import USE_KEY, ComputeLayer
 from .config import EnvironmentConfig
 from .data import DataLayer
 from .function import LIVE_ALIAS, MonitoredFunction, canary_deployment_role, grant_canary_deployments
-from .layer import Layer
+from .packaging import Package, build_function
 from .policies import condition, statement
 from .scan_skips import RETENTION_SET_PER_ENVIRONMENT, skip_check
 from .workflows import analysis, power_tuning, render
@@ -72,7 +71,7 @@ WORKFLOW_XRAY_ACTIONS = ("xray:PutTraceSegments", "xray:PutTelemetryRecords", "x
 TUNING_ALIAS_PATTERN = "RAM*"
 
 
-class OrchestrationLayer(Layer):
+class OrchestrationLayer(ArchitectureLayer):
     def __init__(
         self,
         scope: Construct,

@@ -124,7 +124,7 @@ def test_every_function_alarms_on_errors_throttles_and_p99_duration(dev, name):
         assert alarm["comparison_operator"] == "GreaterThanOrEqualToThreshold"
 
 
-def test_only_the_stream_consumer_alarms_on_iterator_age(dev):
+def test_only_the_kinesis_consumer_alarms_on_iterator_age(dev):
     ages = [a for a in resources(dev, "aws_cloudwatch_metric_alarm").values() if a.get("metric_name") == "IteratorAge"]
     assert len(ages) == 1
     (age,) = ages
@@ -145,14 +145,14 @@ def test_canary_error_rate_alarm_watches_the_alias_at_two_percent(dev, name):
 
 
 def test_codedeploy_application_is_for_lambda(dev):
-    app = find_resource(dev, "aws_codedeploy_app", name="pattern-detector-app-dev")
+    app = find_resource(dev, "aws_codedeploy_app", name="patternwatch-functions-dev")
     assert app["compute_platform"] == "Lambda"
 
 
 @pytest.mark.parametrize("name", FUNCTIONS)
 def test_each_function_has_a_canary_deployment_group_that_rolls_back(dev, name):
     group = find_resource(dev, "aws_codedeploy_deployment_group", deployment_group_name=name)
-    app_id = logical_id(dev, "aws_codedeploy_app", name="pattern-detector-app-dev")
+    app_id = logical_id(dev, "aws_codedeploy_app", name="patternwatch-functions-dev")
     assert group["app_name"] == reference_to("aws_codedeploy_app", app_id, "name")
     assert group["deployment_config_name"] == "CodeDeployDefault.LambdaCanary10Percent5Minutes"
     assert group["deployment_style"] == {"deployment_option": "WITH_TRAFFIC_CONTROL", "deployment_type": "BLUE_GREEN"}

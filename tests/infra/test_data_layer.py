@@ -163,7 +163,7 @@ def test_market_data_stream_is_on_demand_for_24_hours(dev):
 def test_market_data_stream_has_one_enhanced_fan_out_consumer(dev):
     stream_id = logical_id(dev, "aws_kinesis_stream", name="MarketDataStream-dev")
     (consumer,) = resources(dev, "aws_kinesis_stream_consumer").values()
-    assert consumer["name"] == "PatternDetectionConsumer-dev"
+    assert consumer["name"] == "MarketDataFanOut-dev"
     assert consumer["stream_arn"] == reference_to("aws_kinesis_stream", stream_id, "arn")
 
 
@@ -260,7 +260,7 @@ def test_outputs_expose_every_name_and_arn_operators_and_tests_need(dev):
         "approval_requests_topic_arn": ("aws_sns_topic", {"name": "AlertApprovalRequests-dev"}, "arn"),
         "market_data_stream_name": ("aws_kinesis_stream", {"name": "MarketDataStream-dev"}, "name"),
         "market_data_stream_arn": ("aws_kinesis_stream", {"name": "MarketDataStream-dev"}, "arn"),
-        "market_data_consumer_arn": ("aws_kinesis_stream_consumer", {"name": "PatternDetectionConsumer-dev"}, "arn"),
+        "market_data_fan_out_arn": ("aws_kinesis_stream_consumer", {"name": "MarketDataFanOut-dev"}, "arn"),
         "data_bucket_name": ("aws_s3_bucket", {"bucket": "patternwatch-data-111111111111-dev"}, "bucket"),
         "waf_log_bucket_name": ("aws_s3_bucket", {"bucket": "aws-waf-logs-patternwatch-111111111111-dev"}, "bucket"),
     }

@@ -86,7 +86,9 @@ EXPECTED_ACTIONS = {
     "PatternDetectorRole-dev": {"dynamodb:Query", "sqs:SendMessage"},
     "AlertProcessorRole-dev": {
         "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ChangeMessageVisibility",
-        "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "sqs:SendMessage", "sns:Publish",
+        # The approval item is written once (PutItem) and read back (GetItem, the delivery ledger); only the
+        # approval processor updates it.
+        "dynamodb:GetItem", "dynamodb:PutItem", "sqs:SendMessage", "sns:Publish",
     },
     "ThresholdCheckerRole-dev": {"dynamodb:Query", "sqs:SendMessage"},
     "ApprovalProcessorRole-dev": {"dynamodb:GetItem", "dynamodb:UpdateItem", "sns:Publish"},

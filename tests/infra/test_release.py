@@ -20,7 +20,7 @@ from tooling import release as rel
 from patternwatch_infra.packaging import Package, build_function
 
 FUNCTION = "PatternDetector-dev"
-APP = "pattern-detector-app-dev"
+APP = "patternwatch-functions-dev"
 TARGET = rel.ReleaseTarget(function_name=FUNCTION, application=APP, deployment_group=FUNCTION)
 OLD_SHA = "b2xkLWNvZGUtc2hhMjU2LW9mLXZlcnNpb24tMw=="
 DEPLOYMENT = "d-RELEASE01"
@@ -249,7 +249,7 @@ OUTPUT_DOCUMENT = json.dumps({
     "pattern_detector_function_name": {"sensitive": False, "type": "string", "value": "PatternDetector-dev"},
     "pattern_detector_deployment_group": {"sensitive": False, "type": "string", "value": "PatternDetector-dev"},
     "pattern_detector_alias_arn": {"sensitive": False, "type": "string", "value": "arn:aws:lambda:us-east-1:111111111111:function:PatternDetector-dev:live"},
-    "deployment_app_name": {"sensitive": False, "type": "string", "value": "pattern-detector-app-dev"},
+    "deployment_app_name": {"sensitive": False, "type": "string", "value": "patternwatch-functions-dev"},
     "api_key_value": {"sensitive": True, "type": "string", "value": "secret"},
 })
 
@@ -271,7 +271,7 @@ def test_stack_outputs_come_from_terraform_output_json_in_the_stack_directory(tm
     target = rel.resolve_target(
         "pattern_detector", env_name="dev", resource_suffix="dev", overrides={}, load_outputs=lambda: outputs
     )
-    assert target == rel.ReleaseTarget("PatternDetector-dev", "pattern-detector-app-dev", "PatternDetector-dev", "live")
+    assert target == rel.ReleaseTarget("PatternDetector-dev", "patternwatch-functions-dev", "PatternDetector-dev", "live")
 
 
 def test_flags_win_over_outputs_and_terraform_is_not_run_when_all_are_given():

@@ -1,4 +1,8 @@
-"""What every layer construct shares: the environment, its naming, and stack outputs with stable names."""
+"""ArchitectureLayer: what the five architecture layers (data, compute, api, orchestration, monitoring) share.
+
+The environment, its naming, and stack outputs with stable names. "Layer" here is a layer of the
+architecture; the Lambda layer (shared-dependencies-<s>) is a LambdaLayerVersion in compute.py.
+"""
 from __future__ import annotations
 
 from cdktf import TerraformOutput, TerraformResourceLifecycle
@@ -8,7 +12,7 @@ from .config import EnvironmentConfig
 from .naming import Naming
 
 
-class Layer(Construct):
+class ArchitectureLayer(Construct):
     def __init__(self, scope: Construct, id: str, *, config: EnvironmentConfig) -> None:
         super().__init__(scope, id)
         self.config = config
