@@ -2,7 +2,8 @@
 
 Creates:
 - the REST API with POST /patterns, GET /patterns/{symbol}, POST /approve/{token} (Lambda proxy to `live`)
-- request validators, JSON-schema models for bodies, required path parameters
+- request validators, JSON-schema models for bodies (generated from the handlers' pydantic types, see
+  json_schema.py), required path parameters; paths come from patternwatch_shared.names.routes
 - a deployment redeployed whenever the API definition changes, and the stage `v1` with X-Ray, JSON access
   logs, method throttling and canary settings
 - an API key with a usage plan (throttle + quota)
@@ -60,8 +61,14 @@ from cdktf_cdktf_provider_aws.wafv2_web_acl import (
 from cdktf_cdktf_provider_aws.wafv2_web_acl_association import Wafv2WebAclAssociation
 from cdktf_cdktf_provider_aws.wafv2_web_acl_logging_configuration import Wafv2WebAclLoggingConfiguration
 from constructs import Construct
-from patternwatch_shared.names.functions import ENV_APPROVAL_API_BASE_URL
-from patternwatch_shared.names.messages import ACTION_APPROVE, ACTION_REJECT
+from patternwatch_shared.models import ApprovalDecision, PatternsRequest
+from patternwatch_shared.names.functions import (
+    APPROVAL_PROCESSOR, ENV_APPROVAL_API_BASE_URL, PATTERN_DETECTOR, LambdaFunctionSpec,
+)
+from patternwatch_shared.names.routes import (
+    APPROVAL_RESOURCE_PATH, PATTERNS_BY_SYMBOL_RESOURCE_PATH, PATTERNS_RESOURCE_PATH, QUERY_LIMIT, QUERY_NEXT_TOKEN,
+    path_parameters,
+)
 
 from .architecture_layer import ArchitectureLayer
 from .blocks import ServiceRole
@@ -70,6 +77,7 @@ from .config import EnvironmentConfig
 from .data import DataLayer
 from .emulator import emulator_invoke_url
 from .function import MonitoredFunction
+from .json_schema import draft4
 from .policies import statement
 from .scan_skips import RETENTION_SET_PER_ENVIRONMENT, skip_check
 
@@ -101,74 +109,47 @@ ACCESS_LOG_FORMAT = json.dumps(
     separators=(",", ":"),
 )
 
-# JSON Schema draft-04 (what API Gateway models speak). They reject malformed bodies at the edge; the
-# handlers' pydantic models stay the authority on every value.
-SYMBOL_SCHEMA = {"type": "string", "pattern": "^[A-Z][A-Z0-9.\\-]{0,11}$"}
-BAR_SCHEMA = {
-    "type": "object",
-    "required": ["timestamp", "open", "high", "low", "close", "volume"],
-    "additionalProperties": False,
-    "properties": {
-        "timestamp": {"type": ["integer", "string"]},
-        **{price: {"type": "number", "exclusiveMinimum": True, "minimum": 0} for price in ("open", "high", "low", "close")},
-        "volume": {"type": "number", "minimum": 0},
-    },
-}
-PATTERNS_REQUEST_SCHEMA = {
-    "$schema": "http://json-schema.org/draft-04/schema#",
-    "title": "PatternsRequest",
-    "type": "object",
-    "required": ["symbol", "bars"],
-    "additionalProperties": False,
-    "properties": {
-        "symbol": SYMBOL_SCHEMA,
-        "bars": {"type": "array", "minItems": 1, "maxItems": 5000, "items": BAR_SCHEMA},
-        "patterns": {"type": "array", "minItems": 1, "maxItems": 32, "items": {"type": "string", "pattern": "^[a-z][a-z0-9\\-]{0,63}$"}},
-        "window": {"type": "integer", "minimum": 5, "maximum": 500},
-    },
-}
-APPROVAL_DECISION_SCHEMA = {
-    "$schema": "http://json-schema.org/draft-04/schema#",
-    "title": "ApprovalDecision",
-    "oneOf": [
-        {
-            "type": "object",
-            "required": ["action"],
-            "additionalProperties": False,
-            "properties": {"action": {"enum": [ACTION_APPROVE, ACTION_REJECT]}},
-        },
-        {"enum": [ACTION_APPROVE, ACTION_REJECT]},
-    ],
-}
+# Request models, generated from the types the handlers parse with (draft-04, what API Gateway models
+# speak). They reject malformed bodies at the edge; the handlers' pydantic models stay the authority on
+# every value, including the rules JSON Schema cannot express.
+PATTERNS_REQUEST_SCHEMA = draft4(PatternsRequest, title="PatternsRequest")
+APPROVAL_DECISION_SCHEMA = draft4(ApprovalDecision, title="ApprovalDecision")
 
 
 @dataclass(frozen=True)
 class Route:
-    """One API method: where it lives, which function serves it, what it validates."""
+    """One API method: its path (names.routes), the function that serves it, what it validates."""
 
-    path: str
     method: str
-    target: str  # attribute name of the MonitoredFunction on the compute layer
+    path: str
+    served_by: LambdaFunctionSpec
     body_schema: dict | None = None
-    path_parameters: tuple[str, ...] = ()
     query_parameters: tuple[str, ...] = ()
+
+    @property
+    def path_parameters(self) -> tuple[str, ...]:
+        return path_parameters(self.path)
 
     @property
     def arn_path(self) -> str:
         """The path as it appears in an execution ARN: every {parameter} becomes *."""
         return re.sub(r"\{[^}]+\}", "*", self.path)
 
+    def definition(self) -> dict:
+        """Everything API Gateway is told about the route, as plain data."""
+        return {**{k: v for k, v in self.__dict__.items() if k != "served_by"}, "served_by": self.served_by.base_name}
+
 
 ROUTES = (
-    Route("/patterns", "POST", "pattern_detector", body_schema=PATTERNS_REQUEST_SCHEMA),
-    Route("/patterns/{symbol}", "GET", "pattern_detector", path_parameters=("symbol",), query_parameters=("limit", "nextToken")),
-    Route("/approve/{token}", "POST", "approval_processor", body_schema=APPROVAL_DECISION_SCHEMA, path_parameters=("token",)),
+    Route("POST", PATTERNS_RESOURCE_PATH, PATTERN_DETECTOR, body_schema=PATTERNS_REQUEST_SCHEMA),
+    Route("GET", PATTERNS_BY_SYMBOL_RESOURCE_PATH, PATTERN_DETECTOR, query_parameters=(QUERY_LIMIT, QUERY_NEXT_TOKEN)),
+    Route("POST", APPROVAL_RESOURCE_PATH, APPROVAL_PROCESSOR, body_schema=APPROVAL_DECISION_SCHEMA),
 )
 
 
 def definition_hash(routes=ROUTES) -> str:
-    """A hash of the API's inputs: any change to a route, schema or parameter forces a new deployment."""
-    canonical = json.dumps([r.__dict__ for r in routes], sort_keys=True, separators=(",", ":"))
+    """A hash of the API's inputs: any change to a route, schema, parameter or target forces a new deployment."""
+    canonical = json.dumps([r.definition() for r in routes], sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -202,8 +183,13 @@ class ApiLayer(ArchitectureLayer):
         self.integrations: list[ApiGatewayIntegration] = []
         self.permissions: list[LambdaPermission] = []
         self.models: dict[str, ApiGatewayModel] = {}
+        # The functions behind the API, wired through the compute layer's typed attributes.
+        api_functions: dict[LambdaFunctionSpec, MonitoredFunction] = {
+            PATTERN_DETECTOR: compute.pattern_detector,
+            APPROVAL_PROCESSOR: compute.approval_processor,
+        }
         for route in ROUTES:
-            self._add_route(route, getattr(compute, route.target))
+            self._add_route(route, api_functions[route.served_by])
 
         self.deployment = ApiGatewayDeployment(
             self,

@@ -13,13 +13,12 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from patternwatch_shared import aws
 from patternwatch_shared.approvals import ApprovalWorkflow, MalformedToken, token_hash
 from patternwatch_shared.config import EnvReader
-from patternwatch_shared.decoding import describe_validation_error
-from patternwatch_shared.models import ApprovalDecisionBody, utc_now
+from patternwatch_shared.models import ApprovalDecision, utc_now
 from patternwatch_shared.names.functions import APPROVAL_PROCESSOR, ENV_APPROVAL_TABLE, ENV_TRADING_ALERTS_TOPIC_ARN
 from patternwatch_shared.names.messages import ACTION_APPROVE, ACTION_REJECT
 from patternwatch_shared.names.metrics import (
@@ -34,6 +33,9 @@ app = APIGatewayRestResolver()
 
 MAX_BODY_CHARS = 256
 BARE_ACTIONS = (ACTION_APPROVE, ACTION_REJECT)
+# The same type the API's request model is generated from, so the edge and the handler agree.
+APPROVAL_DECISION = TypeAdapter(ApprovalDecision)
+DECISION_FORMS = 'body must be {"action": "approve"|"reject"}, "approve" or "reject"'
 
 
 def json_response(status_code: int, body: dict[str, Any]) -> Response:
@@ -47,23 +49,17 @@ class BadDecision(ValueError):
 def parse_decision(body: str | None) -> str:
     """Body is {"action": "approve"|"reject"}, the JSON string "approve"|"reject", or the bare word."""
     if not body or not body.strip():
-        raise BadDecision("body must be approve or reject")
+        raise BadDecision(DECISION_FORMS)
     if len(body) > MAX_BODY_CHARS:
         raise BadDecision(f"body is longer than {MAX_BODY_CHARS} characters")
     text = body.strip()
-    if text.startswith('"'):  # a JSON string, which the API's request model also allows
-        try:
-            text = json.loads(text)
-        except ValueError:
-            raise BadDecision("body must be approve or reject") from None
-        if not isinstance(text, str):
-            raise BadDecision("body must be approve or reject")
-    if text in BARE_ACTIONS:
+    if text in BARE_ACTIONS:  # the bare word, which is not JSON
         return text
     try:
-        return ApprovalDecisionBody.model_validate_json(text).action
-    except ValidationError as error:
-        raise BadDecision(f"body must be approve or reject ({describe_validation_error(error)})") from None
+        decision = APPROVAL_DECISION.validate_json(text)
+    except ValidationError:
+        raise BadDecision(DECISION_FORMS) from None
+    return decision if isinstance(decision, str) else decision.action
 
 
 @app.post(APPROVAL_ROUTE)

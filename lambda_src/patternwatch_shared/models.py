@@ -3,6 +3,11 @@
 Models are strict: no coercion of "12.5" to 12.5 or true to 1, no extra fields, no NaN or infinity.
 A producer bug should surface as a rejected record with a clear reason, not as a silently
 "fixed" bar in the table.
+
+The API bodies (PatternsRequest, ApprovalDecision) are also the source of the REST API's JSON-schema
+models (patternwatch_infra/json_schema.py converts their JSON schema to draft-04), so what the API
+Gateway checks at the edge and what the handlers accept cannot drift. Rules JSON Schema cannot say
+(high >= low, unique timestamps, ISO 8601 text with a zone) are the models' alone.
 """
 from __future__ import annotations
 
@@ -30,6 +35,7 @@ Price = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 Volume = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 Confidence = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
 EpochSeconds = Annotated[StrictInt, Field(ge=MIN_EPOCH_SECONDS, le=MAX_EPOCH_SECONDS)]
+TimestampText = Annotated[str, Field(max_length=MAX_TIMESTAMP_TEXT)]
 Identifier = Annotated[str, Field(min_length=1, max_length=MAX_ID_LENGTH)]
 
 
@@ -64,7 +70,10 @@ class BarValues(StrictModel):
     close: Price
     volume: Volume
 
-    _normalise_timestamp = field_validator("timestamp", mode="before")(_epoch_seconds_from)
+    # Epoch seconds, or ISO 8601 text that the validator turns into epoch seconds (the schema says both).
+    _normalise_timestamp = field_validator("timestamp", mode="before", json_schema_input_type=Union[EpochSeconds, TimestampText])(
+        _epoch_seconds_from
+    )
 
     @model_validator(mode="after")
     def _high_low_bracket_the_bar(self) -> BarValues:
@@ -200,10 +209,17 @@ class PatternsRequest(StrictModel):
     _order_bars = field_validator("bars", mode="after")(_sorted_unique_bars)
 
 
-class ApprovalDecisionBody(StrictModel):
-    """POST /approve/{token}: {"action": "approve" | "reject"} (a bare "approve"/"reject" is also accepted)."""
+ApprovalAction = Literal["approve", "reject"]
 
-    action: Literal["approve", "reject"]
+
+class ApprovalDecisionBody(StrictModel):
+    """POST /approve/{token} as an object: {"action": "approve" | "reject"}."""
+
+    action: ApprovalAction
+
+
+# POST /approve/{token}: the object, or the JSON string "approve" / "reject".
+ApprovalDecision = Union[ApprovalDecisionBody, ApprovalAction]
 
 
 def utc_now() -> datetime:

@@ -1,10 +1,12 @@
 """The REST API and its WAF, by property value."""
 from __future__ import annotations
 
+import dataclasses
 import json
 
-import jsonschema
 import pytest
+from patternwatch_shared.names.functions import APPROVAL_PROCESSOR
+from patternwatch_shared.names.routes import APPROVAL_RESOURCE_PATH, PATTERNS_BY_SYMBOL_RESOURCE_PATH, PATTERNS_RESOURCE_PATH
 
 from patternwatch_infra.api import APPROVAL_DECISION_SCHEMA, PATTERNS_REQUEST_SCHEMA, ROUTES, definition_hash
 from patternwatch_infra.testing import find_resource, logical_id, reference_to, resolve, resources
@@ -79,8 +81,9 @@ def test_a_changed_api_definition_redeploys(dev):
     (deployment,) = resources(dev, "aws_api_gateway_deployment").values()
     assert deployment["triggers"] == {"redeployment": definition_hash()}
     assert deployment["lifecycle"] == {"create_before_destroy": True}
-    changed = (ROUTES[0].__class__(**{**ROUTES[0].__dict__, "path": "/patterns/v2"}),) + ROUTES[1:]
-    assert definition_hash(changed) != definition_hash()
+    changed_path = (dataclasses.replace(ROUTES[0], path="/patterns/v2"),) + ROUTES[1:]
+    changed_target = (dataclasses.replace(ROUTES[0], served_by=APPROVAL_PROCESSOR),) + ROUTES[1:]
+    assert len({definition_hash(), definition_hash(changed_path), definition_hash(changed_target)}) == 3
 
 
 def test_stage_traces_logs_as_json_and_runs_a_canary(dev):
@@ -126,20 +129,19 @@ def test_api_key_has_a_usage_plan_with_throttle_and_quota(dev):
     assert dev["output"]["api_key_value"]["sensitive"] is True
 
 
-def test_body_schemas_accept_what_the_handlers_accept_and_reject_the_rest():
-    bar = {"timestamp": 1_700_000_000, "open": 10.0, "high": 11.0, "low": 9.5, "close": 10.5, "volume": 1000}
-    jsonschema.Draft4Validator(PATTERNS_REQUEST_SCHEMA).validate({"symbol": "AAPL", "bars": [bar], "window": 38})
-    for bad in (
-        {"symbol": "aapl", "bars": [bar]},
-        {"symbol": "AAPL", "bars": []},
-        {"symbol": "AAPL", "bars": [{**bar, "open": 0}]},
-        {"symbol": "AAPL", "bars": [bar], "extra": 1},
-        {"bars": [bar]},
-    ):
-        assert not jsonschema.Draft4Validator(PATTERNS_REQUEST_SCHEMA).is_valid(bad), bad
-    approvals = jsonschema.Draft4Validator(APPROVAL_DECISION_SCHEMA)
-    assert approvals.is_valid({"action": "approve"}) and approvals.is_valid("reject")
-    assert not approvals.is_valid({"action": "maybe"}) and not approvals.is_valid({"action": "approve", "x": 1})
+def test_body_models_are_the_generated_schemas(dev):
+    """Generated from the handlers' pydantic types (tests/infra/test_api_schemas.py checks they agree)."""
+    for name, schema in (("PatternsRequest", PATTERNS_REQUEST_SCHEMA), ("ApprovalDecision", APPROVAL_DECISION_SCHEMA)):
+        assert json.loads(find_resource(dev, "aws_api_gateway_model", name=name)["schema"]) == schema
+
+
+def test_routes_are_the_shared_route_paths_served_by_their_functions():
+    assert [(r.method, r.path, r.served_by.base_name) for r in ROUTES] == [
+        ("POST", PATTERNS_RESOURCE_PATH, "PatternDetector"),
+        ("GET", PATTERNS_BY_SYMBOL_RESOURCE_PATH, "PatternDetector"),
+        ("POST", APPROVAL_RESOURCE_PATH, "ApprovalProcessor"),
+    ]
+    assert [r.path_parameters for r in ROUTES] == [(), ("symbol",), ("token",)]
 
 
 # --- WAF -------------------------------------------------------------------------------------------
