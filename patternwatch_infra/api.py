@@ -44,7 +44,6 @@ from cdktf_cdktf_provider_aws.api_gateway_usage_plan import (
     ApiGatewayUsagePlanThrottleSettings,
 )
 from cdktf_cdktf_provider_aws.api_gateway_usage_plan_key import ApiGatewayUsagePlanKey
-from cdktf_cdktf_provider_aws.cloudwatch_log_group import CloudwatchLogGroup
 from cdktf_cdktf_provider_aws.lambda_permission import LambdaPermission
 from cdktf_cdktf_provider_aws.wafv2_web_acl import (
     Wafv2WebAcl,
@@ -71,7 +70,7 @@ from patternwatch_shared.names.routes import (
 )
 
 from .architecture_layer import ArchitectureLayer
-from .blocks import ServiceRole
+from .blocks import encrypted_log_group
 from .compute import ComputeLayer
 from .config import EnvironmentConfig
 from .data import DataLayer
@@ -79,7 +78,7 @@ from .emulator import emulator_invoke_url
 from .function import MonitoredFunction
 from .json_schema import draft4
 from .policies import statement
-from .scan_skips import RETENTION_SET_PER_ENVIRONMENT, skip_check
+from .scan_skips import skip_check
 
 STAGE_NAME = "v1"
 API_KEY_HEADER = "x-api-key"
@@ -158,7 +157,6 @@ class ApiLayer(ArchitectureLayer):
         super().__init__(scope, id, config=config)
         self.data = data
         self.compute = compute
-        naming = self.naming
 
         self.rest_api = ApiGatewayRestApi(
             self,
@@ -200,20 +198,15 @@ class ApiLayer(ArchitectureLayer):
             lifecycle=TerraformResourceLifecycle(create_before_destroy=True),
             depends_on=[*self.methods, *self.integrations],
         )
-        self.access_log_group = CloudwatchLogGroup(
-            self,
-            "access_logs",
-            name=f"/aws/apigateway/pattern-detection-api-{config.resource_suffix}",
-            retention_in_days=config.lambda_.log_retention_days,
-            kms_key_id=data.kms_key.arn,
+        access_logs = f"/aws/apigateway/pattern-detection-api-{config.resource_suffix}"
+        self.access_log_group = encrypted_log_group(
+            self, "access_logs", access_logs, retention_days=config.lambda_.log_retention_days, kms_key=data.kms_key
         )
-        self.cloudwatch_role = ServiceRole.named(
-            self,
+        self.cloudwatch_role = self.service_role(
             "cloudwatch_role",
-            naming=naming,
-            base_name="ApiGatewayLogs",
-            service="apigateway.amazonaws.com",
-            statements=[
+            "ApiGatewayLogs",
+            "apigateway.amazonaws.com",
+            [
                 statement(
                     sid="WriteApiGatewayLogs",
                     actions=[
@@ -245,7 +238,6 @@ class ApiLayer(ArchitectureLayer):
         )
         skip_check(self.stage, "CKV2_AWS_51", "clients authenticate with API keys behind WAF; mutual TLS would need a custom domain and client PKI")
         skip_check(self.stage, "CKV_AWS_120", "responses are per-request detections and approvals; a cache would serve stale or wrong answers")
-        skip_check(self.access_log_group, "CKV_AWS_338", RETENTION_SET_PER_ENVIRONMENT)
         self.method_settings = ApiGatewayMethodSettings(
             self,
             "method_settings",
@@ -321,11 +313,11 @@ class ApiLayer(ArchitectureLayer):
             request_models = {"application/json": model.name}
         parameters = {f"method.request.path.{p}": True for p in route.path_parameters}
         parameters.update({f"method.request.querystring.{q}": False for q in route.query_parameters})
+        on_resource = {"rest_api_id": self.rest_api.id, "resource_id": resource_id}
         method = ApiGatewayMethod(
             self,
             f"method_{logical}",
-            rest_api_id=self.rest_api.id,
-            resource_id=resource_id,
+            **on_resource,
             http_method=route.method,
             authorization="NONE",
             api_key_required=True,
@@ -336,8 +328,7 @@ class ApiLayer(ArchitectureLayer):
         integration = ApiGatewayIntegration(
             self,
             f"integration_{logical}",
-            rest_api_id=self.rest_api.id,
-            resource_id=resource_id,
+            **on_resource,
             http_method=method.http_method,
             type="AWS_PROXY",
             integration_http_method="POST",
@@ -361,13 +352,34 @@ class ApiLayer(ArchitectureLayer):
     def _waf(self) -> None:
         config = self.config
         acl_name = self.naming.name("PatternDetectionWAF")
+        block = Wafv2WebAclRuleAction(block=Wafv2WebAclRuleActionBlock())
 
-        def visibility(metric: str) -> Wafv2WebAclRuleVisibilityConfig:
-            return Wafv2WebAclRuleVisibilityConfig(
-                cloudwatch_metrics_enabled=True, metric_name=metric, sampled_requests_enabled=True
+        def rule(priority: int, name: str, metric: str, statement: dict, *, override_action=None) -> Wafv2WebAclRule:
+            """Blocks what `statement` matches (a managed rule group keeps its own actions: `override_action`)."""
+            return Wafv2WebAclRule(
+                name=name,
+                priority=priority,
+                action=None if override_action else block,
+                override_action=override_action,
+                statement=statement,
+                visibility_config=Wafv2WebAclRuleVisibilityConfig(cloudwatch_metrics_enabled=True, metric_name=metric, sampled_requests_enabled=True),
             )
 
-        block = Wafv2WebAclRuleAction(block=Wafv2WebAclRuleActionBlock())
+        # "Not (header length >= 20)" matches both a short header and a missing one.
+        short_or_missing_key = {
+            "not_statement": {
+                "statement": [
+                    {
+                        "size_constraint_statement": {
+                            "comparison_operator": "GE",
+                            "size": MIN_API_KEY_LENGTH,
+                            "field_to_match": {"single_header": {"name": API_KEY_HEADER}},
+                            "text_transformation": [{"priority": 0, "type": "NONE"}],
+                        }
+                    }
+                ]
+            }
+        }
         self.web_acl = Wafv2WebAcl(
             self,
             "web_acl",
@@ -379,48 +391,21 @@ class ApiLayer(ArchitectureLayer):
                 cloudwatch_metrics_enabled=True, metric_name=acl_name, sampled_requests_enabled=True
             ),
             rule=[
-                Wafv2WebAclRule(
-                    name="rate-limit-per-ip",
-                    priority=1,
-                    action=block,
-                    statement={"rate_based_statement": {"limit": config.waf.rate_limit_per_5_minutes, "aggregate_key_type": "IP", "evaluation_window_sec": 300}},
-                    visibility_config=visibility("RateLimitPerIp"),
+                rule(
+                    1,
+                    "rate-limit-per-ip",
+                    "RateLimitPerIp",
+                    {"rate_based_statement": {"limit": config.waf.rate_limit_per_5_minutes, "aggregate_key_type": "IP", "evaluation_window_sec": 300}},
                 ),
-                Wafv2WebAclRule(
-                    name="geo-block",
-                    priority=2,
-                    action=block,
-                    statement={"geo_match_statement": {"country_codes": list(config.waf.geo_block_countries)}},
-                    visibility_config=visibility("GeoBlock"),
-                ),
-                Wafv2WebAclRule(
-                    name="aws-common-rule-set",
-                    priority=3,
+                rule(2, "geo-block", "GeoBlock", {"geo_match_statement": {"country_codes": list(config.waf.geo_block_countries)}}),
+                rule(
+                    3,
+                    "aws-common-rule-set",
+                    "AWSCommonRuleSet",
+                    {"managed_rule_group_statement": {"name": "AWSManagedRulesCommonRuleSet", "vendor_name": "AWS"}},
                     override_action=Wafv2WebAclRuleOverrideAction(none=Wafv2WebAclRuleOverrideActionNone()),
-                    statement={"managed_rule_group_statement": {"name": "AWSManagedRulesCommonRuleSet", "vendor_name": "AWS"}},
-                    visibility_config=visibility("AWSCommonRuleSet"),
                 ),
-                Wafv2WebAclRule(
-                    name="require-api-key-header",
-                    priority=4,
-                    action=block,
-                    # "Not (header length >= 20)" matches both a short header and a missing one.
-                    statement={
-                        "not_statement": {
-                            "statement": [
-                                {
-                                    "size_constraint_statement": {
-                                        "comparison_operator": "GE",
-                                        "size": MIN_API_KEY_LENGTH,
-                                        "field_to_match": {"single_header": {"name": API_KEY_HEADER}},
-                                        "text_transformation": [{"priority": 0, "type": "NONE"}],
-                                    }
-                                }
-                            ]
-                        }
-                    },
-                    visibility_config=visibility("RequireApiKeyHeader"),
-                ),
+                rule(4, "require-api-key-header", "RequireApiKeyHeader", short_or_missing_key),
             ],
         )
         skip_check(self.web_acl, "CKV_AWS_192", "the agreed four rules; the handlers are Python, so the Log4j rule set protects nothing here")

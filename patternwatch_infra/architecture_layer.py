@@ -5,9 +5,13 @@ architecture; the Lambda layer (shared-dependencies-<s>) is a LambdaLayerVersion
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from cdktf import TerraformOutput, TerraformResourceLifecycle
+from cdktf_cdktf_provider_aws.data_aws_iam_policy_document import DataAwsIamPolicyDocumentStatement
 from constructs import Construct
 
+from .blocks import ServiceRole
 from .config import EnvironmentConfig
 from .naming import Naming
 
@@ -23,6 +27,12 @@ class ArchitectureLayer(Construct):
         out = TerraformOutput(self, name, value=value, description=description, sensitive=sensitive or None)
         out.override_logical_id(name)
         return out
+
+    def service_role(
+        self, id: str, base_name: str, service: str, statements: Sequence[DataAwsIamPolicyDocumentStatement]
+    ) -> ServiceRole:
+        """`<base>Role-<s>`, assumed by `service`, with one inline least-privilege `<base>Policy-<s>`."""
+        return ServiceRole.named(self, id, naming=self.naming, base_name=base_name, service=service, statements=statements)
 
     @property
     def stateful_lifecycle(self) -> TerraformResourceLifecycle | None:

@@ -5,6 +5,7 @@ import json
 from collections.abc import Sequence
 
 from cdktf import TerraformResourceLifecycle
+from cdktf_cdktf_provider_aws.cloudwatch_log_group import CloudwatchLogGroup
 from cdktf_cdktf_provider_aws.data_aws_iam_policy_document import DataAwsIamPolicyDocumentStatement
 from cdktf_cdktf_provider_aws.iam_role import IamRole
 from cdktf_cdktf_provider_aws.iam_role_policy import IamRolePolicy
@@ -41,7 +42,7 @@ from constructs import Construct
 
 from .naming import Naming
 from .policies import deny_insecure_transport, policy_document, service_principal, statement
-from .scan_skips import skip_check
+from .scan_skips import RETENTION_SET_PER_ENVIRONMENT, skip_check
 
 # SQS keeps messages at most 14 days; failed messages get all of it so nobody loses one over a holiday.
 MAX_SQS_RETENTION_SECONDS = 14 * 24 * 3600
@@ -49,6 +50,18 @@ MAX_SQS_RETENTION_SECONDS = 14 * 24 * 3600
 KMS_DATA_KEY_REUSE_SECONDS = 300
 NONCURRENT_VERSION_EXPIRY_DAYS = 90
 ABORT_INCOMPLETE_UPLOAD_DAYS = 7
+
+
+def encrypted_log_group(scope: Construct, id: str, name: str, *, retention_days: int, kms_key: KmsKey) -> CloudwatchLogGroup:
+    """A log group encrypted with the platform key that keeps logs for the environment's retention.
+
+    The retention is a per-environment cost choice (envs/*.json), so checkov's one-year minimum is
+    skipped with that reason. A function rather than a construct: the group keeps the construct path,
+    and so the Terraform address, of the construct that asks for it.
+    """
+    group = CloudwatchLogGroup(scope, id, name=name, retention_in_days=retention_days, kms_key_id=kms_key.arn)
+    skip_check(group, "CKV_AWS_338", RETENTION_SET_PER_ENVIRONMENT)
+    return group
 
 
 class SecureBucket(Construct):

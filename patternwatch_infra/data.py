@@ -64,19 +64,13 @@ class DataLayer(ArchitectureLayer):
             self, "platform_key_alias", name=f"alias/patternwatch-{config.resource_suffix}", target_key_id=self.kms_key.key_id
         )
 
-        self.trading_patterns_table = DynamodbTable(
-            self,
+        string_keys = (TABLE_PARTITION_KEY, TABLE_SORT_KEY, RECENT_PATTERNS_INDEX_PARTITION_KEY, RECENT_PATTERNS_INDEX_SORT_KEY)
+        self.trading_patterns_table = self._table(
             "trading_patterns",
-            name=naming.name("TradingPatterns"),
-            billing_mode="PAY_PER_REQUEST",
+            "TradingPatterns",
             hash_key=TABLE_PARTITION_KEY,
             range_key=TABLE_SORT_KEY,
-            attribute=[
-                DynamodbTableAttribute(name=TABLE_PARTITION_KEY, type="S"),
-                DynamodbTableAttribute(name=TABLE_SORT_KEY, type="S"),
-                DynamodbTableAttribute(name=RECENT_PATTERNS_INDEX_PARTITION_KEY, type="S"),
-                DynamodbTableAttribute(name=RECENT_PATTERNS_INDEX_SORT_KEY, type="S"),
-            ],
+            attribute=[DynamodbTableAttribute(name=key, type="S") for key in string_keys],
             global_secondary_index=[
                 DynamodbTableGlobalSecondaryIndex(
                     name=RECENT_PATTERNS_INDEX,
@@ -86,23 +80,13 @@ class DataLayer(ArchitectureLayer):
                     projection_type="ALL",
                 )
             ],
-            point_in_time_recovery=DynamodbTablePointInTimeRecovery(enabled=True),
-            server_side_encryption=DynamodbTableServerSideEncryption(enabled=True, kms_key_arn=self.kms_key.arn),
-            deletion_protection_enabled=config.prevent_destroy,
-            lifecycle=protected,
         )
-        self.approval_table = DynamodbTable(
-            self,
+        self.approval_table = self._table(
             "approval_tracking",
-            name=naming.name("ApprovalTracking"),
-            billing_mode="PAY_PER_REQUEST",
+            "ApprovalTracking",
             hash_key=APPROVAL_PARTITION_KEY,
             attribute=[DynamodbTableAttribute(name=APPROVAL_PARTITION_KEY, type="S")],
             ttl=DynamodbTableTtl(enabled=True, attribute_name=APPROVAL_TTL_ATTRIBUTE),
-            point_in_time_recovery=DynamodbTablePointInTimeRecovery(enabled=True),
-            server_side_encryption=DynamodbTableServerSideEncryption(enabled=True, kms_key_arn=self.kms_key.arn),
-            deletion_protection_enabled=config.prevent_destroy,
-            lifecycle=protected,
         )
 
         self.alert_queue = EncryptedQueue(
@@ -183,6 +167,21 @@ class DataLayer(ArchitectureLayer):
             extra_policy_statements=self._log_delivery_statements(account, waf_log_bucket_name),
         )
         self._outputs()
+
+    def _table(self, id: str, base_name: str, **keys_and_indexes) -> DynamodbTable:
+        """A table billed per request, with point-in-time recovery, encrypted with the platform key, and
+        protected from deletion where the environment asks for it."""
+        return DynamodbTable(
+            self,
+            id,
+            name=self.naming.name(base_name),
+            billing_mode="PAY_PER_REQUEST",
+            point_in_time_recovery=DynamodbTablePointInTimeRecovery(enabled=True),
+            server_side_encryption=DynamodbTableServerSideEncryption(enabled=True, kms_key_arn=self.kms_key.arn),
+            deletion_protection_enabled=self.config.prevent_destroy,
+            lifecycle=self.stateful_lifecycle,
+            **keys_and_indexes,
+        )
 
     def _key_policy(self, account: str):
         account_root = f"arn:aws:iam::{account}:root"

@@ -14,12 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from cdktf import AssetType, TerraformAsset, TerraformResourceLifecycle
-from cdktf_cdktf_provider_aws.cloudwatch_log_group import CloudwatchLogGroup
-from cdktf_cdktf_provider_aws.cloudwatch_metric_alarm import (
-    CloudwatchMetricAlarm,
-    CloudwatchMetricAlarmMetricQuery,
-    CloudwatchMetricAlarmMetricQueryMetric,
-)
+from cdktf_cdktf_provider_aws.cloudwatch_metric_alarm import CloudwatchMetricAlarm, CloudwatchMetricAlarmMetricQuery
 from cdktf_cdktf_provider_aws.codedeploy_app import CodedeployApp
 from cdktf_cdktf_provider_aws.codedeploy_deployment_group import (
     CodedeployDeploymentGroup,
@@ -41,12 +36,13 @@ from cdktf_cdktf_provider_aws.sns_topic import SnsTopic
 from constructs import Construct
 from patternwatch_shared.names.functions import LambdaFunctionSpec
 
-from .blocks import ServiceRole
+from .alarms import ABOVE, THREE_OF_FIVE_MINUTES, Evaluation, Metric, alarm
+from .blocks import ServiceRole, encrypted_log_group
 from .config import EnvironmentConfig
 from .naming import Naming
 from .packaging import Package
 from .policies import statement
-from .scan_skips import DESCRIBE_ALARMS_NEEDS_STAR, RETENTION_SET_PER_ENVIRONMENT, skip_check
+from .scan_skips import DESCRIBE_ALARMS_NEEDS_STAR, skip_check
 
 RUNTIME = "python3.12"
 ARCHITECTURE = "arm64"
@@ -91,13 +87,8 @@ class MonitoredFunction(Construct):
         self.timeout_seconds = timeout_seconds or config.lambda_.timeout_seconds
         self.alarm_actions = [platform.alarm_topic.arn]
 
-        self.log_group = CloudwatchLogGroup(
-            self,
-            "log_group",
-            name=f"/aws/lambda/{self.function_name}",
-            retention_in_days=config.lambda_.log_retention_days,
-            kms_key_id=platform.kms_key.arn,
-        )
+        log_retention = config.lambda_.log_retention_days
+        self.log_group = encrypted_log_group(self, "log_group", f"/aws/lambda/{self.function_name}", retention_days=log_retention, kms_key=platform.kms_key)
         self.service_role = ServiceRole.named(
             self,
             "service_role",
@@ -147,7 +138,6 @@ class MonitoredFunction(Construct):
         skip_check(self.function, "CKV_AWS_116", "invoked synchronously (API, Step Functions) or by event source mappings whose own DLQ/on-failure destination keeps failed records")
         skip_check(self.function, "CKV_AWS_115", "concurrency is bounded at the source (SQS maximum concurrency, API throttling, one stream consumer); reserving it would carve up the account pool")
         skip_check(self.function, "CKV_AWS_272", "no code-signing profile: zips are built deterministically and their hashes pinned in the plan")
-        skip_check(self.log_group, "CKV_AWS_338", RETENTION_SET_PER_ENVIRONMENT)
         self.alias = LambdaAlias(
             self,
             "alias",
@@ -158,19 +148,11 @@ class MonitoredFunction(Construct):
             lifecycle=TerraformResourceLifecycle(ignore_changes=["function_version", "routing_config"]),
         )
 
-        self.errors_alarm = self._alarm(
-            "errors", "Errors", "Sum", config.alarms.error_threshold, f"{self.function_name} is raising errors"
-        )
-        self.throttles_alarm = self._alarm("throttles", "Throttles", "Sum", 1, f"{self.function_name} is being throttled")
+        self.errors_alarm = self._alarm("errors", "Errors", "Sum", config.alarms.error_threshold, "is raising errors")
+        self.throttles_alarm = self._alarm("throttles", "Throttles", "Sum", 1, "is being throttled")
         p99_threshold_ms = int(config.alarms.duration_p99_ratio * self.timeout_seconds * 1000)
-        self.duration_alarm = self._alarm(
-            "duration_p99",
-            "Duration",
-            None,
-            p99_threshold_ms,
-            f"{self.function_name} p99 duration is near its timeout",
-            extended_statistic="p99",
-        )
+        self.duration_alarm = self._alarm("duration_p99", "Duration", "p99", p99_threshold_ms, "p99 duration is near its timeout")
+        self.iterator_age_alarm: CloudwatchMetricAlarm | None = None
         self.canary_alarm = self._canary_error_rate_alarm(config.alarms.canary_error_rate_percent)
         self.deployment_group = CodedeployDeploymentGroup(
             self,
@@ -190,84 +172,56 @@ class MonitoredFunction(Construct):
             ),
         )
 
+    @property
+    def health_alarms(self) -> list[CloudwatchMetricAlarm]:
+        """The alarms that say the function itself is unhealthy (the canary alarm speaks only of a release)."""
+        return [a for a in (self.errors_alarm, self.throttles_alarm, self.iterator_age_alarm) if a is not None]
+
     def add_environment(self, variables: Mapping[str, str]) -> None:
         """Add variables known only after later layers exist (e.g. the API's URL)."""
         self.environment = {**self.environment, **variables}
         self.function.put_environment(variables=self.environment)
 
-    def _alarm(
-        self,
-        id: str,
-        metric_name: str,
-        statistic: str | None,
-        threshold: float,
-        description: str,
-        *,
-        namespace: str = "AWS/Lambda",
-        dimensions: Mapping[str, str] | None = None,
-        extended_statistic: str | None = None,
-        evaluation_periods: int = 5,
-    ) -> CloudwatchMetricAlarm:
-        return CloudwatchMetricAlarm(
+    def _alarm(self, id: str, metric_name: str, stat: str, threshold: float, what: str) -> CloudwatchMetricAlarm:
+        """`<function>-<metric>`, on the function's own AWS/Lambda metric."""
+        return alarm(
             self,
             f"{id}_alarm",
-            alarm_name=f"{self.function_name}-{metric_name}",
-            alarm_description=description,
-            namespace=namespace,
-            metric_name=metric_name,
-            dimensions=dict(dimensions or {"FunctionName": self.function_name}),
-            statistic=statistic,
-            extended_statistic=extended_statistic,
-            period=ALARM_PERIOD_SECONDS,
-            evaluation_periods=evaluation_periods,
-            datapoints_to_alarm=min(3, evaluation_periods),
+            name=f"{self.function_name}-{metric_name}",
+            description=f"{self.function_name} {what}",
+            metric=Metric("AWS/Lambda", metric_name, stat, {"FunctionName": self.function_name}),
             threshold=threshold,
-            comparison_operator="GreaterThanOrEqualToThreshold",
-            treat_missing_data="notBreaching",
-            alarm_actions=self.alarm_actions,
-            ok_actions=self.alarm_actions,
+            actions=self.alarm_actions,
+            evaluation=THREE_OF_FIVE_MINUTES,
         )
 
     def add_iterator_age_alarm(self, threshold_ms: int) -> CloudwatchMetricAlarm:
         """Stream consumers fall behind before they fail; iterator age says so first."""
-        self.iterator_age_alarm = self._alarm(
-            "iterator_age",
-            "IteratorAge",
-            "Maximum",
-            threshold_ms,
-            f"{self.function_name} is falling behind the stream",
-        )
+        self.iterator_age_alarm = self._alarm("iterator_age", "IteratorAge", "Maximum", threshold_ms, "is falling behind the stream")
         return self.iterator_age_alarm
 
     def _canary_error_rate_alarm(self, percent: float) -> CloudwatchMetricAlarm:
-        alias_dimensions = {"FunctionName": self.function_name, "Resource": f"{self.function_name}:{LIVE_ALIAS}"}
-
-        def lambda_metric(metric_id: str, name: str) -> CloudwatchMetricAlarmMetricQuery:
-            return CloudwatchMetricAlarmMetricQuery(
-                id=metric_id,
-                return_data=False,
-                metric=CloudwatchMetricAlarmMetricQueryMetric(
-                    namespace="AWS/Lambda", metric_name=name, dimensions=alias_dimensions, period=ALARM_PERIOD_SECONDS, stat="Sum"
-                ),
-            )
-
-        return CloudwatchMetricAlarm(
+        """The share of failing invocations of the alias while CodeDeploy shifts it: the rollback signal."""
+        alias = {"FunctionName": self.function_name, "Resource": f"{self.function_name}:{LIVE_ALIAS}"}
+        error_rate = CloudwatchMetricAlarmMetricQuery(
+            id="error_rate", expression="100 * errors / MAX([invocations, 1])", label="Error rate (%)", return_data=True
+        )
+        return alarm(
             self,
             "canary_error_rate_alarm",
-            alarm_name=f"{self.function_name}-CanaryErrorRate",
-            alarm_description=f"More than {percent}% of {self.function_name}:{LIVE_ALIAS} invocations fail: roll the release back",
-            comparison_operator="GreaterThanThreshold",
-            threshold=percent,
-            evaluation_periods=1,
-            treat_missing_data="notBreaching",
-            metric_query=[
-                lambda_metric("errors", "Errors"),
-                lambda_metric("invocations", "Invocations"),
-                CloudwatchMetricAlarmMetricQuery(
-                    id="error_rate", expression="100 * errors / MAX([invocations, 1])", label="Error rate (%)", return_data=True
-                ),
+            name=f"{self.function_name}-CanaryErrorRate",
+            description=f"More than {percent}% of {self.function_name}:{LIVE_ALIAS} invocations fail: roll the release back",
+            queries=[
+                Metric("AWS/Lambda", "Errors", "Sum", alias).query("errors", period=ALARM_PERIOD_SECONDS),
+                Metric("AWS/Lambda", "Invocations", "Sum", alias).query("invocations", period=ALARM_PERIOD_SECONDS),
+                error_rate,
             ],
-            alarm_actions=self.alarm_actions,
+            comparison=ABOVE,
+            threshold=percent,
+            actions=self.alarm_actions,
+            evaluation=Evaluation(periods=1),
+            # CodeDeploy reads the state; a recovery after a rollback needs nobody's attention.
+            notify_ok=False,
         )
 
 

@@ -17,12 +17,9 @@ import json
 from cdktf_cdktf_provider_aws.budgets_budget import BudgetsBudget, BudgetsBudgetCostFilter, BudgetsBudgetNotification
 from cdktf_cdktf_provider_aws.cloudwatch_composite_alarm import CloudwatchCompositeAlarm
 from cdktf_cdktf_provider_aws.cloudwatch_dashboard import CloudwatchDashboard
-from cdktf_cdktf_provider_aws.cloudwatch_metric_alarm import (
-    CloudwatchMetricAlarm,
-    CloudwatchMetricAlarmMetricQuery,
-    CloudwatchMetricAlarmMetricQueryMetric,
-)
+from cdktf_cdktf_provider_aws.cloudwatch_metric_alarm import CloudwatchMetricAlarm, CloudwatchMetricAlarmMetricQuery
 from cdktf_cdktf_provider_aws.provider import AwsProvider
+from cdktf_cdktf_provider_aws.sqs_queue import SqsQueue
 from constructs import Construct
 from patternwatch_shared.names.functions import KINESIS_CONSUMER
 from patternwatch_shared.names.metrics import (
@@ -31,6 +28,7 @@ from patternwatch_shared.names.metrics import (
 )
 
 from . import dashboard
+from .alarms import ABOVE_BAND, THREE_OF_FIVE_MINUTES, Evaluation, Metric, alarm
 from .api import ApiLayer
 from .architecture_layer import ArchitectureLayer
 from .compute import ComputeLayer
@@ -44,6 +42,8 @@ BILLING_REGION = "us-east-1"
 # EstimatedCharges is updated a few times a day; a shorter period only adds empty datapoints.
 BILLING_PERIOD_SECONDS = 6 * 3600
 ANOMALY_PERIOD_SECONDS = 300
+# Workflow failures and queue depth: any breach in a five-minute period.
+FIVE_MINUTES = Evaluation(period_seconds=300)
 # Band width in standard deviations: 2 is CloudWatch's default and tolerates normal market-hours swings.
 ANOMALY_BAND_STDDEVS = 2
 ANOMALY_EVALUATION_PERIODS = 3
@@ -66,16 +66,8 @@ def billing_alarm_region_check(region: str) -> None:
 
 class MonitoringLayer(ArchitectureLayer):
     def __init__(
-        self,
-        scope: Construct,
-        id: str,
-        *,
-        config: EnvironmentConfig,
-        data: DataLayer,
-        compute: ComputeLayer,
-        api: ApiLayer,
-        orchestration: OrchestrationLayer,
-        billing_provider: AwsProvider,
+        self, scope: Construct, id: str, *, config: EnvironmentConfig, data: DataLayer, compute: ComputeLayer, api: ApiLayer,
+        orchestration: OrchestrationLayer, billing_provider: AwsProvider,
     ) -> None:
         super().__init__(scope, id, config=config)
         self.data = data
@@ -90,9 +82,7 @@ class MonitoringLayer(ArchitectureLayer):
 
         self.duration_anomaly_alarm = self._duration_anomaly_alarm()
         self.dead_letter_alarms = [
-            self._queue_depth_alarm(
-                f"{queue_id}_dlq_depth", f"{base}-DLQ-Depth", queue.dead_letter_queue, config.alarms.dlq_depth, "messages failed every retry"
-            )
+            self._queue_depth_alarm(f"{queue_id}_dlq_depth", f"{base}-DLQ-Depth", queue.dead_letter_queue, config.alarms.dlq_depth, "messages failed every retry")
             for queue_id, base, queue in (
                 ("alert_queue", "AlertQueue", data.alert_queue),
                 ("pending_approvals", "PendingApprovals", data.pending_approvals_queue),
@@ -101,50 +91,25 @@ class MonitoringLayer(ArchitectureLayer):
         self.stream_failure_alarm = self._queue_depth_alarm(
             "stream_failures_depth", "StreamConsumerFailures-Depth", data.stream_failure_queue.queue, 1, "Kinesis records the consumer gave up on"
         )
-        self.workflow_failure_alarm = CloudwatchMetricAlarm(
-            self,
+        self.workflow_failure_alarm = self._alarm(
             "analysis_workflow_failures",
-            alarm_name=naming.name("PatternAnalysisWorkflow-Failures"),
-            alarm_description="PatternAnalysisWorkflow executions failed (each one was sent to manual review)",
-            namespace="AWS/States",
-            metric_name="ExecutionsFailed",
-            dimensions={"StateMachineArn": orchestration.analysis_state_machine.arn},
-            statistic="Sum",
-            period=ANOMALY_PERIOD_SECONDS,
-            evaluation_periods=1,
+            "PatternAnalysisWorkflow-Failures",
+            "PatternAnalysisWorkflow executions failed (each one was sent to manual review)",
+            Metric("AWS/States", "ExecutionsFailed", "Sum", {"StateMachineArn": orchestration.analysis_state_machine.arn}),
             threshold=1,
-            comparison_operator="GreaterThanOrEqualToThreshold",
-            treat_missing_data="notBreaching",
-            alarm_actions=self.alarm_actions,
-            ok_actions=self.alarm_actions,
         )
-        self.api_errors_alarm = CloudwatchMetricAlarm(
-            self,
+        api_stage = {"ApiName": api.rest_api.name, "Stage": api.stage.stage_name}
+        self.api_errors_alarm = self._alarm(
             "api_5xx",
-            alarm_name=naming.name("PatternDetectionApi-5XXError"),
-            alarm_description="The REST API is answering with server errors",
-            namespace="AWS/ApiGateway",
-            metric_name="5XXError",
-            dimensions={"ApiName": api.rest_api.name, "Stage": api.stage.stage_name},
-            statistic="Sum",
-            period=60,
-            evaluation_periods=5,
-            datapoints_to_alarm=3,
+            "PatternDetectionApi-5XXError",
+            "The REST API is answering with server errors",
+            Metric("AWS/ApiGateway", "5XXError", "Sum", api_stage),
             threshold=config.alarms.error_threshold,
-            comparison_operator="GreaterThanOrEqualToThreshold",
-            treat_missing_data="notBreaching",
-            alarm_actions=self.alarm_actions,
-            ok_actions=self.alarm_actions,
+            evaluation=THREE_OF_FIVE_MINUTES,
         )
 
-        function_alarms = [
-            alarm
-            for f in compute.functions
-            for alarm in (f.errors_alarm, f.throttles_alarm, getattr(f, "iterator_age_alarm", None))
-            if alarm is not None
-        ]
         self.health_members = [
-            *function_alarms,
+            *(member for f in compute.functions for member in f.health_alarms),
             self.duration_anomaly_alarm,
             *self.dead_letter_alarms,
             self.stream_failure_alarm,
@@ -164,22 +129,15 @@ class MonitoringLayer(ArchitectureLayer):
             )
 
         billing_alarm_region_check(config.region)
-        self.billing_alarm = CloudwatchMetricAlarm(
-            self,
+        self.billing_alarm = self._alarm(
             "billing",
-            provider=billing_provider,
-            alarm_name=naming.name("PatternWatchBilling"),
-            alarm_description=f"Estimated charges this month reached {config.alarms.billing_threshold_usd:g} USD",
-            namespace="AWS/Billing",
-            metric_name="EstimatedCharges",
-            dimensions={"Currency": "USD"},
-            statistic="Maximum",
-            period=BILLING_PERIOD_SECONDS,
-            evaluation_periods=1,
+            "PatternWatchBilling",
+            f"Estimated charges this month reached {config.alarms.billing_threshold_usd:g} USD",
+            Metric("AWS/Billing", "EstimatedCharges", "Maximum", {"Currency": "USD"}),
             threshold=config.alarms.billing_threshold_usd,
-            comparison_operator="GreaterThanOrEqualToThreshold",
-            treat_missing_data="notBreaching",
-            alarm_actions=self.alarm_actions,
+            evaluation=Evaluation(period_seconds=BILLING_PERIOD_SECONDS),
+            provider=billing_provider,
+            notify_ok=False,  # a bill going down again is not news
         )
         self.budget = BudgetsBudget(
             self,
@@ -195,18 +153,12 @@ class MonitoringLayer(ArchitectureLayer):
             notification=[
                 BudgetsBudgetNotification(
                     comparison_operator="GREATER_THAN",
-                    notification_type="ACTUAL",
-                    threshold=BUDGET_ACTUAL_PERCENT,
+                    notification_type=kind,
+                    threshold=percent,
                     threshold_type="PERCENTAGE",
                     subscriber_sns_topic_arns=[self.ops_topic_arn],
-                ),
-                BudgetsBudgetNotification(
-                    comparison_operator="GREATER_THAN",
-                    notification_type="FORECASTED",
-                    threshold=BUDGET_FORECAST_PERCENT,
-                    threshold_type="PERCENTAGE",
-                    subscriber_sns_topic_arns=[self.ops_topic_arn],
-                ),
+                )
+                for kind, percent in (("ACTUAL", BUDGET_ACTUAL_PERCENT), ("FORECASTED", BUDGET_FORECAST_PERCENT))
             ],
         )
 
@@ -239,59 +191,33 @@ class MonitoringLayer(ArchitectureLayer):
             self.output("platform_health_alarm_name", self.platform_health_alarm.alarm_name, description="composite platform health alarm")
         self.output("ops_topic_arn", self.ops_topic_arn, description="SNS topic every alarm notifies")
 
-    def _duration_anomaly_alarm(self) -> CloudwatchMetricAlarm:
-        """Detection time is judged against its own learned pattern, not a fixed number of milliseconds."""
-        return CloudwatchMetricAlarm(
-            self,
-            "duration_anomaly",
-            alarm_name=self.naming.name(f"{METRIC_PATTERN_DETECTION_DURATION}-Anomaly"),
-            alarm_description="Stream pattern detection is slower than its anomaly-detection band",
-            comparison_operator="GreaterThanUpperThreshold",
-            evaluation_periods=ANOMALY_EVALUATION_PERIODS,
-            datapoints_to_alarm=ANOMALY_DATAPOINTS_TO_ALARM,
-            threshold_metric_id="band",
-            treat_missing_data="notBreaching",
-            metric_query=[
-                CloudwatchMetricAlarmMetricQuery(
-                    id="duration",
-                    return_data=True,
-                    metric=CloudwatchMetricAlarmMetricQueryMetric(
-                        namespace=METRICS_NAMESPACE,
-                        metric_name=METRIC_PATTERN_DETECTION_DURATION,
-                        dimensions={
-                            DIMENSION_SERVICE: KINESIS_CONSUMER.service_name,
-                            DIMENSION_PATTERN_TYPE: PATTERN_TYPE_ALL,
-                        },
-                        period=ANOMALY_PERIOD_SECONDS,
-                        stat="Average",
-                    ),
-                ),
-                CloudwatchMetricAlarmMetricQuery(
-                    id="band",
-                    expression=f"ANOMALY_DETECTION_BAND(duration, {ANOMALY_BAND_STDDEVS})",
-                    label="expected detection duration",
-                    return_data=True,
-                ),
-            ],
-            alarm_actions=self.alarm_actions,
-            ok_actions=self.alarm_actions,
+    def _alarm(
+        self, id: str, base_name: str, description: str, metric: Metric, *, evaluation: Evaluation = FIVE_MINUTES, **options
+    ) -> CloudwatchMetricAlarm:
+        """`<base name>-<s>` on one metric, notifying the ops topic."""
+        return alarm(
+            self, id, name=self.naming.name(base_name), description=description, metric=metric, actions=self.alarm_actions, evaluation=evaluation, **options
         )
 
-    def _queue_depth_alarm(self, id: str, base_name: str, queue, threshold: int, what: str) -> CloudwatchMetricAlarm:
-        return CloudwatchMetricAlarm(
-            self,
-            id,
-            alarm_name=self.naming.name(base_name),
-            alarm_description=f"{base_name.removesuffix('-Depth')}: {what}",
-            namespace="AWS/SQS",
-            metric_name="ApproximateNumberOfMessagesVisible",
-            dimensions={"QueueName": queue.name},
-            statistic="Maximum",
-            period=ANOMALY_PERIOD_SECONDS,
-            evaluation_periods=1,
-            threshold=threshold,
-            comparison_operator="GreaterThanOrEqualToThreshold",
-            treat_missing_data="notBreaching",
-            alarm_actions=self.alarm_actions,
-            ok_actions=self.alarm_actions,
+    def _duration_anomaly_alarm(self) -> CloudwatchMetricAlarm:
+        """Detection time is judged against its own learned pattern, not a fixed number of milliseconds."""
+        dimensions = {DIMENSION_SERVICE: KINESIS_CONSUMER.service_name, DIMENSION_PATTERN_TYPE: PATTERN_TYPE_ALL}
+        duration = Metric(METRICS_NAMESPACE, METRIC_PATTERN_DETECTION_DURATION, "Average", dimensions)
+        band = CloudwatchMetricAlarmMetricQuery(
+            id="band", expression=f"ANOMALY_DETECTION_BAND(duration, {ANOMALY_BAND_STDDEVS})", label="expected detection duration", return_data=True
         )
+        return alarm(
+            self,
+            "duration_anomaly",
+            name=self.naming.name(f"{METRIC_PATTERN_DETECTION_DURATION}-Anomaly"),
+            description="Stream pattern detection is slower than its anomaly-detection band",
+            queries=[duration.query("duration", period=ANOMALY_PERIOD_SECONDS, return_data=True), band],
+            comparison=ABOVE_BAND,
+            band_id="band",
+            actions=self.alarm_actions,
+            evaluation=Evaluation(periods=ANOMALY_EVALUATION_PERIODS, datapoints=ANOMALY_DATAPOINTS_TO_ALARM),
+        )
+
+    def _queue_depth_alarm(self, id: str, base_name: str, queue: SqsQueue, threshold: int, what: str) -> CloudwatchMetricAlarm:
+        depth = Metric("AWS/SQS", "ApproximateNumberOfMessagesVisible", "Maximum", {"QueueName": queue.name})
+        return self._alarm(id, base_name, f"{base_name.removesuffix('-Depth')}: {what}", depth, threshold=threshold)

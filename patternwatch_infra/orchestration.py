@@ -38,14 +38,13 @@ from patternwatch_shared.names.messages import (
 )
 
 from .architecture_layer import ArchitectureLayer
-from .blocks import ServiceRole
+from .blocks import ServiceRole, encrypted_log_group
 from .compute import USE_KEY, ComputeLayer
 from .config import EnvironmentConfig
 from .data import DataLayer
 from .function import LIVE_ALIAS, MonitoredFunction, canary_deployment_role, grant_canary_deployments
 from .packaging import Package, build_function
 from .policies import condition, statement
-from .scan_skips import RETENTION_SET_PER_ENVIRONMENT, skip_check
 from .workflows import analysis, power_tuning, render
 
 THRESHOLD_CHECK_SCHEDULE = "rate(5 minutes)"
@@ -73,14 +72,7 @@ TUNING_ALIAS_PATTERN = "RAM*"
 
 class OrchestrationLayer(ArchitectureLayer):
     def __init__(
-        self,
-        scope: Construct,
-        id: str,
-        *,
-        config: EnvironmentConfig,
-        data: DataLayer,
-        compute: ComputeLayer,
-        tuner_package: Package | None = None,
+        self, scope: Construct, id: str, *, config: EnvironmentConfig, data: DataLayer, compute: ComputeLayer, tuner_package: Package | None = None
     ) -> None:
         super().__init__(scope, id, config=config)
         self.data = data
@@ -92,13 +84,11 @@ class OrchestrationLayer(ArchitectureLayer):
         detector_alias = compute.pattern_detector.alias.arn
         review_topic = data.ops_topic.topic.arn
         self.analysis_log_group = self._log_group("analysis_log_group", "PatternAnalysisWorkflow")
-        self.analysis_role = ServiceRole.named(
-            self,
+        self.analysis_role = self.service_role(
             "analysis_role",
-            naming=naming,
-            base_name="PatternAnalysisWorkflow",
-            service="states.amazonaws.com",
-            statements=[
+            "PatternAnalysisWorkflow",
+            "states.amazonaws.com",
+            [
                 statement(sid="InvokePatternDetector", actions=["lambda:InvokeFunction"], resources=[detector_alias]),
                 statement(sid="PublishManualReviews", actions=["sns:Publish"], resources=[review_topic]),
                 # The review topic and the state machine itself are encrypted with the platform key.
@@ -194,13 +184,11 @@ class OrchestrationLayer(ArchitectureLayer):
         grant_canary_deployments(self.tuner_deployment_role, self.tuner_functions)
 
         self.tuning_log_group = self._log_group("tuning_log_group", "PowerTuningWorkflow")
-        self.tuning_role = ServiceRole.named(
-            self,
+        self.tuning_role = self.service_role(
             "tuning_role",
-            naming=naming,
-            base_name="PowerTuningWorkflow",
-            service="states.amazonaws.com",
-            statements=[
+            "PowerTuningWorkflow",
+            "states.amazonaws.com",
+            [
                 statement(sid="InvokeTunerSteps", actions=["lambda:InvokeFunction"], resources=[f.alias.arn for f in self.tuner_functions]),
                 statement(sid="UsePlatformKey", actions=USE_KEY, resources=[key_arn]),
                 *self._workflow_telemetry_statements(),
@@ -258,13 +246,11 @@ class OrchestrationLayer(ArchitectureLayer):
             event_pattern=json.dumps(self.pattern_event_pattern, separators=(",", ":")),
         )
         machine_arn = self.analysis_state_machine.arn
-        self.events_role = ServiceRole.named(
-            self,
+        self.events_role = self.service_role(
             "events_role",
-            naming=naming,
-            base_name="PatternEvents",
-            service="events.amazonaws.com",
-            statements=[
+            "PatternEvents",
+            "events.amazonaws.com",
+            [
                 statement(sid="StartAnalysisWorkflow", actions=["states:StartExecution"], resources=[machine_arn]),
                 # The machine is encrypted with the platform key, and a new execution's input is encrypted
                 # with the caller's key permissions; the condition limits the key to that one machine.
@@ -294,15 +280,8 @@ class OrchestrationLayer(ArchitectureLayer):
 
     def _log_group(self, id: str, machine_name: str) -> CloudwatchLogGroup:
         # /aws/vendedlogs/ keeps Step Functions from growing the account's 5 KB log resource policy.
-        log_group = CloudwatchLogGroup(
-            self,
-            id,
-            name=f"/aws/vendedlogs/states/{self.naming.name(machine_name)}",
-            retention_in_days=self.config.lambda_.log_retention_days,
-            kms_key_id=self.data.kms_key.arn,
-        )
-        skip_check(log_group, "CKV_AWS_338", RETENTION_SET_PER_ENVIRONMENT)
-        return log_group
+        name = f"/aws/vendedlogs/states/{self.naming.name(machine_name)}"
+        return encrypted_log_group(self, id, name, retention_days=self.config.lambda_.log_retention_days, kms_key=self.data.kms_key)
 
     @staticmethod
     def _workflow_telemetry_statements() -> list:

@@ -57,6 +57,11 @@ def _task(resource: str, parameters: dict[str, Any], **rest: Any) -> dict[str, A
     return {"Type": "Task", "Resource": resource, "Parameters": parameters, "Retry": retry_policy(), **rest}
 
 
+def _action(action: str, *from_input: str, **fixed: str) -> dict[str, Any]:
+    """A detector task's input: the action, fixed values, these fields of the state's input, the correlation id."""
+    return {FIELD_ACTION: action, **fixed, **{f"{field}.$": f"$.{field}" for field in from_input}, **_CORRELATION}
+
+
 def definition(*, detector_arn: str, review_topic_arn: str) -> dict[str, Any]:
     """`detector_arn`: pattern-detector's alias ARN; `review_topic_arn`: where ManualReview publishes."""
     branches = [
@@ -64,15 +69,7 @@ def definition(*, detector_arn: str, review_topic_arn: str) -> dict[str, Any]:
             "StartAt": detect_state_name(family),
             "States": {
                 detect_state_name(family): _task(
-                    detector_arn,
-                    {
-                        FIELD_ACTION: WORKFLOW_ACTION_DETECT,
-                        FIELD_FAMILY: family,
-                        f"{FIELD_SYMBOL}.$": f"$.{FIELD_SYMBOL}",
-                        f"{FIELD_BARS}.$": f"$.{FIELD_BARS}",
-                        **_CORRELATION,
-                    },
-                    End=True,
+                    detector_arn, _action(WORKFLOW_ACTION_DETECT, FIELD_SYMBOL, FIELD_BARS, **{FIELD_FAMILY: family}), End=True
                 )
             },
         }
@@ -83,15 +80,7 @@ def definition(*, detector_arn: str, review_topic_arn: str) -> dict[str, Any]:
         "StartAt": START,
         "States": {
             START: _task(
-                detector_arn,
-                {
-                    FIELD_ACTION: WORKFLOW_ACTION_VALIDATE,
-                    f"{FIELD_SYMBOL}.$": f"$.{FIELD_SYMBOL}",
-                    f"{FIELD_BARS}.$": f"$.{FIELD_BARS}",
-                    **_CORRELATION,
-                },
-                Catch=to_manual_review(),
-                Next=PARALLEL,
+                detector_arn, _action(WORKFLOW_ACTION_VALIDATE, FIELD_SYMBOL, FIELD_BARS), Catch=to_manual_review(), Next=PARALLEL
             ),
             PARALLEL: {
                 "Type": "Parallel",
@@ -102,26 +91,11 @@ def definition(*, detector_arn: str, review_topic_arn: str) -> dict[str, Any]:
                 "Next": SCORING,
             },
             SCORING: _task(
-                detector_arn,
-                {
-                    FIELD_ACTION: WORKFLOW_ACTION_SCORE,
-                    f"{FIELD_SYMBOL}.$": f"$.{FIELD_SYMBOL}",
-                    f"{FIELD_RESULTS}.$": f"$.{FIELD_RESULTS}",
-                    **_CORRELATION,
-                },
-                Catch=to_manual_review(),
-                Next=DECISION,
+                detector_arn, _action(WORKFLOW_ACTION_SCORE, FIELD_SYMBOL, FIELD_RESULTS), Catch=to_manual_review(), Next=DECISION
             ),
             DECISION: _task(
                 detector_arn,
-                {
-                    FIELD_ACTION: WORKFLOW_ACTION_DECIDE,
-                    f"{FIELD_SYMBOL}.$": f"$.{FIELD_SYMBOL}",
-                    f"{FIELD_MATCHES}.$": f"$.{FIELD_MATCHES}",
-                    "topMatch.$": "$.topMatch",
-                    "severity.$": "$.severity",
-                    **_CORRELATION,
-                },
+                _action(WORKFLOW_ACTION_DECIDE, FIELD_SYMBOL, FIELD_MATCHES, "topMatch", "severity"),
                 Catch=to_manual_review(),
                 End=True,
             ),

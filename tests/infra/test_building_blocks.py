@@ -58,3 +58,43 @@ def test_lookup_helpers_fail_loudly_instead_of_guessing():
         logical_id(document, "aws_kms_key", description="missing")
     with pytest.raises(AssertionError, match="is not a plain reference"):
         resolve(document, "arn:aws:kms:us-east-1:111111111111:key/abc")
+
+
+def test_an_alarm_watches_one_metric_or_metric_math_never_both_or_neither():
+    from cdktf_cdktf_provider_aws.cloudwatch_metric_alarm import CloudwatchMetricAlarmMetricQuery
+
+    from patternwatch_infra.alarms import THREE_OF_FIVE_MINUTES, Evaluation, Metric, alarm
+
+    errors = Metric("AWS/Lambda", "Errors", "Sum", {"FunctionName": "F-test"})
+    expression = CloudwatchMetricAlarmMetricQuery(id="e", expression="errors * 2", return_data=True)
+
+    def build(stack):
+        alarm(stack, "by_metric", name="F-Errors", description="d", actions=["arn:topic"], evaluation=THREE_OF_FIVE_MINUTES, metric=errors, threshold=1)
+        alarm(stack, "p99", name="F-Duration", description="d", actions=["arn:topic"], evaluation=THREE_OF_FIVE_MINUTES,
+              metric=Metric("AWS/Lambda", "Duration", "p99"), threshold=1000, notify_ok=False)
+        for bad in ({"metric": errors, "queries": [expression]}, {}):
+            with pytest.raises(ValueError, match="either one metric or metric-math queries"):
+                alarm(stack, "bad", name="Bad", description="d", actions=[], evaluation=Evaluation(periods=1), **bad)
+
+    document = synth_scope(build)
+    by_metric = find_resource(document, "aws_cloudwatch_metric_alarm", alarm_name="F-Errors")
+    assert (by_metric["statistic"], by_metric["period"], by_metric["evaluation_periods"], by_metric["datapoints_to_alarm"]) == ("Sum", 60, 5, 3)
+    assert by_metric["treat_missing_data"] == "notBreaching" and by_metric["ok_actions"] == ["arn:topic"]
+    p99 = find_resource(document, "aws_cloudwatch_metric_alarm", alarm_name="F-Duration")
+    assert p99["extended_statistic"] == "p99" and "statistic" not in p99 and "ok_actions" not in p99
+    assert len(resources(document, "aws_cloudwatch_metric_alarm")) == 2
+
+
+def test_an_encrypted_log_group_keeps_the_retention_it_is_given(dev):
+    from patternwatch_infra.blocks import encrypted_log_group
+
+    def build(stack):
+        encrypted_log_group(stack, "logs", "/aws/lambda/F-test", retention_days=7, kms_key=KmsKey(stack, "key"))
+
+    (group,) = resources(synth_scope(build), "aws_cloudwatch_log_group").values()
+    assert (group["name"], group["retention_in_days"]) == ("/aws/lambda/F-test", 7)
+    assert group["kms_key_id"].startswith("${aws_kms_key.")
+    # Every log group of a stack comes from it, so each carries the reason for its short retention.
+    groups = resources(dev, "aws_cloudwatch_log_group")
+    assert len(groups) == 13
+    assert all("CKV_AWS_338" in dev["//"]["checkov_skip"][group_id] for group_id in groups)
