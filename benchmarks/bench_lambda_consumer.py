@@ -31,20 +31,20 @@ os.environ.update(
 import argparse  # noqa: E402
 import base64  # noqa: E402
 import bisect  # noqa: E402
-import contextlib  # noqa: E402
 import io  # noqa: E402
 import json  # noqa: E402
 import statistics  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
-from dataclasses import dataclass  # noqa: E402
 from typing import Any  # noqa: E402
 
 from botocore.exceptions import ClientError  # noqa: E402
 
 from kinesis_consumer import handler  # noqa: E402
-from pattern_engine.synthetic import random_walk  # noqa: E402
+from pattern_engine.synthetic import bar_records, random_walk  # noqa: E402
 from patternwatch_shared import aws  # noqa: E402
+
+from tooling.lambda_harness import LambdaContext, invoke  # noqa: E402
 
 SYMBOLS = 50
 HISTORY_BARS = 60
@@ -116,42 +116,18 @@ class InMemorySQS:
         return {"Successful": [{"Id": entry["Id"]} for entry in Entries], "Failed": []}
 
 
-@dataclass
-class LambdaContext:
-    function_name: str = "kinesis-consumer-bench"
-    function_version: str = "$LATEST"
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:kinesis-consumer-bench"
-    memory_limit_in_mb: int = 1024
-    aws_request_id: str = "bench"
+def symbol_series(count: int) -> dict[str, list[dict[str, Any]]]:
+    """For each symbol, HISTORY_BARS + count random-walk bars as stream records."""
+    return {f"SYM{index:02d}": bar_records(f"SYM{index:02d}", random_walk(HISTORY_BARS + count, seed=index)) for index in range(SYMBOLS)}
 
 
-def symbol_series(count: int) -> dict[str, dict[str, list[float]]]:
-    series = {}
-    for index in range(SYMBOLS):
-        bars = random_walk(HISTORY_BARS + count, seed=index)
-        series[f"SYM{index:02d}"] = {field: [float(v) for v in values] for field, values in bars.items()}
-    return series
-
-
-def bar_dict(symbol: str, columns: dict[str, list[float]], i: int) -> dict[str, Any]:
-    return {
-        "symbol": symbol,
-        "timestamp": int(columns["timestamp"][i]),
-        "open": columns["open"][i],
-        "high": columns["high"][i],
-        "low": columns["low"][i],
-        "close": columns["close"][i],
-        "volume": columns["volume"][i],
-    }
-
-
-def kinesis_event(records: int, series: dict[str, dict[str, list[float]]]) -> dict[str, Any]:
+def kinesis_event(records: int, series: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
     """`records` new bars, round-robin over the symbols, in time order, after the history."""
     per_symbol = records // SYMBOLS
     event_records = []
     for step in range(per_symbol):
-        for symbol, columns in series.items():
-            payload = json.dumps(bar_dict(symbol, columns, HISTORY_BARS + step)).encode()
+        for symbol, bars in series.items():
+            payload = json.dumps(bars[HISTORY_BARS + step]).encode()
             sequence = str(49_000_000_000_000_000_000 + len(event_records))
             event_records.append(
                 {
@@ -174,14 +150,14 @@ def kinesis_event(records: int, series: dict[str, dict[str, list[float]]]) -> di
     return {"Records": event_records}
 
 
-def seeded_table(series: dict[str, dict[str, list[float]]]) -> InMemoryDynamoDB:
+def seeded_table(series: dict[str, list[dict[str, Any]]]) -> InMemoryDynamoDB:
     from patternwatch_shared.models import Bar
     from patternwatch_shared.storage import bar_item
 
     table = InMemoryDynamoDB()
-    for symbol, columns in series.items():
-        for i in range(HISTORY_BARS):
-            table._put(bar_item(Bar.model_validate(bar_dict(symbol, columns, i))))
+    for bars in series.values():
+        for bar in bars[:HISTORY_BARS]:
+            table._put(bar_item(Bar.model_validate(bar)))
     return table
 
 
@@ -190,13 +166,13 @@ def run_once(records: int, series) -> tuple[float, InMemoryDynamoDB, InMemorySQS
     table, queue = seeded_table(series), InMemorySQS()
     aws.reset_clients()
     aws._clients.update({"dynamodb": table, "sqs": queue})
-    with contextlib.redirect_stdout(io.StringIO()):  # EMF blobs are printed to stdout
-        started = time.process_time()
-        response = handler.lambda_handler(event, LambdaContext())
-        cpu = time.process_time() - started
+    context = LambdaContext("kinesis-consumer-bench", memory_limit_in_mb=1024)
+    # EMF blobs and logs go to a buffer; the timer is process CPU time of the handler call alone.
+    invocation = invoke(handler.lambda_handler, event, context, output=io.StringIO(), timer=time.process_time)
+    response = invocation.response
     if response["batchItemFailures"]:
         raise RuntimeError(f"benchmark batch had failures: {response['batchItemFailures'][:3]}")
-    return cpu, table, queue, response
+    return invocation.seconds, table, queue, response
 
 
 def main() -> None:

@@ -52,23 +52,11 @@ def csv_bars(path: Path) -> list[dict]:
 
 
 def planted_bars() -> list[dict]:
-    from pattern_engine.synthetic import planted
+    """The seeded synthetic series with a clean head-and-shoulders, daily from 2021-01-04, priced near 10,000."""
+    from pattern_engine.synthetic import planted_bar_records
 
-    series = planted("head-and-shoulders", 0.001, seed=7)
-    start = datetime(2021, 1, 4, tzinfo=timezone.utc).timestamp()
-    bars = series.bars
-    return [
-        {
-            "symbol": PLANTED_SYMBOL,
-            "timestamp": int(start + 86_400 * i),
-            "open": round(float(bars["open"][i]) * 100, 4),
-            "high": round(float(bars["high"][i]) * 100, 4),
-            "low": round(float(bars["low"][i]) * 100, 4),
-            "close": round(float(bars["close"][i]) * 100, 4),
-            "volume": 1_000_000,
-        }
-        for i in range(len(bars["close"]))
-    ]
+    start = int(datetime(2021, 1, 4, tzinfo=timezone.utc).timestamp())
+    return planted_bar_records(PLANTED_SYMBOL, "head-and-shoulders", seed=7, start=start, scale=100)
 
 
 def _bar(symbol: str, date, open_, high, low, close, volume) -> dict:

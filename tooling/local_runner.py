@@ -13,52 +13,22 @@ moto cannot run Lambda code (no Docker), so this module does what Lambda would d
 from __future__ import annotations
 
 import base64
-import contextlib
-import importlib
 import json
-import os
 import re
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from . import lambda_harness
+from .lambda_harness import LambdaContext, local_runtime_environment
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 LOG_FILE = PROJECT_ROOT / ".local" / "lambda.log"
-# What the Lambda runtime would provide; credentials are the emulator's.
-RUNTIME_ENVIRONMENT = {
-    "AWS_ACCESS_KEY_ID": "test",
-    "AWS_SECRET_ACCESS_KEY": "test",
-    # No X-Ray daemon runs locally; traces would only produce connection warnings.
-    "POWERTOOLS_TRACE_DISABLED": "true",
-}
 _RATE = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours)\)$")
-
-
-@dataclass
-class LambdaContext:
-    """The attributes of the Lambda context object that handlers and Powertools read."""
-
-    function_name: str
-    invoked_function_arn: str
-    memory_limit_in_mb: int
-    timeout_seconds: int
-    function_version: str = "$LATEST"
-    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    log_group_name: str = ""
-    log_stream_name: str = "local"
-    _deadline: float = field(default=0.0, repr=False)
-
-    def __post_init__(self) -> None:
-        self.log_group_name = f"/aws/lambda/{self.function_name}"
-        self._deadline = time.monotonic() + self.timeout_seconds
-
-    def get_remaining_time_in_millis(self) -> int:
-        return max(0, int((self._deadline - time.monotonic()) * 1000))
 
 
 @dataclass(frozen=True)
@@ -185,7 +155,6 @@ class LocalLambda:
         self.endpoint = endpoint
         self.region = session.region_name
         self.lambda_client = session.client("lambda", endpoint_url=endpoint)
-        self._handlers: dict[str, Callable] = {}
         self.invocations: list[tuple[str, float]] = []
         LOG_FILE.parent.mkdir(exist_ok=True)
         # Handlers log and emit EMF metrics to stdout, as in Lambda; here that goes to a file.
@@ -202,34 +171,13 @@ class LocalLambda:
             memory=config.get("MemorySize", 512),
         )
 
-    @contextlib.contextmanager
-    def _environment(self, function: DeployedFunction) -> Iterator[None]:
-        saved = dict(os.environ)
-        os.environ.update(RUNTIME_ENVIRONMENT)
-        os.environ.update(function.environment)
-        os.environ.update({"AWS_ENDPOINT_URL": self.endpoint, "AWS_REGION": self.region, "AWS_DEFAULT_REGION": self.region,
-                           "AWS_LAMBDA_FUNCTION_NAME": function.name})
-        try:
-            with contextlib.redirect_stdout(self._log):
-                yield
-        finally:
-            os.environ.clear()
-            os.environ.update(saved)
-
     def invoke(self, function: DeployedFunction, event: dict) -> Any:
-        with self._environment(function):
-            handler = self._handlers.get(function.handler)
-            if handler is None:
-                module_name, _, attribute = function.handler.rpartition(".")
-                handler = getattr(importlib.import_module(module_name), attribute)
-                self._handlers[function.handler] = handler
-            context = LambdaContext(function.name, function.arn, function.memory, function.timeout)
-            started = time.perf_counter()
-            try:
-                return handler(event, context)
-            finally:
-                self.invocations.append((function.name, time.perf_counter() - started))
-                self._log.flush()
+        """Run the function's handler here with its configuration, as Lambda would; its exception propagates."""
+        context = LambdaContext(function.name, function.memory, function.timeout, invoked_function_arn=function.arn)
+        environment = {**function.environment, **local_runtime_environment(context, region=self.region, endpoint=self.endpoint)}
+        invocation = lambda_harness.invoke(function.handler, event, context, environment=environment, output=self._log)
+        self.invocations.append((function.name, invocation.seconds))
+        return invocation.response
 
 
 # --- Pollers ---------------------------------------------------------------------------------------

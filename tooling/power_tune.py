@@ -19,29 +19,25 @@ from __future__ import annotations
 
 import argparse
 import base64
-import contextlib
-import importlib
 import io
 import json
 import math
 import os
 import sys
 import time
-import uuid
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
-from patternwatch_shared import aws
-from patternwatch_shared.names.functions import ENV_AWS_ENDPOINT_URL, ENV_POWERTOOLS_TRACE_DISABLED
 from patternwatch_shared.names.messages import (
     FIELD_ACTION, FIELD_BARS, FIELD_FAMILY, FIELD_SYMBOL, WORKFLOW_ACTION_DETECT,
 )
 from power_tuning import analysis, steps
 
 from patternwatch_infra.config import ConfigError, EnvironmentConfig, load_environment
+
+from .lambda_harness import LambdaContext, invoke, local_runtime_environment
 
 # Lambda gives a function one full vCPU at 1,769 MB and CPU in proportion to memory below that
 # (https://docs.aws.amazon.com/lambda/latest/dg/configuration-memory.html).
@@ -54,36 +50,6 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 def modelled_duration_ms(measured_ms: float, memory_mb: int) -> float:
     """What a single-threaded handler measured here would take with Lambda's CPU share at `memory_mb`."""
     return measured_ms * max(1.0, FULL_VCPU_MEMORY_MB / memory_mb)
-
-
-@dataclass
-class _Context:
-    """The parts of the Lambda context object the handlers use."""
-
-    function_name: str
-    function_version: str
-    invoked_function_arn: str
-    memory_limit_in_mb: int
-    aws_request_id: str
-    log_group_name: str
-    log_stream_name: str = "power-tune/local"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 30_000
-
-
-@contextlib.contextmanager
-def _environment(variables: dict[str, str]) -> Iterator[None]:
-    saved = {key: os.environ.get(key) for key in variables}
-    os.environ.update(variables)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 class InProcessLambda:
@@ -108,39 +74,25 @@ class InProcessLambda:
         name, qualifier = FunctionName.split(":", 1)
         config = self._client.get_function_configuration(FunctionName=name, Qualifier=qualifier)
         memory = config["MemorySize"]
-        variables = {
-            **config.get("Environment", {}).get("Variables", {}),
-            "AWS_LAMBDA_FUNCTION_NAME": name,
-            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(memory),
-            # No X-Ray daemon runs locally.
-            ENV_POWERTOOLS_TRACE_DISABLED: "true",
-        }
-        if self._endpoint:
-            variables[ENV_AWS_ENDPOINT_URL] = self._endpoint
-        module_name, function = config["Handler"].rsplit(".", 1)
-        context = _Context(
+        context = LambdaContext(
             function_name=name,
+            memory_limit_in_mb=memory,
+            timeout_seconds=config.get("Timeout", 30),
             function_version=config.get("Version", "$LATEST"),
             invoked_function_arn=f"{config['FunctionArn'].split(':' + qualifier)[0]}:{qualifier}",
-            memory_limit_in_mb=memory,
-            aws_request_id=str(uuid.uuid4()),
-            log_group_name=f"/aws/lambda/{name}",
         )
-        event = json.loads(Payload)
+        region = self._client.meta.region_name
+        environment = {
+            **config.get("Environment", {}).get("Variables", {}),
+            **local_runtime_environment(context, region=region, endpoint=self._endpoint),
+        }
         output = io.StringIO()
-        error = None
-        with _environment(variables), contextlib.redirect_stdout(output):
-            # Handlers cache their AWS clients; rebuild them with this function's endpoint and settings.
-            aws.reset_clients()
-            handler = getattr(importlib.import_module(module_name), function)
-            started = self._timer()
-            try:
-                result = handler(event, context)
-            except Exception as exc:  # a failing function is a result the tuner must see, not a crash here
-                error = exc
-            # Microseconds are more than the timer can tell apart; rounding keeps float noise out of the billing.
-            elapsed_ms = round((self._timer() - started) * 1000.0, 3)
-        modelled = modelled_duration_ms(elapsed_ms, memory)
+        # Handlers cache their AWS clients; fresh ones are built with this function's endpoint and settings.
+        invocation = invoke(
+            config["Handler"], json.loads(Payload), context, environment=environment, output=output, fresh_clients=True, timer=self._timer
+        )
+        # Microseconds are more than the timer can tell apart; rounding keeps float noise out of the billing.
+        modelled = modelled_duration_ms(round(invocation.seconds * 1000.0, 3), memory)
         report = (
             f"REPORT RequestId: {context.aws_request_id}\tDuration: {modelled:.2f} ms\t"
             f"Billed Duration: {math.ceil(modelled)} ms\tMemory Size: {memory} MB"
@@ -149,11 +101,12 @@ class InProcessLambda:
         if LogType == "Tail":
             tail = (output.getvalue()[-3000:] + "\n" + report + "\n").encode()
             response["LogResult"] = base64.b64encode(tail).decode()
-        if error is not None:
+        if invocation.error is not None:
+            # A failing function is a result the tuner must see, not a crash here.
             response["FunctionError"] = "Unhandled"
-            body = {"errorType": type(error).__name__, "errorMessage": str(error)}
+            body = {"errorType": type(invocation.error).__name__, "errorMessage": str(invocation.error)}
         else:
-            body = result
+            body = invocation.result
         response["Payload"] = io.BytesIO(json.dumps(body, default=str).encode())
         return response
 

@@ -1,7 +1,9 @@
-"""Seeded synthetic bars for tests and benchmarks: random walks and planted patterns.
+"""Seeded synthetic bars for tests, benchmarks and the demo: random walks and planted patterns.
 
-One copy, used by tests/lambda/pattern_engine and benchmarks/; it only needs numpy and does not run
-inside the detection path.
+One copy, used by the engine's and the handlers' tests, the integration tests, benchmarks/ and the
+demo; it only needs numpy and does not run inside the detection path. `planted` and `random_walk`
+give columns (what the engine takes); `bar_records` and `planted_bar_records` give the same bars as
+stream records (what producers put on MarketDataStream and the API accepts).
 
 Random walk
     Closes follow a geometric random walk from 100 with daily log-return volatility ``daily_vol``.
@@ -22,6 +24,7 @@ Planted pattern
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -29,6 +32,8 @@ LEG_BARS = 6
 PREFIX_BARS = 60
 SUFFIX_BARS = 12
 WALK_VOL = 0.015
+DAY_SECONDS = 86_400
+RECORD_FIELDS = ("open", "high", "low", "close")
 
 # Turning points after the lead-in start, as levels relative to E1 (= 1.0). The first entry is the
 # lead-in start, the last the lead-out end; everything between is the pattern's planted extrema.
@@ -108,6 +113,32 @@ def planted(pattern: str, noise: float, seed: int) -> PlantedSeries:
     bars = _bars_from_closes(close, rng, max(noise, 0.002))
     extrema = tuple(int(PREFIX_BARS - 1 + t) for t in turns[1:-1])
     return PlantedSeries(bars=bars, pattern=pattern, extrema=extrema)
+
+
+def bar_records(symbol: str, bars: dict[str, np.ndarray], *, start: int | None = None, scale: float = 1.0) -> list[dict[str, Any]]:
+    """Columns as stream records {"symbol", "timestamp", "open", "high", "low", "close", "volume"}, oldest first.
+
+    `start` re-dates the bars to one a day from that epoch second (default: the columns' own
+    timestamps); `scale` multiplies the prices (the generators start near 100).
+    """
+    count = len(bars["close"])
+    timestamps = [start + DAY_SECONDS * i for i in range(count)] if start is not None else [int(t) for t in bars["timestamp"]]
+    return [
+        {
+            "symbol": symbol,
+            "timestamp": timestamps[i],
+            **{price: float(bars[price][i]) * scale for price in RECORD_FIELDS},
+            "volume": float(bars["volume"][i]),
+        }
+        for i in range(count)
+    ]
+
+
+def planted_bar_records(
+    symbol: str, pattern: str = "head-and-shoulders", *, seed: int, noise: float = 0.001, start: int | None = None, scale: float = 1.0
+) -> list[dict[str, Any]]:
+    """`planted(pattern, noise, seed)` as stream records for `symbol` (see `bar_records`)."""
+    return bar_records(symbol, planted(pattern, noise, seed).bars, start=start, scale=scale)
 
 
 def is_recalled(series: PlantedSeries, matches, tolerance_bars: int = 2) -> bool:

@@ -20,7 +20,7 @@ from patternwatch_shared.names.messages import (
     SEVERITY_CRITICAL, WORKFLOW_ACTION_DECIDE, WORKFLOW_ACTION_DETECT, WORKFLOW_ACTION_SCORE,
     WORKFLOW_ACTION_VALIDATE, WORKFLOW_ERROR_INVALID_INPUT,
 )
-from pattern_engine.synthetic import planted
+from pattern_engine.synthetic import planted_bar_records
 
 from patternwatch_infra.config import ENVIRONMENT_NAMES
 from patternwatch_infra.testing import find_resource, logical_id, policy_statements, reference_to, resolve, resources
@@ -246,11 +246,7 @@ def _run(machine_definition: dict, data, context: dict):
 
 
 def test_the_analysis_data_flow_fits_the_strict_request_models_and_finds_a_planted_pattern():
-    series = planted("head-and-shoulders", noise=0.0005, seed=0).bars
-    bars = [
-        {key: (int(series[key][i]) if key == "timestamp" else float(series[key][i])) for key in ("timestamp", "open", "high", "low", "close", "volume")}
-        for i in range(len(series["close"]))
-    ]
+    bars = [{k: v for k, v in bar.items() if k != "symbol"} for bar in planted_bar_records("AAPL", seed=0, noise=0.0005)]
     asl = analysis.definition(detector_arn="detector", review_topic_arn="topic")
     # The execution input is an EventBridge PatternDetected detail: extra fields are left behind by Parameters.
     result = _run(asl, {"symbol": "AAPL", "bars": bars, "confidence": 0.97}, {"Execution": {"Name": "exec-1"}})

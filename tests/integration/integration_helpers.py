@@ -3,9 +3,7 @@ from __future__ import annotations
 
 import json
 
-from pattern_engine.synthetic import planted
-
-DAY = 86_400
+from pattern_engine.synthetic import planted_bar_records
 
 
 def subscribe_inbox(clients, topic_arn: str, name: str) -> str:
@@ -31,20 +29,8 @@ def drain(clients, queue_url: str) -> list[dict]:
 
 
 def planted_bars(symbol: str, pattern: str = "head-and-shoulders", *, seed: int = 7, start: int = 1_609_718_400) -> list[dict]:
-    """A seeded synthetic series with a clean planted pattern, as stream records for `symbol`."""
-    bars = planted(pattern, 0.001, seed=seed).bars
-    return [
-        {
-            "symbol": symbol,
-            "timestamp": start + DAY * i,
-            "open": float(bars["open"][i]) * 100,
-            "high": float(bars["high"][i]) * 100,
-            "low": float(bars["low"][i]) * 100,
-            "close": float(bars["close"][i]) * 100,
-            "volume": 1_000_000.0,
-        }
-        for i in range(len(bars["close"]))
-    ]
+    """A seeded synthetic series with a clean planted pattern, as stream records for `symbol` (daily from 2021-01-04)."""
+    return planted_bar_records(symbol, pattern, seed=seed, start=start, scale=100)
 
 
 def put_records(clients, stream_name: str, payloads: list[bytes], partition_key: str) -> None:

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-import uuid
 
 # Handler modules build their Tracer and Metrics at import (during collection). Only Powertools
 # switches are set process-wide, and only if unset: they cannot change what other suites do.
@@ -19,7 +18,6 @@ from lambda_testkit import (  # noqa: E402
     REGION,
     TRADING_PATTERNS,
     AwsResources,
-    FakeLambdaContext,
     create_trading_patterns_table,
 )
 from patternwatch_shared import aws  # noqa: E402
@@ -29,6 +27,8 @@ from patternwatch_shared.names.functions import (  # noqa: E402
     ENV_PENDING_APPROVALS_QUEUE_URL, ENV_TRADING_ALERTS_TOPIC_ARN, ENV_TRADING_PATTERNS_TABLE,
 )
 from patternwatch_shared.names.table import APPROVAL_PARTITION_KEY  # noqa: E402
+
+from tooling.lambda_harness import LambdaContext  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -52,8 +52,8 @@ def isolated_aws_environment(monkeypatch):
 
 
 @pytest.fixture
-def lambda_context() -> FakeLambdaContext:
-    return FakeLambdaContext(aws_request_id=str(uuid.uuid4()))
+def lambda_context() -> LambdaContext:
+    return LambdaContext(function_name="patternwatch-test")
 
 
 @pytest.fixture

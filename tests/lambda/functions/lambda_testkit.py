@@ -23,20 +23,6 @@ T0 = 1_700_000_000  # a bar timestamp well inside the accepted epoch range
 
 
 @dataclass
-class FakeLambdaContext:
-    function_name: str = "patternwatch-test"
-    function_version: str = "$LATEST"
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:patternwatch-test"
-    memory_limit_in_mb: int = 512
-    aws_request_id: str = "00000000-0000-0000-0000-000000000000"
-    log_group_name: str = "/aws/lambda/patternwatch-test"
-    log_stream_name: str = "2026/01/01/[$LATEST]abc"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 30_000
-
-
-@dataclass
 class AwsResources:
     dynamodb: Any
     sqs: Any
@@ -315,24 +301,12 @@ def planted_bars(symbol: str, pattern: str = "head-and-shoulders", seed: int = 0
     so these tests follow the engine rather than a copy of its rules.
     """
     from pattern_engine import detect
-    from pattern_engine.synthetic import planted
+    from pattern_engine.synthetic import planted_bar_records
 
-    series = planted(pattern, noise=0.0005, seed=seed)
-    matches = [m for m in detect(series.bars) if m.pattern == pattern and m.confidence > CRITICAL_CONFIDENCE_THRESHOLD]
+    bars = planted_bar_records(symbol, pattern, seed=seed, noise=0.0005)
+    columns = {field: [bar[field] for bar in bars] for field in ("timestamp", "open", "high", "low", "close", "volume")}
+    matches = [m for m in detect(columns) if m.pattern == pattern and m.confidence > CRITICAL_CONFIDENCE_THRESHOLD]
     assert matches, f"the engine no longer finds a planted {pattern} (seed {seed})"
-    columns = series.bars
-    bars = [
-        {
-            "symbol": symbol,
-            "timestamp": int(columns["timestamp"][i]),
-            "open": float(columns["open"][i]),
-            "high": float(columns["high"][i]),
-            "low": float(columns["low"][i]),
-            "close": float(columns["close"][i]),
-            "volume": float(columns["volume"][i]),
-        }
-        for i in range(len(columns["close"]))
-    ]
     return bars, matches[0].end
 
 
