@@ -18,7 +18,6 @@ from patternwatch_shared.names.messages import (
 from patternwatch_shared.names.metrics import DIMENSION_PATTERN_TYPE, METRICS_NAMESPACE
 
 DETECTION_SUBSEGMENT = "## pattern_detection"
-DEFAULT_CONFIRM_BARS = 3
 
 
 @dataclass(frozen=True)
@@ -54,7 +53,7 @@ def pattern_names() -> tuple[str, ...]:
 
 def context_bars(window: int = DETECTION_WINDOW_BARS) -> int:
     """Bars detect_latest reads: the window plus the earlier windows it uses to drop repeats."""
-    return window + getattr(engine(), "CONFIRM_BARS", DEFAULT_CONFIRM_BARS) + 1
+    return window + engine().CONFIRM_BARS + 1
 
 
 def severity_for(confidence: float) -> str:

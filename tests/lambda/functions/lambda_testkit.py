@@ -18,7 +18,7 @@ from patternwatch_shared.names.table import (
 REGION = "us-east-1"
 TRADING_PATTERNS = "TradingPatterns-test"
 APPROVAL_TRACKING = "ApprovalTracking-test"
-API_BASE_URL = "https://api.example.test/prod"
+API_BASE_URL = "https://api.example.test/v1"  # the stage is v1 (patternwatch_infra/api.py)
 T0 = 1_700_000_000  # a bar timestamp well inside the accepted epoch range
 
 
@@ -192,10 +192,10 @@ def api_event(method: str, resource: str, path: str, *, body: str | None = None,
             "httpMethod": method,
             "extendedRequestId": "c6af9ac6-7b61-11e6-9a41-93e8deadbeef",
             "requestTime": "09/Apr/2026:12:34:56 +0000",
-            "path": f"/prod{path}",
+            "path": f"/v1{path}",
             "accountId": "123456789012",
             "protocol": "HTTP/1.1",
-            "stage": "prod",
+            "stage": "v1",
             "domainPrefix": "api",
             "requestTimeEpoch": 1775738096000,
             "requestId": str(uuid.uuid4()),

@@ -93,3 +93,14 @@ def test_too_few_bars_is_no_match_and_bad_bars_are_a_value_error():
 )
 def test_severity_bands(confidence, severity):
     assert severity_for(confidence) == severity
+
+
+def test_the_consumer_reads_as_many_bars_as_the_engine_needs():
+    """The shared default window and the context size follow the engine's own constants, not copies."""
+    import pattern_engine
+
+    from patternwatch_shared.names.messages import DETECTION_WINDOW_BARS
+
+    assert DETECTION_WINDOW_BARS == pattern_engine.WINDOW
+    assert context_bars() == pattern_engine.WINDOW + pattern_engine.CONFIRM_BARS + 1
+    assert context_bars(20) == 20 + pattern_engine.CONFIRM_BARS + 1

@@ -78,7 +78,7 @@ def test_tokens_are_128_bit_hex_and_only_their_hash_is_kept():
     assert all(re.fullmatch(r"[0-9a-f]{32}", t) for t in tokens)
     token = next(iter(tokens))
     assert re.fullmatch(r"[0-9a-f]{64}", token_hash(token)) and token not in token_hash(token)
-    assert approve_link("https://x/prod/", token) == f"https://x/prod/approve/{token}"
+    assert approve_link("https://x/v1/", token) == f"https://x/v1/approve/{token}"
 
 
 @given(st.text(max_size=80))
