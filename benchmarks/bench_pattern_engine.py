@@ -132,12 +132,12 @@ def bench_streaming(engines: dict[str, ModuleType], n_updates: int, history: int
     # Engines take turns by blocks of updates, not update by update: interleaving every call
     # would have each run with the other's code and data in the CPU caches.
     for attempt in range(tries):
-        for number, first in enumerate(range(0, n_updates, block)):
+        for number, block_start in enumerate(range(0, n_updates, block)):
             for label in labels[number % 2:] + labels[:number % 2]:
                 detect_latest = engines[label].detect_latest
                 timings = seconds[label][attempt]
                 found = results[label]
-                for i in range(first, min(first + block, n_updates)):
+                for i in range(block_start, min(block_start + block, n_updates)):
                     recent = update(i)
                     start = time.perf_counter()
                     found[i] = detect_latest(recent)
@@ -147,12 +147,12 @@ def bench_streaming(engines: dict[str, ModuleType], n_updates: int, history: int
             check_identical(f"detect_latest at update {i}", results["current"][i], results["baseline"][i])
     stats = {}
     for label in labels:
-        first = seconds[label][0] * 1000  # each update timed once, as a consumer meets it
+        single = seconds[label][0] * 1000  # each update timed once, as a consumer meets it
         best = seconds[label].min(axis=0) * 1000  # least disturbed of `tries` timings of each update
         past_newest = sum(newest_window_reports(engines[label], close[newest - WINDOW:newest])
                           for newest in range(history, history + n_updates))
-        stats[label] = {"updates": n_updates, "mean": first.mean(), "p50": np.median(first),
-                        "p99": np.quantile(first, 0.99), "max": first.max(), "best_p99": np.quantile(best, 0.99),
+        stats[label] = {"updates": n_updates, "mean": single.mean(), "p50": np.median(single),
+                        "p99": np.quantile(single, 0.99), "max": single.max(), "best_p99": np.quantile(best, 0.99),
                         "best_max": best.max(), "past_newest": past_newest / n_updates,
                         "matches": sum(len(found) for found in results[label])}
     return stats

@@ -260,7 +260,7 @@ def _validate_timestamps(values: Any, first: int) -> None:
         raise ValueError(f"bars['timestamp'] contains NaT at index {first + _first_bad(np.isnat(stamps))}")
     step = stamps[1:] - stamps[:-1]  # np.diff, without its Python-level overhead
     zero = np.zeros((), dtype=step.dtype)
-    if (step > zero).all():
+    if step.min() > zero:  # NaN and NaT were rejected above
         return
     if np.any(step == zero):
         i = first + _first_bad(step == zero) + 1
@@ -950,22 +950,27 @@ def _window_reports(prices: list[float], slopes: list[float], start: int, window
     With ``final_bar``, only reports whose final extremum is that bar (the others are not needed).
     """
     band = FLAT_SLOPE_EPS * prices[start + window - 1]
-    # Nothing to report unless the window's last extremum lies in the confirmation zone (true of
-    # about a third of windows): look at the zone's slopes first.
+    low = -band
+    # Slope c rises if above band, falls if below -band; an extremum at position c + 1 needs slopes
+    # c and c + 1 to do opposite things. Nothing to report unless the window's last extremum lies
+    # in the confirmation zone (true of about a third of windows): look there first.
     lo_col, _ = _confirm_columns(window)
-    sign = [(s > band) - (s < -band) for s in slopes[lo_col:]]
-    c = len(sign) - 2
-    while c >= 0 and sign[c] * sign[c + 1] >= 0:
-        c -= 1
-    if c < 0 or (final_bar is not None and _snapped(prices, start + lo_col + c + 1, sign[c] > 0) != final_bar):
+    last = window - 3
+    while last >= lo_col and not ((slopes[last] > band and slopes[last + 1] < low)
+                                  or (slopes[last] < low and slopes[last + 1] > band)):
+        last -= 1
+    if last < lo_col or (final_bar is not None
+                         and _snapped(prices, start + last + 1, slopes[last] > band) != final_bar):
         return []
-    sign = [(s > band) - (s < -band) for s in slopes[:lo_col]] + sign
     kinds: list[bool] = []
     bars: list[int] = []
-    for centre, (before, after) in enumerate(zip(sign, sign[1:]), start + 1):
-        if before * after < 0:
-            kinds.append(before > 0)
-            bars.append(_snapped(prices, centre, before > 0))
+    rising, falling = slopes[0] > band, slopes[0] < low
+    for centre, slope in enumerate(slopes[1:last + 2], start + 1):
+        rises, falls = slope > band, slope < low
+        if (rising and falls) or (falling and rises):
+            kinds.append(rising)
+            bars.append(_snapped(prices, centre, rising))
+        rising, falling = rises, falls
     reports: list = []
     if len(kinds) >= 5:
         k5, t5 = kinds[-5:], bars[-5:]
