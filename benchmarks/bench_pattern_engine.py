@@ -158,6 +158,30 @@ def bench_streaming(engines: dict[str, ModuleType], n_updates: int, history: int
     return stats
 
 
+def busy(iterations: int) -> float:
+    total = 0.0
+    for i in range(iterations):
+        total += i * 0.5
+    return total
+
+
+def timed(iterations: int) -> float:
+    start = time.perf_counter()
+    busy(iterations)
+    return time.perf_counter() - start
+
+
+def noise_reference(target_ms: float, n_calls: int) -> dict:
+    """Single timings of a loop that takes ``target_ms`` when undisturbed (its fastest of 20 runs):
+    what preemption and the other jobs on this machine alone make of a call that long."""
+    iterations = 1000
+    while timed(iterations) < target_ms / 1000 and iterations < 10**8:
+        iterations *= 2
+    iterations = max(1, round(iterations * target_ms / 1000 / min(timed(iterations) for _ in range(20))))
+    ms = np.array([timed(iterations) for _ in range(n_calls)]) * 1000
+    return {"p50": np.median(ms), "p99": np.quantile(ms, 0.99), "best": ms.min()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bars", type=int, default=1_000_000)
@@ -201,12 +225,19 @@ def main() -> None:
             print(f"| {names[label]} | {'Python lists' if as_lists else 'numpy arrays'} | {s['mean']:.4f} | "
                   f"{s['p50']:.4f} | {s['p99']:.4f} | {s['max']:.3f} | {s['best_p99']:.4f} | "
                   f"{s['best_max']:.3f} | {s['past_newest']:.1%} | {s['matches']} |")
+    # What preemption alone does to a call that long: a loop costing the current engine's p99 (best
+    # of tries, Python lists), timed as often as the updates.
+    reference = noise_reference(streaming["current"]["best_p99"], args.updates)
+    print(f"| reference: constant work | none | | {reference['p50']:.4f} | {reference['p99']:.4f} | | "
+          f"{reference['best']:.4f} | | | |")
     print(f"\n(window {WINDOW}, confirmation zone {CONFIRM_BARS} bars. mean/p50/p99/max: each update timed "
           f"once; best of {args.tries}: each update's least disturbed timing, i.e. its cost without "
           f"preemption by other jobs. Updates past the newest window: baseline, its prefilter passed and "
           f"the vectorised confirmation ran; current, the newest window reports a pattern and the "
-          f"earlier windows are checked." + (" Results identical to the baseline on every update.)"
-                                              if baseline is not None else ")"))
+          f"earlier windows are checked. Reference: a loop that takes the current engine's p99 (best of "
+          f"{args.tries}, Python lists) when undisturbed, timed {args.updates:,} times: what the other "
+          f"jobs on the machine alone make of a call that long."
+          + (" Results identical to the baseline on every update.)" if baseline is not None else ")"))
     print(f"\nLoad average after the run: {os.getloadavg()[0]:.2f}")
 
 
