@@ -111,16 +111,19 @@ Confidence, in [0, 1]
 
 Streaming
     ``detect_latest`` reads only the last WINDOW + CONFIRM_BARS + 1 bars (validating those; lengths of
-    all fields are checked in full). A plain-Python restatement of the tests, loosened by a 1e-9
-    relative slack, first asks which patterns the newest window could report; only those are then
-    decided by the same vectorised tests as ``detect``, so the prefilter saves time and cannot change
-    a result.
+    all fields are checked in full) and runs the same tests as ``detect`` on Python floats, one
+    window at a time: the newest window first (most updates stop there: it has no extremum in its
+    confirmation zone, or it satisfies no definition), then, for the patterns it reports, the
+    earlier windows among the CONFIRM_BARS + 1 before it that could report the same key. Every
+    expression repeats the vectorised one's float operations in the same order (numpy's pairwise
+    summation included), so both paths give the same matches and the same confidences to the bit;
+    the tests compare them on every bar of random walks and planted patterns.
 """
 from __future__ import annotations
 
 import gc
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -167,10 +170,19 @@ PATTERN_NAMES: tuple[str, ...] = (
     "symmetric-triangle",
 )
 _PATTERN_ID = {name: i for i, name in enumerate(PATTERN_NAMES)}
+# The four ordering patterns: (name, E1 is a maximum, three (i, j) meaning E(i+1) beyond E(j+1)).
+_ORDERINGS = (
+    ("broadening-top", True, ((2, 0), (4, 2), (1, 3))),
+    ("broadening-bottom", False, ((0, 2), (2, 4), (3, 1))),
+    ("triangle-top", True, ((0, 2), (2, 4), (3, 1))),
+    ("triangle-bottom", False, ((2, 0), (4, 2), (1, 3))),
+)
+_TRENDLINE_TRIANGLES = ("ascending-triangle", "descending-triangle", "symmetric-triangle")
 _FIVE_EXTREMA_PATTERNS = tuple(n for n in PATTERN_NAMES if not n.startswith("double-"))
 
-# Windows are processed in chunks: memory stays bounded (~10 MB of window copies per chunk) while
-# chunks are large enough to amortise numpy's per-call overhead; 32768 measured fastest here.
+# Windows are processed in chunks: memory stays bounded (~5 MB per chunk, mostly copies of the
+# windows that need all their slopes) while chunks are large enough to amortise numpy's per-call
+# overhead; 32768 and 65536 measured fastest here.
 _CHUNK_WINDOWS = 32768
 
 
@@ -206,6 +218,23 @@ def _first_bad(mask: np.ndarray) -> int:
     return int(np.flatnonzero(mask)[0])
 
 
+def _checked_prices(field: Callable[[str], Any], first: int) -> dict[str, np.ndarray]:
+    """Convert and check the price fields one by one, raising for the first problem in field order."""
+    prices = {}
+    for name in _PRICE_FIELDS:
+        array = _as_float_array(name, field(name))
+        finite = np.isfinite(array)
+        if not finite.all():
+            raise ValueError(f"bars[{name!r}] contains NaN or inf at index {first + _first_bad(~finite)}")
+        positive = array > 0
+        if not positive.all():
+            raise ValueError(
+                f"bars[{name!r}] contains a non-positive price at index {first + _first_bad(~positive)}"
+            )
+        prices[name] = array
+    return prices
+
+
 def _validate_timestamps(values: Any, first: int) -> None:
     stamps = np.asarray(values)
     if stamps.ndim != 1:
@@ -229,8 +258,10 @@ def _validate_timestamps(values: Any, first: int) -> None:
         raise ValueError(f"bars['timestamp'] contains NaN or inf at index {first + _first_bad(~np.isfinite(stamps))}")
     if stamps.dtype.kind == "M" and np.any(np.isnat(stamps)):
         raise ValueError(f"bars['timestamp'] contains NaT at index {first + _first_bad(np.isnat(stamps))}")
-    step = np.diff(stamps)
+    step = stamps[1:] - stamps[:-1]  # np.diff, without its Python-level overhead
     zero = np.zeros((), dtype=step.dtype)
+    if step.min() > zero:  # NaN and NaT were rejected above
+        return
     if np.any(step == zero):
         i = first + _first_bad(step == zero) + 1
         raise ValueError(f"bars['timestamp'] has duplicate timestamps at index {i}")
@@ -269,22 +300,22 @@ def _validate_bars(bars: Mapping[str, Any], tail: int | None = None) -> np.ndarr
             return values
         return values[first:]
 
-    prices = {}
-    for name in _PRICE_FIELDS:
-        array = _as_float_array(name, field(name))
-        finite = np.isfinite(array)
-        if not finite.all():
-            raise ValueError(f"bars[{name!r}] contains NaN or inf at index {first + _first_bad(~finite)}")
-        positive = array > 0
-        if not positive.all():
-            raise ValueError(
-                f"bars[{name!r}] contains a non-positive price at index {first + _first_bad(~positive)}"
-            )
-        prices[name] = array
+    # Prices (and volume) in one conversion and three reductions: a streaming update validates 43
+    # bars, where numpy's per-call overhead, not the data, is the cost. Only when that finds a
+    # problem are the fields converted and checked one by one, in the order that names the first.
+    numeric = _PRICE_FIELDS + (("volume",) if "volume" in bars else ())
+    try:
+        stacked = np.array([field(name) for name in numeric], dtype=np.float64)
+        # NaN fails every comparison; min with initial=0 is 0 when there is no volume row.
+        valid = stacked.ndim == 2 and (n == first or bool(
+            stacked[:4].min() > 0 and stacked[4:].min(initial=0.0) >= 0 and stacked.max() < np.inf))
+    except (TypeError, ValueError):
+        valid = False
+    prices = dict(zip(_PRICE_FIELDS, stacked)) if valid else _checked_prices(field, first)
     inverted = prices["high"] < prices["low"]
     if inverted.any():
         raise ValueError(f"bars has high < low at index {first + _first_bad(inverted)}")
-    if "volume" in bars:
+    if "volume" in bars and not valid:
         volume = _as_float_array("volume", field("volume"))
         bad = ~np.isfinite(volume) | (volume < 0)
         if bad.any():
@@ -294,9 +325,13 @@ def _validate_bars(bars: Mapping[str, Any], tail: int | None = None) -> np.ndarr
     return prices["close"]
 
 
+_ALL_PATTERNS = np.ones(len(PATTERN_NAMES), dtype=bool)
+_ALL_PATTERNS.flags.writeable = False
+
+
 def _pattern_ids(patterns: Iterable[str] | None) -> np.ndarray:
     if patterns is None:
-        return np.ones(len(PATTERN_NAMES), dtype=bool)
+        return _ALL_PATTERNS
     if isinstance(patterns, str):
         patterns = [patterns]
     wanted = np.zeros(len(PATTERN_NAMES), dtype=bool)
@@ -447,17 +482,11 @@ def _five_point_tests(values: np.ndarray, first_is_max: np.ndarray, wanted: np.n
             score = (shoulders_score + troughs_score + s1 + s2) / 4
             yield _PATTERN_ID["inverse-head-and-shoulders"], bottoms & base_ok & ok1 & ok2, score
 
-    for name, side, a, b, c in (
-        ("broadening-top", tops, (e3, e1), (e5, e3), (e2, e4)),
-        ("broadening-bottom", bottoms, (e1, e3), (e3, e5), (e4, e2)),
-        ("triangle-top", tops, (e1, e3), (e3, e5), (e4, e2)),
-        ("triangle-bottom", bottoms, (e3, e1), (e5, e3), (e2, e4)),
-    ):
+    columns = values.T
+    for name, top, orderings in _ORDERINGS:
         if wants(name):
-            ok1, s1 = _beyond(*a)
-            ok2, s2 = _beyond(*b)
-            ok3, s3 = _beyond(*c)
-            yield _PATTERN_ID[name], side & ok1 & ok2 & ok3, (s1 + s2 + s3) / 3
+            (ok1, s1), (ok2, s2), (ok3, s3) = (_beyond(columns[a], columns[b]) for a, b in orderings)
+            yield _PATTERN_ID[name], (tops if top else bottoms) & ok1 & ok2 & ok3, (s1 + s2 + s3) / 3
 
     if wants("rectangle-top") or wants("rectangle-bottom"):
         odd = values[:, [0, 2, 4]]
@@ -475,29 +504,24 @@ def _five_point_tests(values: np.ndarray, first_is_max: np.ndarray, wanted: np.n
 
 def _triangle_tests(values: np.ndarray, times: np.ndarray, first_is_max: np.ndarray, wanted: np.ndarray):
     """Yield (pattern id, passed mask, geometry score) for the trendline triangles."""
-    names = ("ascending-triangle", "descending-triangle", "symmetric-triangle")
-    if not any(wanted[_PATTERN_ID[n]] for n in names):
+    if not any(wanted[_PATTERN_ID[n]] for n in _TRENDLINE_TRIANGLES):
         return
-    m = len(values)
     # Bars since E1, so results do not depend on where the series (or a streaming tail) starts.
     elapsed = (times - times[:, :1]).astype(np.float64)
-    upper = np.empty((m, 4))  # relative slope, slope, t_mean, p_mean
-    lower = np.empty((m, 4))
-    misses = np.zeros(m)
-    for is_max_first, rows in ((True, first_is_max), (False, ~first_is_max)):
-        if not rows.any():
-            continue
-        odd_cols, even_cols = [0, 2, 4], [1, 3]
-        high_cols, low_cols = (odd_cols, even_cols) if is_max_first else (even_cols, odd_cols)
-        for cols, out in ((high_cols, upper), (low_cols, lower)):
-            rel, slope, t_mean, p_mean, miss = _line_fit(elapsed[rows][:, cols], values[rows][:, cols])
-            out[rows] = np.stack([rel, slope, t_mean, p_mean], axis=1)
-            misses[rows] = np.maximum(misses[rows], miss)
+    # Both fits for every row, then each row takes its sides: the same arithmetic per row as
+    # fitting each kind of row separately, without gathering and scattering rows.
+    odd_cols, even_cols = [0, 2, 4], [1, 3]
+    odd = _line_fit(elapsed[:, odd_cols], values[:, odd_cols])
+    even = _line_fit(elapsed[:, even_cols], values[:, even_cols])
+    # (relative slope, slope, mean t, mean price) of the line through the pivot highs and lows.
+    upper = [np.where(first_is_max, a, b) for a, b in zip(odd[:4], even[:4])]
+    lower = [np.where(first_is_max, b, a) for a, b in zip(odd[:4], even[:4])]
+    misses = np.maximum(odd[4], even[4])  # both are >= 0, so the order of the two sides can't matter
     t_first = elapsed[:, 0]
     t_last = elapsed[:, 4]
 
-    def line_at(line: np.ndarray, t: np.ndarray) -> np.ndarray:
-        return line[:, 3] + line[:, 1] * (t - line[:, 2])
+    def line_at(line: list[np.ndarray], t: np.ndarray) -> np.ndarray:
+        return line[3] + line[1] * (t - line[2])
 
     gap_first = line_at(upper, t_first) - line_at(lower, t_first)
     gap_last = line_at(upper, t_last) - line_at(lower, t_last)
@@ -506,7 +530,7 @@ def _triangle_tests(values: np.ndarray, times: np.ndarray, first_is_max: np.ndar
     fit_score = 1.0 - misses / PIVOT_FIT_TOL
     convergence_score = np.clip(1.0 - gap_last / np.where(gap_first > 0, gap_first, np.inf), 0.0, 1.0)
     base_ok = converging & fit_ok
-    up_rel, low_rel = upper[:, 0], lower[:, 0]
+    up_rel, low_rel = upper[0], lower[0]
 
     def flat(rel):
         return np.abs(rel) <= FLAT_SLOPE, 1.0 - np.abs(rel) / FLAT_SLOPE
@@ -562,25 +586,40 @@ def _clarity(close: np.ndarray, points: np.ndarray, count: np.ndarray) -> np.nda
     return np.clip((worst - CLARITY_R2_FLOOR) / (CLARITY_R2_FULL - CLARITY_R2_FLOOR), 0.0, 1.0)
 
 
+def _zone_slopes(close: np.ndarray, window: int, chunk_start: int, chunk_stop: int,
+                 zone_operator: np.ndarray) -> np.ndarray:
+    """Slopes (columns of ``zone_operator``) of the windows starting at chunk_start..chunk_stop - 1,
+    one row per column: row k is contiguous, as the row-wise tests that follow want.
+
+    Windows ``window`` bars apart do not overlap, so the windows starting at chunk_start + r,
+    chunk_start + r + window, ... are a reshape of ``close``, without copying: one product per r,
+    instead of first copying every window (38 times the series) for a single product.
+    """
+    count = chunk_stop - chunk_start
+    slopes = np.empty((zone_operator.shape[1], count))
+    for r in range(min(window, count)):
+        m = (count - r + window - 1) // window
+        first = chunk_start + r
+        slopes[:, r::window] = (close[first:first + m * window].reshape(m, window) @ zone_operator).T
+    return slopes
+
+
 def _scan(close: np.ndarray, window: int, first_start: int, last_start: int,
           wanted: np.ndarray, found: _Found) -> None:
     """Test windows starting at bars first_start..last_start (inclusive) and add their matches."""
     lo_col, hi_col = _confirm_columns(window)
     operator = _slope_operator(window)
-    zone_operator_t = np.ascontiguousarray(operator[:, lo_col:hi_col + 1].T)
+    zone_operator = np.ascontiguousarray(operator[:, lo_col:hi_col + 1])
     all_windows = sliding_window_view(close, window)
     snap_to_max, snap_to_min = _snap_offsets(close)
     want_five = any(wanted[_PATTERN_ID[n]] for n in _FIVE_EXTREMA_PATTERNS)
     want_double = wanted[_PATTERN_ID["double-top"]] or wanted[_PATTERN_ID["double-bottom"]]
     for chunk_start in range(first_start, last_start + 1, _CHUNK_WINDOWS):
         chunk_stop = min(chunk_start + _CHUNK_WINDOWS, last_start + 1)
-        windows = np.ascontiguousarray(all_windows[chunk_start:chunk_stop])
-        # Most windows have no extremum near their end; find those that do from the four slopes
+        # Most windows have no extremum near their end; find those that do from the five slopes
         # around the confirmation zone before computing all slopes for the remaining ones.
-        # Transposed so each slope column is contiguous: numpy's row-wise any() over three
-        # booleans costs more than the product itself.
-        zone_slopes = zone_operator_t @ windows.T
-        dead_band = FLAT_SLOPE_EPS * windows[:, -1]
+        zone_slopes = _zone_slopes(close, window, chunk_start, chunk_stop, zone_operator)
+        dead_band = FLAT_SLOPE_EPS * close[chunk_start + window - 1:chunk_stop + window - 1]
         rising = zone_slopes > dead_band
         falling = zone_slopes < -dead_band
         in_zone = (rising[0] & falling[1]) | (falling[0] & rising[1])
@@ -589,9 +628,12 @@ def _scan(close: np.ndarray, window: int, first_start: int, last_start: int,
         candidate = np.flatnonzero(in_zone)
         if candidate.size == 0:
             continue
-        rising, falling = _slope_signs(windows[candidate], operator)
+        rising, falling = _slope_signs(all_windows[chunk_start + candidate], operator)
         is_max = rising[:, :-1] & falling[:, 1:]
-        row, col = np.nonzero(is_max | (falling[:, :-1] & rising[:, 1:]))
+        # np.nonzero on the 2-D mask costs five times a flat search (same row-major order).
+        turns = np.flatnonzero(is_max | (falling[:, :-1] & rising[:, 1:]))
+        row = turns // is_max.shape[1]
+        col = turns - row * is_max.shape[1]
         kind_max = is_max[row, col]
         counts = np.bincount(row, minlength=candidate.size)
         row_end = np.cumsum(counts)
@@ -691,130 +733,298 @@ def _double_tests(close, counts, row_begin, row_end, kind_max, bar, price, windo
 
 
 # --------------------------------------------------------------------------------------------
-# Streaming prefilter
+# Streaming: the same tests, one window at a time, on Python floats
 # --------------------------------------------------------------------------------------------
+#
+# A streaming update decides the newest window and, when that window reports a pattern, the
+# CONFIRM_BARS + 1 windows before it. The vectorised code above pays numpy's per-call overhead
+# (~1 us) on each of its few hundred operations however few windows it is given; on Python floats
+# the same tests cost a few microseconds per window. Each expression below performs its vectorised
+# counterpart's IEEE operations on the same values in the same order, so the results are identical
+# to the bit: sums are spelled out (Python's sum() compensates rounding since 3.12, numpy's
+# element-wise sums do not), and _segment_sum adds in the order np.add.reduceat does.
 
-# Slack that makes the prefilter accept anything the vectorised tests could accept despite a
-# different order of float operations.
-_PREFILTER_SLACK = 1e-9
+
+def _clip01(x: float) -> float:
+    """np.clip(x, 0, 1) for one float (NaN passes through, as in numpy)."""
+    if x != x:
+        return x
+    x = x if x > 0.0 else 0.0
+    return x if x < 1.0 else 1.0
+
+
+def _ordering_score(a: float, b: float) -> float:
+    """_beyond's score for one pair (its test is just a > b)."""
+    gap = (a - b) / (ORDERING_SCALE * 0.5 * (a + b))
+    return 1.0 if gap > 1.0 else gap
+
+
+def _within_1(values: tuple[float, ...], tol: float) -> tuple[bool, float]:
+    """_within for one group of two or three floats."""
+    mean = (values[0] + values[1] + values[2]) / 3 if len(values) == 3 else (values[0] + values[1]) / 2
+    deviation = max([abs(v - mean) for v in values]) / mean
+    return deviation <= tol, 1.0 - deviation / tol
+
+
+def _line_fit_1(t: tuple[float, ...], p: tuple[float, ...]) -> tuple[float, float, float, float, float]:
+    """_line_fit for one line through two or three pivots."""
+    if len(t) == 3:
+        t_mean, p_mean = (t[0] + t[1] + t[2]) / 3, (p[0] + p[1] + p[2]) / 3
+        d0, d1, d2 = t[0] - t_mean, t[1] - t_mean, t[2] - t_mean
+        slope = ((d0 * (p[0] - p_mean) + d1 * (p[1] - p_mean) + d2 * (p[2] - p_mean))
+                 / (d0 * d0 + d1 * d1 + d2 * d2))
+        miss = max(abs(p[0] - (p_mean + slope * d0)), abs(p[1] - (p_mean + slope * d1)),
+                   abs(p[2] - (p_mean + slope * d2))) / p_mean
+    else:
+        t_mean, p_mean = (t[0] + t[1]) / 2, (p[0] + p[1]) / 2
+        d0, d1 = t[0] - t_mean, t[1] - t_mean
+        slope = (d0 * (p[0] - p_mean) + d1 * (p[1] - p_mean)) / (d0 * d0 + d1 * d1)
+        miss = max(abs(p[0] - (p_mean + slope * d0)), abs(p[1] - (p_mean + slope * d1))) / p_mean
+    return slope / p_mean, slope, t_mean, p_mean, miss
+
+
+def _pairwise_sum(values: list[float]) -> float:
+    # numpy's pairwise summation (loops_utils.h): in order below 8 values; up to 128, eight partial
+    # sums over every eighth value, combined as a tree, then the remainder in order; beyond 128, the
+    # two halves (the first a multiple of 8 long) summed separately.
+    n = len(values)
+    if n < 8:
+        total = 0.0
+        for v in values:
+            total += v
+        return total
+    if n > 128:
+        half = n // 2
+        half -= half % 8
+        return _pairwise_sum(values[:half]) + _pairwise_sum(values[half:])
+    r0, r1, r2, r3, r4, r5, r6, r7 = values[:8]
+    stop = n - n % 8
+    for i in range(8, stop, 8):
+        r0 += values[i]
+        r1 += values[i + 1]
+        r2 += values[i + 2]
+        r3 += values[i + 3]
+        r4 += values[i + 4]
+        r5 += values[i + 5]
+        r6 += values[i + 6]
+        r7 += values[i + 7]
+    total = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+    for v in values[stop:]:
+        total += v
+    return total
+
+
+def _segment_sum(values: list[float]) -> float:
+    """One segment of np.add.reduceat: the first value plus the pairwise sum of the others."""
+    return values[0] + _pairwise_sum(values[1:])
+
+
+def _leg_r2(prices: list[float], t0: int, t1: int) -> float:
+    """R^2 of the closes t0..t1 around the straight line between their ends, as _clarity computes it."""
+    p0 = prices[t0]
+    slope = (prices[t1] - p0) / (t1 - t0)
+    actual = prices[t0:t1 + 1]
+    mean = _segment_sum(actual) / (t1 - t0 + 1)
+    ss_res = _segment_sum([(r := a - (p0 + slope * k)) * r for k, a in enumerate(actual)])
+    ss_tot = _segment_sum([(c := a - mean) * c for a in actual])
+    return 1.0 - ss_res / ss_tot if ss_tot > 0 else 0.0
+
+
+def _clarity_1(prices: list[float], points: tuple[int, ...], legs: dict[tuple[int, int], float]) -> float:
+    """_clarity for one match; ``legs`` caches each leg's R^2 (matches of one window share legs)."""
+    worst = np.inf
+    for leg in zip(points, points[1:]):
+        r2 = legs.get(leg)
+        if r2 is None:
+            r2 = legs[leg] = _leg_r2(prices, *leg)
+        worst = r2 if r2 < worst else worst
+    return _clip01((worst - CLARITY_R2_FLOOR) / (CLARITY_R2_FULL - CLARITY_R2_FLOOR))
+
+
+_HEAD_AND_SHOULDERS = {True: _PATTERN_ID["head-and-shoulders"], False: _PATTERN_ID["inverse-head-and-shoulders"]}
+_RECTANGLE = {True: _PATTERN_ID["rectangle-top"], False: _PATTERN_ID["rectangle-bottom"]}
+_DOUBLE = {True: _PATTERN_ID["double-top"], False: _PATTERN_ID["double-bottom"]}
+_ORDERINGS_BY_SIDE = {top: [(_PATTERN_ID[name], pairs) for name, side, pairs in _ORDERINGS if side == top]
+                      for top in (True, False)}
+_ASCENDING, _DESCENDING, _SYMMETRIC = (_PATTERN_ID[name] for name in _TRENDLINE_TRIANGLES)
+
+
+def _five_point_reports(e: list[float], times: list[int], top: bool, wanted: list[bool],
+                        reports: list) -> None:
+    """_five_point_tests and _triangle_tests for one window's E1..E5: appends (id, geometry, bars).
+
+    The comparisons (the "ok" half of _beyond) come first, so most scores are never computed.
+    """
+    e1, e2, e3, e4, e5 = e
+    points = tuple(times)
+    pattern = _HEAD_AND_SHOULDERS[top]
+    if wanted[pattern] and ((e3 > e1 and e3 > e5) if top else (e1 > e3 and e5 > e3)):
+        shoulders_ok, shoulders_score = _within_1((e1, e5), SHOULDER_TOL)
+        troughs_ok, troughs_score = _within_1((e2, e4), SHOULDER_TOL)
+        if shoulders_ok and troughs_ok:
+            s1 = _ordering_score(e3, e1) if top else _ordering_score(e1, e3)
+            s2 = _ordering_score(e3, e5) if top else _ordering_score(e5, e3)
+            reports.append((pattern, (shoulders_score + troughs_score + s1 + s2) / 4, points))
+    for pattern, ((a1, b1), (a2, b2), (a3, b3)) in _ORDERINGS_BY_SIDE[top]:
+        if wanted[pattern] and e[a1] > e[b1] and e[a2] > e[b2] and e[a3] > e[b3]:
+            score = (_ordering_score(e[a1], e[b1]) + _ordering_score(e[a2], e[b2])
+                     + _ordering_score(e[a3], e[b3])) / 3
+            reports.append((pattern, score, points))
+    pattern = _RECTANGLE[top]
+    odd, even = (e1, e3, e5), (e2, e4)
+    high, low = (min(odd), max(even)) if top else (min(even), max(odd))
+    if wanted[pattern] and high > low:
+        odd_ok, odd_score = _within_1(odd, RECTANGLE_TOL)
+        even_ok, even_score = _within_1(even, RECTANGLE_TOL)
+        if odd_ok and even_ok:
+            reports.append((pattern, (odd_score + even_score + _ordering_score(high, low)) / 3, points))
+
+    if not (wanted[_ASCENDING] or wanted[_DESCENDING] or wanted[_SYMMETRIC]):
+        return
+    t = [float(bar - times[0]) for bar in times]  # bars since E1, as in _triangle_tests
+    (t_high, p_high), (t_low, p_low) = ((t[0::2], e[0::2]), (t[1::2], e[1::2]))[::1 if top else -1]
+    up_rel, up_slope, up_t, up_p, up_miss = _line_fit_1(t_high, p_high)
+    low_rel, low_slope, low_t, low_p, low_miss = _line_fit_1(t_low, p_low)
+    misses = max(up_miss, low_miss)
+    gap_first = (up_p + up_slope * (t[0] - up_t)) - (low_p + low_slope * (t[0] - low_t))
+    gap_last = (up_p + up_slope * (t[4] - up_t)) - (low_p + low_slope * (t[4] - low_t))
+    if not (gap_last > 0 and gap_last <= CONVERGENCE_RATIO * gap_first and misses <= PIVOT_FIT_TOL):
+        return
+    fit = 1.0 - misses / PIVOT_FIT_TOL
+    convergence = _clip01(1.0 - gap_last / (gap_first if gap_first > 0 else np.inf))
+    if wanted[_ASCENDING] and abs(up_rel) <= FLAT_SLOPE and low_rel >= TREND_SLOPE:
+        flat_up, rising_low = 1.0 - abs(up_rel) / FLAT_SLOPE, _clip01(low_rel / TREND_SLOPE - 1.0)
+        reports.append((_ASCENDING, (flat_up + rising_low + fit + convergence) / 4, points))
+    if wanted[_DESCENDING] and -up_rel >= TREND_SLOPE and abs(low_rel) <= FLAT_SLOPE:
+        falling_up, flat_low = _clip01(-up_rel / TREND_SLOPE - 1.0), 1.0 - abs(low_rel) / FLAT_SLOPE
+        reports.append((_DESCENDING, (falling_up + flat_low + fit + convergence) / 4, points))
+    if wanted[_SYMMETRIC] and -up_rel >= TREND_SLOPE and low_rel >= TREND_SLOPE:
+        steep, shallow = max(-up_rel, low_rel), min(-up_rel, low_rel)
+        if steep <= SYMMETRY_RATIO * shallow:
+            falling_up, rising_low = _clip01(-up_rel / TREND_SLOPE - 1.0), _clip01(low_rel / TREND_SLOPE - 1.0)
+            balance = _clip01((SYMMETRY_RATIO - steep / (shallow if shallow > 0 else np.inf)) / (SYMMETRY_RATIO - 1))
+            reports.append((_SYMMETRIC, (falling_up + rising_low + balance + fit + convergence) / 5, points))
+
+
+def _double_report(prices: list[float], kinds: list[bool], bars: list[int], wanted: list[bool],
+                   reports: list) -> None:
+    """_double_tests for one window's extrema."""
+    if len(kinds) < 3 or kinds[-1] != kinds[0] or not wanted[_DOUBLE[kinds[0]]]:
+        return
+    top = kinds[0]
+    first, final = prices[bars[0]], prices[bars[-1]]
+    mean = 0.5 * (first + final)
+    deviation = abs(first - mean) / mean
+    if not (deviation <= DOUBLE_TOL and bars[-1] - bars[0] > DOUBLE_MIN_SEPARATION):
+        return
+    # Signed so that "more extreme" is always larger, as in _double_tests; the trough is the
+    # earliest of the most extreme opposite turns.
+    most_extreme = deepest = -np.inf
+    trough_bar = bars[0]
+    for kind, bar in zip(kinds[1:], bars[1:]):
+        signed = prices[bar] if top else -prices[bar]
+        if kind == top:
+            most_extreme = signed if signed > most_extreme else most_extreme
+        elif -signed > deepest:
+            deepest, trough_bar = -signed, bar
+    if not ((final if top else -final) >= most_extreme and bars[0] < trough_bar < bars[-1]):
+        return
+    trough = prices[trough_bar]
+    depth_score = _ordering_score(min(first, final), trough) if top else _ordering_score(trough, max(first, final))
+    reports.append((_DOUBLE[top], (1.0 - deviation / DOUBLE_TOL + depth_score) / 2, (bars[0], trough_bar, bars[-1])))
+
+
+def _snapped(prices: list[float], centre: int, is_max: bool) -> int:
+    """The bar an extremum at ``centre`` snaps to: _snap_offsets for one bar."""
+    before, here, after = prices[centre - 1], prices[centre], prices[centre + 1]
+    if is_max:
+        return centre - 1 if before >= here and before >= after else (centre if here >= after else centre + 1)
+    return centre - 1 if before <= here and before <= after else (centre if here <= after else centre + 1)
+
+
+def _window_reports(prices: list[float], slopes: list[float], start: int, window: int, wanted: list[bool],
+                    final_bar: int | None = None) -> list[tuple[int, float, tuple[int, ...]]]:
+    """(pattern id, geometry, extremum bars) of each wanted pattern that the window starting at
+    ``start`` reports before deduplication, as _scan tests it; bars index ``prices``.
+
+    With ``final_bar``, only reports whose final extremum is that bar (the others are not needed).
+    """
+    band = FLAT_SLOPE_EPS * prices[start + window - 1]
+    low = -band
+    # Slope c rises if above band, falls if below -band; an extremum at position c + 1 needs slopes
+    # c and c + 1 to do opposite things. Nothing to report unless the window's last extremum lies
+    # in the confirmation zone (true of about a third of windows): look there first.
+    lo_col, _ = _confirm_columns(window)
+    last = window - 3
+    while last >= lo_col and not ((slopes[last] > band and slopes[last + 1] < low)
+                                  or (slopes[last] < low and slopes[last + 1] > band)):
+        last -= 1
+    if last < lo_col or (final_bar is not None
+                         and _snapped(prices, start + last + 1, slopes[last] > band) != final_bar):
+        return []
+    kinds: list[bool] = []
+    bars: list[int] = []
+    rising, falling = slopes[0] > band, slopes[0] < low
+    for centre, slope in enumerate(slopes[1:last + 2], start + 1):
+        rises, falls = slope > band, slope < low
+        if (rising and falls) or (falling and rises):
+            kinds.append(rising)
+            bars.append(_snapped(prices, centre, rising))
+        rising, falling = rises, falls
+    reports: list = []
+    if len(kinds) >= 5:
+        k5, t5 = kinds[-5:], bars[-5:]
+        if all(t5[i + 1] > t5[i] and k5[i + 1] != k5[i] for i in range(4)):
+            _five_point_reports([prices[t] for t in t5], t5, k5[0], wanted, reports)
+    _double_report(prices, kinds, bars, wanted, reports)
+    return reports
 
 
 def _newest_window_candidates(close: np.ndarray, window: int, wanted: np.ndarray) -> np.ndarray:
-    """Which wanted patterns could the window ending at the last bar of ``close`` report?
-
-    A plain-Python restatement of the tests for that one window, loosened by _PREFILTER_SLACK, so
-    the answer is a superset (a boolean mask over PATTERN_NAMES). A streaming update pays numpy's
-    per-call overhead (~1 us) on each of the few hundred operations of the vectorised tests; this
-    check costs a tenth of that, rejects ~93% of updates outright and narrows the rest to the one or
-    two patterns worth confirming. Only patterns it allows are then decided by the same vectorised
-    code as batch ``detect``, and dropping a pattern can't change another's matches (deduplication
-    is per pattern), so it can only save time, never change a result. The test suite also checks it
-    never rejects a window that has a match.
-    """
-    possible = np.zeros(len(PATTERN_NAMES), dtype=bool)
+    """Which wanted patterns the window ending at the last bar of ``close`` reports (a mask over
+    PATTERN_NAMES): a superset of its matches, which deduplication against earlier windows may drop."""
     values = close[-window:]
-    slopes = (values @ _slope_operator(window)).tolist()
-    prices = values.tolist()
-    band = FLAT_SLOPE_EPS * prices[-1]
-    lo_col, _ = _confirm_columns(window)
-    # Extremum at position j needs slopes j - 1 and j; walk back from the newest bar.
-    kinds: list[bool] = []
-    bars: list[int] = []
-    for j in range(window - 2, 0, -1):
-        if not kinds and j <= lo_col:
-            return possible
-        before, after = slopes[j - 1], slopes[j]
-        if before > band and after < -band:
-            kinds.append(True)
-        elif before < -band and after > band:
-            kinds.append(False)
-        else:
-            continue
-        triple = prices[j - 1:j + 2]
-        best = max(triple) if kinds[-1] else min(triple)
-        bars.append(j - 1 + triple.index(best))
-    kinds.reverse()
-    bars.reverse()
-    level = [prices[b] for b in bars]
-    count = len(kinds)
-    tol = 1.0 + _PREFILTER_SLACK
-
-    def allow(name: str) -> None:
-        possible[_PATTERN_ID[name]] = wanted[_PATTERN_ID[name]]
-
-    if count >= 3 and kinds[-1] == kinds[0]:
-        top = kinds[0]
-        same = [level[i] if top else -level[i] for i in range(1, count) if kinds[i] == top]
-        final = level[-1] if top else -level[-1]
-        mean = 0.5 * (level[0] + level[-1])
-        if (final >= max(same) - _PREFILTER_SLACK * abs(final)
-                and abs(level[0] - mean) <= DOUBLE_TOL * mean * tol
-                and bars[-1] - bars[0] > DOUBLE_MIN_SEPARATION):
-            allow("double-top" if top else "double-bottom")
-
-    if count < 5:
-        return possible
-    k5, b5, (e1, e2, e3, e4, e5) = kinds[-5:], bars[-5:], level[-5:]
-    if any(b5[i + 1] <= b5[i] for i in range(4)) or any(k5[i + 1] == k5[i] for i in range(4)):
-        return possible
-    top = k5[0]
-    eps = _PREFILTER_SLACK * e3
-
-    def within(group, limit):
-        mean = sum(group) / len(group)
-        return max(abs(v - mean) for v in group) <= limit * mean * tol
-
-    if within((e1, e5), SHOULDER_TOL) and within((e2, e4), SHOULDER_TOL):
-        if top and e3 > e1 - eps and e3 > e5 - eps:
-            allow("head-and-shoulders")
-        if not top and e3 < e1 + eps and e3 < e5 + eps:
-            allow("inverse-head-and-shoulders")
-    rectangle = within((e1, e3, e5), RECTANGLE_TOL) and within((e2, e4), RECTANGLE_TOL)
-    if top:
-        if e3 > e1 - eps and e5 > e3 - eps and e2 > e4 - eps:
-            allow("broadening-top")
-        if e1 > e3 - eps and e3 > e5 - eps and e4 > e2 - eps:
-            allow("triangle-top")
-        if rectangle and min(e1, e3, e5) > max(e2, e4) - eps:
-            allow("rectangle-top")
-    else:
-        if e1 > e3 - eps and e3 > e5 - eps and e4 > e2 - eps:
-            allow("broadening-bottom")
-        if e3 > e1 - eps and e5 > e3 - eps and e2 > e4 - eps:
-            allow("triangle-bottom")
-        if rectangle and min(e2, e4) > max(e1, e3, e5) - eps:
-            allow("rectangle-bottom")
-
-    odd = ((b5[0], e1), (b5[2], e3), (b5[4], e5))
-    even = ((b5[1], e2), (b5[3], e4))
-    highs, lows = (odd, even) if top else (even, odd)
-
-    def fit(points):
-        t_mean = sum(t for t, _ in points) / len(points)
-        p_mean = sum(p for _, p in points) / len(points)
-        slope = sum((t - t_mean) * (p - p_mean) for t, p in points) / sum((t - t_mean) ** 2 for t, _ in points)
-        miss = max(abs(p - (p_mean + slope * (t - t_mean))) for t, p in points) / p_mean
-        return slope / p_mean, lambda t: p_mean + slope * (t - t_mean), miss
-
-    up_rel, upper, up_miss = fit(highs)
-    low_rel, lower, low_miss = fit(lows)
-    gap_first = upper(b5[0]) - lower(b5[0])
-    gap_last = upper(b5[4]) - lower(b5[4])
-    loose = 1e-6  # relative slack on slopes and gaps, far above any rounding difference
-    if (max(up_miss, low_miss) > PIVOT_FIT_TOL * tol or gap_last <= -loose * e3
-            or gap_last > CONVERGENCE_RATIO * gap_first + loose * e3):
-        return possible
-    flat_up = abs(up_rel) <= FLAT_SLOPE + loose
-    flat_low = abs(low_rel) <= FLAT_SLOPE + loose
-    rising_low = low_rel >= TREND_SLOPE - loose
-    falling_up = -up_rel >= TREND_SLOPE - loose
-    if flat_up and rising_low:
-        allow("ascending-triangle")
-    if falling_up and flat_low:
-        allow("descending-triangle")
-    if falling_up and rising_low and max(-up_rel, low_rel) <= SYMMETRY_RATIO * min(-up_rel, low_rel) + loose:
-        allow("symmetric-triangle")
+    reports = _window_reports(values.tolist(), (values @ _slope_operator(window)).tolist(), 0, window,
+                              wanted.tolist())
+    possible = np.zeros(len(PATTERN_NAMES), dtype=bool)
+    possible[[pattern for pattern, _, _ in reports]] = True
     return possible
+
+
+def _latest_matches(close: np.ndarray, window: int, wanted: np.ndarray, offset: int) -> list[PatternMatch]:
+    """detect_latest's matches from the validated tail ``close`` (bar i of it is bar offset + i)."""
+    prices = close.tolist()
+    last_start = len(prices) - window
+    operator = _slope_operator(window)
+    wanted_list = wanted.tolist()
+    reports = _window_reports(prices, (close[last_start:] @ operator).tolist(), last_start, window, wanted_list)
+    if not reports:
+        return []
+    # One match per (pattern, final bar): drop what one of the CONFIRM_BARS + 1 windows before
+    # already reported. All of the newest window's reports end at its last extremum, bar B, and an
+    # earlier window can only report B if B is inside it: it starts at B - window + 1 or later.
+    final_bar = reports[0][2][-1]
+    first_start = max(0, last_start - CONFIRM_BARS - 1, final_bar - window + 1)
+    # Nearest first: an occurrence usually was already reported by the window just before, and
+    # the search stops once every pattern of the newest window has been seen.
+    unseen = [False] * len(PATTERN_NAMES)
+    for pattern, _, _ in reports:
+        unseen[pattern] = True
+    for start in range(last_start - 1, first_start - 1, -1):
+        slopes = (close[start:start + window] @ operator).tolist()
+        for pattern, _, _ in _window_reports(prices, slopes, start, window, unseen, final_bar):
+            unseen[pattern] = False
+        if not any(unseen):
+            return []
+    reports = [report for report in reports if unseen[report[0]]]
+    end = len(prices) - 1 + offset
+    legs: dict[tuple[int, int], float] = {}
+    return [
+        PatternMatch(PATTERN_NAMES[pattern], points[0] + offset, end,
+                     GEOMETRY_WEIGHT * _clip01(geometry) + (1.0 - GEOMETRY_WEIGHT) * _clarity_1(prices, points, legs),
+                     tuple((bar + offset, prices[bar]) for bar in points))
+        for pattern, geometry, points in sorted(reports)
+    ]
 
 
 # --------------------------------------------------------------------------------------------
@@ -844,7 +1054,7 @@ def _first_occurrences(found: _Found, close: np.ndarray):
     return pattern[keep], end[keep], confidence, points[keep], count[keep]
 
 
-def _to_matches(columns, close: np.ndarray, offset: int, only_end: int | None = None) -> list[PatternMatch]:
+def _to_matches(columns, close: np.ndarray) -> list[PatternMatch]:
     if columns is None:
         return []
     collect_garbage = gc.isenabled()
@@ -852,38 +1062,36 @@ def _to_matches(columns, close: np.ndarray, offset: int, only_end: int | None = 
     # cost as much as building them; none of these objects can form a cycle.
     gc.disable()
     try:
-        return _build_matches(columns, close, offset, only_end)
+        return _build_matches(columns, close)
     finally:
         if collect_garbage:
             gc.enable()
 
 
-def _build_matches(columns, close: np.ndarray, offset: int, only_end: int | None) -> list[PatternMatch]:
+def _new_match(pattern: str, start: int, end: int, confidence: float,
+               extrema: tuple[tuple[int, float], ...]) -> PatternMatch:
+    # What the frozen dataclass's __init__ does, without its five object.__setattr__ calls: half
+    # the cost of building tens of thousands of matches.
+    match = _object_new(PatternMatch)
+    match.__dict__.update(pattern=pattern, start=start, end=end, confidence=confidence, extrema=extrema)
+    return match
+
+
+_object_new = object.__new__
+
+
+def _build_matches(columns, close: np.ndarray) -> list[PatternMatch]:
     pattern, end, confidence, points, count = columns
-    if only_end is not None:
-        keep = end == only_end
-        pattern, end, confidence, points, count = (a[keep] for a in (pattern, end, confidence, points, count))
     # Plain Python values, assembled column-wise by zip (in C): building tens of thousands of
     # matches row by row from numpy scalars costs more than the detection itself.
-    matches: list[PatternMatch] = []
-    order: list[int] = []
+    extrema: list[Any] = [None] * len(pattern)
     for n_points in (3, 5):
         rows = np.flatnonzero(count == n_points)
-        if rows.size == 0:
-            continue
-        pairs = [
-            zip((points[rows, k] + offset).tolist(), close[points[rows, k]].tolist(), strict=True)
-            for k in range(n_points)
-        ]
-        extrema = zip(*pairs, strict=True)
-        names = [PATTERN_NAMES[p] for p in pattern[rows].tolist()]
-        matches += map(PatternMatch, names, (points[rows, 0] + offset).tolist(), (end[rows] + offset).tolist(),
-                       confidence[rows].tolist(), extrema)
-        order += rows.tolist()
-    # Doubles and five-point matches were built in two groups; restore the (end, pattern) order.
-    if order != sorted(order):
-        matches = [matches[i] for i in np.argsort(order, kind="stable").tolist()]
-    return matches
+        pairs = [zip(points[rows, k].tolist(), close[points[rows, k]].tolist(), strict=True) for k in range(n_points)]
+        for row, row_extrema in zip(rows.tolist(), zip(*pairs, strict=True)):
+            extrema[row] = row_extrema
+    names = [PATTERN_NAMES[p] for p in pattern.tolist()]
+    return list(map(_new_match, names, points[:, 0].tolist(), end.tolist(), confidence.tolist(), extrema))
 
 
 def detect(bars: Mapping[str, Any], *, patterns: Iterable[str] | None = None,
@@ -902,7 +1110,7 @@ def detect(bars: Mapping[str, Any], *, patterns: Iterable[str] | None = None,
         return []
     found = _Found()
     _scan(close, window, 0, n - window, wanted, found)
-    return _to_matches(_first_occurrences(found, close), close, 0)
+    return _to_matches(_first_occurrences(found, close), close)
 
 
 def detect_latest(bars: Mapping[str, Any], *, patterns: Iterable[str] | None = None,
@@ -921,11 +1129,4 @@ def detect_latest(bars: Mapping[str, Any], *, patterns: Iterable[str] | None = N
     n_total = len(bars["close"])
     if n_total < window or not wanted.any():
         return []
-    offset = n_total - close.size
-    possible = _newest_window_candidates(close, window, wanted)
-    if not possible.any():
-        return []
-    found = _Found()
-    last_start = close.size - window
-    _scan(close, window, max(0, last_start - CONFIRM_BARS - 1), last_start, possible, found)
-    return _to_matches(_first_occurrences(found, close), close, offset, only_end=close.size - 1)
+    return _latest_matches(close, window, wanted, n_total - close.size)

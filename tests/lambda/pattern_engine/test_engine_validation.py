@@ -151,3 +151,27 @@ def test_iso_timestamps_with_time_zones_are_compared_in_utc(entry):
     stamps[59] = "2024-01-03T11:30:00+02:00"
     with pytest.raises(ValueError, match=r"not sorted ascending: index 59"):
         entry({**bars, "timestamp": stamps})
+
+
+@pytest.mark.parametrize("entry", ENTRY_POINTS)
+def test_with_several_problems_the_first_field_in_price_order_is_named(entry):
+    # Fields are checked open, high, low, close: a later field's problem, even one found while
+    # converting it, never hides an earlier field's.
+    bars = {name: values.tolist() for name, values in good_bars().items()}
+    bars["high"][56] = float("nan")
+    bars["low"][55] = "n/a"
+    bars["close"][50] = -1.0
+    with pytest.raises(ValueError, match=r"bars\['high'\] contains NaN or inf at index 56"):
+        entry(bars)
+    bars["open"][58] = 0.0
+    with pytest.raises(ValueError, match=r"bars\['open'\] contains a non-positive price at index 58"):
+        entry(bars)
+
+
+@pytest.mark.parametrize("entry", ENTRY_POINTS)
+def test_float_timestamps_must_be_finite(entry):
+    bars = good_bars()
+    bars["timestamp"] = np.arange(60, dtype=np.float64)
+    bars["timestamp"][59] = np.inf  # still "increasing", but not a time
+    with pytest.raises(ValueError, match=r"timestamp'\] contains NaN or inf at index 59"):
+        entry(bars)
