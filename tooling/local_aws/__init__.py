@@ -18,7 +18,7 @@ _INSTALLED: list[str] = []
 
 def install() -> list[str]:
     if not _INSTALLED:
-        from . import clock, event_delivery, lambda_api, service_metrics, step_functions
+        from . import clock, event_delivery, lambda_api, service_metrics, step_functions, telemetry
 
         clock.install_moto_clock()
         clock.install_logs_clock()
@@ -27,4 +27,5 @@ def install() -> list[str]:
         _INSTALLED.extend(step_functions.install())
         _INSTALLED.extend(event_delivery.install())
         _INSTALLED.extend(service_metrics.install())
+        _INSTALLED.extend(telemetry.install_exact_statistics())
     return list(_INSTALLED)

@@ -1,6 +1,7 @@
 """The local platform's clock: one offset from real time, shared by the emulator and the Lambda workers.
 
-A test advances it (`advance(endpoint, 3600)`) instead of sleeping. Inside the emulator the offset moves:
+A test advances it (`tooling.local_aws.admin.advance_clock(endpoint, 3600)`, i.e. POST /_patternwatch/clock)
+instead of sleeping. Inside the emulator the offset moves:
 - SQS: visibility timeouts, delivery delays, message retention and the Sent/FirstReceive timestamps
   (moto's SQS reads the time through `unix_time`/`unix_time_millis`, which are replaced here);
 - the Lambda workers: each invocation runs under `time_machine.travel(now + offset)`, so `time.time()`
@@ -15,10 +16,8 @@ The offset only grows or is reset: time never runs backwards for code that alrea
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import threading
 import time
-import urllib.request
 
 _lock = threading.Lock()
 _offset_seconds = 0.0
@@ -71,27 +70,3 @@ def _real_unix_time(value: _dt.datetime) -> float:
     from moto.core.utils import unix_time
 
     return unix_time(value)
-
-
-# --- Client side: what tests and tools call -------------------------------------------------------
-
-def _post(endpoint: str, path: str, body: dict) -> dict:
-    request = urllib.request.Request(
-        f"{endpoint}{path}", data=json.dumps(body).encode(), headers={"content-type": "application/json"}, method="POST"
-    )
-    with urllib.request.urlopen(request, timeout=30) as response:
-        return json.loads(response.read())
-
-
-def advance_platform_clock(endpoint: str, seconds: float) -> float:
-    """Move the emulator's (and its workers') clock forward; returns the new offset in seconds."""
-    return _post(endpoint, "/_patternwatch/clock", {"advanceSeconds": seconds})["offsetSeconds"]
-
-
-def reset_platform_clock(endpoint: str) -> None:
-    _post(endpoint, "/_patternwatch/clock", {"reset": True})
-
-
-def platform_clock(endpoint: str) -> dict:
-    with urllib.request.urlopen(f"{endpoint}/_patternwatch/clock", timeout=10) as response:
-        return json.loads(response.read())

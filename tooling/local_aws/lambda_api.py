@@ -16,7 +16,8 @@ from .lambda_service import ServiceError, service
 
 def _error_response(error: ServiceError):
     body = {"Type": "User", "message": error.message, **error.extra}
-    return error.status, {"x-amzn-errortype": error.error_type, "content-type": "application/json"}, json.dumps(body)
+    # moto takes the status from the headers' "status" when there is one
+    return error.status, {"status": str(error.status), "x-amzn-errortype": error.error_type, "content-type": "application/json"}, json.dumps(body)
 
 
 def install() -> list[str]:
@@ -32,7 +33,7 @@ def install() -> list[str]:
                                       else (self.body or "").encode(), invocation_type, self.headers.get("X-Amz-Log-Type"))
         except ServiceError as error:
             return _error_response(error)
-        headers = {"content-type": "application/json", "x-amz-executed-version": result.executed_version,
+        headers = {"status": str(result.status), "content-type": "application/json", "x-amz-executed-version": result.executed_version,
                    "x-amzn-requestid": result.request_id}
         if result.function_error:
             headers["x-amz-function-error"] = result.function_error
@@ -47,7 +48,7 @@ def install() -> list[str]:
             service().invoke(self.current_account, self.region, name, None, self.body.encode() if isinstance(self.body, str) else self.body, "Event")
         except ServiceError as error:
             return _error_response(error)
-        return 202, {"content-type": "application/json"}, json.dumps({"Status": 202})
+        return 202, {"status": "202", "content-type": "application/json"}, json.dumps({"Status": 202})
 
     def function_invoke(self, body, request_headers, response_headers):
         invocation_type = (request_headers or {}).get("x-amz-invocation-type", "Event")

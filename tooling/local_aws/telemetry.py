@@ -136,3 +136,33 @@ def publish_emf(account: str, region: str, lines: Iterable[str]) -> int:
             put_metrics(account, region, namespace, data)
             points += sum(len(d.get("Values", [0])) for d in data)
     return points
+
+
+_exact = threading.local()
+
+
+def install_exact_statistics() -> list[str]:
+    """GetMetricStatistics: CloudWatch matches the dimensions exactly; moto also counts every metric that
+    has more dimensions than asked for (so a [service] query would add up [service, PatternType] data too)."""
+    from moto.cloudwatch.models import CloudWatchBackend, Dimension, MetricDatumBase
+
+    original_filter = MetricDatumBase.filter
+    original_statistics = CloudWatchBackend.get_metric_statistics
+
+    def filter(self, namespace, name, dimensions, already_present_metrics=None):
+        if getattr(_exact, "on", False) and dimensions:
+            wanted = sorted(Dimension(d["Name"], d.get("Value")) for d in dimensions)
+            if sorted(self.dimensions) != wanted:
+                return False
+        return original_filter(self, namespace, name, dimensions, already_present_metrics)
+
+    def get_metric_statistics(self, *args, **kwargs):
+        _exact.on = True
+        try:
+            return original_statistics(self, *args, **kwargs)
+        finally:
+            _exact.on = False
+
+    MetricDatumBase.filter = filter
+    CloudWatchBackend.get_metric_statistics = get_metric_statistics
+    return ["cloudwatch: GetMetricStatistics matches dimensions exactly, as CloudWatch does"]
