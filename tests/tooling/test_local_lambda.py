@@ -237,3 +237,15 @@ def test_the_platform_clock_moves_the_workers_and_sqs_visibility_together(aws):
         admin.reset_clock(aws.endpoint)
     _, result = invoke(aws, name)
     assert abs(result["now"] - time.time()) < 60
+
+
+def test_reserved_concurrency_applies_to_every_version_and_alias(aws):
+    name = create(aws, "echo")
+    version = aws.lambda_.publish_version(FunctionName=name)["Version"]
+    aws.lambda_.create_alias(FunctionName=name, Name="live", FunctionVersion=version)
+    aws.lambda_.put_function_concurrency(FunctionName=name, ReservedConcurrentExecutions=0)
+    with pytest.raises(aws.lambda_.exceptions.TooManyRequestsException):
+        invoke(aws, f"{name}:live")
+    aws.lambda_.delete_function_concurrency(FunctionName=name)
+    response, _ = invoke(aws, f"{name}:live")
+    assert "FunctionError" not in response and response["ExecutedVersion"] == version

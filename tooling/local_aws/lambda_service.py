@@ -144,6 +144,8 @@ def resolve(account: str, region: str, name_or_arn: str, qualifier: str | None =
     unqualified = fn.function_arn.split(":function:")[0] + f":function:{fn.function_name}"
     invoked = f"{unqualified}:{qualifier}" if qualifier else unqualified
     layers = tuple(layer["Arn"] for layer in (fn.layers or []))
+    # Reserved concurrency belongs to the function, not to a version: moto keeps it on $LATEST.
+    reserved = backend.get_function(fn.function_name).reserved_concurrency
     target = Target(
         account=account,
         region=region,
@@ -158,7 +160,7 @@ def resolve(account: str, region: str, name_or_arn: str, qualifier: str | None =
         environment=tuple(sorted((fn.environment_vars or {}).items())),
         code_sha256=fn.code_sha_256,
         layer_arns=layers,
-        reserved_concurrency=int(fn.reserved_concurrency) if fn.reserved_concurrency not in (None, "") else None,
+        reserved_concurrency=int(reserved) if reserved not in (None, "") else None,
     )
     return target, fn
 

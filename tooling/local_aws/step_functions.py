@@ -22,6 +22,7 @@ from __future__ import annotations
 import copy
 import datetime
 import json
+import re
 import threading
 import time
 import uuid
@@ -74,7 +75,10 @@ def _new_execution(backend, state_machine_arn: str, name: str | None, execution_
         arn = f"arn:{backend.partition}:states:{backend.region_name}:{backend.account_id}:express:{machine.name}:{name}:{uuid.uuid4()}"
     else:
         arn = f"arn:{backend.partition}:states:{backend.region_name}:{backend.account_id}:execution:{machine.name}:{name}"
-    clone = copy.deepcopy(machine)
+    # The execution keeps the machine as it is now (a later update must not change a running execution);
+    # a shallow copy, because the machine's past executions hold threads and locks.
+    clone = copy.copy(machine)
+    clone.executions = []
     clone.sm_type = machine_type(machine)
     execution = (SyncExecution if sync else Execution)(
         name=name,
@@ -102,8 +106,6 @@ def install() -> list[str]:
     from moto.stepfunctions.parser.backend.execution import BaseExecutionWorkerCommunication
     from moto.stepfunctions.parser.models import StepFunctionsParserBackend
     from moto.stepfunctions.responses import StepFunctionResponse
-
-    import re
 
     from moto.stepfunctions.models import StepFunctionBackend
     from moto.utilities.utils import ARN_PARTITION_REGEX
@@ -142,7 +144,69 @@ def install() -> list[str]:
                 _finished.notify_all()
 
     BaseExecutionWorkerCommunication._reflect_execution_status = reflect_execution_status
+    _lambda_service_error_names()
+    _definite_json_paths()
     return ["states: executions run on moto's ASL interpreter (StartSyncExecution, Express ARNs, metrics, history logs)"]
+
+
+def _lambda_service_error_names() -> None:
+    """A Lambda task whose Invoke call itself fails (a throttle, say) fails with `Lambda.<error code>` in
+    Step Functions, e.g. Lambda.TooManyRequestsException; the interpreter reports a bare "Exception"."""
+    from botocore.exceptions import ClientError
+    from moto.stepfunctions.parser.api import HistoryEventType, LambdaFunctionFailedEventDetails
+    from moto.stepfunctions.parser.asl.component.common.error_name.custom_error_name import CustomErrorName
+    from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import FailureEvent
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.state_task_lambda import StateTaskLambda
+    from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
+
+    original = StateTaskLambda._from_error
+
+    def from_error(self, env, ex):
+        if not isinstance(ex, ClientError):
+            return original(self, env, ex)
+        error = f"Lambda.{ex.response['Error'].get('Code') or 'AWSLambdaException'}"
+        cause = ex.response["Error"].get("Message", "")
+        return FailureEvent(
+            env=env,
+            error_name=CustomErrorName(error),
+            event_type=HistoryEventType.LambdaFunctionFailed,
+            event_details=EventDetails(lambdaFunctionFailedEventDetails=LambdaFunctionFailedEventDetails(error=error, cause=cause)),
+        )
+
+    StateTaskLambda._from_error = from_error
+
+
+_INDEFINITE_PATH = re.compile(r"\[\s*(\*|\?|-?\d*\s*:)|\.\.|\.\*|\[[^\]]*,")
+
+
+def _definite_json_paths() -> None:
+    """A definite JsonPath such as `$[0].symbol` selects one value, and Step Functions passes that value
+    (the Parallel state's ResultSelector in our analysis workflow relies on it). moto's interpreter wraps it
+    in a list whenever an array index appears in the path, which AWS does only for indefinite paths
+    (wildcards, filters, slices, unions, recursive descent)."""
+    import importlib
+    import pkgutil
+    import sys
+
+    from jsonpath_ng.ext import parse
+    from moto.stepfunctions.parser.asl.utils import json_path
+
+    for module in pkgutil.walk_packages(importlib.import_module("moto.stepfunctions.parser.asl").__path__, "moto.stepfunctions.parser.asl."):
+        try:
+            importlib.import_module(module.name)
+        except ImportError:  # LocalStack leftovers that moto never loads (usage analytics)
+            pass
+    original = json_path.extract_json
+
+    def extract_json(path: str, data):
+        matches = parse(path).find(data)
+        if not matches or len(matches) > 1 or _INDEFINITE_PATH.search(path):
+            return original(path, data)
+        return matches[0].value
+
+    for module in list(sys.modules.values()):
+        if getattr(module, "__name__", "").startswith("moto.stepfunctions.parser") and getattr(module, "extract_json", None) is original:
+            module.extract_json = extract_json
 
 
 def _json_default(value):
