@@ -21,13 +21,18 @@ def subscribe_inbox(clients, topic_arn: str, name: str) -> str:
 
 
 def drain(clients, queue_url: str) -> list[dict]:
+    return [json.loads(body) for body in drain_raw(clients, queue_url)]
+
+
+def drain_raw(clients, queue_url: str) -> list[str]:
+    """Every message body waiting on a queue, as text, removed from the queue."""
     bodies = []
     while True:
         messages = clients.sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", [])
         if not messages:
             return bodies
         for message in messages:
-            bodies.append(json.loads(message["Body"]))
+            bodies.append(message["Body"])
             clients.sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
 
 

@@ -249,3 +249,13 @@ def test_reserved_concurrency_applies_to_every_version_and_alias(aws):
     aws.lambda_.delete_function_concurrency(FunctionName=name)
     response, _ = invoke(aws, f"{name}:live")
     assert "FunctionError" not in response and response["ExecutedVersion"] == version
+
+
+def test_log_type_tail_returns_the_invocations_log_with_its_report_line(aws):
+    import base64
+
+    name = create(aws, "echo")
+    response, _ = invoke(aws, name, {"tail": "me"}, LogType="Tail")
+    tail = base64.b64decode(response["LogResult"]).decode()
+    assert tail.startswith("START RequestId:") and '"tail": "me"' in tail
+    assert "REPORT RequestId:" in tail and "Billed Duration:" in tail

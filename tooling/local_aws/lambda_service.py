@@ -460,10 +460,10 @@ class LambdaService:
             self._checkin(target, worker)
         finally:
             self._release(target)
-        self._record(target, worker, request_id, cold, started_ms, duration_ms, memory, outcome, lines)
+        logged = self._record(target, worker, request_id, cold, started_ms, duration_ms, memory, outcome, lines)
         tail = ""
-        if log_type == "Tail":
-            tail = base64.b64encode("\n".join(line for _, line in lines[-40:]).encode()[-4096:]).decode()
+        if log_type == "Tail":  # the last 4 KB of the invocation's log, REPORT line included, as Lambda returns it
+            tail = base64.b64encode(("\n".join(line for _, line in logged) + "\n").encode()[-4096:]).decode()
         return InvokeResult(200, outcome.payload, None if outcome.ok else outcome.error_type, target.version, tail, request_id)
 
     def _admit(self, target: Target) -> None:
@@ -533,7 +533,7 @@ class LambdaService:
     # -- logs and metrics ---------------------------------------------------------------------------
 
     def _record(self, target: Target, worker: Worker, request_id: str, cold: bool, started_ms: float, duration_ms: float,
-                memory_mb: int, outcome: _Outcome, lines: list[tuple[int, str]]) -> None:
+                memory_mb: int, outcome: _Outcome, lines: list[tuple[int, str]]) -> list[tuple[int, str]]:
         with self._lock:
             self.invocations += 1
             if not outcome.ok:
@@ -562,6 +562,7 @@ class LambdaService:
             "Errors": (0 if outcome.ok else 1, "Count"),
             "Duration": (duration_ms, "Milliseconds"),
         }, executed_version=target.version)
+        return events
 
     def _put_lambda_metrics(self, target: Target, values: dict[str, tuple[float, str]], executed_version: str | None = None) -> None:
         dimension_sets = [{"FunctionName": target.name}]

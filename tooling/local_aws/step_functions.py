@@ -139,6 +139,8 @@ def install() -> list[str]:
         original_reflect(self)
         try:
             _finish(self.execution)
+        except Exception as error:  # telemetry must never change how an execution ends
+            print(f"states: could not record the end of {self.execution.exec_arn}: {type(error).__name__}: {error}", flush=True)
         finally:
             with _finished:
                 _finished.notify_all()
@@ -237,7 +239,11 @@ def _finish(execution) -> None:
 
 
 def _timestamp(value) -> float:
-    return value.timestamp() if isinstance(value, datetime.datetime) else float(value)
+    if isinstance(value, datetime.datetime):
+        return value.timestamp()
+    if isinstance(value, str):
+        return datetime.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    return float(value)
 
 
 def _history_log(execution, event: dict) -> dict:
