@@ -137,3 +137,26 @@ def test_execution_history_and_metrics_reach_cloudwatch(deployed, clients):
     metrics = {m["MetricName"] for m in clients.cloudwatch.list_metrics(
         Namespace="AWS/States", Dimensions=[{"Name": "StateMachineArn", "Value": deployed["analysis_state_machine_arn"]}])["Metrics"]}
     assert {"ExecutionsStarted", "ExecutionsSucceeded", "ExecutionTime"} <= metrics
+
+
+def test_the_power_tuning_workflow_runs_to_the_end_on_the_emulator(deployed, clients):
+    """Initializer publishes RAM<value> versions, the Map runs one Executor per value (INLINE), then Cleaner,
+    Analyzer and the Choice; every step is one of the tuner's functions running in its worker process."""
+    target = deployed["approval_processor_function_name"]
+    memory_before = clients.lambda_.get_function_configuration(FunctionName=target)["MemorySize"]
+    arn = clients.lambda_.get_function_configuration(FunctionName=target)["FunctionArn"]
+    tuning_input = {"lambdaARN": arn, "powerValues": [128, 256], "num": 2, "payload": {"httpMethod": "GET", "path": "/nowhere"}}
+    started = clients.stepfunctions.start_execution(stateMachineArn=deployed["power_tuning_state_machine_arn"], input=json.dumps(tuning_input))
+    assert ":execution:PowerTuningWorkflow-local:" in started["executionArn"]  # STANDARD
+    execution = wait_for_execution(clients, started["executionArn"], timeout=300)
+    assert execution["status"] == "SUCCEEDED", execution
+    result = json.loads(execution["output"])  # the Succeed state's OutputPath: $.analysis
+    assert {r["value"] for r in result["results"]} == {128, 256} and result["power"] in (128, 256)
+    history = execution_history(clients, execution["executionArn"])
+    states = entered_states(history)
+    assert states[:2] == ["Initializer", "ExecuteEachMemoryValue"] and states.count("Executor") == 2
+    assert states[-4:] == ["Cleaner", "Analyzer", "ShouldOptimize", "TuningComplete"]
+    assert [e["type"] for e in history].count("MapIterationSucceeded") == 2
+    aliases = {a["Name"] for a in clients.lambda_.list_aliases(FunctionName=target)["Aliases"]}
+    assert not any(name.startswith("RAM") for name in aliases)  # the cleaner removed them
+    assert clients.lambda_.get_function_configuration(FunctionName=target)["MemorySize"] == memory_before

@@ -56,6 +56,8 @@ WORKER_SCRIPT = Path(__file__).with_name("worker.py")
 IDLE_SECONDS = float(os.environ.get("PATTERNWATCH_LAMBDA_IDLE_SECONDS", "300"))
 ACCOUNT_CONCURRENCY = int(os.environ.get("PATTERNWATCH_LAMBDA_CONCURRENCY", "16"))
 RETRY_DELAYS = (1.0, 2.0)
+# Lambda gives the init phase 10 s (more when the function's timeout is longer, as it then re-runs init on invoke).
+INIT_SECONDS = 10.0
 DEFAULT_RETRY_ATTEMPTS = 2
 END_MARKER = "\x1epatternwatch-end "
 # Top-level packages of this repository: inside a worker they may only come from the deployed code.
@@ -252,7 +254,11 @@ class Worker:
         os.close(response_write)
         self._buffer = b""
         threading.Thread(target=self._read_log, name=f"lambda-log-{target.name}", daemon=True).start()
-        init = self._read_message(time.monotonic() + max(10.0, float(target.timeout)))
+        try:
+            init = self._read_message(time.monotonic() + max(INIT_SECONDS, float(target.timeout)))
+        except TimeoutError:
+            self.stop()
+            init = {"init": "error", "error": {"errorType": "Sandbox.Timedout", "errorMessage": "INIT phase timed out"}}
         self.init_ms = (time.perf_counter() - started) * 1000
         if init is None:
             self.init_error = {"errorType": "Runtime.ExitError", "errorMessage": f"Error: Runtime exited with error: {self._exit_status()}"}
