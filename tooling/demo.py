@@ -203,10 +203,12 @@ def runtime_summary(session, endpoint: str, outputs: dict) -> str:
     cloudwatch = session.client("cloudwatch", endpoint_url=endpoint)
     groups = [g for g in logs.describe_log_groups(logGroupNamePrefix="/aws/lambda/")["logGroups"] if g["logGroupName"].endswith("-local")]
     with_lines = sum(1 for g in groups if g.get("storedBytes", 0) or logs.describe_log_streams(logGroupName=g["logGroupName"], limit=1)["logStreams"])
-    namespaces = Counter(m["Namespace"] for m in cloudwatch.list_metrics()["Metrics"])
+    distinct = {(m["Namespace"], m["MetricName"], tuple(sorted((d["Name"], d["Value"]) for d in m.get("Dimensions", []))))
+                for page in cloudwatch.get_paginator("list_metrics").paginate() for m in page["Metrics"]}
+    namespaces = Counter(namespace for namespace, _, _ in distinct)
     return (f"lambda: {stats['invocations']} invocations in worker processes ({stats['coldStarts']} cold starts, {stats['errors']} errors, "
             f"{len(stats['droppedEvents'])} async events dropped); {with_lines}/{len(groups)} function log groups have log lines; "
-            f"metrics by namespace: " + ", ".join(f"{k} {v}" for k, v in sorted(namespaces.items())))
+            "distinct metrics by namespace: " + ", ".join(f"{k} {v}" for k, v in sorted(namespaces.items())))
 
 
 def _query_all(dynamodb, table: str, partition: str, **extra) -> list[dict]:
