@@ -77,7 +77,8 @@ def test_environment_values_point_at_the_data_layer(dev, local):
     assert alerts[names.ENV_APPROVAL_API_BASE_URL] == f"https://{rest_api_id}.execute-api.us-east-1.amazonaws.com/v1"
     local_alerts = find_resource(local, "aws_lambda_function", function_name="AlertProcessor-local")["environment"]["variables"]
     local_api = reference_to("aws_api_gateway_rest_api", logical_id(local, "aws_api_gateway_rest_api", name="pattern-detection-api-local"), "id")
-    assert local_alerts[names.ENV_APPROVAL_API_BASE_URL] == f"http://127.0.0.1:5055/restapis/{local_api}/v1/_user_request_"
+    endpoint = load_environment("local").emulator.endpoint  # envs/local.json's, or PATTERNWATCH_EMULATOR_PORT's
+    assert local_alerts[names.ENV_APPROVAL_API_BASE_URL] == f"{endpoint}/restapis/{local_api}/v1/_user_request_"
 
 
 @pytest.mark.parametrize("name", FUNCTIONS)

@@ -5,7 +5,7 @@ import pytest
 from cdktf import Aspects
 from cdktf_cdktf_provider_aws.sqs_queue import SqsQueue
 
-from patternwatch_infra.config import ENVIRONMENT_NAMES
+from patternwatch_infra.config import ENVIRONMENT_NAMES, load_environment
 from patternwatch_infra.emulator import EMULATED_SERVICES
 from patternwatch_infra.tagging import CostTags
 from patternwatch_infra.testing import all_resources, resources, synth_scope
@@ -60,7 +60,9 @@ def test_local_keeps_state_in_a_local_file_outside_the_build_output(local):
 def test_local_points_every_service_at_the_emulator_with_test_credentials(local):
     for provider in local["provider"]["aws"]:
         (endpoints,) = provider["endpoints"]
-        assert endpoints == {service.rstrip("_"): "http://127.0.0.1:5055" for service in EMULATED_SERVICES}
+        # envs/local.json's port, or PATTERNWATCH_EMULATOR_PORT when a second checkout runs its own emulator
+        endpoint = load_environment("local").emulator.endpoint
+        assert endpoints == {service.rstrip("_"): endpoint for service in EMULATED_SERVICES}
         assert "lambda" in endpoints
         assert (provider["access_key"], provider["secret_key"]) == ("test", "test")
         assert provider["skip_credentials_validation"] is True

@@ -31,7 +31,6 @@ import re
 import time
 import uuid
 from typing import Any
-from urllib.parse import parse_qs
 
 from . import clock, telemetry
 from .lambda_service import ServiceError, service
@@ -171,7 +170,7 @@ def _validate(api, method, request: Request, path_params: dict[str, str]) -> str
     return None
 
 
-def _canonical_header(name: str) -> str:
+def canonical_header(name: str) -> str:
     return "-".join(part.capitalize() for part in name.split("-"))
 
 

@@ -708,11 +708,3 @@ def service() -> LambdaService:
         return _service
 
 
-
-def reset() -> None:
-    """Stop every worker and forget the service (a test's emulator stops; the next one starts fresh)."""
-    global _service
-    with _service_lock:
-        if _service is not None:
-            _service.shutdown()
-        _service = None

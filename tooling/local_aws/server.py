@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 from typing import Any
 
 from . import api_gateway, clock, event_delivery, service_metrics
@@ -75,9 +74,9 @@ def _gateway_request(environ, path: str) -> api_gateway.Request:
     headers = []
     for key, value in environ.items():
         if key.startswith("HTTP_"):
-            headers.append((api_gateway._canonical_header(key[5:].replace("_", "-").lower()), value))
+            headers.append((api_gateway.canonical_header(key[5:].replace("_", "-").lower()), value))
         elif key in ("CONTENT_TYPE", "CONTENT_LENGTH") and value:
-            headers.append((api_gateway._canonical_header(key.replace("_", "-").lower()), value))
+            headers.append((api_gateway.canonical_header(key.replace("_", "-").lower()), value))
     return api_gateway.Request(
         method=environ["REQUEST_METHOD"],
         path=path or "/",
@@ -145,30 +144,3 @@ def serve(host: str, port: int) -> None:
     signal.signal(signal.SIGINT, stop)
     run_simple(host, port, application(), threaded=True)
 
-
-class ThreadedEmulator:
-    """The emulator in a thread of this process, for tests that need no deployed stack."""
-
-    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
-        from werkzeug.serving import make_server
-
-        self._server = make_server(host, port, application(), threaded=True)
-        self.host, self.port = self._server.server_address[:2]
-        os.environ["MOTO_PORT"] = str(self.port)
-        os.environ["MOTO_HOST"] = self.host
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def endpoint(self) -> str:
-        return f"http://{self.host}:{self.port}"
-
-    def start(self) -> "ThreadedEmulator":
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        from . import lambda_service
-
-        self._server.shutdown()
-        self._thread.join()
-        lambda_service.reset()

@@ -23,14 +23,12 @@ import copy
 import datetime
 import json
 import re
-import threading
 import time
 import uuid
 
 from . import clock, telemetry
 
 _started: dict[str, float] = {}
-_finished = threading.Condition()
 
 
 def enable_interpreter() -> None:
@@ -141,9 +139,6 @@ def install() -> list[str]:
             _finish(self.execution)
         except Exception as error:  # telemetry must never change how an execution ends
             print(f"states: could not record the end of {self.execution.exec_arn}: {type(error).__name__}: {error}", flush=True)
-        finally:
-            with _finished:
-                _finished.notify_all()
 
     BaseExecutionWorkerCommunication._reflect_execution_status = reflect_execution_status
     _lambda_service_error_names()
@@ -258,16 +253,3 @@ def _history_log(execution, event: dict) -> dict:
         "execution_arn": execution.exec_arn,
     }
 
-
-def wait_for(backend_account: str, region: str, execution_arn: str, timeout: float = 60.0) -> str:
-    """Block until an execution has ended (used by the admin endpoint); returns its status."""
-    from moto.stepfunctions.parser.models import stepfunctions_parser_backends
-
-    backend = stepfunctions_parser_backends[backend_account][region]
-    deadline = time.monotonic() + timeout
-    with _finished:
-        while True:
-            status = backend.describe_execution(execution_arn).status
-            if status != "RUNNING" or time.monotonic() > deadline:
-                return status
-            _finished.wait(min(1.0, max(0.0, deadline - time.monotonic())))

@@ -19,7 +19,7 @@ from typing import Any
 
 from . import clock
 
-DEFAULT_ACCOUNT = "123456789012"
+# EMF allows at most 30 dimensions in a dimension set.
 _MAX_EMF_DIMENSIONS = 30
 
 
