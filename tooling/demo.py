@@ -5,10 +5,13 @@
 3. streams real daily bars (AAPL, IBM, MSFT, GOOG from bokeh_sampledata, or --csv FILE) into
    MarketDataStream-local, plus one seeded synthetic series with a planted head-and-shoulders so the
    alert -> approval path always has something to show (real stocks rarely reach the 0.9 alerting bar);
-4. lets the local trigger runner (tooling/local_runner.py) deliver them to the handlers, runs the
-   threshold checker, and drains the alert queue;
-5. prints a summary, approves one pending alert through the API handler, and writes one PNG per symbol
-   to demo-output/.
+4. lets the local trigger runner (tooling/local_runner.py) deliver them through the emulator's local
+   Lambda service (each function in its own worker process), fires the threshold checker's schedule
+   through its EventBridge rule, and drains the alert queue;
+5. puts a PatternDetected event for the planted series on EventBridge: its rule starts
+   PatternAnalysisWorkflow, which runs on the emulator's ASL interpreter;
+6. prints a summary, approves one pending alert through the REST API (HTTP, served by the emulator),
+   and writes one PNG per symbol to demo-output/.
 
 Run it twice: the second run applies no changes and writes no duplicate patterns.
 """
@@ -129,6 +132,11 @@ def main(argv: list[str] | None = None) -> int:
     timings["stream+process"] = time.monotonic() - step
 
     step = time.monotonic()
+    workflow = run_analysis_workflow(session, endpoint, outputs, planted_bars())
+    runner.drain()
+    timings["workflow"] = time.monotonic() - step
+
+    step = time.monotonic()
     summary = summarize(session, endpoint, outputs, runner, streamed, sorted({b["symbol"] for b in bars}))
     approval = approve_one(session, endpoint, inbox, runner, outputs)
     charts = draw_charts(session, endpoint, outputs, sorted({b["symbol"] for b in bars}))
@@ -137,11 +145,58 @@ def main(argv: list[str] | None = None) -> int:
 
     say("\n=== PatternWatch on the local emulator ===")
     say(summary)
+    say(workflow)
+    say(runtime_summary(session, endpoint, outputs))
     say(approval)
     say(f"charts: {', '.join(str(c.relative_to(PROJECT_ROOT)) for c in charts)}")
     say("timings: " + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items()))
     say("tear down with: make down")
     return 0
+
+
+def run_analysis_workflow(session, endpoint: str, outputs: dict, bars: list[dict]) -> str:
+    """Put one PatternDetected event (the stream consumer does not emit them yet) and follow the execution
+    its rule starts to the end."""
+    from patternwatch_shared.names.messages import EVENT_DETAIL_TYPE_PATTERN_DETECTED, EVENT_SOURCE_PATTERNS
+
+    events = session.client("events", endpoint_url=endpoint)
+    stepfunctions = session.client("stepfunctions", endpoint_url=endpoint)
+    machine = outputs["analysis_state_machine_arn"]
+    before = {e["executionArn"] for e in stepfunctions.list_executions(stateMachineArn=machine)["executions"]}
+    detail = {"symbol": PLANTED_SYMBOL, "bars": [{k: v for k, v in b.items() if k != "symbol"} for b in bars], "confidence": 0.97}
+    events.put_events(Entries=[{"Source": EVENT_SOURCE_PATTERNS, "DetailType": EVENT_DETAIL_TYPE_PATTERN_DETECTED,
+                                "Detail": json.dumps(detail)}])
+    started = [e for e in stepfunctions.list_executions(stateMachineArn=machine)["executions"] if e["executionArn"] not in before]
+    if not started:
+        return "workflow: the PatternDetected rule started no execution"
+    arn = started[0]["executionArn"]
+    deadline = time.monotonic() + 120
+    while (execution := stepfunctions.describe_execution(executionArn=arn))["status"] == "RUNNING" and time.monotonic() < deadline:
+        time.sleep(0.3)
+    history = stepfunctions.get_execution_history(executionArn=arn, maxResults=1000)["events"]
+    path = " -> ".join(dict.fromkeys(e["stateEnteredEventDetails"]["name"] for e in history if "stateEnteredEventDetails" in e))
+    statuses = Counter(e["status"] for e in stepfunctions.list_executions(stateMachineArn=machine)["executions"])
+    return (f"workflow: PatternDetected({PLANTED_SYMBOL}) -> {machine.split(':')[-1]} {execution['status']} via {path}; "
+            f"output {execution.get('output', execution.get('error'))}; executions by status: "
+            + ", ".join(f"{k} {v}" for k, v in sorted(statuses.items())))
+
+
+def runtime_summary(session, endpoint: str, outputs: dict) -> str:
+    """What the local Lambda service ran, and what reached CloudWatch Logs and metrics."""
+    from .local_aws import admin
+
+    admin.flush_metrics(endpoint)
+    stats = admin.lambda_stats(endpoint)
+    logs = session.client("logs", endpoint_url=endpoint)
+    cloudwatch = session.client("cloudwatch", endpoint_url=endpoint)
+    groups = [g for g in logs.describe_log_groups(logGroupNamePrefix="/aws/lambda/")["logGroups"] if g["logGroupName"].endswith("-local")]
+    with_lines = sum(1 for g in groups if g.get("storedBytes", 0) or logs.describe_log_streams(logGroupName=g["logGroupName"], limit=1)["logStreams"])
+    distinct = {(m["Namespace"], m["MetricName"], tuple(sorted((d["Name"], d["Value"]) for d in m.get("Dimensions", []))))
+                for page in cloudwatch.get_paginator("list_metrics").paginate() for m in page["Metrics"]}
+    namespaces = Counter(namespace for namespace, _, _ in distinct)
+    return (f"lambda: {stats['invocations']} invocations in worker processes ({stats['coldStarts']} cold starts, {stats['errors']} errors, "
+            f"{len(stats['droppedEvents'])} async events dropped); {with_lines}/{len(groups)} function log groups have log lines; "
+            "distinct metrics by namespace: " + ", ".join(f"{k} {v}" for k, v in sorted(namespaces.items())))
 
 
 def _query_all(dynamodb, table: str, partition: str, **extra) -> list[dict]:
@@ -183,7 +238,7 @@ def _count(dynamodb, table: str, partition: str) -> int:
 
 
 def approve_one(session, endpoint: str, inbox_url: str, runner, outputs: dict) -> str:
-    """Take the newest approval request from the inbox and approve it through the API handler."""
+    """Take the newest approval request from the inbox and approve it through the REST API."""
     sqs = session.client("sqs", endpoint_url=endpoint)
     requests = []
     while True:

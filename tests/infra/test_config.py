@@ -28,7 +28,8 @@ def write_env(tmp_path, name: str, document) -> None:
     (tmp_path / f"{name}.json").write_text(document if isinstance(document, str) else json.dumps(document))
 
 
-def test_the_shipped_environments_load_with_the_documented_defaults():
+def test_the_shipped_environments_load_with_the_documented_defaults(monkeypatch):
+    monkeypatch.delenv("PATTERNWATCH_EMULATOR_PORT", raising=False)  # the shipped file's port, not this checkout's
     configs = {name: load_environment(name) for name in ENVIRONMENT_NAMES}
     for name, config in configs.items():
         assert config.name == config.resource_suffix == name

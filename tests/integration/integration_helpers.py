@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 from pattern_engine.synthetic import planted_bar_records
 
@@ -18,13 +19,18 @@ def subscribe_inbox(clients, topic_arn: str, name: str) -> str:
 
 
 def drain(clients, queue_url: str) -> list[dict]:
+    return [json.loads(body) for body in drain_raw(clients, queue_url)]
+
+
+def drain_raw(clients, queue_url: str) -> list[str]:
+    """Every message body waiting on a queue, as text, removed from the queue."""
     bodies = []
     while True:
         messages = clients.sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", [])
         if not messages:
             return bodies
         for message in messages:
-            bodies.append(json.loads(message["Body"]))
+            bodies.append(message["Body"])
             clients.sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
 
 
@@ -50,3 +56,38 @@ def queue_depth(clients, queue_url: str) -> int:
     """Messages waiting, read without receiving (a receive would count towards the redrive limit)."""
     attributes = clients.sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["ApproximateNumberOfMessages"])
     return int(attributes["Attributes"]["ApproximateNumberOfMessages"])
+
+
+def workflow_bars(bars: list[dict]) -> list[dict]:
+    """Stream bars without their symbol: the workflow carries the symbol once (patternwatch_shared.models.BarValues)."""
+    return [{k: v for k, v in b.items() if k != "symbol"} for b in bars]
+
+
+def wait_for_execution(clients, execution_arn: str, timeout: float = 120) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        execution = clients.stepfunctions.describe_execution(executionArn=execution_arn)
+        if execution["status"] != "RUNNING" or time.monotonic() > deadline:
+            return execution
+        time.sleep(0.3)
+
+
+def execution_history(clients, execution_arn: str) -> list[dict]:
+    events, request = [], {"executionArn": execution_arn, "maxResults": 1000}
+    while True:
+        page = clients.stepfunctions.get_execution_history(**request)
+        events += page["events"]
+        if not page.get("nextToken"):
+            return events
+        request["nextToken"] = page["nextToken"]
+
+
+def entered_states(history: list[dict]) -> list[str]:
+    """State names in the order the execution entered them (Parallel branches interleave)."""
+    return [e["stateEnteredEventDetails"]["name"] for e in history if "stateEnteredEventDetails" in e]
+
+
+def executions_with_symbol(clients, machine_arn: str, symbol: str) -> list[dict]:
+    executions = clients.stepfunctions.list_executions(stateMachineArn=machine_arn)["executions"]
+    return [e for e in executions
+            if json.loads(clients.stepfunctions.describe_execution(executionArn=e["executionArn"])["input"]).get("symbol") == symbol]

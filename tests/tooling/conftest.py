@@ -1,0 +1,68 @@
+"""An emulator of our own (moto + tooling/local_aws) in a subprocess on a free port, with no stack deployed."""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import boto3
+import pytest
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+REGION = "us-east-1"
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def emulator_endpoint(tmp_path_factory):
+    port = _free_port()
+    log = tmp_path_factory.mktemp("emulator") / "moto.log"
+    env = {**os.environ, "MOTO_PORT": str(port), "MOTO_HOST": "127.0.0.1", "PATTERNWATCH_EMULATOR_REGION": REGION}
+    with log.open("wb") as out:
+        process = subprocess.Popen([sys.executable, "-m", "tooling.moto_extensions", "-H", "127.0.0.1", "-p", str(port)],
+                                   cwd=PROJECT_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+    endpoint = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=2)
+            break
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the test emulator did not start:\n{log.read_text()[-3000:]}")
+            time.sleep(0.2)
+    yield endpoint
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+@pytest.fixture(scope="session")
+def aws(emulator_endpoint):
+    session = boto3.session.Session(aws_access_key_id="test", aws_secret_access_key="test", region_name=REGION)
+
+    class Clients:
+        endpoint = emulator_endpoint
+        lambda_ = session.client("lambda", endpoint_url=emulator_endpoint)
+        iam = session.client("iam", endpoint_url=emulator_endpoint)
+        logs = session.client("logs", endpoint_url=emulator_endpoint)
+        cloudwatch = session.client("cloudwatch", endpoint_url=emulator_endpoint)
+        sqs = session.client("sqs", endpoint_url=emulator_endpoint)
+        events = session.client("events", endpoint_url=emulator_endpoint)
+        stepfunctions = session.client("stepfunctions", endpoint_url=emulator_endpoint)
+        apigateway = session.client("apigateway", endpoint_url=emulator_endpoint)
+
+    Clients.role_arn = Clients.iam.create_role(RoleName="local-lambda-test", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    return Clients
+
