@@ -12,6 +12,8 @@ import json
 import sys
 import time
 
+from . import moto_cloudwatch
+
 INSTALLED: list[str] = []
 
 
@@ -291,6 +293,7 @@ def install() -> list[str]:
         budgets_subscribers_and_tags()
         kinesis_create_stream_tags()
         lambda_create_function_retry_safe()
+        INSTALLED.extend(moto_cloudwatch.install())  # metric reads: percentiles, dimension order, ListMetrics
     return list(INSTALLED)
 
 
