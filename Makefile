@@ -15,7 +15,7 @@ PY := .venv/bin/python
 ENV ?= dev
 STACKS_DIR := cdktf.out/stacks
 
-.PHONY: help setup demo down run test synth validate plan-local deploy diff release destroy emulator-start emulator-stop clean
+.PHONY: help setup demo dashboard down run test synth validate plan-local deploy diff release destroy emulator-start emulator-stop clean
 
 help: ## List the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -25,6 +25,9 @@ setup: ## Install everything (pipenv, npm) and check the toolchain; safe to re-r
 
 demo: setup ## The platform on this machine: emulator, deploy `local`, stream real bars, summary + PNGs
 	@$(PY) -m tooling.demo $(DEMO_ARGS)
+
+dashboard: ## Draw the deployed `local` dashboard from the emulator's metrics into demo-output/dashboard.png [DASHBOARD_ARGS="--hours 6"]
+	@$(PY) -m tooling.dashboard_render $(DASHBOARD_ARGS)
 
 down: ## Destroy the `local` deployment and stop the emulator
 	@$(PY) -m tooling.local_platform_down

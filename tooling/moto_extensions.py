@@ -15,6 +15,8 @@ import json
 import sys
 import time
 
+from . import moto_cloudwatch
+
 INSTALLED: list[str] = []
 
 
@@ -296,6 +298,7 @@ def install() -> list[str]:
         budgets_subscribers_and_tags()
         kinesis_create_stream_tags()
         lambda_create_function_retry_safe()
+        INSTALLED.extend(moto_cloudwatch.install())  # metric reads: percentiles, dimension order, ListMetrics
         from . import local_aws
 
         INSTALLED.extend(local_aws.install())

@@ -1,4 +1,10 @@
-"""An emulator of our own (moto + tooling/local_aws) in a subprocess on a free port, with no stack deployed."""
+"""Emulators of the tooling tests' own, with no stack deployed.
+
+- `emulator_endpoint`/`aws`: the full emulator (moto + tooling/local_aws) in a subprocess on a free port;
+- `moto_endpoint`/`cloudwatch`: an in-process moto server with the emulator's CloudWatch read fixes, for the
+  dashboard renderer and the metric references;
+- `local_body`: the local stack's dashboard body, built from plain names.
+"""
 from __future__ import annotations
 
 import os
@@ -9,11 +15,17 @@ import time
 import urllib.request
 from pathlib import Path
 
+import logging
+
 import boto3
 import pytest
+from cloudwatch_testkit import REGION, local_dashboard_inputs
+from moto.server import ThreadedMotoServer
+
+from patternwatch_infra import dashboard
+from tooling import moto_cloudwatch
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-REGION = "us-east-1"
 
 
 def _free_port() -> int:
@@ -66,3 +78,25 @@ def aws(emulator_endpoint):
     Clients.role_arn = Clients.iam.create_role(RoleName="local-lambda-test", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
     return Clients
 
+
+@pytest.fixture(scope="session")
+def moto_endpoint():
+    moto_cloudwatch.install()
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request otherwise
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def cloudwatch(moto_endpoint):
+    """A CloudWatch client on an emptied in-process emulator."""
+    urllib.request.urlopen(urllib.request.Request(f"{moto_endpoint}/moto-api/reset", method="POST")).close()
+    return boto3.client("cloudwatch", endpoint_url=moto_endpoint, region_name=REGION, aws_access_key_id="test", aws_secret_access_key="test")
+
+
+@pytest.fixture(scope="session")
+def local_body() -> dict:
+    return dashboard.body(local_dashboard_inputs())
