@@ -5,6 +5,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta, timezone
 
 from patternwatch_infra import dashboard
+from patternwatch_shared.names.functions import KINESIS_CONSUMER, PLATFORM_FUNCTIONS
 from tooling.cloudwatch_metrics import Metric, MetricStat, Search, widget_entries
 
 REGION = "us-east-1"
@@ -14,15 +15,15 @@ SUFFIX = "local"
 
 def local_dashboard_inputs() -> dashboard.DashboardInputs:
     """The names the `local` stack gives its resources, as plain strings (what GetDashboard returns there)."""
-    functions = [f"{base}-{SUFFIX}" for base in ("KinesisConsumer", "PatternDetector", "AlertProcessor", "ThresholdChecker", "ApprovalProcessor")]
+    functions = [f"{spec.base_name}-{SUFFIX}" for spec in PLATFORM_FUNCTIONS]
     machine = f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:"
     alarm = f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:"
     return dashboard.DashboardInputs(
         region=REGION,
         function_names=functions,
-        stream_consumer_function=functions[0],
+        kinesis_consumer_function=f"{KINESIS_CONSUMER.base_name}-{SUFFIX}",
         stream_name=f"MarketDataStream-{SUFFIX}",
-        stream_consumer_name=f"PatternDetectionConsumer-{SUFFIX}",
+        fan_out_name=f"MarketDataFanOut-{SUFFIX}",
         queue_names=[f"AlertQueue-{SUFFIX}", f"PendingApprovals-{SUFFIX}", f"StreamConsumerFailures-{SUFFIX}"],
         dead_letter_queue_names=[f"AlertQueue-DLQ-{SUFFIX}", f"PendingApprovals-DLQ-{SUFFIX}"],
         api_name=f"pattern-detection-api-{SUFFIX}",

@@ -13,7 +13,7 @@ from tooling.metric_references import NEEDS_REAL_AWS, check_data, check_deployed
 
 START, END = NOW - timedelta(hours=3), NOW + timedelta(seconds=1)
 INPUTS = local_dashboard_inputs()
-CONSUMER = INPUTS.stream_consumer_function
+CONSUMER = INPUTS.kinesis_consumer_function
 OPS_TOPIC = "arn:aws:sns:us-east-1:123456789012:PatternWatchOps-local"
 DURATION = Metric("StockPatternDetection", "PatternDetectionDuration", (("service", "kinesis-consumer"), ("PatternType", "all")))
 
