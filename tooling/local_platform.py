@@ -113,20 +113,24 @@ def deploy(*, workspace: str = DEFAULT_WORKSPACE, timings: dict[str, float] | No
     timings["init"] = time.monotonic() - step
 
     step = time.monotonic()
-    say("terraform apply" + ("" if workspace == DEFAULT_WORKSPACE else f" (workspace {workspace})"))
-    apply = terraform("apply", "-input=false", "-no-color", "-auto-approve", progress=True, workspace=workspace)
-    if apply.returncode != 0 and any(sign in apply.stdout for sign in TRANSIENT_FAILURES):
-        say("terraform apply: the emulator dropped a connection; applying once more")
-        apply = terraform("apply", "-input=false", "-no-color", "-auto-approve", progress=True, workspace=workspace)
-    if apply.returncode != 0:
-        raise SystemExit(f"error: terraform apply failed:\n{apply.stdout[-6000:]}")
+    outputs = apply(workspace)
     timings["apply"] = time.monotonic() - step
-
-    if workspace != DEFAULT_WORKSPACE:
-        return flat_outputs(workspace)
-    outputs = write_flat_outputs()
-    say(f"outputs: {len(outputs)} names and ARNs in {FLAT_OUTPUTS.relative_to(PROJECT_ROOT)}")
+    if workspace == DEFAULT_WORKSPACE:
+        write_flat_outputs()
+        say(f"outputs: {len(outputs)} names and ARNs in {FLAT_OUTPUTS.relative_to(PROJECT_ROOT)}")
     return outputs
+
+
+def apply(workspace: str = DEFAULT_WORKSPACE) -> dict[str, object]:
+    """`terraform apply` of the synthesized stack in `workspace` (no new synth: a workspace only renames); its outputs."""
+    say("terraform apply" + ("" if workspace == DEFAULT_WORKSPACE else f" (workspace {workspace})"))
+    result = terraform("apply", "-input=false", "-no-color", "-auto-approve", progress=True, workspace=workspace)
+    if result.returncode != 0 and any(sign in result.stdout for sign in TRANSIENT_FAILURES):
+        say("terraform apply: the emulator dropped a connection; applying once more")
+        result = terraform("apply", "-input=false", "-no-color", "-auto-approve", progress=True, workspace=workspace)
+    if result.returncode != 0:
+        raise SystemExit(f"error: terraform apply failed:\n{result.stdout[-6000:]}")
+    return flat_outputs(workspace)
 
 
 def plan_is_clean(workspace: str = DEFAULT_WORKSPACE) -> tuple[bool, str]:
