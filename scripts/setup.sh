@@ -24,7 +24,7 @@ PIPENV="$PIPENV_HOME/bin/pipenv"
 if [ "$("$PIPENV" --version 2>/dev/null)" != "pipenv, version $PIPENV_VERSION" ]; then
   step "installing pipenv $PIPENV_VERSION into $PIPENV_HOME (inside the project, not the global interpreter)"
   "$PYTHON" -m venv --clear "$PIPENV_HOME"
-  "$PIPENV_HOME/bin/python" -m pip install --quiet "pipenv==$PIPENV_VERSION"
+  "$PIPENV_HOME/bin/python" -m pip install --quiet --quiet "pipenv==$PIPENV_VERSION"
 fi
 
 export PIPENV_VENV_IN_PROJECT=1 PIPENV_VERBOSITY=-1 PIPENV_NOSPIN=1
