@@ -68,12 +68,19 @@ def test_the_runner_reads_its_wiring_back_from_the_emulator(runner):
     assert runner.streams[0].function.environment[ENV_TRADING_PATTERNS_TABLE] == "TradingPatterns-local"
 
 
-def test_bars_on_the_stream_become_stored_bars_and_detected_patterns(deployed, runner, clients):
+@pytest.fixture(scope="module")
+def streamed_series(deployed, runner, clients) -> tuple[str, list[dict]]:
+    """A planted series put on the stream and delivered, once for the tests that read what it stored (in any order)."""
     bars = planted_bars("ITSTORE")
     put_records(clients, deployed["market_data_stream_name"], as_records(bars), "ITSTORE")
     runner.drain()
-    assert len(query(clients, deployed["trading_patterns_table_name"], "BAR#ITSTORE")) == len(bars)
-    patterns = {i["pattern"]["S"] for i in query(clients, deployed["trading_patterns_table_name"], "PATTERN#ITSTORE")}
+    return "ITSTORE", bars
+
+
+def test_bars_on_the_stream_become_stored_bars_and_detected_patterns(deployed, clients, streamed_series):
+    symbol, bars = streamed_series
+    assert len(query(clients, deployed["trading_patterns_table_name"], f"BAR#{symbol}")) == len(bars)
+    patterns = {i["pattern"]["S"] for i in query(clients, deployed["trading_patterns_table_name"], f"PATTERN#{symbol}")}
     assert "head-and-shoulders" in patterns
 
 
@@ -170,13 +177,14 @@ def test_the_threshold_checker_queues_an_alert_when_thresholds_are_exceeded(depl
     assert len(threshold_alerts) == 1
 
 
-def test_the_api_serves_detection_and_stored_patterns(deployed, runner):
+def test_the_api_serves_detection_and_stored_patterns(deployed, runner, streamed_series):
     key = deployed["api_key_value"]
     bars = [{k: v for k, v in b.items() if k != "symbol"} for b in planted_bars("ITAPI")]
     detected = runner.request("POST", "/patterns", body={"symbol": "ITAPI", "bars": bars}, api_key=key)
     assert detected["statusCode"] == 200, detected
     assert "head-and-shoulders" in {m["pattern"] for m in json.loads(detected["body"])["matches"]}
-    stored = runner.request("GET", "/patterns/ITSTORE", api_key=key, query={"limit": "5"})
+    symbol, _ = streamed_series
+    stored = runner.request("GET", f"/patterns/{symbol}", api_key=key, query={"limit": "5"})
     assert stored["statusCode"] == 200
     assert {i["pattern"] for i in json.loads(stored["body"])["items"]} >= {"head-and-shoulders"}
 
