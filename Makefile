@@ -19,7 +19,7 @@ WORKSPACE ?= default
 # a terminal, CI=true makes cdktf-cli 0.21 (Ink) print each line once (an explicit CI=... is kept).
 CDKTF := CI=$${CI:-$$([ -t 1 ] || echo true)} TF_WORKSPACE=$(WORKSPACE) npx cdktf
 
-.PHONY: help setup demo dashboard down run test synth validate plan-local deploy diff release destroy emulator-start emulator-stop clean
+.PHONY: help setup demo dashboard down run test test-fast synth validate plan-local deploy diff release destroy emulator-start emulator-stop clean
 
 help: ## List the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -40,9 +40,13 @@ run: setup ## Bring up the emulator, synthesize all stacks, validate them, and p
 	@$(PY) -m tooling.emulator start
 	@$(MAKE) --no-print-directory synth validate plan-local
 
-test: setup ## Run every test (unit, infra, integration) with the infra coverage bar
+test: setup ## Run every test (unit, infra, tooling, integration, checkov, Terraform) with the coverage bars; what CI runs
 	@$(PY) -m tooling.toolchain >/dev/null
-	$(PY) -m pytest --cov=patternwatch_infra --cov-report=term-missing:skip-covered --cov-fail-under=100
+	$(PY) -m pytest --cov=patternwatch_infra --cov=lambda_src --cov-report=term-missing:skip-covered
+	@$(PY) scripts/coverage_gate.py
+
+test-fast: setup ## Infra and Lambda unit tests only (no checkov, Terraform, provider schema, statistics, integration): under a minute
+	$(PY) -m pytest -q -m "not slow" tests/infra tests/lambda
 
 synth: ## cdktf synth: one stack per environment into cdktf.out/
 	@$(PY) -m tooling.toolchain >/dev/null

@@ -1,5 +1,17 @@
-"""Settings every test process needs."""
+"""Settings every test process needs, and the `slow` mark for tests that run an external tool over the stacks."""
 import os
+
+import pytest
 
 # jsii prints a Node 20 end-of-life banner on import; it says nothing about our code.
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+
+# Fixtures that run an external tool (checkov, terraform) over the stacks: a test using one is `slow`, and
+# `make test-fast` (-m "not slow") leaves it out. Marked here, so a new test that uses one is marked too.
+EXTERNAL_TOOL_FIXTURES = {"scans", "initialized_stacks", "provider_schema", "workspace_probe"}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if EXTERNAL_TOOL_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
