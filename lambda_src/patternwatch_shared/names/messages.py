@@ -31,8 +31,10 @@ PATTERN_FAMILIES: Final = MappingProxyType({
 })
 
 # --- Alerts (AlertQueue message body, patternwatch_shared.models.AlertMessage) ----------------------
-ALERT_SOURCE_STREAM: Final = "stream"  # kinesis-consumer
-ALERT_SOURCE_WORKFLOW: Final = "workflow"  # pattern-detector's decide step
+# kinesis-consumer queued its alerts itself before they went through the workflow; still accepted, so
+# messages queued before that change are delivered.
+ALERT_SOURCE_STREAM: Final = "stream"
+ALERT_SOURCE_WORKFLOW: Final = "workflow"  # pattern-detector's decide step: every pattern alert
 ALERT_SOURCE_THRESHOLD: Final = "threshold"  # threshold-checker
 
 # AlertMessage.details key of a pattern alert's turns, [[epoch seconds, close], ...] (the evidence chart marks them).
