@@ -19,7 +19,7 @@ WORKSPACE ?= default
 # a terminal, CI=true makes cdktf-cli 0.21 (Ink) print each line once (an explicit CI=... is kept).
 CDKTF := CI=$${CI:-$$([ -t 1 ] || echo true)} TF_WORKSPACE=$(WORKSPACE) npx cdktf
 
-.PHONY: help setup demo dashboard down run test test-fast synth validate plan-local deploy diff release destroy emulator-start emulator-stop clean
+.PHONY: help setup demo dashboard down run test test-fast test-fast-infra test-fast-lambda synth validate plan-local deploy diff release destroy emulator-start emulator-stop clean
 
 help: ## List the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -46,7 +46,11 @@ test: setup ## Run every test (unit, infra, tooling, integration, checkov, Terra
 	@$(PY) scripts/coverage_gate.py
 
 test-fast: setup ## Infra and Lambda unit tests only (no checkov, Terraform, provider schema, statistics, integration): under a minute
-	$(PY) -m pytest -q -m "not slow" tests/infra tests/lambda
+	@$(MAKE) --no-print-directory -j2 --output-sync=target test-fast-infra test-fast-lambda
+
+# One pytest per half, side by side: the infra half mostly waits on jsii's synth, the Lambda half runs moto and numpy.
+test-fast-infra test-fast-lambda: test-fast-%:
+	$(PY) -m pytest -q -m "not slow" tests/$*
 
 synth: ## cdktf synth: one stack per environment into cdktf.out/
 	@$(PY) -m tooling.toolchain >/dev/null
