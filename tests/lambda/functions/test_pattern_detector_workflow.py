@@ -73,6 +73,22 @@ def test_decide_queues_the_stream_s_alert_for_a_confirmed_candidate(aws_resource
     }
 
 
+def test_the_decision_is_logged_with_the_execution_s_correlation_id(aws_resources, lambda_context):
+    import io
+    import json
+
+    candidate, confirmed = candidate_and_match(pattern_event_detail("WF", "head-and-shoulders"))
+    event = {"action": "decide", "symbol": "WF", "candidate": candidate, "confirmed": confirmed, "correlationId": "exec-1"}
+    # The Powertools handler keeps the stream it was created with; point it at a buffer.
+    stream = handler.logger.registered_handler.setStream(buffer := io.StringIO())
+    try:
+        run(event, lambda_context)
+    finally:
+        handler.logger.registered_handler.setStream(stream)
+    (decided,) = [line for line in map(json.loads, buffer.getvalue().splitlines()) if line["message"] == "decided"]
+    assert decided["correlation_id"] == "exec-1" and decided["action"] == "decide" and decided["decision"] == "ALERT"
+
+
 def test_a_candidate_no_family_re_detects_is_not_alerted(aws_resources, lambda_context):
     detail = pattern_event_detail("WF", "head-and-shoulders")
     candidate, _ = candidate_and_match(detail)
