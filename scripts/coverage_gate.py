@@ -4,8 +4,8 @@ pytest measures both packages in one run (`--cov=patternwatch_infra --cov=lambda
 `--cov-fail-under` can only hold their total, so each package's bar is checked here.
 
 - patternwatch_infra: 100 %, as always.
-- lambda_src: the line coverage it had when the bar was set (issue 13 §4); raise it when coverage rises,
-  never lower it. Handlers that run only in the emulator's worker processes during the integration tests are
+- lambda_src: the line coverage it had when the bar was set (issue 13 §4: 98.66 % measured, bar 98.6 %);
+  raise it when coverage rises, never lower it. Handlers that run only in the emulator's worker processes during the integration tests are
   not measured there: lambda_src's coverage comes from tests/lambda and tests/tooling.
 
 Usage: python scripts/coverage_gate.py   (after a pytest run with --cov; exit 1 when a package is under its bar)
@@ -18,7 +18,7 @@ import sys
 from coverage import Coverage
 from coverage.exceptions import NoDataError
 
-BARS = {"patternwatch_infra": 100.0, "lambda_src": 98.0}
+BARS = {"patternwatch_infra": 100.0, "lambda_src": 98.6}
 
 
 def main() -> int:
