@@ -45,6 +45,7 @@ DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
 MAX_NEXT_TOKEN_CHARS = 1_024
 _SYMBOL = re.compile(SYMBOL_PATTERN)
+_PAGE_SIZE_TEXT = re.compile(rf"[0-9]{{1,{len(str(MAX_PAGE_SIZE))}}}")
 
 
 def trading_patterns() -> TradingPatternsTable:
@@ -99,7 +100,9 @@ def stored_patterns(symbol: str) -> dict[str, Any]:
 def _page_size(raw: str | None) -> int:
     if raw is None:
         return DEFAULT_PAGE_SIZE
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_PAGE_SIZE:
+    # ASCII digits only, and few of them: str.isdigit() also accepts "²" or "٣", which int() refuses,
+    # and int() refuses more than 4,300 digits.
+    if not _PAGE_SIZE_TEXT.fullmatch(raw) or not 1 <= int(raw) <= MAX_PAGE_SIZE:
         _reject(f"limit must be an integer from 1 to {MAX_PAGE_SIZE}")
     return int(raw)
 
