@@ -16,6 +16,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import TypeAdapter, ValidationError
 
 from patternwatch_shared import aws
+from patternwatch_shared.api_body import MalformedBody, request_text
 from patternwatch_shared.approvals import ApprovalWorkflow, MalformedToken, token_hash
 from patternwatch_shared.config import EnvReader
 from patternwatch_shared.models import ApprovalDecision, utc_now
@@ -66,8 +67,8 @@ def parse_decision(body: str | None) -> str:
 def decide(token: str) -> Response:
     try:
         token_hash(token)
-        action = parse_decision(app.current_event.decoded_body)
-    except (MalformedToken, BadDecision) as error:
+        action = parse_decision(request_text(app.current_event))
+    except (MalformedToken, MalformedBody, BadDecision) as error:
         metrics.add_metric(name=METRIC_API_REQUESTS_REJECTED, unit=MetricUnit.Count, value=1)
         return json_response(400, {"message": str(error)})
     env = EnvReader(SPEC)

@@ -19,6 +19,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
 from patternwatch_shared import aws, keys, workflow
+from patternwatch_shared.api_body import MalformedBody, request_text
 from patternwatch_shared.config import EnvReader
 from patternwatch_shared.decoding import describe_validation_error
 from patternwatch_shared.detection import detect_in, detection_span, pattern_names
@@ -60,7 +61,10 @@ def _reject(message: str) -> NoReturn:
 
 @app.post(PATTERNS_ROUTE)
 def submit_bars() -> dict[str, Any]:
-    body = app.current_event.decoded_body
+    try:
+        body = request_text(app.current_event)
+    except MalformedBody as error:
+        _reject(str(error))
     if not body:
         _reject("request body is required")
     if len(body) > MAX_BODY_CHARS:

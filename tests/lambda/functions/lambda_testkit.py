@@ -174,8 +174,15 @@ def failed_ids(response: dict[str, Any]) -> list[str]:
     return [item["itemIdentifier"] for item in response["batchItemFailures"]]
 
 
+# Bodies flagged isBase64Encoded that are not base64 of UTF-8 text: not base64 at all, bad padding,
+# non-ASCII characters, and valid base64 of bytes that are not UTF-8.
+BAD_BASE64_BODIES = ("%%% not base64 %%%", "Q===", "QUJ", "w6k=\u00e9", base64.b64encode(b"\xff\xfe{}").decode())
+
+
 def api_event(method: str, resource: str, path: str, *, body: str | None = None,
-              path_parameters: dict[str, str] | None = None, query: dict[str, str] | None = None) -> dict[str, Any]:
+              path_parameters: dict[str, str] | None = None, query: dict[str, str] | None = None,
+              base64_encoded: bool = False) -> dict[str, Any]:
+    """An API Gateway REST proxy event; with base64_encoded, `body` is sent as is, flagged isBase64Encoded."""
     return {
         "resource": resource,
         "path": path,
@@ -204,7 +211,7 @@ def api_event(method: str, resource: str, path: str, *, body: str | None = None,
             "apiId": "abcdef1234",
         },
         "body": body,
-        "isBase64Encoded": False,
+        "isBase64Encoded": base64_encoded,
     }
 
 

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from lambda_testkit import api_event, planted_bars
+from lambda_testkit import BAD_BASE64_BODIES, api_event, planted_bars
 from patternwatch_shared.names.table import ALERT_STATE_NOT_REQUIRED
 from patternwatch_shared.storage import StoredPattern, TradingPatternsTable
 from pattern_detector import handler
@@ -75,6 +75,22 @@ def test_post_patterns_rejects_bad_bodies_with_400(aws_resources, lambda_context
     code, payload = post_patterns(body, lambda_context)
     assert code == 400
     assert reason in payload["message"]
+
+
+@pytest.mark.parametrize("body", BAD_BASE64_BODIES)
+def test_post_patterns_with_a_base64_flag_and_a_body_that_does_not_decode_is_400(aws_resources, lambda_context, body):
+    event = api_event("POST", "/patterns", "/patterns", body=body, base64_encoded=True)
+    response = handler.lambda_handler(event, lambda_context)
+    assert response["statusCode"] == 400
+    assert "base64" in json.loads(response["body"])["message"]
+
+
+def test_post_patterns_accepts_a_base64_encoded_body(aws_resources, lambda_context):
+    bars, _ = request_bars()
+    body = base64.b64encode(json.dumps({"symbol": "API", "bars": bars}).encode()).decode()
+    response = handler.lambda_handler(api_event("POST", "/patterns", "/patterns", body=body, base64_encoded=True), lambda_context)
+    assert response["statusCode"] == 200
+    assert json.loads(response["body"])["barCount"] == len(bars)
 
 
 def store_patterns(resources, symbol: str, count: int) -> list[str]:
