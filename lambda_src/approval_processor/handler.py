@@ -6,7 +6,6 @@ token, 400 malformed token or body; 502 when the decision is recorded but its no
 """
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
@@ -15,7 +14,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import TypeAdapter, ValidationError
 
-from patternwatch_shared import aws
+from patternwatch_shared import aws, strict_json
 from patternwatch_shared.api_body import MalformedBody, request_text
 from patternwatch_shared.approvals import ApprovalWorkflow, MalformedToken, token_hash
 from patternwatch_shared.config import EnvReader
@@ -30,7 +29,7 @@ from patternwatch_shared.telemetry import DimensionedMetrics, powertools_for
 
 SPEC = APPROVAL_PROCESSOR
 logger, tracer, metrics = powertools_for(SPEC)
-app = APIGatewayRestResolver()
+app = APIGatewayRestResolver(serializer=strict_json.dumps)
 
 MAX_BODY_CHARS = 256
 BARE_ACTIONS = (ACTION_APPROVE, ACTION_REJECT)
@@ -40,7 +39,7 @@ DECISION_FORMS = 'body must be {"action": "approve"|"reject"}, "approve" or "rej
 
 
 def json_response(status_code: int, body: dict[str, Any]) -> Response:
-    return Response(status_code=status_code, content_type=content_types.APPLICATION_JSON, body=json.dumps(body))
+    return Response(status_code=status_code, content_type=content_types.APPLICATION_JSON, body=strict_json.dumps(body))
 
 
 class BadDecision(ValueError):

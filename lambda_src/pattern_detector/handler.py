@@ -18,7 +18,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
-from patternwatch_shared import aws, keys, workflow
+from patternwatch_shared import aws, keys, strict_json, workflow
 from patternwatch_shared.api_body import MalformedBody, request_text
 from patternwatch_shared.config import EnvReader
 from patternwatch_shared.decoding import describe_validation_error
@@ -39,7 +39,7 @@ from patternwatch_shared.telemetry import DimensionedMetrics, powertools_for
 
 SPEC = PATTERN_DETECTOR
 logger, tracer, metrics = powertools_for(SPEC)
-app = APIGatewayRestResolver()
+app = APIGatewayRestResolver(serializer=strict_json.dumps)
 
 MAX_BODY_CHARS = 1_000_000
 DEFAULT_PAGE_SIZE = 20
@@ -141,7 +141,7 @@ def _decode_next_token(token: str | None, symbol: str) -> dict[str, Any] | None:
 
 @app.exception_handler(json.JSONDecodeError)
 def _bad_json(error: json.JSONDecodeError) -> Response:
-    return Response(status_code=400, content_type=content_types.APPLICATION_JSON, body=json.dumps({"message": "body is not valid JSON"}))
+    return Response(status_code=400, content_type=content_types.APPLICATION_JSON, body=strict_json.dumps({"message": "body is not valid JSON"}))
 
 
 # --- Step Functions ----------------------------------------------------------------------------
@@ -187,4 +187,5 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         metrics.add_metric(name=METRIC_API_REQUESTS, unit=MetricUnit.Count, value=1)
         return app.resolve(event, context)
     metrics.add_metric(name=METRIC_WORKFLOW_ACTIONS, unit=MetricUnit.Count, value=1)
-    return run_workflow_action(event)
+    # The runtime would serialise NaN or Infinity as tokens that Step Functions refuses.
+    return strict_json.require_json(run_workflow_action(event))

@@ -40,7 +40,9 @@ Identifier = Annotated[str, Field(min_length=1, max_length=MAX_ID_LENGTH)]
 
 
 class StrictModel(BaseModel):
-    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+    # allow_inf_nan=False for every float, including the free-form ones (alert details): a NaN that
+    # is accepted is later written as a NaN token, which is not JSON.
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 def _epoch_seconds_from(value: Any) -> Any:

@@ -143,3 +143,15 @@ def test_ledger_write_fault_does_not_fail_a_delivered_alert(aws_resources, lambd
     install_client("dynamodb", FlakyClient(aws_resources.dynamodb, "put_item", failing_calls={1}))
     assert handler.lambda_handler(event, lambda_context) == {"batchItemFailures": []}
     assert [p["Message"]["alertId"] for p in aws_resources.published(aws_resources.trading_alerts_inbox)] == ["ledger"]
+
+
+@pytest.mark.parametrize("severity", ["CRITICAL", "HIGH"])
+@pytest.mark.parametrize("token", ["NaN", "Infinity", "-Infinity"])
+def test_non_finite_details_are_rejected_and_nothing_is_emitted(aws_resources, lambda_context, severity, token):
+    body = json.dumps(alert_body(severity=severity, confidence=0.97, details={"ratio": 1.0})).replace("1.0", token)
+    event = sqs_event([body, json.dumps(alert_body(alertId="fine"))])
+    response = handler.lambda_handler(event, lambda_context)
+    assert failed_ids(response) == [event["Records"][0]["messageId"]]
+    assert aws_resources.drain(aws_resources.pending_queue_url) == []
+    assert aws_resources.published(aws_resources.approval_requests_inbox) == []
+    assert [p["Message"]["alertId"] for p in aws_resources.published(aws_resources.trading_alerts_inbox)] == ["fine"]

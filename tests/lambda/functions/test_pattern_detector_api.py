@@ -164,3 +164,13 @@ def foreign_token(symbol: str) -> str:
 def test_get_patterns_rejects_bad_symbol_limit_and_token(aws_resources, lambda_context, symbol, query):
     code, body = get_patterns(symbol, lambda_context, **query)
     assert code == 400 and body["message"]
+
+
+def test_a_non_finite_number_never_leaves_in_an_api_response(aws_resources, lambda_context, monkeypatch):
+    from patternwatch_shared.detection import Detection
+
+    broken = Detection("double-top", float("nan"), 0, 37, 1_700_000_000, 1_700_002_220, ((1_700_000_000, float("inf")),))
+    monkeypatch.setattr(handler, "detect_in", lambda *args, **kwargs: [broken])
+    bars, _ = request_bars()
+    with pytest.raises(ValueError, match="not JSON compliant"):
+        post_patterns({"symbol": "API", "bars": bars}, lambda_context)

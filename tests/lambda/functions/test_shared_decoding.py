@@ -162,6 +162,11 @@ def test_valid_alert_decodes():
         (json.dumps(alert_body(alertId="x" * 300)), "alertId"),
         ("x" * 20_000, "longer than"),
         ('{"alertId":"a","source":"stream","severity":"HIGH","detectedAt":"t","confidence":NaN,"symbol":"A","pattern":"double-top"}', "confidence"),
+        # Non-finite numbers in details were accepted, then re-emitted as invalid JSON (NaN tokens).
+        (json.dumps(alert_body(details={"ratio": float("nan")})), "details.ratio"),
+        (json.dumps(alert_body(details={"ratio": float("inf")})), "details.ratio"),
+        (json.dumps(alert_body(details={"ratio": float("-inf")})), "details.ratio"),
+        (json.dumps(alert_body(details={"ok": 1.5, "huge": 1e400})), "details.huge"),  # 1e400 reads as infinity
     ],
 )
 def test_bad_alert_bodies_are_rejected(body, reason):
