@@ -56,7 +56,10 @@ def parse_decision(body: str | None) -> str:
     if text in BARE_ACTIONS:  # the bare word, which is not JSON
         return text
     try:
-        decision = APPROVAL_DECISION.validate_json(text)
+        # Read strictly first: pydantic's JSON parser keeps the last of a repeated "action".
+        decision = APPROVAL_DECISION.validate_python(strict_json.loads(text))
+    except strict_json.StrictJsonError as error:
+        raise BadDecision(f"{error}; {DECISION_FORMS}") from None
     except ValidationError:
         raise BadDecision(DECISION_FORMS) from None
     return decision if isinstance(decision, str) else decision.action

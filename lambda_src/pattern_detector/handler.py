@@ -16,12 +16,11 @@ from aws_lambda_powertools.event_handler.exceptions import BadRequestError
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import ValidationError
 
 from patternwatch_shared import aws, keys, strict_json, workflow
 from patternwatch_shared.api_body import MalformedBody, request_text
 from patternwatch_shared.config import EnvReader
-from patternwatch_shared.decoding import describe_validation_error
+from patternwatch_shared.decoding import RecordRejected, parse_document
 from patternwatch_shared.detection import detect_in, detection_span, pattern_names
 from patternwatch_shared.messaging import AlertQueue
 from patternwatch_shared.models import SYMBOL_PATTERN, PatternsRequest, utc_now
@@ -70,9 +69,9 @@ def submit_bars() -> dict[str, Any]:
     if len(body) > MAX_BODY_CHARS:
         _reject(f"request body is longer than {MAX_BODY_CHARS} characters")
     try:
-        request = PatternsRequest.model_validate_json(body)
-    except ValidationError as error:
-        _reject(describe_validation_error(error))
+        request = parse_document(PatternsRequest.model_validate, body)
+    except RecordRejected as error:
+        _reject(str(error))
     known = set(pattern_names())
     unknown = [p for p in request.patterns or () if p not in known]
     if unknown:
@@ -115,7 +114,7 @@ def _encode_next_token(last_key: dict[str, Any] | None) -> str | None:
     if not last_key:
         return None
     compact = {"pk": last_key[TABLE_PARTITION_KEY]["S"], "sk": last_key[TABLE_SORT_KEY]["S"]}
-    return base64.urlsafe_b64encode(json.dumps(compact, separators=(",", ":")).encode()).decode().rstrip("=")
+    return base64.urlsafe_b64encode(strict_json.dumps(compact).encode()).decode().rstrip("=")
 
 
 def _decode_next_token(token: str | None, symbol: str) -> dict[str, Any] | None:
@@ -125,8 +124,8 @@ def _decode_next_token(token: str | None, symbol: str) -> dict[str, Any] | None:
     if len(token) > MAX_NEXT_TOKEN_CHARS:
         _reject("nextToken is too long")
     try:
-        decoded = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
-    except (binascii.Error, ValueError, UnicodeDecodeError):
+        decoded = strict_json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+    except (binascii.Error, ValueError):  # StrictJsonError is a ValueError
         _reject("nextToken is not valid")
     if (
         not isinstance(decoded, dict)

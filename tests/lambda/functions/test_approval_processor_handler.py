@@ -139,6 +139,17 @@ def test_malformed_token_or_body_is_400(aws_resources, lambda_context, token, bo
     assert payload["message"]
 
 
+@pytest.mark.parametrize(
+    "body",
+    ['{"action":"reject","action":"approve"}', '{"action":"approve","action":"approve"}', '{"action":"approve","action":"reject"}'],
+)
+def test_a_body_with_a_repeated_key_is_400_and_decides_nothing(aws_resources, lambda_context, body):
+    token = start_approval(aws_resources)
+    code, payload = call(token, body, lambda_context)
+    assert code == 400 and "duplicate key 'action'" in payload["message"]
+    assert item_for(aws_resources, token)["status"]["S"] == "PENDING"
+
+
 @pytest.mark.parametrize("body", BAD_BASE64_BODIES)
 def test_a_base64_flagged_body_that_does_not_decode_is_400_and_decides_nothing(aws_resources, lambda_context, body):
     token = start_approval(aws_resources)

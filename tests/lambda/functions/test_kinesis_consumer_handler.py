@@ -279,3 +279,12 @@ def test_log_lines_carry_the_batch_correlation_id(aws_resources, lambda_context)
     assert rejected[0]["service"] == "kinesis-consumer"
     summary = [line for line in logs if line["message"] == "batch ingested"]
     assert summary and summary[0]["bars_stored"] == 1
+
+
+def test_a_record_with_a_repeated_key_is_reported_and_the_rest_stored(aws_resources, lambda_context):
+    good = bar_json("DUPK", T0, 10.0)
+    repeated = json.dumps(bar_json("DUPK", T0 + 60, 10.0)).replace('"close": 10.0', '"close": 10.0, "close": 10.05')
+    event = kinesis_event([b64(good), b64(repeated)])
+    response = handler.lambda_handler(event, lambda_context)
+    assert failed_ids(response) == sequence_numbers(event)[1:]
+    assert [i["SK"]["S"] for i in stored_bars(aws_resources, "DUPK")] == [str(T0).zfill(12)]

@@ -69,6 +69,9 @@ GOOD = {"timestamp": 1_700_000_000, "open": 2.0, "high": 3.0, "low": 1.0, "close
         ({"symbol": "AAPL", "bars": [GOOD], "window": "38"}, "window"),
         ({"symbol": "AAPL", "bars": [{**GOOD, "timestamp": 1_700_000_000 + i} for i in range(5001)]}, "bars"),
         ({"symbol": "A" * 100, "bars": [GOOD]}, "symbol"),
+        ('{"symbol":"AAPL","symbol":"MSFT","bars":[]}', "duplicate key 'symbol'"),
+        (json.dumps({"symbol": "AAPL", "bars": [GOOD]}).replace('"volume": 1.0', '"volume": 1.0, "volume": 2.0'), "duplicate key 'volume'"),
+        ("[" * 50_000 + "]" * 50_000, "nested too deeply"),
     ],
 )
 def test_post_patterns_rejects_bad_bodies_with_400(aws_resources, lambda_context, body, reason):
@@ -159,6 +162,7 @@ def foreign_token(symbol: str) -> str:
         ("AAPL", {"nextToken": base64.urlsafe_b64encode(b"[1,2]").decode()}),
         ("AAPL", {"nextToken": foreign_token("MSFT")}),
         ("AAPL", {"nextToken": "A" * 5000}),
+        ("AAPL", {"nextToken": base64.urlsafe_b64encode(b'{"pk":"PATTERN#MSFT","pk":"PATTERN#AAPL","sk":"1"}').decode()}),
     ],
 )
 def test_get_patterns_rejects_bad_symbol_limit_and_token(aws_resources, lambda_context, symbol, query):

@@ -117,6 +117,10 @@ def test_zero_or_negative_prices_are_rejected(raw, field, value):
         (b64(bar_json("AAPL", T0, 10.0, open="10.0")), "open"),
         (b64(bar_json("AAPL", T0, 10.0, note="x" * 5000)), f"larger than {MAX_BAR_JSON_BYTES}"),
         (12345, "not base64 text"),
+        # A repeated key would silently keep its last value.
+        (b64('{"symbol":"AAPL","timestamp":1700000000,"open":1.5,"high":2,"low":1,"close":1.5,"close":1.9,"volume":1}'), "duplicate key 'close'"),
+        (b64('{"symbol":"AAPL","symbol":"MSFT","timestamp":1700000000,"open":1.5,"high":2,"low":1,"close":1.5,"volume":1}'), "duplicate key 'symbol'"),
+        (b64("[" * 1000 + "]" * 1000), "nested too deeply"),
     ],
 )
 def test_bad_records_are_rejected_with_a_reason(data, reason):
@@ -167,6 +171,9 @@ def test_valid_alert_decodes():
         (json.dumps(alert_body(details={"ratio": float("inf")})), "details.ratio"),
         (json.dumps(alert_body(details={"ratio": float("-inf")})), "details.ratio"),
         (json.dumps(alert_body(details={"ok": 1.5, "huge": 1e400})), "details.huge"),  # 1e400 reads as infinity
+        ('{"alertId":"a","alertId":"b","source":"threshold","severity":"HIGH","detectedAt":"t","confidence":0.5}', "duplicate key 'alertId'"),
+        (json.dumps(alert_body()).replace('"severity": "HIGH"', '"severity": "LOW", "severity": "CRITICAL"'), "duplicate key 'severity'"),
+        (json.dumps(alert_body(details={"a": 1})).replace('{"a": 1}', '{"a": 1, "a": 2}'), "duplicate key 'a'"),
     ],
 )
 def test_bad_alert_bodies_are_rejected(body, reason):
