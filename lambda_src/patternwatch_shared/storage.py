@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -22,6 +22,8 @@ from patternwatch_shared.names.table import (
 logger = logging.getLogger(__name__)
 
 BATCH_WRITE_LIMIT = 25  # DynamoDB BatchWriteItem maximum
+# The error code of a request DynamoDB refuses for its content (for example a number it cannot store).
+ITEM_REFUSED = "ValidationException"
 UNPROCESSED_RETRY_ATTEMPTS = 5
 UNPROCESSED_BACKOFF_SECONDS = 0.05
 
@@ -66,6 +68,23 @@ def bar_item(bar: Bar) -> dict[str, Any]:
         "close": {"N": repr(bar.close)},
         "volume": {"N": repr(bar.volume)},
     }
+
+
+BarKey = tuple[str, int]  # (symbol, timestamp): a bar's identity, and its item's key
+
+
+@dataclass
+class BarWrites:
+    """What put_bars could not store.
+
+    failed_symbols: a write failed for a reason that may pass (throttling, a network or service
+    error): the caller fails every record of the symbol, and the retry writes them again.
+    refused: DynamoDB refused the item itself (ValidationException: a number it cannot store, an
+    item too large), which no retry changes; reason per bar. Only that bar's record fails.
+    """
+
+    failed_symbols: set[str] = field(default_factory=set)
+    refused: dict[BarKey, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -128,12 +147,12 @@ class TradingPatternsTable:
         self._sleep = sleep
 
     # --- bars ----------------------------------------------------------------------------------
-    def put_bars(self, bars: Sequence[Bar]) -> set[str]:
-        """Upsert bars in batches of 25. Returns the symbols some of whose bars could not be written.
+    def put_bars(self, bars: Sequence[Bar]) -> BarWrites:
+        """Upsert bars in batches of 25 and say which could not be written (see BarWrites).
 
         Re-putting a bar overwrites it with identical attributes, so retried batches are harmless.
         """
-        failed_symbols: set[str] = set()
+        writes = BarWrites()
         for start in range(0, len(bars), BATCH_WRITE_LIMIT):
             chunk = bars[start : start + BATCH_WRITE_LIMIT]
             requests = [{"PutRequest": {"Item": bar_item(bar)}} for bar in chunk]
@@ -142,12 +161,32 @@ class TradingPatternsTable:
             except Exception as error:
                 if not is_aws_error(error):
                     raise
+                if error_code(error) == ITEM_REFUSED:
+                    # One item DynamoDB refuses fails the whole request: write this chunk item by
+                    # item, so that only that item fails and the other symbols' bars are stored.
+                    self._put_one_by_one(chunk, writes)
+                    continue
                 logger.warning("bar batch write failed: %s", error)
-                failed_symbols.update(bar.symbol for bar in chunk)
+                writes.failed_symbols.update(bar.symbol for bar in chunk)
                 continue
             for request in unprocessed:
-                failed_symbols.add(request["PutRequest"]["Item"]["symbol"]["S"])
-        return failed_symbols
+                writes.failed_symbols.add(request["PutRequest"]["Item"]["symbol"]["S"])
+        return writes
+
+    def _put_one_by_one(self, bars: Sequence[Bar], writes: BarWrites) -> None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        for bar in bars:
+            try:
+                self._client.put_item(TableName=self._table, Item=bar_item(bar))
+            except ClientError as error:
+                if error_code(error) != ITEM_REFUSED:
+                    writes.failed_symbols.add(bar.symbol)
+                    continue
+                reason = error.response.get("Error", {}).get("Message") or ITEM_REFUSED
+                writes.refused[(bar.symbol, bar.timestamp)] = f"DynamoDB refused the bar: {reason}"[:500]
+            except BotoCoreError:
+                writes.failed_symbols.add(bar.symbol)
 
     def _batch_write(self, requests: list[dict[str, Any]]) -> list[dict[str, Any]]:
         pending = requests

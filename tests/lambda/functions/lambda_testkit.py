@@ -142,6 +142,29 @@ def kinesis_bars_event(bars: list[dict[str, Any]], **kwargs: Any) -> dict[str, A
     return kinesis_event([b64(bar) for bar in bars], partition_keys=[bar["symbol"] for bar in bars], **kwargs)
 
 
+def deliver_like_kinesis(handler: Any, datas: list[str], context: Any, *, batch_size: int = 100, retries: int = 3) -> list[str]:
+    """What the stream's event source mapping does with `datas`, in order; returns the data of the
+    records that end at its on-failure destination.
+
+    Batches of `batch_size` records; a batch whose response lists item failures is delivered again
+    from its first failed record, at most `retries` times; the records still failing after the last
+    retry go to the on-failure destination (for Lambda, the batch's metadata: the records are skipped).
+    """
+    destination: list[str] = []
+    for start in range(0, len(datas), batch_size):
+        batch = kinesis_event(datas[start : start + batch_size], first_sequence=start)
+        for attempt in range(retries + 1):
+            failed = set(failed_ids(handler(batch, context)))
+            if not failed:
+                break
+            records = batch["Records"]
+            first = next(i for i, record in enumerate(records) if record["kinesis"]["sequenceNumber"] in failed)
+            if attempt == retries:
+                destination.extend(r["kinesis"]["data"] for r in records[first:] if r["kinesis"]["sequenceNumber"] in failed)
+            batch = {"Records": records[first:]}
+    return destination
+
+
 def sequence_numbers(event: dict[str, Any]) -> list[str]:
     return [record["kinesis"]["sequenceNumber"] for record in event["Records"]]
 
