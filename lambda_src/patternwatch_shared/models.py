@@ -18,6 +18,7 @@ from typing import Annotated, Any, Literal, Union
 # parser package also loads every built-in event model, ~30 ms of import the stream path never uses.
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, field_validator, model_validator
 
+from pattern_engine.limits import MIN_WINDOW  # numpy-free
 from patternwatch_shared.names.messages import ALERT_SOURCE_THRESHOLD, DETECTION_WINDOW_BARS, PATTERN_FAMILIES
 
 MAX_SYMBOL_LENGTH = 12
@@ -27,6 +28,9 @@ MAX_TIMESTAMP_TEXT = 40
 MAX_EPOCH_SECONDS = 32_503_680_000  # year 3000: anything later is a unit mistake (ms or µs)
 MIN_EPOCH_SECONDS = 946_684_800  # 2000-01-01: older data is not market data we ingest
 MAX_BARS_PER_REQUEST = 5_000  # bounds CPU of one synchronous detection (API and workflow)
+# POST /patterns `window`: from the engine's minimum (which refuses shorter windows with the same
+# number) to this maximum, which bounds the CPU of one request like MAX_BARS_PER_REQUEST.
+MAX_REQUEST_WINDOW = 500
 MAX_ID_LENGTH = 256
 
 # DynamoDB numbers: 0, or a magnitude from 1e-130 to 9.9999999999999999999999999999999999999e+125
@@ -224,7 +228,7 @@ class PatternsRequest(StrictModel):
     symbol: Symbol
     bars: BarList
     patterns: Annotated[list[PatternName], Field(min_length=1, max_length=32)] | None = None
-    window: Annotated[StrictInt, Field(ge=5, le=500)] = DETECTION_WINDOW_BARS
+    window: Annotated[StrictInt, Field(ge=MIN_WINDOW, le=MAX_REQUEST_WINDOW)] = DETECTION_WINDOW_BARS
 
     _order_bars = field_validator("bars", mode="after")(_sorted_unique_bars)
 

@@ -96,6 +96,30 @@ def test_post_patterns_accepts_a_base64_encoded_body(aws_resources, lambda_conte
     assert json.loads(response["body"])["barCount"] == len(bars)
 
 
+def test_the_window_is_one_contract_in_the_model_the_engine_and_the_api_docs():
+    from pathlib import Path
+
+    from pattern_engine import detect
+    from pattern_engine.limits import MIN_WINDOW
+    from patternwatch_shared.models import MAX_REQUEST_WINDOW, PatternsRequest
+
+    window = PatternsRequest.model_json_schema()["properties"]["window"]
+    assert (window["minimum"], window["maximum"]) == (MIN_WINDOW, MAX_REQUEST_WINDOW)
+    with pytest.raises(ValueError, match=f"window must be at least {MIN_WINDOW} bars"):
+        detect({"timestamp": [], "open": [], "high": [], "low": [], "close": [], "volume": []}, window=MIN_WINDOW - 1)
+    docs = (Path(__file__).resolve().parents[3] / "docs" / "lambda.md").read_text()
+    assert f'"window"?:{MIN_WINDOW}..{MAX_REQUEST_WINDOW}' in docs
+
+
+@pytest.mark.parametrize(("window", "code"), [(5, 400), (11, 400), (12, 200), (500, 200), (501, 400)])
+def test_post_patterns_window_bounds_are_the_engines(aws_resources, lambda_context, window, code):
+    bars, _ = request_bars()
+    status, body = post_patterns({"symbol": "API", "bars": bars, "window": window}, lambda_context)
+    assert status == code
+    if code == 400:
+        assert body["message"].startswith("window: Input should be")
+
+
 def store_patterns(resources, symbol: str, count: int) -> list[str]:
     table = TradingPatternsTable(resources.dynamodb, "TradingPatterns-test")
     detected = datetime(2026, 1, 5, tzinfo=timezone.utc)
