@@ -26,9 +26,10 @@ from constructs import Construct
 from patternwatch_shared.names.functions import (
     ALERT_PROCESSOR, APPROVAL_PROCESSOR, ENV_ALERT_QUEUE_URL, ENV_APPROVAL_EXPIRY_SECONDS,
     ENV_APPROVAL_REQUESTS_TOPIC_ARN, ENV_APPROVAL_TABLE, ENV_ERROR_THRESHOLD, ENV_PATTERN_CONFIDENCE_THRESHOLD,
-    ENV_PENDING_APPROVALS_QUEUE_URL, ENV_TRADING_ALERTS_TOPIC_ARN, ENV_TRADING_PATTERNS_TABLE, KINESIS_CONSUMER,
-    PATTERN_DETECTOR, THRESHOLD_CHECKER, LambdaFunctionSpec,
+    ENV_PENDING_APPROVALS_QUEUE_URL, ENV_THRESHOLD_CHECK_RULE_NAME, ENV_TRADING_ALERTS_TOPIC_ARN,
+    ENV_TRADING_PATTERNS_TABLE, KINESIS_CONSUMER, PATTERN_DETECTOR, THRESHOLD_CHECKER, LambdaFunctionSpec,
 )
+from patternwatch_shared.names.messages import THRESHOLD_CHECK_RULE_BASE_NAME
 from patternwatch_shared.names.table import RECENT_PATTERNS_INDEX
 
 from .architecture_layer import ArchitectureLayer
@@ -178,6 +179,8 @@ class ComputeLayer(ArchitectureLayer):
                 ENV_ALERT_QUEUE_URL: alert_queue.url,
                 ENV_ERROR_THRESHOLD: str(config.alarms.error_threshold),
                 ENV_PATTERN_CONFIDENCE_THRESHOLD: str(config.alarms.pattern_confidence_threshold),
+                # The orchestration layer's schedule has this name; the function accepts only its events.
+                ENV_THRESHOLD_CHECK_RULE_NAME: naming.name(THRESHOLD_CHECK_RULE_BASE_NAME),
             },
             [
                 statement(

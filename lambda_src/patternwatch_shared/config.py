@@ -41,9 +41,9 @@ class EnvReader:
     def require_float(self, key: str, *, minimum: float | None = None, maximum: float | None = None) -> float:
         return _bounded_float(key, self.require(key), minimum, maximum)
 
-    def optional_float(self, key: str, default: float, *, minimum: float | None = None) -> float:
+    def optional_float(self, key: str, default: float, *, minimum: float | None = None, maximum: float | None = None) -> float:
         raw = self.optional(key)
-        return default if raw is None else _bounded_float(key, raw, minimum, None)
+        return default if raw is None else _bounded_float(key, raw, minimum, maximum)
 
 
 def _bounded_float(key: str, raw: str, minimum: float | None, maximum: float | None) -> float:

@@ -16,6 +16,7 @@ from lambda_testkit import (  # noqa: E402
     API_BASE_URL,
     APPROVAL_TRACKING,
     REGION,
+    THRESHOLD_CHECK_RULE,
     TRADING_PATTERNS,
     AwsResources,
     create_trading_patterns_table,
@@ -24,7 +25,8 @@ from patternwatch_shared import aws  # noqa: E402
 from patternwatch_shared.names.functions import (  # noqa: E402
     ENV_ALERT_QUEUE_URL, ENV_APPROVAL_API_BASE_URL, ENV_APPROVAL_EXPIRY_SECONDS,
     ENV_APPROVAL_REQUESTS_TOPIC_ARN, ENV_APPROVAL_TABLE, ENV_ERROR_THRESHOLD, ENV_PATTERN_CONFIDENCE_THRESHOLD,
-    ENV_PENDING_APPROVALS_QUEUE_URL, ENV_TRADING_ALERTS_TOPIC_ARN, ENV_TRADING_PATTERNS_TABLE,
+    ENV_PENDING_APPROVALS_QUEUE_URL, ENV_THRESHOLD_CHECK_RULE_NAME, ENV_TRADING_ALERTS_TOPIC_ARN,
+    ENV_TRADING_PATTERNS_TABLE,
 )
 from patternwatch_shared.names.table import APPROVAL_PARTITION_KEY  # noqa: E402
 
@@ -92,6 +94,7 @@ def aws_resources(monkeypatch):
             ENV_APPROVAL_API_BASE_URL: API_BASE_URL,
             ENV_ERROR_THRESHOLD: "2",
             ENV_PATTERN_CONFIDENCE_THRESHOLD: "0.9",
+            ENV_THRESHOLD_CHECK_RULE_NAME: THRESHOLD_CHECK_RULE,
         }.items():
             monkeypatch.setenv(key, value)
         yield AwsResources(

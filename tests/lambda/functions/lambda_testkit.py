@@ -19,6 +19,7 @@ REGION = "us-east-1"
 TRADING_PATTERNS = "TradingPatterns-test"
 APPROVAL_TRACKING = "ApprovalTracking-test"
 API_BASE_URL = "https://api.example.test/v1"  # the stage is v1 (patternwatch_infra/api.py)
+THRESHOLD_CHECK_RULE = "threshold-check-test"  # the EventBridge schedule that runs the threshold checker
 T0 = 1_700_000_000  # a bar timestamp well inside the accepted epoch range
 
 
@@ -247,7 +248,7 @@ def scheduled_event(moment: datetime) -> dict[str, Any]:
         "account": "123456789012",
         "time": moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "region": REGION,
-        "resources": ["arn:aws:events:us-east-1:123456789012:rule/threshold-checker"],
+        "resources": [f"arn:aws:events:{REGION}:123456789012:rule/{THRESHOLD_CHECK_RULE}"],
         "detail": {},
     }
 
