@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -123,21 +123,38 @@ class StoredPattern:
         }
 
 
+class UnreadableItem(ValueError):
+    """A stored item lacks an attribute a reader needs, or holds it with another type."""
+
+
+def _attribute(item: dict[str, Any], name: str, kind: str) -> Any:
+    value = item.get(name)
+    if not isinstance(value, dict) or kind not in value:
+        raise UnreadableItem(f"attribute {name!r} is missing or not of type {kind}")
+    return value[kind]
+
+
 def pattern_from_item(item: dict[str, Any]) -> dict[str, Any]:
-    """A stored pattern as plain JSON-ready data (API responses, threshold checks)."""
-    return {
-        "symbol": item["symbol"]["S"],
-        "pattern": item["pattern"]["S"],
-        "confidence": float(item["confidence"]["N"]),
-        "startTimestamp": int(item["startTimestamp"]["N"]),
-        "endTimestamp": int(item["endTimestamp"]["N"]),
-        "detectedAt": item["detectedAt"]["S"],
-        "severity": item.get("severity", {}).get("S"),
-        "extrema": [
-            {"timestamp": int(point["M"]["timestamp"]["N"]), "price": float(point["M"]["price"]["N"])}
-            for point in item.get("extrema", {}).get("L", [])
-        ],
-    }
+    """A stored pattern as plain JSON-ready data (API responses, threshold checks); UnreadableItem
+    when an attribute is missing or of another type (written by hand or by another version)."""
+    try:
+        return {
+            "symbol": _attribute(item, "symbol", "S"),
+            "pattern": _attribute(item, "pattern", "S"),
+            "confidence": float(_attribute(item, "confidence", "N")),
+            "startTimestamp": int(_attribute(item, "startTimestamp", "N")),
+            "endTimestamp": int(_attribute(item, "endTimestamp", "N")),
+            "detectedAt": _attribute(item, "detectedAt", "S"),
+            "severity": item.get("severity", {}).get("S"),
+            "extrema": [
+                {"timestamp": int(point["M"]["timestamp"]["N"]), "price": float(point["M"]["price"]["N"])}
+                for point in item.get("extrema", {}).get("L", [])
+            ],
+        }
+    except (KeyError, TypeError, ValueError) as error:
+        if isinstance(error, UnreadableItem):
+            raise
+        raise UnreadableItem(f"attribute extrema is not a list of timestamp/price maps ({type(error).__name__})") from None
 
 
 class TradingPatternsTable:
@@ -275,8 +292,14 @@ class TradingPatternsTable:
         items = [pattern_from_item(item) for item in response.get("Items", [])]
         return items, response.get("LastEvaluatedKey")
 
-    def recent_patterns(self, since: datetime, until: datetime) -> Iterator[dict[str, Any]]:
-        """Patterns detected in [since, until], through RecentPatternsIndex (Query per UTC day)."""
+    def recent_patterns(
+        self, since: datetime, until: datetime, *, skip: Callable[[dict[str, Any], str], None] | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """Patterns detected in [since, until], through RecentPatternsIndex (Query per UTC day).
+
+        An item pattern_from_item cannot read raises UnreadableItem, or, with `skip`, is handed to
+        skip(item, reason) and left out.
+        """
         for partition in _day_partitions(since, until):
             request: dict[str, Any] = {
                 "TableName": self._table,
@@ -293,7 +316,14 @@ class TradingPatternsTable:
             while True:
                 response = self._client.query(**request)
                 for item in response.get("Items", []):
-                    yield pattern_from_item(item)
+                    try:
+                        pattern = pattern_from_item(item)
+                    except UnreadableItem as error:
+                        if skip is None:
+                            raise
+                        skip(item, str(error))
+                        continue
+                    yield pattern
                 last_key = response.get("LastEvaluatedKey")
                 if not last_key:
                     break

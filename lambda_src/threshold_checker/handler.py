@@ -24,9 +24,10 @@ from patternwatch_shared.names.functions import (
     ENV_THRESHOLD_LOOKBACK_MINUTES, ENV_TRADING_PATTERNS_TABLE, THRESHOLD_CHECKER,
 )
 from patternwatch_shared.names.metrics import (
-    METRIC_ALERTS_QUEUED, METRIC_EVENTS_REJECTED, METRIC_PATTERNS_EVALUATED, METRIC_THRESHOLD_BREACHES,
-    METRIC_THRESHOLD_CHECKS,
+    METRIC_ALERTS_QUEUED, METRIC_EVENTS_REJECTED, METRIC_PATTERN_ITEMS_SKIPPED, METRIC_PATTERNS_EVALUATED,
+    METRIC_THRESHOLD_BREACHES, METRIC_THRESHOLD_CHECKS,
 )
+from patternwatch_shared.names.table import TABLE_PARTITION_KEY, TABLE_SORT_KEY
 from patternwatch_shared.storage import TradingPatternsTable
 from patternwatch_shared.telemetry import powertools_for
 
@@ -35,6 +36,18 @@ logger, tracer, metrics = powertools_for(SPEC)
 # How far back each run looks when THRESHOLD_LOOKBACK_MINUTES is not set: the schedule's period.
 DEFAULT_LOOKBACK_MINUTES = 5
 MAX_LOOKBACK_MINUTES = 7 * 24 * 60  # one GSI query per day of the window
+
+
+class SkippedItems:
+    """Index items the check cannot read: logged with their key, counted, left out of the check."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def add(self, item: dict[str, Any], reason: str) -> None:
+        self.count += 1
+        key = {name: item.get(name) for name in (TABLE_PARTITION_KEY, TABLE_SORT_KEY)}
+        logger.warning("index item skipped", extra={"key": key, "reason": reason})
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.EVENT_BRIDGE, clear_state=True)
@@ -58,12 +71,14 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     )
     window_start = window_end - timedelta(minutes=lookback)
     table = TradingPatternsTable(aws.client("dynamodb"), env.require(ENV_TRADING_PATTERNS_TABLE))
+    skipped = SkippedItems()
     result = thresholds.evaluate(
-        table.recent_patterns(window_start, window_end),
+        table.recent_patterns(window_start, window_end, skip=skipped.add),
         confidence_threshold=confidence_threshold,
         error_threshold=error_threshold,
     )
     metrics.add_metric(name=METRIC_PATTERNS_EVALUATED, unit=MetricUnit.Count, value=result.evaluated)
+    metrics.add_metric(name=METRIC_PATTERN_ITEMS_SKIPPED, unit=MetricUnit.Count, value=skipped.count)
     metrics.add_metric(name=METRIC_THRESHOLD_BREACHES, unit=MetricUnit.Count, value=len(result.breaches))
 
     alert_id = None
@@ -84,6 +99,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         "evaluated": result.evaluated,
         "breaches": len(result.breaches),
         "exceeded": result.exceeded,
+        "skipped": skipped.count,
         "alertId": alert_id,
         "windowStart": window_start.isoformat(),
         "windowEnd": window_end.isoformat(),

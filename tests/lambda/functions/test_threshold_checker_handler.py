@@ -1,6 +1,7 @@
 """threshold-checker with real EventBridge scheduled events; recent patterns come from the GSI."""
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -10,7 +11,9 @@ from patternwatch_shared.config import ConfigurationError
 from patternwatch_shared.names.functions import (
     ENV_ERROR_THRESHOLD, ENV_PATTERN_CONFIDENCE_THRESHOLD, ENV_THRESHOLD_CHECK_RULE_NAME, ENV_THRESHOLD_LOOKBACK_MINUTES,
 )
-from patternwatch_shared.names.metrics import METRIC_EVENTS_REJECTED, METRIC_PATTERNS_EVALUATED, METRIC_THRESHOLD_CHECKS
+from patternwatch_shared.names.metrics import (
+    METRIC_EVENTS_REJECTED, METRIC_PATTERN_ITEMS_SKIPPED, METRIC_PATTERNS_EVALUATED, METRIC_THRESHOLD_CHECKS,
+)
 from patternwatch_shared.names.table import ALERT_STATE_NOT_REQUIRED
 from patternwatch_shared.storage import StoredPattern, TradingPatternsTable
 from threshold_checker import handler
@@ -164,3 +167,42 @@ def test_queue_fault_raises_so_the_scheduled_run_is_retried_with_the_same_alert_
         handler.lambda_handler(scheduled_event(NOW), lambda_context)
     summary = handler.lambda_handler(scheduled_event(NOW), lambda_context)
     assert [a["alertId"] for a in aws_resources.drain(aws_resources.alert_queue_url)] == [summary["alertId"]]
+
+
+def test_index_items_without_pattern_or_confidence_are_skipped_and_counted(aws_resources, lambda_context, capsys):
+    for i in range(3):
+        store(aws_resources, f"S{i}", "double-top", 0.99, NOW - timedelta(seconds=i), end=1_700_000_000 + i)
+    complete = aws_resources.table_items()[0]
+    broken = {
+        "pattern": {k: v for k, v in complete.items() if k != "pattern"},
+        "confidence": {k: v for k, v in complete.items() if k != "confidence"},
+        "confidence as text": {**complete, "confidence": {"S": "high"}},
+        "symbol": {k: v for k, v in complete.items() if k != "symbol"},
+    }
+    for index, (what, item) in enumerate(broken.items()):
+        item = {**item, "SK": {"S": f"broken-{index}"}, "GSI1SK": {"S": f"{complete['GSI1SK']['S'][:27]}#BROKEN{index}#{what}"}}
+        aws_resources.dynamodb.put_item(TableName="TradingPatterns-test", Item=item)
+
+    summary = handler.lambda_handler(scheduled_event(NOW), lambda_context)
+
+    assert (summary["evaluated"], summary["breaches"], summary["exceeded"], summary["skipped"]) == (3, 3, True, 4)
+    assert len(aws_resources.drain(aws_resources.alert_queue_url)) == 1
+    assert metric_values(capsys.readouterr().out, METRIC_PATTERN_ITEMS_SKIPPED) == [4.0]
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"pattern": None}, "attribute 'pattern' is missing or not of type S"),
+        ({"confidence": {"S": "0.9"}}, "attribute 'confidence' is missing or not of type N"),
+        ({"detectedAt": "2026"}, "attribute 'detectedAt' is missing or not of type S"),
+        ({"extrema": {"L": [{"M": {}}]}}, "attribute extrema"),
+    ],
+)
+def test_an_unreadable_pattern_item_names_its_attribute(change, reason):
+    from patternwatch_shared.storage import UnreadableItem, pattern_from_item
+
+    item = StoredPattern("AAPL", "double-top", 0.9, 1_700_000_000, 1_700_003_000, NOW, "HIGH", ALERT_STATE_NOT_REQUIRED).to_item()
+    item = {key: value for key, value in {**item, **change}.items() if value is not None}
+    with pytest.raises(UnreadableItem, match=re.escape(reason)):
+        pattern_from_item(item)
