@@ -160,7 +160,8 @@ class ComputeLayer(ArchitectureLayer):
                     actions=["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ChangeMessageVisibility"],
                     resources=[alert_queue.arn],
                 ),
-                # GetItem reads the delivery ledger that keeps a redelivered alert from opening a second approval.
+                # GetItem and the conditional PutItem also keep the delivery ledger, which stops a redelivered
+                # or concurrently delivered alert from opening a second approval.
                 statement(sid="RecordApprovals", actions=["dynamodb:GetItem", "dynamodb:PutItem"], resources=[approvals.arn]),
                 statement(sid="QueuePendingApprovals", actions=["sqs:SendMessage"], resources=[data.pending_approvals_queue.queue.arn]),
                 statement(

@@ -2,17 +2,27 @@
 from __future__ import annotations
 
 import base64
+import importlib.util
 import json
+import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from types import ModuleType
 from typing import Any
 
 from patternwatch_shared import aws
+from patternwatch_shared.names.functions import (
+    ENV_ALERT_QUEUE_URL, ENV_APPROVAL_API_BASE_URL, ENV_APPROVAL_EXPIRY_SECONDS,
+    ENV_APPROVAL_REQUESTS_TOPIC_ARN, ENV_APPROVAL_TABLE, ENV_ERROR_THRESHOLD, ENV_PATTERN_CONFIDENCE_THRESHOLD,
+    ENV_PENDING_APPROVALS_QUEUE_URL, ENV_THRESHOLD_CHECK_RULE_NAME, ENV_TRADING_ALERTS_TOPIC_ARN,
+    ENV_TRADING_PATTERNS_TABLE,
+)
 from patternwatch_shared.names.messages import CRITICAL_CONFIDENCE_THRESHOLD
 from patternwatch_shared.names.table import (
-    RECENT_PATTERNS_INDEX, RECENT_PATTERNS_INDEX_PARTITION_KEY, RECENT_PATTERNS_INDEX_SORT_KEY,
-    TABLE_PARTITION_KEY, TABLE_SORT_KEY,
+    APPROVAL_PARTITION_KEY, RECENT_PATTERNS_INDEX, RECENT_PATTERNS_INDEX_PARTITION_KEY,
+    RECENT_PATTERNS_INDEX_SORT_KEY, TABLE_PARTITION_KEY, TABLE_SORT_KEY,
 )
 
 REGION = "us-east-1"
@@ -62,6 +72,65 @@ class AwsResources:
             if "LastEvaluatedKey" not in response:
                 return items
             request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+
+def create_resources() -> AwsResources:
+    """The tables, queues and topics the handlers use, created in the current moto context, with an
+    SQS inbox subscribed to each topic to read what was published."""
+    import boto3
+
+    dynamodb = boto3.client("dynamodb", region_name=REGION)
+    sqs = boto3.client("sqs", region_name=REGION)
+    sns = boto3.client("sns", region_name=REGION)
+    create_trading_patterns_table(dynamodb)
+    create_approval_tracking_table(dynamodb)
+    alert_queue = sqs.create_queue(QueueName="AlertQueue")["QueueUrl"]
+    pending_queue = sqs.create_queue(QueueName="PendingApprovals")["QueueUrl"]
+    trading_alerts = sns.create_topic(Name="TradingAlerts")["TopicArn"]
+    approval_requests = sns.create_topic(Name="AlertApprovalRequests")["TopicArn"]
+    inboxes = {}
+    for topic, inbox in ((trading_alerts, "trading-alerts-inbox"), (approval_requests, "approval-requests-inbox")):
+        url = sqs.create_queue(QueueName=inbox)["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=arn)
+        inboxes[topic] = url
+    return AwsResources(
+        dynamodb=dynamodb,
+        sqs=sqs,
+        sns=sns,
+        alert_queue_url=alert_queue,
+        pending_queue_url=pending_queue,
+        trading_alerts_topic=trading_alerts,
+        approval_requests_topic=approval_requests,
+        trading_alerts_inbox=inboxes[trading_alerts],
+        approval_requests_inbox=inboxes[approval_requests],
+    )
+
+
+def handler_environment(resources: AwsResources) -> dict[str, str]:
+    """Every variable the five handlers read, pointing at `resources`."""
+    return {
+        ENV_TRADING_PATTERNS_TABLE: TRADING_PATTERNS,
+        ENV_APPROVAL_TABLE: APPROVAL_TRACKING,
+        ENV_ALERT_QUEUE_URL: resources.alert_queue_url,
+        ENV_PENDING_APPROVALS_QUEUE_URL: resources.pending_queue_url,
+        ENV_TRADING_ALERTS_TOPIC_ARN: resources.trading_alerts_topic,
+        ENV_APPROVAL_REQUESTS_TOPIC_ARN: resources.approval_requests_topic,
+        ENV_APPROVAL_EXPIRY_SECONDS: "3600",
+        ENV_APPROVAL_API_BASE_URL: API_BASE_URL,
+        ENV_ERROR_THRESHOLD: "2",
+        ENV_PATTERN_CONFIDENCE_THRESHOLD: "0.9",
+        ENV_THRESHOLD_CHECK_RULE_NAME: THRESHOLD_CHECK_RULE,
+    }
+
+
+def create_approval_tracking_table(dynamodb) -> None:
+    dynamodb.create_table(
+        TableName=APPROVAL_TRACKING,
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[{"AttributeName": APPROVAL_PARTITION_KEY, "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": APPROVAL_PARTITION_KEY, "KeyType": "HASH"}],
+    )
 
 
 def create_trading_patterns_table(dynamodb) -> None:
@@ -389,3 +458,76 @@ def alert_body(**overrides) -> dict[str, Any]:
     }
     body.update(overrides)
     return body
+
+
+# --- concurrent deliveries -------------------------------------------------------------------------
+_HANDLER_COPIES: dict[str, list[ModuleType]] = {}
+
+
+def handler_copies(package: str, count: int = 2) -> list[ModuleType]:
+    """`count` separate copies of `<package>.handler`, as separate Lambda execution environments have
+    them: each with its own module globals (batch processor, Powertools objects). Concurrent
+    deliveries in one test process must not share those, as they never do in Lambda."""
+    copies = _HANDLER_COPIES.setdefault(package, [])
+    origin = importlib.util.find_spec(f"{package}.handler").origin
+    while len(copies) < count:
+        spec = importlib.util.spec_from_file_location(f"{package}.handler_container_{len(copies)}", origin)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        copies.append(module)
+    return copies[:count]
+
+
+def run_concurrently(calls: list[Callable[[], Any]], *, outer: Callable[[Any], Any] = lambda client: client) -> list[Any]:
+    """Start every call at the same moment on its own thread; their results, or the first error raised.
+
+    DynamoDB applies each request atomically, which moto in process does not: the DynamoDB client is
+    serialised per call (LinearizableClient) while the handlers' own steps interleave freely.
+    `outer` may wrap that client once more, outside the serialisation (to hold threads at a point).
+    """
+    real = aws.client("dynamodb")
+    install_client("dynamodb", outer(LinearizableClient(real)))
+    barrier = threading.Barrier(len(calls))
+    results: list[Any] = [None] * len(calls)
+    errors: list[BaseException] = []
+
+    def run(index: int) -> None:
+        try:
+            barrier.wait()
+            results[index] = calls[index]()
+        except BaseException as error:  # surfaced below: a crashed thread must fail the example
+            errors.append(error)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(calls))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    install_client("dynamodb", real)
+    if errors:
+        raise errors[0]
+    return results
+
+
+class MeetAtFirstCall:
+    """Holds each thread's first call that `matches` until every one of `parties` threads has made
+    one: the concurrent deliveries then all take their first step before any takes a second."""
+
+    def __init__(self, client: Any, parties: int, matches: Callable[[str, dict], bool]):
+        self._client = client
+        self._barrier = threading.Barrier(parties, timeout=10)
+        self._matches = matches
+        self._local = threading.local()
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._client, name)
+        if not callable(attribute) or name.startswith("_"):
+            return attribute
+
+        def meet(**request: Any) -> Any:
+            if not getattr(self._local, "met", False) and self._matches(name, request):
+                self._local.met = True
+                self._barrier.wait()
+            return attribute(**request)
+
+        return meet
