@@ -7,11 +7,16 @@
    always has something to show (real stocks rarely reach the 0.9 alerting bar); or the bars of
    --csv FILE, checked in full before anything is deployed (tooling/demo_input.py), without the
    synthetic series unless --with-synthetic;
-4. lets the local trigger runner (tooling/local_runner.py) deliver them to the handlers, runs the
-   threshold checker, and drains the alert queue;
-5. prints a summary (with the reason for every record the platform refused, tooling/demo_results.py),
-   approves one pending alert through the API handler, and writes one PNG per symbol to demo-output/
-   (removing charts an earlier run left there).
+4. lets the local trigger runner (tooling/local_runner.py) deliver them through the emulator's local
+   Lambda service (each function in its own worker process): the consumer stores bars and patterns and
+   puts a PatternDetected event on EventBridge for every match at or above the alert threshold; the
+   `pattern-detected` rule starts PatternAnalysisWorkflow on the emulator's ASL interpreter, whose
+   decide step queues the alert; the runner waits for those executions and drains the alert queue;
+   then it fires the threshold checker's schedule through its EventBridge rule;
+5. prints a summary (with the workflow's executions by status, and the reason for every record the
+   platform refused, tooling/demo_results.py), approves one pending alert through the REST API (HTTP,
+   served by the emulator), and writes one PNG per symbol to demo-output/ (removing charts an earlier
+   run left there).
 
 Run it twice: the second run applies no changes and writes no duplicate patterns.
 """
@@ -27,6 +32,7 @@ from pathlib import Path
 
 from . import demo_input, demo_results, local_platform
 from .local_platform import PROJECT_ROOT, say
+from patternwatch_shared.names.functions import KINESIS_CONSUMER
 
 OUTPUT_DIR = PROJECT_ROOT / "demo-output"
 REAL_SYMBOLS = ("AAPL", "IBM", "MSFT", "GOOG")
@@ -126,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     session, config = local_platform.emulator_session()
     endpoint = config.emulator.endpoint
 
-    from .local_runner import LOG_FILE, LocalRunner
+    from .local_runner import LocalRunner
 
     step = time.monotonic()
     inbox = approval_inbox(session, endpoint, outputs["approval_requests_topic_arn"])
@@ -135,18 +141,20 @@ def main(argv: list[str] | None = None) -> int:
         f"{len(runner.routes)} API routes read back from the emulator")
     say(f"streaming {demo_input.describe_bars(bars, source)}")
     kinesis = session.client("kinesis", endpoint_url=endpoint)
-    log_start, sent = demo_results.log_position(LOG_FILE), {}
+    sent: dict[str, dict] = {}
     streamed = stream(kinesis, outputs["market_data_stream_name"], bars, runner, sent)
+    runner.drain()  # the workflows the stream's PatternDetected events started, and the alerts they queued
     runner.run_schedules(force=True)
     runner.drain()
-    timings["stream+process"] = time.monotonic() - step
+    timings["stream+workflows+alerts"] = time.monotonic() - step
+    workflow = workflow_summary(session, endpoint, outputs)
 
     step = time.monotonic()
     summary = summarize(session, endpoint, outputs, runner, streamed, sorted({b["symbol"] for b in bars}))
     approval = approve_one(session, endpoint, inbox, runner, outputs)
     charts = draw_charts(session, endpoint, outputs, sorted({b["symbol"] for b in bars}))
     demo_results.remove_stale_charts(OUTPUT_DIR, keep=charts)
-    rejections = demo_results.read_rejections(LOG_FILE, since=log_start)
+    rejections = demo_results.read_rejections(consumer_log_lines(session, endpoint, outputs), sent)
     timings["summary+charts"] = time.monotonic() - step
     timings["total"] = time.monotonic() - started
 
@@ -154,11 +162,62 @@ def main(argv: list[str] | None = None) -> int:
     say(f"streamed: {demo_input.describe_bars(bars, source)}")
     say(summary)
     say(demo_results.describe_rejections(rejections, sent, csv_input.lines if csv_input else None, str(args.csv)))
+    say(workflow)
+    say(runtime_summary(session, endpoint, outputs))
     say(approval)
     say(f"charts: {', '.join(str(c.relative_to(PROJECT_ROOT)) for c in charts)}")
     say("timings: " + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items()))
     say("tear down with: make down")
     return 0
+
+
+def workflow_summary(session, endpoint: str, outputs: dict) -> str:
+    """PatternAnalysisWorkflow as the stream drove it: executions by status, and the path and decision of the
+    newest execution for the planted series (a second run starts none: its pattern is stored and alerted once)."""
+    stepfunctions = session.client("stepfunctions", endpoint_url=endpoint)
+    machine = outputs["analysis_state_machine_arn"]
+    executions = [e for page in stepfunctions.get_paginator("list_executions").paginate(stateMachineArn=machine) for e in page["executions"]]
+    statuses = Counter(e["status"] for e in executions)
+    by_status = ", ".join(f"{k} {v}" for k, v in sorted(statuses.items())) or "none"
+    line = f"workflow: {machine.split(':')[-1]} executions by status: {by_status}"
+    for summary in sorted(executions, key=lambda e: e["startDate"], reverse=True):
+        execution = stepfunctions.describe_execution(executionArn=summary["executionArn"])
+        if json.loads(execution["input"]).get("symbol") != PLANTED_SYMBOL:
+            continue
+        history = stepfunctions.get_execution_history(executionArn=execution["executionArn"], maxResults=1000)["events"]
+        path = " -> ".join(dict.fromkeys(e["stateEnteredEventDetails"]["name"] for e in history if "stateEnteredEventDetails" in e))
+        return (f"{line}\n  newest PatternDetected({PLANTED_SYMBOL}) from the stream -> {execution['status']} via {path}; "
+                f"output {execution.get('output', execution.get('error'))}")
+    return line
+
+
+def consumer_log_lines(session, endpoint: str, outputs: dict) -> list[str]:
+    """Every line the stream consumer logged on the emulator (its /aws/lambda/<name> group)."""
+    logs = session.client("logs", endpoint_url=endpoint)
+    group = f"/aws/lambda/{outputs[f'{KINESIS_CONSUMER.package}_function_name']}"
+    try:
+        pages = list(logs.get_paginator("filter_log_events").paginate(logGroupName=group))
+    except logs.exceptions.ResourceNotFoundException:
+        return []  # it never ran
+    return [event["message"] for page in pages for event in page["events"]]
+
+
+def runtime_summary(session, endpoint: str, outputs: dict) -> str:
+    """What the local Lambda service ran, and what reached CloudWatch Logs and metrics."""
+    from .local_aws import admin
+
+    admin.flush_metrics(endpoint)
+    stats = admin.lambda_stats(endpoint)
+    logs = session.client("logs", endpoint_url=endpoint)
+    cloudwatch = session.client("cloudwatch", endpoint_url=endpoint)
+    groups = [g for g in logs.describe_log_groups(logGroupNamePrefix="/aws/lambda/")["logGroups"] if g["logGroupName"].endswith("-local")]
+    with_lines = sum(1 for g in groups if g.get("storedBytes", 0) or logs.describe_log_streams(logGroupName=g["logGroupName"], limit=1)["logStreams"])
+    distinct = {(m["Namespace"], m["MetricName"], tuple(sorted((d["Name"], d["Value"]) for d in m.get("Dimensions", []))))
+                for page in cloudwatch.get_paginator("list_metrics").paginate() for m in page["Metrics"]}
+    namespaces = Counter(namespace for namespace, _, _ in distinct)
+    return (f"lambda: {stats['invocations']} invocations in worker processes ({stats['coldStarts']} cold starts, {stats['errors']} errors, "
+            f"{len(stats['droppedEvents'])} async events dropped); {with_lines}/{len(groups)} function log groups have log lines; "
+            "distinct metrics by namespace: " + ", ".join(f"{k} {v}" for k, v in sorted(namespaces.items())))
 
 
 def _query_all(dynamodb, table: str, partition: str, **extra) -> list[dict]:
@@ -200,7 +259,7 @@ def _count(dynamodb, table: str, partition: str) -> int:
 
 
 def approve_one(session, endpoint: str, inbox_url: str, runner, outputs: dict) -> str:
-    """Take the newest approval request from the inbox and approve it through the API handler."""
+    """Take the newest approval request from the inbox and approve it through the REST API."""
     sqs = session.client("sqs", endpoint_url=endpoint)
     requests = []
     while True:

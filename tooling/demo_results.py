@@ -1,15 +1,16 @@
 """What the demo reports after streaming: why the platform refused a record, and only this run's charts.
 
 The stream consumer logs each record it refuses as one JSON line (`"message": "record rejected"`,
-its sequence number as `record_id`, and the `reason`); the local trigger runner appends every
-handler's output to one log file. The demo remembers where that file ended before it streamed, and
-reads this run's refusals from there, so the summary says why each record ended at the failure queue.
+its sequence number as `record_id`, and the `reason`); the local Lambda service writes a function's
+lines to its log group (/aws/lambda/<name>) on the emulator. The demo reads the consumer's group and
+keeps the refusals of the records it sent, so the summary says why each record ended at the failure queue.
 """
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from collections.abc import Container, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -24,21 +25,11 @@ class Rejection:
     reason: str
 
 
-def log_position(log_file: Path) -> int:
-    """Where the log ends now: read_rejections(log_file, since=this) sees only what comes after."""
-    return log_file.stat().st_size if log_file.exists() else 0
-
-
-def read_rejections(log_file: Path, since: int = 0) -> list[Rejection]:
-    """The stream consumer's refusals logged after byte `since`, one per record (the last reason wins:
-    a record refused again on a retry is one record)."""
-    if not log_file.exists():
-        return []
-    with log_file.open("rb") as handle:
-        handle.seek(since)
-        text = handle.read().decode("utf-8", errors="replace")
+def read_rejections(lines: Iterable[str], sent: Container[str] | None = None) -> list[Rejection]:
+    """The stream consumer's refusals among log `lines`, one per record (the last reason wins: a
+    record refused again on a retry is one record); only the records in `sent`, if given."""
     found: dict[str, str] = {}
-    for line in text.splitlines():
+    for line in lines:
         if REJECTED_MESSAGE not in line:
             continue
         try:
@@ -46,7 +37,9 @@ def read_rejections(log_file: Path, since: int = 0) -> list[Rejection]:
         except ValueError:
             continue
         if isinstance(entry, dict) and entry.get("message") == REJECTED_MESSAGE and entry.get("service") == KINESIS_CONSUMER.service_name:
-            found[str(entry.get("record_id"))] = str(entry.get("reason"))
+            record = str(entry.get("record_id"))
+            if sent is None or record in sent:
+                found[record] = str(entry.get("reason"))
     return [Rejection(sequence, reason) for sequence, reason in found.items()]
 
 

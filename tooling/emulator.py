@@ -53,6 +53,9 @@ def start() -> bool:
     env.setdefault("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
     # moto's own callers of its API (Step Functions tasks, for one) find the server through MOTO_PORT.
     env["MOTO_PORT"] = str(emulator.port)
+    env["MOTO_HOST"] = emulator.host
+    # The region the admin endpoints (tooling/local_aws/server.py) act in when a request names none.
+    env["PATTERNWATCH_EMULATOR_REGION"] = load_environment("local").region
     with LOG_FILE.open("ab") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "tooling.moto_extensions", "-H", emulator.host, "-p", str(emulator.port)],

@@ -1,14 +1,23 @@
-"""The local trigger runner: it stands in for the Lambda service when the platform runs on the emulator.
+"""The local trigger runner: the event source mappings and schedules Lambda would run, on the emulator.
 
-moto cannot run Lambda code (no Docker), so this module does what Lambda would do, in process:
-- it reads what Terraform created back from the emulator: event source mappings, function
-  configurations (handler, environment), EventBridge schedules and API Gateway integrations;
-- it polls Kinesis and SQS, builds real event shapes and invokes the handlers with the functions' own
-  environment variables;
-- it honours batch-item-failure responses: Kinesis records are retried from the first failure, bisected,
-  and after the mapping's retries go to its on-failure destination; failed SQS messages become visible
-  again and the queue's redrive policy moves them to the DLQ;
-- it runs scheduled functions (the threshold checker) and serves API routes to their handlers.
+Everything it invokes goes through the emulator's local Lambda service (`lambda.invoke`, which runs the
+deployed package in a worker process: tooling/local_aws/lambda_service.py). The runner itself only
+does what the Lambda pollers and EventBridge's scheduler do:
+- it reads what Terraform created back from the emulator: event source mappings, EventBridge schedules
+  and the REST API;
+- it polls Kinesis and SQS, builds real event shapes and invokes the mapped alias;
+- it reads function errors from the Invoke response (FunctionError) and honours batch-item-failure
+  responses: Kinesis records are retried from the first failure, bisected, and after the mapping's
+  retries go to its on-failure destination; failed SQS messages become visible again and the queue's
+  redrive policy moves them to the DLQ;
+- it publishes what Lambda's stream poller publishes: IteratorAge (AWS/Lambda) and, for the enhanced
+  fan-out consumer, SubscribeToShardEvent.MillisBehindLatest (AWS/Kinesis);
+- it fires schedules through their rule's targets (the emulator's /_patternwatch/events/fire), when a
+  rule's period has elapsed on the platform clock;
+- `drain()` also waits for the stack's Step Functions executions: a stream record can start the analysis
+  workflow (the consumer's PatternDetected event, through its rule), whose decide step queues an alert
+  for the alert queue's poller, so the platform is quiet only when no execution is running either;
+- `request(...)` sends HTTP requests to the REST API the emulator serves, like any client.
 """
 from __future__ import annotations
 
@@ -17,28 +26,43 @@ import json
 import re
 import sys
 import time
+import urllib.error
+import urllib.request
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from . import lambda_harness
-from .lambda_harness import LambdaContext, local_runtime_environment
+from .local_aws import admin
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-LOG_FILE = PROJECT_ROOT / ".local" / "lambda.log"
-_RATE = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours)\)$")
+_RATE = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$")
+_PERIOD_SECONDS = {"minute": 60, "hour": 3600, "day": 86_400}
 
 
 @dataclass(frozen=True)
 class DeployedFunction:
+    """A function as a trigger names it, with the configuration the emulator holds for it."""
+
     name: str
     arn: str  # as the trigger named it (an alias ARN for our mappings, routes and rules)
     handler: str
     environment: dict[str, str]
     timeout: int
     memory: int
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """What `lambda.invoke` answered: the decoded payload and FunctionError (None when the function succeeded)."""
+
+    payload: Any
+    function_error: str | None
+
+    @property
+    def failed(self) -> bool:
+        return self.function_error is not None
 
 
 def function_name_from_arn(arn: str) -> str:
@@ -94,45 +118,6 @@ def sqs_event(messages: list[dict], queue_arn: str, region: str) -> dict:
     }
 
 
-def scheduled_event(rule_arn: str, region: str, account: str, when: datetime | None = None) -> dict:
-    when = when or datetime.now(timezone.utc)
-    return {
-        "version": "0",
-        "id": str(uuid.uuid4()),
-        "detail-type": "Scheduled Event",
-        "source": "aws.events",
-        "account": account,
-        "time": when.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "region": region,
-        "resources": [rule_arn],
-        "detail": {},
-    }
-
-
-def api_gateway_event(method: str, resource: str, path: str, path_parameters: dict, body: Any, headers: dict, query: dict | None = None) -> dict:
-    return {
-        "resource": resource,
-        "path": path,
-        "httpMethod": method,
-        "headers": headers,
-        "multiValueHeaders": {k: [v] for k, v in headers.items()},
-        "queryStringParameters": query or None,
-        "multiValueQueryStringParameters": {k: [v] for k, v in (query or {}).items()} or None,
-        "pathParameters": path_parameters or None,
-        "stageVariables": None,
-        "requestContext": {
-            "resourcePath": resource,
-            "httpMethod": method,
-            "path": path,
-            "stage": "v1",
-            "requestId": str(uuid.uuid4()),
-            "identity": {"sourceIp": "127.0.0.1", "apiKey": headers.get("x-api-key")},
-        },
-        "body": body if body is None or isinstance(body, str) else json.dumps(body),
-        "isBase64Encoded": False,
-    }
-
-
 def _epoch(value: Any) -> float:
     if isinstance(value, datetime):
         return value.timestamp()
@@ -146,19 +131,21 @@ def failed_ids(response: Any) -> list[str] | None:
     return None
 
 
-# --- The Lambda stand-in ---------------------------------------------------------------------------
+# --- Invoking through the emulator's Lambda service ---------------------------------------------------
 
-class LocalLambda:
-    """Runs deployed functions' handlers in this process with their own configuration."""
+class LambdaInvoker:
+    """`lambda.invoke` on the emulator, which runs the function in its worker process."""
 
     def __init__(self, session, endpoint: str) -> None:
+        from botocore.config import Config
+
         self.endpoint = endpoint
         self.region = session.region_name
-        self.lambda_client = session.client("lambda", endpoint_url=endpoint)
-        self.invocations: list[tuple[str, float]] = []
-        LOG_FILE.parent.mkdir(exist_ok=True)
-        # Handlers log and emit EMF metrics to stdout, as in Lambda; here that goes to a file.
-        self._log = LOG_FILE.open("a", encoding="utf-8")
+        # No client retries (a retried Invoke would run the function twice) and room for the longest timeout.
+        config = Config(retries={"total_max_attempts": 1}, read_timeout=960, connect_timeout=5)
+        self.lambda_client = session.client("lambda", endpoint_url=endpoint, config=config)
+        self.cloudwatch = session.client("cloudwatch", endpoint_url=endpoint)
+        self.invocations = 0
 
     def function(self, arn_or_name: str) -> DeployedFunction:
         config = self.lambda_client.get_function_configuration(FunctionName=function_name_from_arn(arn_or_name))
@@ -171,13 +158,21 @@ class LocalLambda:
             memory=config.get("MemorySize", 512),
         )
 
-    def invoke(self, function: DeployedFunction, event: dict) -> Any:
-        """Run the function's handler here with its configuration, as Lambda would; its exception propagates."""
-        context = LambdaContext(function.name, function.memory, function.timeout, invoked_function_arn=function.arn)
-        environment = {**function.environment, **local_runtime_environment(context, region=self.region, endpoint=self.endpoint)}
-        invocation = lambda_harness.invoke(function.handler, event, context, environment=environment, output=self._log)
-        self.invocations.append((function.name, invocation.seconds))
-        return invocation.response
+    def invoke(self, function: DeployedFunction, event: dict) -> Invocation:
+        self.invocations += 1
+        try:
+            response = self.lambda_client.invoke(FunctionName=function.arn, Payload=json.dumps(event).encode())
+        except self.lambda_client.exceptions.TooManyRequestsException:
+            return Invocation(None, "Throttled")  # the poller retries the batch, as Lambda does after a throttle
+        raw = response["Payload"].read()
+        payload = json.loads(raw) if raw else None
+        return Invocation(payload, response.get("FunctionError"))
+
+    def put_metric(self, namespace: str, name: str, value: float, unit: str, *dimension_sets: dict[str, str]) -> None:
+        self.cloudwatch.put_metric_data(Namespace=namespace, MetricData=[
+            {"MetricName": name, "Value": value, "Unit": unit, "Dimensions": [{"Name": k, "Value": v} for k, v in dims.items()]}
+            for dims in dimension_sets
+        ])
 
 
 # --- Pollers ---------------------------------------------------------------------------------------
@@ -185,12 +180,13 @@ class LocalLambda:
 class StreamPoller:
     """One Kinesis event source mapping: LATEST iterators per shard, then Lambda's retry semantics."""
 
-    def __init__(self, mapping: dict, local: LocalLambda, session, endpoint: str) -> None:
+    def __init__(self, mapping: dict, invoker: LambdaInvoker, session, endpoint: str) -> None:
         self.mapping = mapping
-        self.local = local
-        self.function = local.function(mapping["FunctionArn"])
+        self.invoker = invoker
+        self.function = invoker.function(mapping["FunctionArn"])
         # An enhanced fan-out consumer ARN is `<stream arn>/consumer/<name>:<timestamp>`.
         self.stream_arn = mapping["EventSourceArn"].split("/consumer/")[0]
+        self.consumer_name = mapping["EventSourceArn"].split("/consumer/")[1].split(":")[0] if "/consumer/" in mapping["EventSourceArn"] else None
         self.kinesis = session.client("kinesis", endpoint_url=endpoint)
         self.sqs = session.client("sqs", endpoint_url=endpoint)
         self.batch_size = mapping.get("BatchSize", 100)
@@ -213,15 +209,30 @@ class StreamPoller:
             self.iterators[shard_id] = response["NextShardIterator"]
             if response["Records"]:
                 read += len(response["Records"])
+                self._publish_lag(response)
                 self._deliver(shard_id, response["Records"], attempt=0)
         return read
 
+    def _publish_lag(self, response: dict) -> None:
+        """IteratorAge: how old the batch's oldest record is when Lambda reads it (what Lambda publishes)."""
+        oldest = min(_epoch(r.get("ApproximateArrivalTimestamp")) for r in response["Records"])
+        age_ms = max(0.0, (time.time() - oldest) * 1000)
+        function = {"FunctionName": self.function.name}
+        qualifier = self.function.arn.split(":")[7] if self.function.arn.count(":") == 7 else None
+        dimension_sets = [function] + ([{**function, "Resource": f"{self.function.name}:{qualifier}"}] if qualifier else [])
+        self.invoker.put_metric("AWS/Lambda", "IteratorAge", age_ms, "Milliseconds", *dimension_sets)
+        if self.consumer_name:
+            stream = {"StreamName": self.stream_arn.split("/")[-1], "ConsumerName": self.consumer_name}
+            self.invoker.put_metric("AWS/Kinesis", "SubscribeToShardEvent.MillisBehindLatest",
+                                    float(response.get("MillisBehindLatest", 0)), "Milliseconds", stream)
+
     def _deliver(self, shard_id: str, records: list[dict], attempt: int) -> None:
-        try:
-            failed = failed_ids(self.local.invoke(self.function, kinesis_event(records, self.stream_arn, shard_id, self.local.region)))
-            first_failure = None if failed is None else min(i for i, r in enumerate(records) if r["SequenceNumber"] in failed)
-        except Exception:  # a function error fails the whole batch, as in Lambda
+        invocation = self.invoker.invoke(self.function, kinesis_event(records, self.stream_arn, shard_id, self.invoker.region))
+        if invocation.failed:  # a function error fails the whole batch, as in Lambda
             first_failure = 0
+        else:
+            failed = failed_ids(invocation.payload)
+            first_failure = None if failed is None else min(i for i, r in enumerate(records) if r["SequenceNumber"] in failed)
         if first_failure is None:
             self.delivered += len(records)
             return
@@ -234,9 +245,9 @@ class StreamPoller:
         elif attempt < self.max_retries:
             self._deliver(shard_id, remaining, attempt + 1)
         else:
-            self._send_to_failure_destination(shard_id, remaining, attempt)
+            self._send_to_failure_destination(shard_id, remaining, attempt, invocation)
 
-    def _send_to_failure_destination(self, shard_id: str, records: list[dict], attempts: int) -> None:
+    def _send_to_failure_destination(self, shard_id: str, records: list[dict], attempts: int, invocation: Invocation) -> None:
         """The record Lambda sends to an on-failure destination for a stream batch it gave up on."""
         self.sent_to_failure_destination += len(records)
         if not self.on_failure:
@@ -249,7 +260,11 @@ class StreamPoller:
                 "condition": "RetryAttemptsExhausted",
                 "approximateInvokeCount": attempts + 1,
             },
-            "responseContext": {"statusCode": 200, "executedVersion": "$LATEST", "functionError": "BatchItemFailure"},
+            "responseContext": {
+                "statusCode": 200,
+                "executedVersion": "$LATEST",
+                "functionError": invocation.function_error or "BatchItemFailure",
+            },
             "version": "1.0",
             "timestamp": datetime.now(timezone.utc).isoformat(),
             "KinesisBatchInfo": {
@@ -268,10 +283,10 @@ class StreamPoller:
 class QueuePoller:
     """One SQS event source mapping: receive, invoke, delete what succeeded, release what failed."""
 
-    def __init__(self, mapping: dict, local: LocalLambda, session, endpoint: str) -> None:
+    def __init__(self, mapping: dict, invoker: LambdaInvoker, session, endpoint: str) -> None:
         self.mapping = mapping
-        self.local = local
-        self.function = local.function(mapping["FunctionArn"])
+        self.invoker = invoker
+        self.function = invoker.function(mapping["FunctionArn"])
         self.queue_arn = mapping["EventSourceArn"]
         self.sqs = session.client("sqs", endpoint_url=endpoint)
         self.queue_url = self.sqs.get_queue_url(QueueName=self.queue_arn.split(":")[-1])["QueueUrl"]
@@ -285,10 +300,11 @@ class QueuePoller:
         ).get("Messages", [])
         if not messages:
             return 0
-        try:
-            failed = set(failed_ids(self.local.invoke(self.function, sqs_event(messages, self.queue_arn, self.local.region))) or [])
-        except Exception:
+        invocation = self.invoker.invoke(self.function, sqs_event(messages, self.queue_arn, self.invoker.region))
+        if invocation.failed:
             failed = {m["MessageId"] for m in messages}
+        else:
+            failed = set(failed_ids(invocation.payload) or [])
         done = [m for m in messages if m["MessageId"] not in failed]
         for m in messages:
             if m["MessageId"] in failed:
@@ -309,8 +325,8 @@ class Schedule:
     rule_name: str
     rule_arn: str
     period_seconds: int
-    function: DeployedFunction
-    next_run: float = 0.0
+    targets: list[str]
+    next_run: float = 0.0  # on the platform clock
 
 
 @dataclass(frozen=True)
@@ -322,20 +338,22 @@ class Route:
 
 
 class LocalRunner:
-    """Everything Terraform wired to Lambda, read back from the emulator and driven in process."""
+    """Everything Terraform wired to Lambda, read back from the emulator and driven through its Lambda service."""
 
     def __init__(self, session, endpoint: str, *, suffix: str) -> None:
         self.session = session
         self.endpoint = endpoint
         self.suffix = suffix
-        self.local = LocalLambda(session, endpoint)
-        lambda_client = session.client("lambda", endpoint_url=endpoint)
-        mappings = lambda_client.list_event_source_mappings()["EventSourceMappings"]
+        self.invoker = LambdaInvoker(session, endpoint)
+        mappings = self.invoker.lambda_client.list_event_source_mappings()["EventSourceMappings"]
         ours = [m for m in mappings if function_name_from_arn(m["FunctionArn"]).endswith(f"-{suffix}")]
-        self.streams = [StreamPoller(m, self.local, session, endpoint) for m in ours if ":kinesis:" in m["EventSourceArn"]]
-        self.queues = [QueuePoller(m, self.local, session, endpoint) for m in ours if ":sqs:" in m["EventSourceArn"]]
+        self.streams = [StreamPoller(m, self.invoker, session, endpoint) for m in ours if ":kinesis:" in m["EventSourceArn"]]
+        self.queues = [QueuePoller(m, self.invoker, session, endpoint) for m in ours if ":sqs:" in m["EventSourceArn"]]
         self.schedules = self._read_schedules()
-        self.routes, self.api_keys = self._read_api()
+        self.api_id, self.stage, self.routes, self.api_keys = self._read_api()
+        self.stepfunctions = session.client("stepfunctions", endpoint_url=endpoint)
+        self.state_machines = [m["stateMachineArn"] for m in self.stepfunctions.list_state_machines()["stateMachines"]
+                               if m["name"].endswith(f"-{suffix}")]
 
     def _read_schedules(self) -> list[Schedule]:
         events = self.session.client("events", endpoint_url=self.endpoint)
@@ -344,19 +362,19 @@ class LocalRunner:
             match = _RATE.match(rule.get("ScheduleExpression", ""))
             if not match or not rule["Name"].endswith(f"-{self.suffix}") or rule.get("State") == "DISABLED":
                 continue
-            seconds = int(match.group(1)) * (3600 if match.group(2).startswith("hour") else 60)
-            for target in events.list_targets_by_rule(Rule=rule["Name"])["Targets"]:
-                if ":lambda:" in target["Arn"]:
-                    schedules.append(Schedule(rule["Name"], rule["Arn"], seconds, self.local.function(target["Arn"])))
+            seconds = int(match.group(1)) * _PERIOD_SECONDS[match.group(2).rstrip("s")]
+            targets = [t["Arn"] for t in events.list_targets_by_rule(Rule=rule["Name"])["Targets"]]
+            schedules.append(Schedule(rule["Name"], rule["Arn"], seconds, targets))
         return schedules
 
-    def _read_api(self) -> tuple[list[Route], set[str]]:
+    def _read_api(self) -> tuple[str | None, str | None, list[Route], set[str]]:
         api = self.session.client("apigateway", endpoint_url=self.endpoint)
         name = f"pattern-detection-api-{self.suffix}"
         apis = [a for a in api.get_rest_apis()["items"] if a["name"] == name]
         if not apis:
-            return [], set()
+            return None, None, [], set()
         api_id = apis[0]["id"]
+        stages = api.get_stages(restApiId=api_id)["item"]
         routes = []
         for resource in api.get_resources(restApiId=api_id, limit=500)["items"]:
             for method in resource.get("resourceMethods", {}):
@@ -364,49 +382,68 @@ class LocalRunner:
                 target = re.search(r"functions/(arn:[^/]+)/invocations", integration.get("uri", ""))
                 if target:
                     details = api.get_method(restApiId=api_id, resourceId=resource["id"], httpMethod=method)
-                    routes.append(Route(method, resource["path"], self.local.function(target.group(1)), bool(details.get("apiKeyRequired"))))
+                    routes.append(Route(method, resource["path"], self.invoker.function(target.group(1)), bool(details.get("apiKeyRequired"))))
         keys = {k["value"] for k in api.get_api_keys(includeValues=True)["items"] if k.get("enabled", True)}
-        return routes, keys
+        return api_id, (stages[0]["stageName"] if stages else None), routes, keys
 
     # -- driving -----------------------------------------------------------------------------------
 
     def poll_once(self) -> int:
         return sum(p.poll() for p in [*self.streams, *self.queues])
 
+    def executions_running(self) -> int:
+        """Executions of the stack's state machines that have not ended yet."""
+        return sum(
+            len(page["executions"])
+            for arn in self.state_machines
+            for page in self.stepfunctions.get_paginator("list_executions").paginate(stateMachineArn=arn, statusFilter="RUNNING")
+        )
+
     def drain(self, *, idle_rounds: int = 3, max_seconds: float = 300) -> int:
-        """Poll until nothing has arrived for a few rounds (or the time is up); returns records handled."""
+        """Poll until nothing has arrived and no workflow has run for a few rounds (or the time is up);
+        returns records handled."""
         handled, idle, deadline = 0, 0, time.monotonic() + max_seconds
         while idle < idle_rounds and time.monotonic() < deadline:
             count = self.poll_once()
             handled += count
-            idle = 0 if count else idle + 1
+            busy = count or self.executions_running()
+            idle = 0 if busy else idle + 1
             if not count:
                 time.sleep(0.2)
         return handled
 
-    def run_schedules(self, *, force: bool = False, when: datetime | None = None) -> list[Any]:
-        """Run each scheduled function whose period has elapsed (every one, with force)."""
+    def platform_time(self) -> float:
+        return float(admin.platform_clock(self.endpoint)["now"])
+
+    def run_schedules(self, *, force: bool = False, when: datetime | None = None) -> list[dict]:
+        """Fire each schedule whose period has elapsed on the platform clock (every one, with force) through
+        its rule's targets, and wait until the invocations it caused are done; returns what was delivered."""
         results = []
-        account = self.session.client("sts", endpoint_url=self.endpoint).get_caller_identity()["Account"]
+        now = self.platform_time()
         for schedule in self.schedules:
-            if force or time.monotonic() >= schedule.next_run:
-                event = scheduled_event(schedule.rule_arn, self.local.region, account, when)
-                results.append(self.local.invoke(schedule.function, event))
-                schedule.next_run = time.monotonic() + schedule.period_seconds
+            if force or now >= schedule.next_run:
+                fired = admin.fire_rule(self.endpoint, schedule.rule_name, region=self.invoker.region,
+                                        when=when.timestamp() if when is not None else None)
+                results.append(fired)
+                schedule.next_run = now + schedule.period_seconds
         return results
 
-    def request(self, method: str, path: str, *, body: Any = None, api_key: str | None = None, query: dict | None = None) -> dict:
-        """Send a request through the API's routes the way API Gateway's Lambda proxy would."""
-        for route in self.routes:
-            pattern = "^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", route.resource) + "$"
-            match = re.match(pattern, path)
-            if route.method == method and match:
-                if route.api_key_required and api_key not in self.api_keys:
-                    return {"statusCode": 403, "body": json.dumps({"message": "Forbidden"})}
-                headers = {"content-type": "application/json", **({"x-api-key": api_key} if api_key else {})}
-                event = api_gateway_event(method, route.resource, path, match.groupdict(), body, headers, query)
-                return self.local.invoke(route.function, event)
-        return {"statusCode": 404, "body": json.dumps({"message": "Missing Authentication Token"})}
+    def request(self, method: str, path: str, *, body: Any = None, api_key: str | None = None, query: dict | None = None,
+                headers: dict | None = None) -> dict:
+        """An HTTP request to the deployed REST API as the emulator serves it; returns statusCode, headers, body."""
+        from urllib.parse import urlencode
+
+        url = f"{self.endpoint}/restapis/{self.api_id}/{self.stage}/_user_request_{path}"
+        if query:
+            url += "?" + urlencode(query, doseq=True)
+        data = None if body is None else (body if isinstance(body, (bytes, str)) else json.dumps(body))
+        request_headers = {"content-type": "application/json", **({"x-api-key": api_key} if api_key else {}), **(headers or {})}
+        request = urllib.request.Request(url, data=data.encode() if isinstance(data, str) else data, method=method, headers=request_headers)
+        try:
+            with urllib.request.urlopen(request, timeout=120) as response:
+                return {"statusCode": response.status, "headers": dict(response.headers), "body": response.read().decode("utf-8")}
+        except urllib.error.HTTPError as error:
+            return {"statusCode": error.code, "headers": dict(error.headers), "body": error.read().decode("utf-8")}
 
 
 def main() -> int:
@@ -419,7 +456,7 @@ def main() -> int:
     session = boto3.session.Session(aws_access_key_id="test", aws_secret_access_key="test", region_name=config.region)
     runner = LocalRunner(session, config.emulator.endpoint, suffix=config.resource_suffix)
     print(f"runner: {len(runner.streams)} stream and {len(runner.queues)} queue mappings, {len(runner.schedules)} schedules, "
-          f"{len(runner.routes)} API routes; logs in {LOG_FILE}")
+          f"{len(runner.routes)} API routes; function logs are in the emulator's /aws/lambda/* log groups")
     try:
         while True:
             runner.run_schedules()

@@ -1,8 +1,11 @@
-"""Small additions to moto server so the `local` stack applies, plans clean and destroys.
+"""Small additions to moto server so the `local` stack applies, plans clean and destroys, and runs.
 
 moto 5.2.1 lacks a few calls the AWS provider makes, or answers them in a shape the provider rejects.
 `install()` adds or adjusts exactly those, in this process, before the server starts; nothing in
-site-packages is modified. One function per gap, each saying which call and why.
+site-packages is modified. One function per gap, each saying which call and why. It then installs the
+local platform's runtime (tooling/local_aws: the local Lambda service, Step Functions executions,
+EventBridge delivery, the REST API, logs and metrics, the clock), and serves everything through
+tooling/local_aws/server.py.
 
 Usage: python -m tooling.moto_extensions -H 127.0.0.1 -p 5055   (tooling/emulator.py starts it this way)
 """
@@ -11,6 +14,8 @@ from __future__ import annotations
 import json
 import sys
 import time
+
+from . import moto_cloudwatch
 
 INSTALLED: list[str] = []
 
@@ -59,9 +64,10 @@ def lambda_event_sources_without_docker() -> None:
     - accept a Kinesis enhanced fan-out consumer ARN as the event source (moto knows only stream ARNs);
     - keep the FunctionArn the caller gave (our `live` alias), instead of the resolved version, so a
       re-plan shows no drift;
-    - never attach the mapping to the queue or stream: moto would then run the function itself inside
-      SendMessage/PutRecord, which needs Docker and turns every write into HTTP 500. The project's
-      trigger runner (tooling/local_runner.py) delivers events instead.
+    - never attach the mapping to the queue or stream: moto would then invoke the function inside
+      SendMessage/PutRecord, synchronously and without Lambda's batching and retry semantics. The
+      project's trigger runner (tooling/local_runner.py) polls instead and invokes through the local
+      Lambda service.
     """
     from moto.awslambda.models import EventSourceMapping, LambdaBackend
     from moto.core.exceptions import JsonRESTError as RESTError
@@ -153,7 +159,8 @@ def stepfunctions_validation_versions_and_type() -> None:
     - ValidateStateMachineDefinition (the provider validates every definition before create) is missing;
       answer OK: the project's own tests validate the ASL (tests/infra) before it gets here;
     - ListStateMachineVersions is missing; a machine we never publish has no versions;
-    - moto ignores `type`, so an EXPRESS machine reads back as STANDARD and would be replaced every plan.
+    - moto ignores `type`, so an EXPRESS machine reads back as STANDARD and would be replaced every plan;
+      the interpreter reads `sm_type`, so both are set.
     """
     from moto.stepfunctions.responses import StepFunctionResponse
 
@@ -175,7 +182,7 @@ def stepfunctions_validation_versions_and_type() -> None:
         machine_type, name = self._get_param("type"), self._get_param("name")
         for machine in self.stepfunction_backend.state_machines:
             if machine_type and machine.name == name:
-                machine.type = machine_type
+                machine.type = machine.sm_type = machine_type
         return result
 
     StepFunctionResponse.validate_state_machine_definition = validate_state_machine_definition
@@ -291,15 +298,25 @@ def install() -> list[str]:
         budgets_subscribers_and_tags()
         kinesis_create_stream_tags()
         lambda_create_function_retry_safe()
+        INSTALLED.extend(moto_cloudwatch.install())  # metric reads: percentiles, dimension order, ListMetrics
+        from . import local_aws
+
+        INSTALLED.extend(local_aws.install())
     return list(INSTALLED)
 
 
 def main(argv: list[str] | None = None) -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(description="moto server with the PatternWatch extensions and local runtime")
+    parser.add_argument("-H", "--host", default="127.0.0.1")
+    parser.add_argument("-p", "--port", type=int, default=5000)
+    args = parser.parse_args(argv if argv is not None else sys.argv[1:])
     installed = install()
     print(f"moto extensions: {'; '.join(installed)}", flush=True)
-    from moto.server import main as moto_server_main
+    from .local_aws.server import serve
 
-    moto_server_main(argv if argv is not None else sys.argv[1:])
+    serve(args.host, args.port)
 
 
 if __name__ == "__main__":

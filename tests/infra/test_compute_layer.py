@@ -5,15 +5,14 @@ import json
 
 import pytest
 from patternwatch_shared.names.functions import (
-    ALERT_PROCESSOR, APPROVAL_PROCESSOR, ENV_ALERT_QUEUE_URL, ENV_APPROVAL_API_BASE_URL,
-    ENV_APPROVAL_EXPIRY_SECONDS, ENV_ERROR_THRESHOLD, ENV_PATTERN_CONFIDENCE_THRESHOLD,
-    ENV_POWERTOOLS_METRICS_NAMESPACE, ENV_POWERTOOLS_SERVICE_NAME, ENV_TRADING_PATTERNS_TABLE, KINESIS_CONSUMER,
-    PATTERN_DETECTOR, THRESHOLD_CHECKER,
+    ALERT_PROCESSOR, APPROVAL_PROCESSOR, ENV_ALERT_CONFIDENCE_THRESHOLD, ENV_ALERT_QUEUE_URL, ENV_APPROVAL_API_BASE_URL,
+    ENV_APPROVAL_EXPIRY_SECONDS, ENV_POWERTOOLS_METRICS_NAMESPACE, ENV_POWERTOOLS_SERVICE_NAME,
+    ENV_THRESHOLD_CHECK_MIN_BREACHES, ENV_TRADING_PATTERNS_TABLE, KINESIS_CONSUMER, PATTERN_DETECTOR, THRESHOLD_CHECKER,
 )
 from patternwatch_shared.names.metrics import METRICS_NAMESPACE
 
 from patternwatch_infra.config import load_environment
-from patternwatch_infra.testing import find_resource, logical_id, reference_to, resolve, resources
+from patternwatch_infra.testing import find_resource, logical_id, reference_to, resolve, resolve_name, resources
 
 FUNCTIONS = {
     "KinesisConsumer-dev": KINESIS_CONSUMER,
@@ -36,7 +35,7 @@ def alias_of(doc: dict, name: str) -> tuple[str, dict]:
 
 
 def test_the_five_functions_exist_with_their_names(dev):
-    assert {f["function_name"] for f in resources(dev, "aws_lambda_function").values()} >= set(FUNCTIONS)
+    assert {resolve_name(dev, f["function_name"]) for f in resources(dev, "aws_lambda_function").values()} >= set(FUNCTIONS)
 
 
 @pytest.mark.parametrize("name", FUNCTIONS)
@@ -73,10 +72,14 @@ def test_environment_values_point_at_the_data_layer(dev, local):
     assert consumer[ENV_TRADING_PATTERNS_TABLE] == reference_to(
         "aws_dynamodb_table", logical_id(dev, "aws_dynamodb_table", name="TradingPatterns-dev"), "name"
     )
-    assert consumer[ENV_ALERT_QUEUE_URL] == reference_to("aws_sqs_queue", logical_id(dev, "aws_sqs_queue", name="AlertQueue-dev"), "url")
+    assert ENV_ALERT_QUEUE_URL not in consumer  # the consumer emits events; the workflow queues alerts
+    detector = find_resource(dev, "aws_lambda_function", function_name="PatternDetector-dev")["environment"]["variables"]
+    assert detector[ENV_ALERT_QUEUE_URL] == reference_to("aws_sqs_queue", logical_id(dev, "aws_sqs_queue", name="AlertQueue-dev"), "url")
     checker = find_resource(dev, "aws_lambda_function", function_name="ThresholdChecker-dev")["environment"]["variables"]
-    assert checker[ENV_ERROR_THRESHOLD] == "5"
-    assert checker[ENV_PATTERN_CONFIDENCE_THRESHOLD] == "0.9"
+    assert checker[ENV_THRESHOLD_CHECK_MIN_BREACHES] == str(DEV.alerts.threshold_check_min_breaches) == "6"
+    # One setting, one value, in every function that decides an alert.
+    for variables in (consumer, detector, checker):
+        assert variables[ENV_ALERT_CONFIDENCE_THRESHOLD] == str(DEV.alerts.confidence_threshold) == "0.9"
     alerts = find_resource(dev, "aws_lambda_function", function_name="AlertProcessor-dev")["environment"]["variables"]
     assert alerts[ENV_APPROVAL_EXPIRY_SECONDS] == "3600"
     rest_api_id = reference_to("aws_api_gateway_rest_api", logical_id(dev, "aws_api_gateway_rest_api", name="pattern-detection-api-dev"), "id")
@@ -111,8 +114,8 @@ def test_every_function_alarms_on_errors_throttles_and_p99_duration(dev, name):
     ops_topic = reference_to("aws_sns_topic", logical_id(dev, "aws_sns_topic", name="PatternWatchOps-dev"), "arn")
     errors = find_resource(dev, "aws_cloudwatch_metric_alarm", alarm_name=f"{name}-Errors")
     assert (errors["namespace"], errors["metric_name"], errors["statistic"]) == ("AWS/Lambda", "Errors", "Sum")
-    assert errors["threshold"] == DEV.alarms.error_threshold
-    assert errors["dimensions"] == {"FunctionName": name}
+    assert errors["threshold"] == DEV.alarms.lambda_errors_per_minute
+    assert resolve_name(dev, errors["dimensions"]) == {"FunctionName": name}
     throttles = find_resource(dev, "aws_cloudwatch_metric_alarm", alarm_name=f"{name}-Throttles")
     assert (throttles["metric_name"], throttles["threshold"]) == ("Throttles", 1)
     duration = find_resource(dev, "aws_cloudwatch_metric_alarm", alarm_name=f"{name}-Duration")
@@ -128,7 +131,7 @@ def test_only_the_kinesis_consumer_alarms_on_iterator_age(dev):
     ages = [a for a in resources(dev, "aws_cloudwatch_metric_alarm").values() if a.get("metric_name") == "IteratorAge"]
     assert len(ages) == 1
     (age,) = ages
-    assert age["alarm_name"] == "KinesisConsumer-dev-IteratorAge"
+    assert resolve_name(dev, age["alarm_name"]) == "KinesisConsumer-dev-IteratorAge"
     assert (age["statistic"], age["threshold"]) == ("Maximum", DEV.alarms.iterator_age_ms)
 
 
@@ -141,7 +144,7 @@ def test_canary_error_rate_alarm_watches_the_alias_at_two_percent(dev, name):
     assert queries["error_rate"]["expression"] == "100 * errors / MAX([invocations, 1])"
     assert queries["error_rate"]["return_data"] is True
     for metric in ("errors", "invocations"):
-        assert queries[metric]["metric"]["dimensions"] == {"FunctionName": name, "Resource": f"{name}:live"}
+        assert resolve_name(dev, queries[metric]["metric"]["dimensions"]) == {"FunctionName": name, "Resource": f"{name}:live"}
 
 
 def test_codedeploy_application_is_for_lambda(dev):
@@ -161,7 +164,7 @@ def test_each_function_has_a_canary_deployment_group_that_rolls_back(dev, name):
     assert group["alarm_configuration"]["enabled"] is True
     assert reference_to("aws_cloudwatch_metric_alarm", canary_id, "alarm_name") in group["alarm_configuration"]["alarms"]
     role = resolve(dev, group["service_role_arn"].replace(".arn}", ".name}"))
-    assert role["name"] == "CodeDeployRole-dev"
+    assert resolve_name(dev, role["name"]) == "CodeDeployRole-dev"
 
 
 def test_stream_mapping_reads_through_the_enhanced_fan_out_consumer_into_the_alias(dev):

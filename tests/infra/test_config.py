@@ -28,11 +28,15 @@ def write_env(tmp_path, name: str, document) -> None:
     (tmp_path / f"{name}.json").write_text(document if isinstance(document, str) else json.dumps(document))
 
 
-def test_the_shipped_environments_load_with_the_documented_defaults():
+def test_the_shipped_environments_load_with_the_documented_defaults(monkeypatch):
+    monkeypatch.delenv("PATTERNWATCH_EMULATOR_PORT", raising=False)  # the shipped file's port, not this checkout's
     configs = {name: load_environment(name) for name in ENVIRONMENT_NAMES}
     for name, config in configs.items():
         assert config.name == config.resource_suffix == name
         assert config.alarms.billing_threshold_usd == 100
+        assert config.alerts.confidence_threshold == 0.9
+        assert config.alerts.threshold_check_min_breaches == 6
+        assert config.alarms.lambda_errors_per_minute == config.alarms.api_5xx_errors_per_minute == 5
         assert config.waf.geo_block_countries == ("CN", "RU", "KP")
         assert config.waf.rate_limit_per_5_minutes == 2000
         assert config.canary_percent == 10
@@ -56,12 +60,13 @@ def test_config_is_frozen():
 
 
 def test_omitted_sections_take_the_defaults(dev_document):
-    for key in ("lambda", "alarms", "waf", "canary_percent", "kinesis_retention_hours", "approval_expiry_seconds", "prevent_destroy"):
+    for key in ("lambda", "alerts", "alarms", "waf", "canary_percent", "kinesis_retention_hours", "approval_expiry_seconds", "prevent_destroy"):
         del dev_document[key]
     dev_document["waf"] = {"rate_limit_per_5_minutes": 1000}
     config = parse_environment(dev_document, "envs/dev.json")
     assert config.lambda_.memory_mb == 512
     assert config.alarms.billing_threshold_usd == 100
+    assert config.alerts.confidence_threshold == 0.9 and config.alerts.threshold_check_min_breaches == 6
     assert config.waf.geo_block_countries == ("CN", "RU", "KP")
     assert config.waf.rate_limit_per_5_minutes == 1000
     config = parse_environment({k: v for k, v in dev_document.items() if k != "waf"}, "envs/dev.json")
@@ -89,7 +94,17 @@ def test_omitted_sections_take_the_defaults(dev_document):
         (lambda d: d.update(account_id="12345"), "envs/dev.json: account_id: '12345' is not valid"),
         (lambda d: d.update(resource_suffix="PR_1"), "envs/dev.json: resource_suffix: 'PR_1' is not valid"),
         (lambda d: d["alarms"].update(billing_threshold_usd=float("nan")), "envs/dev.json: alarms.billing_threshold_usd: must be a finite number"),
-        (lambda d: d["alarms"].update(pattern_confidence_threshold=1.5), "envs/dev.json: alarms.pattern_confidence_threshold: 1.5 is out of range"),
+        (lambda d: d["alerts"].update(confidence_threshold=1.5), "envs/dev.json: alerts.confidence_threshold: 1.5 is out of range [0.0, 1.0]"),
+        (lambda d: d["alerts"].update(confidence_threshold="0.9"), "envs/dev.json: alerts.confidence_threshold: must be a finite number"),
+        (lambda d: d["alerts"].update(threshold_check_min_breaches=0), "envs/dev.json: alerts.threshold_check_min_breaches: 0 is out of range"),
+        (lambda d: d["alerts"].update(threshold_check_min_breaches=2.5), "envs/dev.json: alerts.threshold_check_min_breaches: must be an integer"),
+        (lambda d: d["alerts"].update(threshold=0.8), "envs/dev.json: alerts.threshold: unknown key"),
+        (lambda d: d.update(alerts=[0.9]), "envs/dev.json: alerts: must be a JSON object"),
+        (lambda d: d["alarms"].update(lambda_errors_per_minute=0), "envs/dev.json: alarms.lambda_errors_per_minute: 0 is out of range"),
+        (lambda d: d["alarms"].update(api_5xx_errors_per_minute="5"), "envs/dev.json: alarms.api_5xx_errors_per_minute: must be an integer"),
+        # Keys of the old single-meaning-less layout say where their meaning went.
+        (lambda d: d["alarms"].update(error_threshold=5), "envs/dev.json: alarms.error_threshold: split into alarms.lambda_errors_per_minute"),
+        (lambda d: d["alarms"].update(pattern_confidence_threshold=0.9), "envs/dev.json: alarms.pattern_confidence_threshold: moved to alerts.confidence_threshold"),
         (lambda d: d["waf"].update(geo_block_countries=["China"]), "envs/dev.json: waf.geo_block_countries: must be a list of ISO 3166"),
         (lambda d: d["waf"].update(rate_limit_per_5_minutes=5), "envs/dev.json: waf.rate_limit_per_5_minutes: 5 is out of range"),
         (lambda d: d.update(canary_percent=150), "envs/dev.json: canary_percent: 150 is out of range"),
@@ -136,13 +151,17 @@ def test_the_name_inside_must_match_the_file(tmp_path, dev_document):
         load_environment("staging", envs_dir=tmp_path)
 
 
-def test_suffix_override_makes_an_ephemeral_copy_with_its_own_state_key():
-    config = load_environment("dev", overrides={"ENVIRONMENT_SUFFIX": "pr123"})
-    assert config.resource_suffix == "pr123" and config.is_ephemeral
-    assert config.state_key == "dev/pr123/patternwatch.tfstate"
-    assert config.stack_name == "patternwatch-dev"
-    with pytest.raises(ConfigError, match=r"^ENVIRONMENT_SUFFIX: 'PR 1' is not a valid resource suffix"):
-        load_environment("dev", overrides={"ENVIRONMENT_SUFFIX": "PR 1"})
+def test_the_resource_suffix_leaves_room_for_the_longest_workspace(dev_document, tmp_path):
+    """Every name must still fit AWS's limits with a 16-character workspace: suffixes are at most 7 characters."""
+    for suffix in ("qa", "staging", "a1-b2"):
+        dev_document["resource_suffix"] = suffix
+        write_env(tmp_path, "dev", dev_document)
+        assert load_environment("dev", envs_dir=tmp_path).resource_suffix == suffix
+    for suffix in ("staging2", "Dev", "-dev", "dev-", "dev_1"):
+        dev_document["resource_suffix"] = suffix
+        write_env(tmp_path, "dev", dev_document)
+        with pytest.raises(ConfigError, match=rf"^envs/dev.json: resource_suffix: '{suffix}' is not valid"):
+            load_environment("dev", envs_dir=tmp_path)
 
 
 def test_environment_selection():
@@ -150,10 +169,6 @@ def test_environment_selection():
     assert [c.name for c in selected_environments({"PATTERNWATCH_ENVIRONMENTS": " local, prod "})] == ["local", "prod"]
     with pytest.raises(ConfigError, match=r"^PATTERNWATCH_ENVIRONMENTS: unknown environment 'qa'"):
         selected_environments({"PATTERNWATCH_ENVIRONMENTS": "dev,qa"})
-    with pytest.raises(ConfigError, match=r"^ENVIRONMENT_SUFFIX makes an ephemeral copy of one environment"):
-        selected_environments({"ENVIRONMENT_SUFFIX": "pr1"})
-    (only,) = selected_environments({"PATTERNWATCH_ENVIRONMENTS": "dev", "ENVIRONMENT_SUFFIX": "pr1"})
-    assert only.resource_suffix == "pr1"
 
 
 def test_the_emulator_port_can_move_for_a_second_checkout(monkeypatch):

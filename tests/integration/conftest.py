@@ -32,7 +32,7 @@ def endpoint(deployed) -> str:
 
 @pytest.fixture(scope="session")
 def runner(session, endpoint) -> LocalRunner:
-    """The stand-in for the Lambda service, wired from what Terraform created."""
+    """The event source mappings and schedules, wired from what Terraform created; invokes through the emulator."""
     return LocalRunner(session, endpoint, suffix="local")
 
 
@@ -44,5 +44,9 @@ def clients(session, endpoint):
         sns = session.client("sns", endpoint_url=endpoint)
         kinesis = session.client("kinesis", endpoint_url=endpoint)
         stepfunctions = session.client("stepfunctions", endpoint_url=endpoint)
+        events = session.client("events", endpoint_url=endpoint)
+        logs = session.client("logs", endpoint_url=endpoint)
+        cloudwatch = session.client("cloudwatch", endpoint_url=endpoint)
+        lambda_ = session.client("lambda", endpoint_url=endpoint)
 
     return Clients

@@ -8,23 +8,20 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 from patternwatch_shared.names.functions import ENV_TRADING_PATTERNS_TABLE
+from patternwatch_shared.names.metrics import METRIC_BARS_STORED, METRIC_RECORDS_PROCESSED, METRICS_NAMESPACE
 from patternwatch_shared.names.messages import (
     ALERT_SOURCE_STREAM, ALERT_SOURCE_THRESHOLD, APPROVAL_STATUS_APPROVED, APPROVAL_STATUS_PENDING,
     SEVERITY_CRITICAL, SEVERITY_HIGH,
 )
-from patternwatch_shared.names.table import ALERT_STATE_QUEUED
+from patternwatch_shared.names.table import ALERT_STATE_EVENT_EMITTED
 from patternwatch_shared.storage import StoredPattern
 
-from integration_helpers import as_records, drain, planted_bars, put_records, queue_depth, subscribe_inbox
+from integration_helpers import (
+    as_records, drain, planted_bars, put_records, query, queue_depth, subscribe_inbox, wait_for_executions,
+)
 from tooling import local_platform
 
 pytestmark = pytest.mark.integration
-
-
-def query(clients, table: str, partition: str) -> list[dict]:
-    return clients.dynamodb.query(
-        TableName=table, KeyConditionExpression="PK = :pk", ExpressionAttributeValues={":pk": {"S": partition}}
-    )["Items"]
 
 
 def critical_alert(symbol: str) -> dict:
@@ -61,7 +58,8 @@ def test_outputs_file_names_every_deployed_resource_the_tests_use(deployed):
 def test_the_runner_reads_its_wiring_back_from_the_emulator(runner):
     assert [p.function.name for p in runner.streams] == ["KinesisConsumer-local"]
     assert [p.function.name for p in runner.queues] == ["AlertProcessor-local"]
-    assert [s.function.name for s in runner.schedules] == ["ThresholdChecker-local"]
+    assert [(s.rule_name, s.period_seconds) for s in runner.schedules] == [("threshold-check-local", 300)]
+    assert [t.split(":")[6:] for t in runner.schedules[0].targets] == [["ThresholdChecker-local", "live"]]
     assert {(r.method, r.resource) for r in runner.routes} == {("POST", "/patterns"), ("GET", "/patterns/{symbol}"), ("POST", "/approve/{token}")}
     assert runner.streams[0].function.environment[ENV_TRADING_PATTERNS_TABLE] == "TradingPatterns-local"
 
@@ -81,6 +79,9 @@ def test_a_planted_critical_pattern_is_queued_and_opens_an_approval(deployed, ru
     put_records(clients, deployed["market_data_stream_name"], as_records(planted_bars("ITALERT")), "ITALERT")
     while runner.streams[0].poll():  # the stream only, so the alert is still on AlertQueue below
         pass
+    # The consumer's PatternDetected event started the analysis workflow, whose decide step queued the alert.
+    (execution,) = wait_for_executions(clients, deployed["analysis_state_machine_arn"], "ITALERT", count=1)
+    assert execution["status"] == "SUCCEEDED", execution
     assert queue_depth(clients, deployed["alert_queue_url"]) >= 1
     runner.drain()
 
@@ -151,15 +152,17 @@ def test_the_threshold_checker_queues_an_alert_when_thresholds_are_exceeded(depl
     inbox = subscribe_inbox(clients, deployed["trading_alerts_topic_arn"], "ItTradingAlertsInbox")
     # Detected a minute ago: inside the checker's 5-minute look-back that ends at the schedule's time.
     detected = datetime.now(timezone.utc) - timedelta(minutes=1)
-    for i in range(6):  # ERROR_THRESHOLD is 5: six breaches exceed it
+    for i in range(6):  # alerts.threshold_check_min_breaches is 6
         pattern = StoredPattern(
             symbol=f"ITTH{i}", pattern="double-top", confidence=0.96, start_timestamp=1_700_000_000, end_timestamp=1_700_000_000 + i,
-            detected_at=detected, severity=SEVERITY_CRITICAL, alert_state=ALERT_STATE_QUEUED,
+            detected_at=detected, severity=SEVERITY_CRITICAL, alert_state=ALERT_STATE_EVENT_EMITTED,
         )
         clients.dynamodb.put_item(TableName=deployed["trading_patterns_table_name"], Item=pattern.to_item())
     depth = queue_depth(clients, deployed["alert_queue_url"])
-    (summary,) = runner.run_schedules(force=True)
-    assert summary["exceeded"] is True and summary["breaches"] >= 6, summary
+    (fired,) = runner.run_schedules(force=True)  # through the rule's target: an asynchronous invoke of ThresholdChecker:live
+    assert fired["rule"] == "threshold-check-local" and fired["asyncDrained"] is True
+    assert [d["target"].split(":")[6:] for d in fired["delivered"]] == [["ThresholdChecker-local", "live"]]
+    assert fired["event"]["detail-type"] == "Scheduled Event" and fired["event"]["source"] == "aws.events"
     assert queue_depth(clients, deployed["alert_queue_url"]) == depth + 1
     runner.drain()
     threshold_alerts = [m for m in drain(clients, inbox) if m.get("source") == ALERT_SOURCE_THRESHOLD]
@@ -183,7 +186,7 @@ def test_a_second_plan_after_apply_shows_no_changes(deployed):
 
 
 def test_the_express_analysis_workflow_round_trips_from_the_emulator(deployed, clients):
-    """moto cannot execute it (its Lambda tasks would need Docker); its definition must survive intact."""
+    """Its definition survives intact (test_workflows.py runs it)."""
     machine = clients.stepfunctions.describe_state_machine(stateMachineArn=deployed["analysis_state_machine_arn"])
     assert machine["name"] == "PatternAnalysisWorkflow-local"
     assert machine["type"] == "EXPRESS"
@@ -194,3 +197,31 @@ def test_the_express_analysis_workflow_round_trips_from_the_emulator(deployed, c
     assert len(branches) == 3
     resources = json.dumps(definition)
     assert deployed["pattern_detector_alias_arn"] in resources
+
+
+def test_functions_run_in_workers_and_log_to_their_log_groups(deployed, runner, clients):
+    put_records(clients, deployed["market_data_stream_name"], as_records(planted_bars("ITLOGS")[:5]), "ITLOGS")
+    runner.drain()
+    group = "/aws/lambda/KinesisConsumer-local"
+    messages = [e["message"] for e in clients.logs.filter_log_events(logGroupName=group)["events"]]
+    assert any(m.startswith("START RequestId:") for m in messages)
+    assert any(m.startswith("REPORT RequestId:") and "Max Memory Used" in m for m in messages)
+    assert any('"service":"kinesis-consumer"' in m.replace(" ", "") for m in messages)
+    # The EMF lines became metrics in the handlers' namespace, and Lambda's own metrics exist.
+    emitted = {m["MetricName"] for m in clients.cloudwatch.list_metrics(Namespace=METRICS_NAMESPACE)["Metrics"]}
+    assert {METRIC_RECORDS_PROCESSED, METRIC_BARS_STORED} <= emitted
+    lambda_metrics = clients.cloudwatch.list_metrics(Namespace="AWS/Lambda", Dimensions=[{"Name": "FunctionName", "Value": "KinesisConsumer-local"}])
+    assert {"Invocations", "Duration", "IteratorAge"} <= {m["MetricName"] for m in lambda_metrics["Metrics"]}
+
+
+def test_the_api_access_log_names_the_resource_path_never_the_token(deployed, runner, clients):
+    token = "ab" * 16
+    response = runner.request("POST", f"/approve/{token}", body={"action": "approve"}, api_key=deployed["api_key_value"])
+    assert response["statusCode"] == 404
+    group = next(g["logGroupName"] for g in clients.logs.describe_log_groups(logGroupNamePrefix="/aws/apigateway/")["logGroups"]
+                 if "pattern-detection-api-local" in g["logGroupName"])
+    lines = [json.loads(e["message"]) for e in clients.logs.filter_log_events(logGroupName=group)["events"]]
+    assert any(line["resourcePath"] == "/approve/{token}" and line["status"] == "404" and line["httpMethod"] == "POST" for line in lines)
+    assert not any(token in json.dumps(line) for line in lines)
+    api = clients.cloudwatch.list_metrics(Namespace="AWS/ApiGateway", Dimensions=[{"Name": "ApiName", "Value": "pattern-detection-api-local"}])
+    assert {"Count", "4XXError", "5XXError", "Latency", "IntegrationLatency"} <= {m["MetricName"] for m in api["Metrics"]}

@@ -4,34 +4,30 @@ from __future__ import annotations
 import json
 
 from patternwatch_shared.names.functions import ALERT_PROCESSOR, KINESIS_CONSUMER
-from tooling.demo_results import Rejection, describe_rejections, log_position, read_rejections, remove_stale_charts
+from tooling.demo_results import Rejection, describe_rejections, read_rejections, remove_stale_charts
 
 
 def log_line(message: str, service: str = KINESIS_CONSUMER.service_name, **extra) -> str:
     return json.dumps({"level": "WARNING", "message": message, "service": service, **extra})
 
 
-def test_only_this_runs_refusals_by_the_stream_consumer_are_read_one_per_record(tmp_path):
-    log = tmp_path / "lambda.log"
-    log.write_text(log_line("record rejected", record_id="1", reason="from an earlier run") + "\n")
-    start = log_position(log)
-    with log.open("a") as handle:
-        for line in [
-            log_line("record rejected", record_id="2", reason="invalid bar: high 9.0 is below low 9.5"),
-            '{"_aws": {"CloudWatchMetrics": []}, "RecordsRejected": [1]}',  # an EMF blob
-            "not json, record rejected",
-            log_line("record rejected", service=ALERT_PROCESSOR.service_name, record_id="m-1", reason="another function"),
-            log_line("batch ingested", records=3),
-            log_line("record rejected", record_id="2", reason="invalid bar: high 9.0 is below low 9.5"),  # its retry
-            log_line("record rejected", record_id="3", reason="DynamoDB refused the bar: Item too large"),
-        ]:
-            handle.write(line + "\n")
-    assert read_rejections(log, since=start) == [
+def test_only_this_runs_refusals_by_the_stream_consumer_are_read_one_per_record():
+    lines = [
+        log_line("record rejected", record_id="1", reason="from an earlier run"),
+        log_line("record rejected", record_id="2", reason="invalid bar: high 9.0 is below low 9.5"),
+        '{"_aws": {"CloudWatchMetrics": []}, "RecordsRejected": [1]}',  # an EMF blob
+        "not json, record rejected",
+        log_line("record rejected", service=ALERT_PROCESSOR.service_name, record_id="m-1", reason="another function"),
+        log_line("batch ingested", records=3),
+        log_line("record rejected", record_id="2", reason="invalid bar: high 9.0 is below low 9.5"),  # its retry
+        log_line("record rejected", record_id="3", reason="DynamoDB refused the bar: Item too large"),
+    ]
+    assert read_rejections(lines, sent={"2": {}, "3": {}}) == [
         Rejection("2", "invalid bar: high 9.0 is below low 9.5"),
         Rejection("3", "DynamoDB refused the bar: Item too large"),
     ]
-    assert [r.sequence_number for r in read_rejections(log)] == ["1", "2", "3"]
-    assert read_rejections(tmp_path / "missing.log") == [] and log_position(tmp_path / "missing.log") == 0
+    assert [r.sequence_number for r in read_rejections(lines)] == ["1", "2", "3"]
+    assert read_rejections([]) == []
 
 
 def test_each_refusal_is_described_by_its_bar_csv_line_and_reason():

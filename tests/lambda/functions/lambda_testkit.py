@@ -14,12 +14,13 @@ from typing import Any
 
 from patternwatch_shared import aws
 from patternwatch_shared.names.functions import (
-    ENV_ALERT_QUEUE_URL, ENV_APPROVAL_API_BASE_URL, ENV_APPROVAL_EXPIRY_SECONDS,
-    ENV_APPROVAL_REQUESTS_TOPIC_ARN, ENV_APPROVAL_TABLE, ENV_ERROR_THRESHOLD, ENV_PATTERN_CONFIDENCE_THRESHOLD,
-    ENV_PENDING_APPROVALS_QUEUE_URL, ENV_THRESHOLD_CHECK_RULE_NAME, ENV_TRADING_ALERTS_TOPIC_ARN,
-    ENV_TRADING_PATTERNS_TABLE,
+    ENV_ALERT_CONFIDENCE_THRESHOLD, ENV_ALERT_QUEUE_URL, ENV_APPROVAL_API_BASE_URL, ENV_APPROVAL_EXPIRY_SECONDS,
+    ENV_APPROVAL_REQUESTS_TOPIC_ARN, ENV_APPROVAL_TABLE, ENV_PENDING_APPROVALS_QUEUE_URL, ENV_THRESHOLD_CHECK_MIN_BREACHES,
+    ENV_THRESHOLD_CHECK_RULE_NAME, ENV_TRADING_ALERTS_TOPIC_ARN, ENV_TRADING_PATTERNS_TABLE,
 )
-from patternwatch_shared.names.messages import CRITICAL_CONFIDENCE_THRESHOLD
+from patternwatch_shared.names.messages import (
+    CRITICAL_CONFIDENCE_THRESHOLD, EVENT_DETAIL_TYPE_PATTERN_DETECTED, EVENT_SOURCE_PATTERNS,
+)
 from patternwatch_shared.names.table import (
     APPROVAL_PARTITION_KEY, RECENT_PATTERNS_INDEX, RECENT_PATTERNS_INDEX_PARTITION_KEY,
     RECENT_PATTERNS_INDEX_SORT_KEY, TABLE_PARTITION_KEY, TABLE_SORT_KEY,
@@ -38,12 +39,14 @@ class AwsResources:
     dynamodb: Any
     sqs: Any
     sns: Any
+    events: Any
     alert_queue_url: str
     pending_queue_url: str
     trading_alerts_topic: str
     approval_requests_topic: str
     trading_alerts_inbox: str  # SQS queue subscribed to TradingAlerts, to read what was published
     approval_requests_inbox: str
+    pattern_events_inbox: str  # SQS queue targeted by a PatternDetected rule on the default bus
 
     def drain(self, queue_url: str) -> list[dict[str, Any]]:
         """Every message currently in the queue (deleted as read), bodies parsed."""
@@ -64,6 +67,10 @@ class AwsResources:
             envelope["Message"] = json.loads(envelope["Message"])
         return envelopes
 
+    def pattern_events(self) -> list[dict[str, Any]]:
+        """The PatternDetected events put on the default bus since the last call, as EventBridge delivered them."""
+        return self.drain(self.pattern_events_inbox)
+
     def table_items(self, table: str = TRADING_PATTERNS) -> list[dict[str, Any]]:
         items, request = [], {"TableName": table}
         while True:
@@ -76,12 +83,14 @@ class AwsResources:
 
 def create_resources() -> AwsResources:
     """The tables, queues and topics the handlers use, created in the current moto context, with an
-    SQS inbox subscribed to each topic to read what was published."""
+    SQS inbox subscribed to each topic to read what was published, and one receiving the
+    PatternDetected events put on the default bus."""
     import boto3
 
     dynamodb = boto3.client("dynamodb", region_name=REGION)
     sqs = boto3.client("sqs", region_name=REGION)
     sns = boto3.client("sns", region_name=REGION)
+    events = boto3.client("events", region_name=REGION)
     create_trading_patterns_table(dynamodb)
     create_approval_tracking_table(dynamodb)
     alert_queue = sqs.create_queue(QueueName="AlertQueue")["QueueUrl"]
@@ -94,16 +103,20 @@ def create_resources() -> AwsResources:
         arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=arn)
         inboxes[topic] = url
+    # What the consumer emits: a rule on the default bus like the deployed one, delivering to a queue.
+    pattern_events = subscribe_to_pattern_events(events, sqs)
     return AwsResources(
         dynamodb=dynamodb,
         sqs=sqs,
         sns=sns,
+        events=events,
         alert_queue_url=alert_queue,
         pending_queue_url=pending_queue,
         trading_alerts_topic=trading_alerts,
         approval_requests_topic=approval_requests,
         trading_alerts_inbox=inboxes[trading_alerts],
         approval_requests_inbox=inboxes[approval_requests],
+        pattern_events_inbox=pattern_events,
     )
 
 
@@ -118,8 +131,8 @@ def handler_environment(resources: AwsResources) -> dict[str, str]:
         ENV_APPROVAL_REQUESTS_TOPIC_ARN: resources.approval_requests_topic,
         ENV_APPROVAL_EXPIRY_SECONDS: "3600",
         ENV_APPROVAL_API_BASE_URL: API_BASE_URL,
-        ENV_ERROR_THRESHOLD: "2",
-        ENV_PATTERN_CONFIDENCE_THRESHOLD: "0.9",
+        ENV_ALERT_CONFIDENCE_THRESHOLD: "0.9",
+        ENV_THRESHOLD_CHECK_MIN_BREACHES: "3",
         ENV_THRESHOLD_CHECK_RULE_NAME: THRESHOLD_CHECK_RULE,
     }
 
@@ -131,6 +144,16 @@ def create_approval_tracking_table(dynamodb) -> None:
         AttributeDefinitions=[{"AttributeName": APPROVAL_PARTITION_KEY, "AttributeType": "S"}],
         KeySchema=[{"AttributeName": APPROVAL_PARTITION_KEY, "KeyType": "HASH"}],
     )
+
+
+def subscribe_to_pattern_events(events, sqs) -> str:
+    """A queue that receives every PatternDetected event put on the default bus (moto delivers SQS targets)."""
+    url = sqs.create_queue(QueueName="pattern-events-inbox")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    pattern = {"source": [EVENT_SOURCE_PATTERNS], "detail-type": [EVENT_DETAIL_TYPE_PATTERN_DETECTED]}
+    events.put_rule(Name="pattern-detected-test", EventPattern=json.dumps(pattern))
+    events.put_targets(Rule="pattern-detected-test", Targets=[{"Id": "inbox", "Arn": arn}])
+    return url
 
 
 def create_trading_patterns_table(dynamodb) -> None:
@@ -408,6 +431,18 @@ def planted_bars(symbol: str, pattern: str = "head-and-shoulders", seed: int = 0
     matches = [m for m in detect(columns) if m.pattern == pattern and m.confidence > CRITICAL_CONFIDENCE_THRESHOLD]
     assert matches, f"the engine no longer finds a planted {pattern} (seed {seed})"
     return bars, matches[0].end
+
+
+def pattern_event_detail(symbol: str, pattern: str = "head-and-shoulders", seed: int = 0) -> dict[str, Any]:
+    """The PatternDetected detail the consumer emits for a planted pattern, built by the consumer's own code."""
+    from patternwatch_shared.detection import COLUMNS, detect_in
+    from patternwatch_shared.pattern_events import pattern_detected_detail
+
+    bars, end = planted_bars(symbol, pattern, seed)
+    columns = {field: [bar[field] for bar in bars[: end + 1]] for field in COLUMNS}
+    detection = next(d for d in detect_in(columns, latest_only=True) if d.pattern == pattern)
+    detail = pattern_detected_detail(symbol, detection, datetime(2026, 3, 2, tzinfo=timezone.utc), columns)
+    return json.loads(detail.model_dump_json())
 
 
 def flat_bars(symbol: str, count: int, *, start: int = 1_700_000_000, price: float = 50.0) -> list[dict[str, Any]]:

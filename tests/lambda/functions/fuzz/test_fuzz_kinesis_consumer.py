@@ -3,7 +3,7 @@
 For every generated batch: the handler answers (a Kinesis batch has no retry signal but its item
 failures, so nothing may escape); exactly the bad records are item failures; every good record's bar
 is stored with its values (the last of a repeated symbol and time); a redelivery changes nothing
-and queues no alert again; two deliveries at once store everything once.
+and emits no PatternDetected event again; two deliveries at once store everything once.
 """
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from fuzz_support import (
 )
 from kinesis_consumer import handler
 from lambda_testkit import TRADING_PATTERNS, failed_ids, kinesis_event, sequence_numbers
+from patternwatch_shared.names.messages import EVENT_FIELD_ALERT_ID
 
 HANDLER = "kinesis-consumer"
 
@@ -47,7 +48,7 @@ def deliver_and_check(platform: FuzzPlatform, event: dict, context, failing: set
 
 def test_every_valid_record_is_stored_and_every_bad_one_reported_also_on_redelivery(platform, lambda_context):
     # Batches this small never reach the engine's window, so nothing is detected here; detection,
-    # pattern writes and alerts under redelivery are the next test's.
+    # pattern writes and PatternDetected events under redelivery are the next test's.
     @fuzz()
     @given(records=st.lists(stream_records(), max_size=6))
     @example(records=[])  # an empty batch
@@ -79,7 +80,7 @@ def test_two_deliveries_of_one_batch_at_once_store_it_once(platform, lambda_cont
     @fuzz(15)
     @given(records=st.lists(stream_records(), max_size=6), last=st.integers(end - 2, end + 2))
     def deliver_twice(records, last):
-        platform.clear(trading_patterns=True, queues=[platform.resources.alert_queue_url])
+        platform.clear(trading_patterns=True, queues=[platform.resources.pattern_events_inbox])
         TradingPatternsTable(platform.resources.dynamodb, TRADING_PATTERNS).put_bars([Bar(**bar) for bar in history[: end - 2]])
         mixed = history_records[end - 2 : last + 1] + records
         event = kinesis_event([data for data, _ in mixed])
@@ -92,14 +93,14 @@ def test_two_deliveries_of_one_batch_at_once_store_it_once(platform, lambda_cont
         patterns = platform.pattern_items({symbol for symbol, _ in stored})
         assert ("HNS", "head-and-shoulders") in {(p["symbol"]["S"], p["pattern"]["S"]) for p in patterns} or last < end
         assert len({p["SK"]["S"] for p in patterns}) == len(patterns)
-        # Both copies may queue a pattern's alert (delivery is at-least-once); it is the same alert
-        # id, and alert-processor delivers an id once (test_fuzz_alert_processor).
-        alerts = platform.messages(platform.resources.alert_queue_url)
-        assert {a["alertId"] for a in alerts} <= {f"{p['symbol']['S']}#{p['SK']['S']}" for p in patterns}
+        # Both copies may emit a pattern's PatternDetected event (delivery is at-least-once); it
+        # carries the same alert id, and alert-processor delivers an id once (test_fuzz_alert_processor).
+        emitted = platform.messages(platform.resources.pattern_events_inbox)
+        assert {e["detail"][EVENT_FIELD_ALERT_ID] for e in emitted} <= {f"{p['symbol']['S']}#{p['SK']['S']}" for p in patterns}
         # A later redelivery adds nothing.
         deliver_and_check(platform, event, lambda_context, failing, stored)
         assert platform.pattern_items({symbol for symbol, _ in stored}) == patterns
-        assert platform.messages(platform.resources.alert_queue_url) == []
+        assert platform.messages(platform.resources.pattern_events_inbox) == []
 
     deliver_twice()
 
@@ -110,7 +111,7 @@ def test_a_batch_of_10000_records_keeps_every_valid_one_and_reports_every_bad_on
     @fuzz(1)
     @given(shapes=st.lists(valid_bars(), min_size=5, max_size=5), bad=st.lists(bad_records(), min_size=40, max_size=40))
     def deliver_huge(shapes, bad):
-        platform.clear(trading_patterns=True, queues=[platform.resources.alert_queue_url])
+        platform.clear(trading_patterns=True, queues=[platform.resources.pattern_events_inbox])
         bars = [dict(shapes[i % 5], symbol=f"S{i % 5}", timestamp=T0 + 60 * (i // 5)) for i in range(1_000)]
         records = [(b64(json.dumps(bar)), bar) for bar in bars] * 4
         records += [bad[i % 40] for i in range(6_000)]

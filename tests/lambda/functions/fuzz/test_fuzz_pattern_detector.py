@@ -10,6 +10,8 @@ state machine catches by name); `decide` queues an alert with the same id howeve
 from __future__ import annotations
 
 import base64
+import copy
+import functools
 import json
 import math
 
@@ -21,13 +23,14 @@ from fuzz_support import (
     DEEP_NESTING, EVENTS_PER_HANDLER, INVALID_SYMBOLS, NON_FINITE_TOKENS, T0, UNSTORABLE, VALID_SYMBOLS, count_event, fuzz,
     invalid_bar_texts, json_object, pairs_of, prices, read_strictly, tally, volumes,
 )
-from lambda_testkit import BAD_BASE64_BODIES, api_event, planted_bars
+from lambda_testkit import BAD_BASE64_BODIES, api_event, pattern_event_detail, planted_bars
 from pattern_detector import handler
 from patternwatch_shared.names.messages import PATTERN_FAMILIES
 from patternwatch_shared.storage import StoredPattern, TradingPatternsTable
 from patternwatch_shared.workflow import InvalidInputError
 
 API = "pattern-detector API"
+FAMILIES = sorted(PATTERN_FAMILIES)  # each family is named after the pattern that heads it
 WORKFLOW = "pattern-detector workflow"
 
 
@@ -36,7 +39,7 @@ WORKFLOW = "pattern-detector workflow"
 def series(draw, min_size: int = 1, max_size: int = 45) -> list[dict]:
     """Valid bars without a symbol, unique timestamps in any order; sometimes a planted pattern."""
     if draw(st.integers(0, 9)) == 0:
-        bars, _ = planted_bars("PLANT", draw(st.sampled_from(PATTERN_FAMILIES)), seed=draw(st.integers(0, 2)))
+        bars, _ = planted_bars("PLANT", draw(st.sampled_from(FAMILIES)), seed=draw(st.integers(0, 2)))
         return [{k: v for k, v in bar.items() if k != "symbol"} for bar in bars]
     count = draw(st.integers(min_size, max_size))
     times = draw(st.permutations([T0 + 60 * i for i in range(count)]))
@@ -53,7 +56,7 @@ def valid_bodies(draw) -> dict:
     if draw(st.booleans()):
         body["window"] = draw(st.sampled_from((12, 38, 500)))
     if draw(st.booleans()):
-        body["patterns"] = draw(st.lists(st.sampled_from(PATTERN_FAMILIES), min_size=1, max_size=3))
+        body["patterns"] = draw(st.lists(st.sampled_from(FAMILIES), min_size=1, max_size=3))
     return body
 
 
@@ -90,7 +93,8 @@ def invalid_bodies(draw) -> str | None:
         return json.dumps({**body, "bars": [body["bars"][0]] * 5_001})
     if kind == 10:
         return draw(st.sampled_from((None, "", "{", "[]", "null", DEEP_NESTING, TOO_LONG, json.dumps(body)[:-1], "\ud800")))
-    return json.dumps({k: v for k, v in body.items() if k != draw(st.sampled_from(("symbol", "bars")))})
+    missing = draw(st.sampled_from(("symbol", "bars")))
+    return json.dumps({k: v for k, v in body.items() if k != missing})
 
 
 OK, BAD_REQUEST, NO_ROUTE = {200}, {400}, {404, 405}
@@ -186,19 +190,34 @@ def test_every_request_is_answered_200_or_400_with_valid_json_and_get_changes_no
 
 
 # --- workflow actions -------------------------------------------------------------------------------
+# PatternDetected details as the consumer emits them (the engine runs once per detail, so they are
+# built once per session).
+DETAIL_SEEDS = {"head-and-shoulders": 0, "double-top": 1, "ascending-triangle": 1}
+
+
+@functools.cache
+def detail_for(pattern: str) -> dict:
+    return pattern_event_detail("AAPL", pattern, seed=DETAIL_SEEDS[pattern])
+
+
 @st.composite
 def workflow_events(draw) -> tuple[object, bool]:
-    """(a task input, whether it is valid)."""
-    symbol = draw(st.sampled_from(VALID_SYMBOLS))
-    bars = draw(series(max_size=40))
+    """(a task input, whether it is valid), in the shapes the analysis workflow passes between its states."""
+    detail = copy.deepcopy(detail_for(draw(st.sampled_from(sorted(DETAIL_SEEDS)))))
+    symbol = detail["symbol"]
+    candidate = {k: v for k, v in detail.items() if k not in ("symbol", "bars")}
+    confirmed = {"pattern": candidate["pattern"], "confidence": draw(st.one_of(st.just(candidate["confidence"]), st.floats(0, 1))),
+                 "start": 0, "end": len(detail["bars"]) - 1, "startTimestamp": candidate["startTimestamp"],
+                 "endTimestamp": candidate["endTimestamp"], "extrema": candidate["extrema"]}
+    bars = draw(st.one_of(series(max_size=40), st.just([{k: v for k, v in bar.items()} for bar in detail["bars"]])))
     action = draw(st.sampled_from(("validate", "detect", "score", "decide")))
-    match = {"pattern": "double-top", "confidence": draw(st.floats(0, 1)), "start": 0, "end": 37,
-             "startTimestamp": T0, "endTimestamp": T0 + 60 * 37}
     valid_events = {
-        "validate": {"action": "validate", "symbol": symbol, "bars": bars, "correlationId": "exec-1"},
-        "detect": {"action": "detect", "family": draw(st.sampled_from(PATTERN_FAMILIES)), "symbol": symbol, "bars": bars},
-        "score": {"action": "score", "symbol": symbol, "results": [{"family": "double-top", "symbol": symbol, "matches": [match]}]},
-        "decide": {"action": "decide", "symbol": symbol, "matches": [match], "topMatch": match, "severity": "HIGH"},
+        "validate": {"action": "validate", "detail": detail, "correlationId": "exec-1"},
+        "detect": {"action": "detect", "family": draw(st.sampled_from(FAMILIES)), "symbol": symbol, "bars": bars},
+        "score": {"action": "score", "symbol": symbol, "candidate": candidate,
+                  "results": [{"family": family, "symbol": symbol, "matches": [confirmed] if candidate["pattern"] in PATTERN_FAMILIES[family] else []}
+                              for family in FAMILIES]},
+        "decide": {"action": "decide", "symbol": symbol, "candidate": candidate, "confirmed": draw(st.sampled_from((confirmed, None)))},
     }
     event = valid_events[action]
     if draw(st.booleans()):
@@ -209,16 +228,22 @@ def workflow_events(draw) -> tuple[object, bool]:
     if kind == 1:
         return {**event, "action": draw(st.sampled_from(("VALIDATE", "delete", None, 1, "")))}, False
     if kind == 2:
-        return {**event, "symbol": draw(st.sampled_from(INVALID_SYMBOLS))}, False
+        bad_symbol = draw(st.sampled_from(INVALID_SYMBOLS))
+        if action == "validate":
+            return {**event, "detail": {**detail, "symbol": bad_symbol}}, False
+        return {**event, "symbol": bad_symbol}, False
     if kind == 3:
         return {**event, "unexpected": 1}, False
     if kind == 4:
-        return {k: v for k, v in event.items() if k not in ("symbol",)}, False
-    if kind == 5 and action in ("validate", "detect"):
-        return {**event, "bars": [dict(bars[0], close=draw(st.sampled_from((*UNSTORABLE, math.nan, math.inf))))]}, False
-    if kind == 6 and action in ("score", "decide"):
-        bad = dict(match, confidence=draw(st.sampled_from((math.nan, math.inf, 1.5, -0.1))))
-        return {**event, "topMatch": bad, "matches": [bad], "results": [{"family": "double-top", "symbol": symbol, "matches": [bad]}]}, False
+        return {k: v for k, v in event.items() if k not in ("symbol", "detail")}, False
+    if kind == 5:  # a number DynamoDB (and so the model) refuses, or a non-finite one, in a bar
+        bad_bar = dict(detail["bars"][0], close=draw(st.sampled_from((*UNSTORABLE, math.nan, math.inf))))
+        if action == "validate":
+            return {**event, "detail": {**detail, "bars": [bad_bar, *detail["bars"][1:]]}}, False
+        return {"action": "detect", "family": FAMILIES[0], "symbol": symbol, "bars": [bad_bar, *detail["bars"][1:]]}, False
+    if kind == 6:  # a confidence that is not a probability
+        bad = draw(st.sampled_from((math.nan, math.inf, 1.5, -0.1)))
+        return {"action": "decide", "symbol": symbol, "candidate": {**candidate, "confidence": bad}, "confirmed": {**confirmed, "confidence": bad}}, False
     return {**event, "correlationId": draw(st.sampled_from(("", "x" * 300, 7)))}, False
 
 

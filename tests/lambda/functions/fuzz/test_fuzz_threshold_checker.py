@@ -3,7 +3,7 @@
 For every generated case: the handler answers (an exception would make EventBridge retry an event
 that can never succeed); a foreign event is rejected with a reason and reads nothing; the schedule's
 event counts exactly the readable items of its window, skips and counts the unreadable ones, and
-queues one alert exactly when more than ERROR_THRESHOLD of them breach; a redelivered event gives the
+queues one alert exactly when at least THRESHOLD_CHECK_MIN_BREACHES of them breach; a redelivered event gives the
 same summary and the same alert id (alert-processor delivers an id once).
 """
 from __future__ import annotations
@@ -23,7 +23,7 @@ from threshold_checker import handler
 HANDLER = "threshold-checker"
 NOW = datetime(2026, 3, 2, 0, 2, 0, tzinfo=timezone.utc)  # the 5-minute window spans two index days
 LOOKBACK = timedelta(minutes=5)
-ERROR_THRESHOLD, CONFIDENCE_THRESHOLD = 2, 0.9  # as the test environment sets them
+MIN_BREACHES, CONFIDENCE_THRESHOLD = 3, 0.9  # as the test environment sets them
 
 
 @pytest.fixture(autouse=True)
@@ -38,7 +38,7 @@ def index_items(draw) -> tuple[dict, datetime, float | None]:
     stored = StoredPattern(
         symbol=draw(st.sampled_from(("AAPL", "MSFT", "BRK.B"))), pattern=draw(st.sampled_from(("double-top", "head-and-shoulders"))),
         # What DynamoDB can store: 0 or 1e-130 and up (the engine's scores are 0 or above ~1e-18).
-        confidence=draw(st.one_of(st.just(0.0), st.floats(1e-130, 1))), start_timestamp=1_700_000_000, end_timestamp=1_700_000_000 + draw(st.integers(0, 10**6)),
+        confidence=draw(st.one_of(st.just(0.0), st.just(CONFIDENCE_THRESHOLD), st.floats(1e-130, 1))), start_timestamp=1_700_000_000, end_timestamp=1_700_000_000 + draw(st.integers(0, 10**6)),
         detected_at=detected, severity="HIGH", alert_state="QUEUED",
     )
     item = stored.to_item()
@@ -96,9 +96,9 @@ def test_only_its_schedule_runs_a_check_and_the_check_counts_what_it_can_read(pl
         latest = {(item["PK"]["S"], item["SK"]["S"]): (detected, confidence) for item, detected, confidence in items}  # a put replaces
         in_window = [confidence for detected, confidence in latest.values() if window_end - LOOKBACK <= detected <= window_end]
         readable = [c for c in in_window if c is not None]
-        breaches = [c for c in readable if c > CONFIDENCE_THRESHOLD]
+        breaches = [c for c in readable if c >= CONFIDENCE_THRESHOLD]
         assert (summary["evaluated"], summary["skipped"], summary["breaches"]) == (len(readable), len(in_window) - len(readable), len(breaches))
-        assert summary["exceeded"] is (len(breaches) > ERROR_THRESHOLD)
+        assert summary["exceeded"] is (len(breaches) >= MIN_BREACHES)
         if summary["exceeded"]:
             assert [alert["alertId"] for alert in queued] == [f"threshold#{keys.iso_utc(window_end)}"] * 2
         else:

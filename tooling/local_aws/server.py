@@ -1,0 +1,146 @@
+"""The emulator's HTTP front: the deployed REST APIs, a few admin endpoints, and moto for everything else.
+
+Admin endpoints (JSON; only this emulator has them, no AWS API does):
+- GET  /_patternwatch/clock                      {"offsetSeconds", "now"}
+- POST /_patternwatch/clock  {"advanceSeconds": n} or {"reset": true}
+- POST /_patternwatch/metrics/flush              wait for queued async invocations, publish SQS/Kinesis metrics
+- POST /_patternwatch/events/fire  {"rule", "bus"?, "region"?, "wait"?: true}
+                                                 deliver a scheduled rule's event to its targets now
+- POST /_patternwatch/lambda/wait  {"timeout"?}  wait until queued async invocations are done
+- GET  /_patternwatch/lambda/stats               invocations, cold starts, errors, dropped async events
+"""
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from . import api_gateway, clock, event_delivery, service_metrics
+from .lambda_service import service
+
+DEFAULT_ACCOUNT = "123456789012"
+ADMIN_PREFIX = "/_patternwatch/"
+
+
+def default_region() -> str:
+    return os.environ.get("PATTERNWATCH_EMULATOR_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+
+
+def _read_body(environ) -> bytes:
+    try:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        length = 0
+    return environ["wsgi.input"].read(length) if length else b""
+
+
+def _respond(start_response, status: int, body: Any, headers: list[tuple[str, str]] | None = None) -> list[bytes]:
+    from http import HTTPStatus
+
+    raw = body if isinstance(body, bytes) else json.dumps(body, default=str).encode()
+    reason = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Status"
+    start_response(f"{status} {reason}", [*(headers or [("Content-Type", "application/json")]), ("Content-Length", str(len(raw)))])
+    return [raw]
+
+
+def _admin(method: str, path: str, body: dict) -> tuple[int, Any]:
+    route = path[len(ADMIN_PREFIX):].rstrip("/")
+    if route == "clock":
+        if method == "POST":
+            if body.get("reset"):
+                clock.reset()
+            else:
+                clock.advance(float(body.get("advanceSeconds", 0)))
+        return 200, {"offsetSeconds": clock.offset(), "now": clock.now()}
+    if route == "metrics/flush" and method == "POST":
+        drained = service().wait_for_async(float(body.get("timeout", 120)))
+        return 200, {"asyncDrained": drained, "dataPoints": service_metrics.publish_now()}
+    if route == "events/fire" and method == "POST":
+        result = event_delivery.fire_rule(body.get("account", DEFAULT_ACCOUNT), body.get("region", default_region()), body["rule"],
+                                          body.get("bus", "default"), body.get("time"))
+        if body.get("wait", True):
+            result["asyncDrained"] = service().wait_for_async(float(body.get("timeout", 300)))
+        return 200, result
+    if route == "lambda/wait" and method == "POST":
+        return 200, {"asyncDrained": service().wait_for_async(float(body.get("timeout", 300)))}
+    if route == "lambda/stats" and method == "GET":
+        return 200, service().stats()
+    return 404, {"message": f"no admin endpoint {method} {path}"}
+
+
+def _gateway_request(environ, path: str) -> api_gateway.Request:
+    from urllib.parse import parse_qs
+
+    headers = []
+    for key, value in environ.items():
+        if key.startswith("HTTP_"):
+            headers.append((api_gateway.canonical_header(key[5:].replace("_", "-").lower()), value))
+        elif key in ("CONTENT_TYPE", "CONTENT_LENGTH") and value:
+            headers.append((api_gateway.canonical_header(key.replace("_", "-").lower()), value))
+    return api_gateway.Request(
+        method=environ["REQUEST_METHOD"],
+        path=path or "/",
+        query=parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True),
+        headers=headers,
+        body=_read_body(environ),
+        source_ip=environ.get("REMOTE_ADDR", "127.0.0.1"),
+    )
+
+
+def _find_api_region(account: str, api_id: str) -> str:
+    from moto.apigateway.models import apigateway_backends
+
+    for region, backend in list(apigateway_backends[account].items()):
+        if api_id in backend.apis:
+            return region
+    return default_region()
+
+
+class PlatformApp:
+    """WSGI: admin and gateway paths here, the rest to moto's dispatcher."""
+
+    def __init__(self, moto_app) -> None:
+        self.moto_app = moto_app
+
+    def __call__(self, environ, start_response):
+        path = environ.get("PATH_INFO", "")
+        if path.startswith(ADMIN_PREFIX):
+            raw = _read_body(environ)
+            try:
+                status, body = _admin(environ["REQUEST_METHOD"], path, json.loads(raw) if raw else {})
+            except (KeyError, ValueError) as error:
+                status, body = 400, {"message": f"{type(error).__name__}: {error}"}
+            return _respond(start_response, status, body)
+        match = api_gateway.PATH.match(path)
+        if match:
+            request = _gateway_request(environ, match.group("path"))
+            account = DEFAULT_ACCOUNT
+            response = api_gateway.handle(account, _find_api_region(account, match.group("api")), match.group("api"), match.group("stage"), request)
+            return _respond(start_response, response.status, response.body, response.headers)
+        return self.moto_app(environ, start_response)
+
+
+def application():
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+
+    return PlatformApp(DomainDispatcherApplication(create_backend_app))
+
+
+def serve(host: str, port: int) -> None:
+    """Run the emulator in the foreground (python -m tooling.moto_extensions does this)."""
+    import signal
+    import sys
+
+    from werkzeug.serving import run_simple
+
+    os.environ.setdefault("MOTO_PORT", str(port))
+    os.environ.setdefault("MOTO_HOST", host)
+
+    def stop(*_):
+        service().shutdown()
+        sys.exit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    run_simple(host, port, application(), threaded=True)
+
