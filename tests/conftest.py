@@ -18,9 +18,12 @@ botocore.session.create_loader = functools.lru_cache(maxsize=None)(botocore.load
 # Fixtures that run an external tool (checkov, terraform) over the stacks: a test using one is `slow`, and
 # `make test-fast` (-m "not slow") leaves it out. Marked here, so a new test that uses one is marked too.
 EXTERNAL_TOOL_FIXTURES = {"scans", "initialized_stacks", "provider_schema", "workspace_probe"}
+# The fuzz suite (hundreds of generated events per handler) is `slow` as a whole.
+SLOW_DIRECTORIES = ("tests/lambda/functions/fuzz",)
 
 
-def pytest_collection_modifyitems(items):
+def pytest_collection_modifyitems(config, items):
     for item in items:
-        if EXTERNAL_TOOL_FIXTURES & set(getattr(item, "fixturenames", ())):
+        where = item.path.relative_to(config.rootpath).as_posix()
+        if EXTERNAL_TOOL_FIXTURES & set(getattr(item, "fixturenames", ())) or where.startswith(SLOW_DIRECTORIES):
             item.add_marker(pytest.mark.slow)
