@@ -15,6 +15,7 @@ from moto import mock_aws  # noqa: E402
 from lambda_testkit import (  # noqa: E402
     API_BASE_URL,
     APPROVAL_TRACKING,
+    DATA_BUCKET,
     REGION,
     TRADING_PATTERNS,
     AwsResources,
@@ -23,7 +24,7 @@ from lambda_testkit import (  # noqa: E402
 from patternwatch_shared import aws  # noqa: E402
 from patternwatch_shared.names.functions import (  # noqa: E402
     ENV_ALERT_QUEUE_URL, ENV_APPROVAL_API_BASE_URL, ENV_APPROVAL_EXPIRY_SECONDS,
-    ENV_APPROVAL_REQUESTS_TOPIC_ARN, ENV_APPROVAL_TABLE, ENV_ERROR_THRESHOLD, ENV_PATTERN_CONFIDENCE_THRESHOLD,
+    ENV_APPROVAL_REQUESTS_TOPIC_ARN, ENV_APPROVAL_TABLE, ENV_DATA_BUCKET, ENV_ERROR_THRESHOLD, ENV_PATTERN_CONFIDENCE_THRESHOLD,
     ENV_PENDING_APPROVALS_QUEUE_URL, ENV_TRADING_ALERTS_TOPIC_ARN, ENV_TRADING_PATTERNS_TABLE,
 )
 from patternwatch_shared.names.table import APPROVAL_PARTITION_KEY  # noqa: E402
@@ -63,6 +64,8 @@ def aws_resources(monkeypatch):
         dynamodb = boto3.client("dynamodb", region_name=REGION)
         sqs = boto3.client("sqs", region_name=REGION)
         sns = boto3.client("sns", region_name=REGION)
+        s3 = boto3.client("s3", region_name=REGION)
+        s3.create_bucket(Bucket=DATA_BUCKET)
         create_trading_patterns_table(dynamodb)
         dynamodb.create_table(
             TableName=APPROVAL_TRACKING,
@@ -90,6 +93,7 @@ def aws_resources(monkeypatch):
             ENV_APPROVAL_REQUESTS_TOPIC_ARN: approval_requests,
             ENV_APPROVAL_EXPIRY_SECONDS: "3600",
             ENV_APPROVAL_API_BASE_URL: API_BASE_URL,
+            ENV_DATA_BUCKET: DATA_BUCKET,
             ENV_ERROR_THRESHOLD: "2",
             ENV_PATTERN_CONFIDENCE_THRESHOLD: "0.9",
         }.items():
@@ -104,6 +108,7 @@ def aws_resources(monkeypatch):
             approval_requests_topic=approval_requests,
             trading_alerts_inbox=inboxes[trading_alerts],
             approval_requests_inbox=inboxes[approval_requests],
+            s3=s3,
         )
     aws.reset_clients()
 

@@ -18,6 +18,7 @@ from patternwatch_shared.names.table import (
 REGION = "us-east-1"
 TRADING_PATTERNS = "TradingPatterns-test"
 APPROVAL_TRACKING = "ApprovalTracking-test"
+DATA_BUCKET = "patternwatch-data-test"
 API_BASE_URL = "https://api.example.test/v1"  # the stage is v1 (patternwatch_infra/api.py)
 T0 = 1_700_000_000  # a bar timestamp well inside the accepted epoch range
 
@@ -33,6 +34,12 @@ class AwsResources:
     approval_requests_topic: str
     trading_alerts_inbox: str  # SQS queue subscribed to TradingAlerts, to read what was published
     approval_requests_inbox: str
+    s3: Any = None
+
+    def objects(self, prefix: str = "") -> dict[str, bytes]:
+        """Every object in the data bucket under `prefix`, by key."""
+        listed = self.s3.list_objects_v2(Bucket=DATA_BUCKET, Prefix=prefix).get("Contents", [])
+        return {o["Key"]: self.s3.get_object(Bucket=DATA_BUCKET, Key=o["Key"])["Body"].read() for o in listed}
 
     def drain(self, queue_url: str) -> list[dict[str, Any]]:
         """Every message currently in the queue (deleted as read), bodies parsed."""
