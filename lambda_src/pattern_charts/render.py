@@ -131,7 +131,7 @@ def render_chart(
     libs = _libraries()
     timestamps = [int(ts) for ts in columns["timestamp"]]
     positions = {ts: index for index, ts in enumerate(timestamps)}
-    figure, price_axis, volume_axis = _candles_and_volume(libs, columns, price_basis, size_inches)
+    figure, price_axis, volume_axis = _candles_and_volume(libs, columns, size_inches)
     try:
         by_tier: dict[Tier, list[ChartMatch]] = {"prominent": [], "faint": [], "omitted": []}
         for match in sorted(matches, key=lambda m: (m.end_timestamp, m.pattern)):
@@ -153,7 +153,7 @@ def render_chart(
         )
         buffer = io.BytesIO()
         # No Software/date metadata: the same chart gives the same bytes, so a retried write is identical.
-        figure.savefig(buffer, format="png", dpi=dpi, metadata={"Software": None}, bbox_inches="tight", pad_inches=0.2)
+        figure.savefig(buffer, format="png", dpi=dpi, metadata={"Software": None})
         # What the figure holds, read back rather than restated: the tests assert on these.
         return RenderedChart(
             png=buffer.getvalue(),
@@ -174,7 +174,7 @@ def render_chart(
         libs.pyplot.close(figure)
 
 
-def _candles_and_volume(libs: Any, columns: Mapping[str, Sequence[float]], price_basis: str, size_inches: tuple[float, float]) -> tuple[Any, Any, Any]:
+def _candles_and_volume(libs: Any, columns: Mapping[str, Sequence[float]], size_inches: tuple[float, float]) -> tuple[Any, Any, Any]:
     """The mplfinance figure: candlesticks over volume, labelled axes. Returns (figure, price axis, volume axis)."""
     timestamps = [int(ts) for ts in columns["timestamp"]]
     frame = libs.pandas.DataFrame(
@@ -189,7 +189,7 @@ def _candles_and_volume(libs: Any, columns: Mapping[str, Sequence[float]], price
         style=libs.style,
         returnfig=True,
         figsize=size_inches,
-        ylabel=f"Price ({PRICE_CURRENCY}, {price_basis})",
+        ylabel=f"Price ({PRICE_CURRENCY})",  # what the prices are (adjusted, as received) is in the title
         ylabel_lower=f"Volume ({VOLUME_UNIT})",
         xlabel=f"Date ({TIME_ZONE_LABEL})",
         datetime_format="%Y-%m-%d %H:%M" if intraday else "%Y-%m-%d",
@@ -197,8 +197,13 @@ def _candles_and_volume(libs: Any, columns: Mapping[str, Sequence[float]], price
         panel_ratios=(3, 1),
         volume_exponent=0,  # plain numbers (formatted as 12M below), no "10^6" appended to the label
         warn_too_much_data=len(frame) + 1,
+        # Margins for the axis labels and the two-line title, set here rather than with savefig's tight
+        # bounding box, which draws the whole figure twice.
+        scale_padding={"left": 0.6, "right": 0.6, "top": 0.8, "bottom": 0.6},
     )
     price_axis, volume_axis = axes[0], axes[2]
+    low, high = price_axis.get_ylim()
+    price_axis.set_ylim(low, high + 0.06 * (high - low))  # room for the labels above the highest extremum
     # 12M rather than "1e7" above the axis: the unit stays in the axis label.
     volume_axis.yaxis.set_major_formatter(libs.FuncFormatter(_shares))
     volume_axis.yaxis.get_offset_text().set_visible(False)

@@ -71,7 +71,8 @@ def test_a_critical_alert_gets_its_chart_and_evidence_before_its_approval_reques
     assert chart["key"] == where.chart and chart["bars"] == len(window)
     assert [entry["label"] for entry in chart["prominent"][0]["labels"]] == ["LS", "N1", "H", "N2", "RS"]
     assert [line["name"] for line in chart["prominent"][0]["lines"]] == ["neckline"]
-    assert chart["priceAxis"] == f"Price (USD, {STREAM_PRICE_BASIS})" and chart["volumeAxis"] == "Volume (shares)"
+    assert chart["priceAxis"] == "Price (USD)" and chart["volumeAxis"] == "Volume (shares)"
+    assert f"Prices in USD, {STREAM_PRICE_BASIS}" in chart["title"]
     assert evidence["display"] == {"displayThreshold": 0.5, "alertThreshold": 0.9, "contextBars": CONTEXT_BARS}
 
     (request,) = aws_resources.published(aws_resources.approval_requests_inbox)

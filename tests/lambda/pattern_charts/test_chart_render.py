@@ -77,7 +77,7 @@ def test_other_matches_are_faint_or_left_out_with_a_count(planted_series):
 def test_axes_have_labels_with_units_and_the_title_says_what_the_prices_are(planted_series):
     rows, matches = planted_series
     chart = render_chart("AAPL", rows, matches, headline="750 daily bars", price_basis="split- and dividend-adjusted")
-    assert chart.price_label == "Price (USD, split- and dividend-adjusted)"
+    assert chart.price_label == "Price (USD)"
     assert chart.volume_label == "Volume (shares)"
     assert chart.time_label == "Date (UTC)"
     assert chart.title == "AAPL: 750 daily bars\nPrices in USD, split- and dividend-adjusted; volume in shares"
