@@ -21,7 +21,7 @@ handler module is imported, the import of matplotlib, pandas and mplfinance, the
 MPLCONFIGDIR (a new execution environment, matplotlib builds its font cache in /tmp) and with the cache
 left by an earlier run (a later cold start on a reused /tmp does not happen in Lambda; shown for scale).
 
-    pipenv run python benchmarks/bench_lambda_import.py [--repeats 5]
+    .venv/bin/python benchmarks/bench_lambda_import.py [--repeats 5]
 """
 from __future__ import annotations
 
