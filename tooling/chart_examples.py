@@ -39,6 +39,7 @@ def demo_example():
 
 def evidence_example():
     """The evidence the alert processor builds for the planted head-and-shoulders's CRITICAL alert."""
+    from pattern_charts.annotations import ALERT_CONFIDENCE_THRESHOLD
     from patternwatch_shared.alert_evidence import CONTEXT_BARS, EXTREMA_FROM_STORED_PATTERN, build_evidence
     from patternwatch_shared.detection import severity_for
     from patternwatch_shared.keys import alert_id, pattern_sort_key
@@ -50,7 +51,7 @@ def evidence_example():
     end = next(i for i, row in enumerate(rows) if row["timestamp"] == match.end_timestamp)
     alert = AlertMessage(
         alertId=alert_id(PLANTED_SYMBOL, pattern_sort_key(match.end_timestamp, match.pattern)), source="stream",
-        severity=severity_for(match.confidence), detectedAt="2026-01-01T00:00:00.000000Z", confidence=match.confidence,
+        severity=severity_for(match.confidence, ALERT_CONFIDENCE_THRESHOLD), detectedAt="2026-01-01T00:00:00.000000Z", confidence=match.confidence,
         symbol=PLANTED_SYMBOL, pattern=match.pattern, startTimestamp=match.start_timestamp, endTimestamp=match.end_timestamp,
     )
     return build_evidence(alert, bars=rows[max(0, start - CONTEXT_BARS) : end + 1], extrema=list(match.extrema),

@@ -3,7 +3,7 @@
 Pure (no matplotlib, no numpy), so the rules are tested on their own and the renderer only draws them.
 
 Tiers (see docs/charts.md for how the display threshold was chosen):
-- prominent: the match alerted (confidence above the alerting threshold, or it is the alert's own match);
+- prominent: the match alerted (confidence at or above the alert threshold, or it is the alert's own match);
   drawn thick, every extremum labelled, its neckline or trendlines drawn and named;
 - faint: confidence at or above the display threshold; a thin line through its extrema, no labels;
 - omitted: below the display threshold. Not drawn as a detected pattern; counted in the legend.
@@ -18,8 +18,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final, Literal
 
-# The alerting rule's threshold (names.messages.ALERT_CONFIDENCE_THRESHOLD, not imported: this package
-# must not pull in the rest of the shared code). A test checks that the two agree.
+# The default alert threshold (envs/*.json `alerts.confidence_threshold`, patternwatch_infra.config
+# AlertsConfig; not imported: this package must not pull in the rest of the code). A test checks that the
+# two agree; callers that know their environment's threshold pass it in DisplaySettings.
 ALERT_CONFIDENCE_THRESHOLD: Final = 0.9
 # Matches below this confidence are not drawn as detected patterns. Chosen from data (docs/charts.md,
 # benchmarks/chart_display_threshold.py): 94% of random-walk matches (chance) score below it, 88% of
@@ -42,8 +43,8 @@ class DisplaySettings:
             )
 
     def tier(self, confidence: float, *, alerted: bool = False) -> Tier:
-        """Alerting means strictly above the alert threshold, as the alerting rule says ("confidence > 0.9")."""
-        if alerted or confidence > self.alert_threshold:
+        """Alerting means at or above the alert threshold, as the alerting rule says (detection.alerts)."""
+        if alerted or confidence >= self.alert_threshold:
             return "prominent"
         return "faint" if confidence >= self.display_threshold else "omitted"
 

@@ -8,10 +8,11 @@ import pytest
 from moto import mock_aws
 from PIL import Image
 
-from patternwatch_shared.detection import detect_in, severity_for
+from pattern_charts.annotations import ALERT_CONFIDENCE_THRESHOLD
+from patternwatch_shared.detection import alerts, detect_in, severity_for
 from patternwatch_shared.evidence import evidence_keys
 from patternwatch_shared.models import Bar
-from patternwatch_shared.names.table import ALERT_STATE_NOT_REQUIRED, ALERT_STATE_QUEUED
+from patternwatch_shared.names.table import ALERT_STATE_EVENT_EMITTED, ALERT_STATE_NOT_REQUIRED
 from patternwatch_shared.storage import StoredPattern, TradingPatternsTable
 from tooling import chart_examples, demo
 
@@ -39,8 +40,8 @@ def stored_demo(monkeypatch, tmp_path):
         for d in detections:
             table.put_pattern_once(StoredPattern(
                 symbol=demo.PLANTED_SYMBOL, pattern=d.pattern, confidence=d.confidence, start_timestamp=d.start_timestamp,
-                end_timestamp=d.end_timestamp, detected_at=demo.datetime.now(demo.timezone.utc), severity=severity_for(d.confidence),
-                alert_state=ALERT_STATE_QUEUED if d.confidence > 0.9 else ALERT_STATE_NOT_REQUIRED, extrema=d.extrema,
+                end_timestamp=d.end_timestamp, detected_at=demo.datetime.now(demo.timezone.utc), severity=severity_for(d.confidence, ALERT_CONFIDENCE_THRESHOLD),
+                alert_state=ALERT_STATE_EVENT_EMITTED if alerts(d.confidence, ALERT_CONFIDENCE_THRESHOLD) else ALERT_STATE_NOT_REQUIRED, extrema=d.extrema,
             ))
         yield session, detections
 
@@ -51,7 +52,7 @@ def test_the_demo_draws_each_symbol_with_the_renderer_alerted_patterns_prominent
     (path,) = charts
     assert path == tmp_path / "SYNTH.png" and Image.open(path).format == "PNG"
     chart = charts[path]
-    alerted = [d for d in detections if d.confidence > 0.9]
+    alerted = [d for d in detections if alerts(d.confidence, ALERT_CONFIDENCE_THRESHOLD)]
     assert [(m.pattern, m.confidence) for m in chart.prominent] == [(d.pattern, d.confidence) for d in alerted]
     assert [label for label, _, _ in chart.prominent[0].labels] == ["LS", "N1", "H", "N2", "RS"]
     assert len(chart.faint) + chart.omitted + len(chart.prominent) == len(detections)

@@ -10,7 +10,7 @@ from typing import Any
 
 from patternwatch_shared import aws
 from patternwatch_shared.names.messages import (
-    CRITICAL_CONFIDENCE_THRESHOLD, EVENT_DETAIL_TYPE_PATTERN_DETECTED, EVENT_SOURCE_PATTERNS,
+    CRITICAL_CONFIDENCE_THRESHOLD, EVENT_DETAIL_TYPE_PATTERN_DETECTED, EVENT_SOURCE_PATTERNS, PATTERN_FAMILIES,
 )
 from patternwatch_shared.names.table import (
     RECENT_PATTERNS_INDEX, RECENT_PATTERNS_INDEX_PARTITION_KEY, RECENT_PATTERNS_INDEX_SORT_KEY,
@@ -345,6 +345,25 @@ def pattern_event_detail(symbol: str, pattern: str = "head-and-shoulders", seed:
     detection = next(d for d in detect_in(columns, latest_only=True) if d.pattern == pattern)
     detail = pattern_detected_detail(symbol, detection, datetime(2026, 3, 2, tzinfo=timezone.utc), columns)
     return json.loads(detail.model_dump_json())
+
+
+def run_workflow(detail: dict[str, Any], context: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """pattern-detector's actions on one PatternDetected detail, chained as PatternAnalysisWorkflow chains them:
+    validate -> one detect per family (the Parallel state) -> score -> decide. Returns (scored, decided)."""
+    from pattern_detector import handler
+
+    validated = handler.lambda_handler({"action": "validate", "detail": detail, "correlationId": "exec-1"}, context)
+    branches = [
+        handler.lambda_handler({"action": "detect", "family": family, "symbol": validated["symbol"], "bars": validated["bars"]}, context)
+        for family in PATTERN_FAMILIES
+    ]
+    scored = handler.lambda_handler(
+        {"action": "score", "symbol": validated["symbol"], "candidate": validated["candidate"], "results": branches}, context
+    )
+    decided = handler.lambda_handler(
+        {"action": "decide", "symbol": scored["symbol"], "candidate": scored["candidate"], "confirmed": scored["confirmed"]}, context
+    )
+    return scored, decided
 
 
 def flat_bars(symbol: str, count: int, *, start: int = 1_700_000_000, price: float = 50.0) -> list[dict[str, Any]]:

@@ -12,12 +12,12 @@ from alert_processor import handler as alert_processor
 from kinesis_consumer import handler as kinesis_consumer
 from lambda_testkit import (
     DATA_BUCKET, TRADING_PATTERNS, FlakyClient, alert_body, failed_ids, install_client, kinesis_bars_event, planted_bars,
-    sqs_event,
+    run_workflow, sqs_event,
 )
 from pattern_engine import detect
 from patternwatch_shared import aws, keys
 from patternwatch_shared.alert_evidence import (
-    CONTEXT_BARS, EXTREMA_FROM_STORED_PATTERN, EXTREMA_RE_DETECTED, STREAM_PRICE_BASIS, EvidenceWriter, build_evidence,
+    CONTEXT_BARS, EXTREMA_FROM_ALERT, EXTREMA_FROM_STORED_PATTERN, EXTREMA_RE_DETECTED, STREAM_PRICE_BASIS, EvidenceWriter, build_evidence,
     extrema_from_details,
 )
 from patternwatch_shared.evidence import EVIDENCE_PREFIX, evidence_keys
@@ -25,19 +25,18 @@ from patternwatch_shared.models import AlertMessage, Bar
 from patternwatch_shared.storage import StoredPattern, TradingPatternsTable
 
 
-def queued_alert_bodies(resources) -> list[str]:
-    """What the stream consumer put on AlertQueue, as raw message bodies."""
-    return [json.dumps(body) for body in resources.drain(resources.alert_queue_url)]
-
-
 @pytest.fixture
 def streamed_critical_alert(aws_resources, lambda_context):
-    """A planted head-and-shoulders streamed through the kinesis consumer: its bars and pattern are stored,
-    and its CRITICAL alert is on AlertQueue (returned as the raw body)."""
+    """A planted head-and-shoulders streamed through the kinesis consumer (its bars and pattern are stored),
+    its PatternDetected event run through the analysis workflow's steps, whose decide step queues the CRITICAL
+    alert on AlertQueue (returned as the parsed body, with the bars)."""
     bars, end = planted_bars("EVID")
     assert kinesis_consumer.lambda_handler(kinesis_bars_event(bars[: end + 1]), lambda_context) == {"batchItemFailures": []}
-    (body,) = [b for b in queued_alert_bodies(aws_resources) if json.loads(b)["severity"] == "CRITICAL"]
-    return bars, json.loads(body)
+    (event,) = aws_resources.pattern_events()
+    _, decided = run_workflow(event["detail"], lambda_context)
+    assert decided["decision"] == "ALERT"
+    (body,) = [b for b in aws_resources.drain(aws_resources.alert_queue_url) if b["severity"] == "CRITICAL"]
+    return bars, body
 
 
 def test_a_critical_alert_gets_its_chart_and_evidence_before_its_approval_request(aws_resources, lambda_context, streamed_critical_alert):
@@ -57,7 +56,7 @@ def test_a_critical_alert_gets_its_chart_and_evidence_before_its_approval_reques
     assert evidence["alert"] == alert and evidence["alertId"] == alert["alertId"]
     match = evidence["match"]
     assert (match["pattern"], match["startTimestamp"], match["endTimestamp"]) == ("head-and-shoulders", alert["startTimestamp"], alert["endTimestamp"])
-    assert match["extremaSource"] == EXTREMA_FROM_STORED_PATTERN
+    assert match["extremaSource"] == EXTREMA_FROM_ALERT  # the workflow's alert carries the confirmed extrema
     assert [point["label"] for point in match["extrema"]] == ["LS", "N1", "H", "N2", "RS"]
     # The bars window: the CONTEXT_BARS before the match's first bar, through its last one, oldest first.
     timestamps = [bar["timestamp"] for bar in bars]
@@ -104,6 +103,17 @@ def test_writing_the_same_alert_again_writes_the_same_keys_and_bytes(aws_resourc
     second = writer.write(message)
     assert second.keys == first.keys and second.data_bytes == first.data_bytes and second.chart_png == first.chart_png
     assert aws_resources.objects(EVIDENCE_PREFIX) == stored
+
+
+def test_an_alert_without_extrema_takes_them_from_the_stored_pattern(aws_resources, streamed_critical_alert):
+    _, alert = streamed_critical_alert
+    message = AlertMessage.model_validate({k: v for k, v in alert.items() if k != "details"})
+    table = TradingPatternsTable(aws.client("dynamodb"), TRADING_PATTERNS)
+    evidence = EvidenceWriter(aws.client("s3"), DATA_BUCKET, table).gather(message)
+    match = evidence.document["match"]
+    assert match["extremaSource"] == EXTREMA_FROM_STORED_PATTERN
+    assert [[p["timestamp"], p["price"]] for p in match["extrema"]] == alert["details"]["extrema"]
+    assert [p["label"] for p in match["extrema"]] == ["LS", "N1", "H", "N2", "RS"]
 
 
 def test_a_threshold_alert_gets_its_breaches_and_no_chart(aws_resources, lambda_context):

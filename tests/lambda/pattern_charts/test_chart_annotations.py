@@ -8,11 +8,11 @@ from pattern_charts.annotations import (
 )
 from pattern_engine import PATTERN_NAMES, detect
 from pattern_engine.synthetic import planted
-from patternwatch_shared.names import messages
+from patternwatch_infra.config import AlertConfig
 
 
 def test_the_alert_threshold_is_the_alerting_rules_and_the_display_threshold_is_below_it():
-    assert ALERT_CONFIDENCE_THRESHOLD == messages.ALERT_CONFIDENCE_THRESHOLD
+    assert ALERT_CONFIDENCE_THRESHOLD == AlertConfig().confidence_threshold
     assert 0 < DISPLAY_CONFIDENCE_THRESHOLD < ALERT_CONFIDENCE_THRESHOLD
 
 
@@ -20,8 +20,8 @@ def test_the_alert_threshold_is_the_alerting_rules_and_the_display_threshold_is_
     ("confidence", "alerted", "tier"),
     [
         (0.97, False, "prominent"),
-        (0.9000001, False, "prominent"),
-        (0.9, False, "faint"),  # the alerting rule is "confidence > 0.9"
+        (0.9, False, "prominent"),  # the alerting rule is "confidence >= the alert threshold"
+        (0.8999999, False, "faint"),
         (DISPLAY_CONFIDENCE_THRESHOLD, False, "faint"),
         (DISPLAY_CONFIDENCE_THRESHOLD - 0.001, False, "omitted"),
         (0.04, False, "omitted"),

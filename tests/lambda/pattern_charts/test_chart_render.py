@@ -40,7 +40,7 @@ def _fake(pattern: str, confidence: float, rows, first: int, *, alerted: bool = 
 
 def test_an_alerting_match_is_drawn_prominently_with_labelled_extrema_and_its_neckline(planted_series):
     rows, matches = planted_series
-    alerting = [m for m in matches if m.confidence > 0.9]
+    alerting = [m for m in matches if m.confidence >= 0.9]
     assert [m.pattern for m in alerting] == ["head-and-shoulders"]
     chart = render_chart("SYNTH", rows, matches, headline="planted series", price_basis="synthetic")
 
@@ -61,7 +61,7 @@ def test_other_matches_are_faint_or_left_out_with_a_count(planted_series):
     extra = [_fake("double-top", 0.62, rows, 5), _fake("double-top", 0.71, rows, 20), _fake("triangle-top", 0.2, rows, 40), _fake("rectangle-top", 0.49, rows, 60)]
     chart = render_chart("SYNTH", rows, [*matches, *extra], headline="planted series", price_basis="synthetic")
 
-    faint = [m for m in [*matches, *extra] if 0.5 <= m.confidence <= 0.9]
+    faint = [m for m in [*matches, *extra] if 0.5 <= m.confidence < 0.9]
     assert sorted((m.pattern, m.confidence) for m in chart.faint) == sorted((m.pattern, m.confidence) for m in faint)
     assert all(m.tier == "faint" and m.labels == () and m.lines == () for m in chart.faint)
     omitted = [m for m in [*matches, *extra] if m.confidence < 0.5]
