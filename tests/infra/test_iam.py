@@ -6,7 +6,7 @@ import json
 import pytest
 
 from patternwatch_infra.config import ENVIRONMENT_NAMES
-from patternwatch_infra.testing import find_resource, logical_id, policy_statements, resolve, resolve_name, resources
+from patternwatch_infra.testing import find_resource, logical_id, policy_statements, reference_to, resolve, resolve_name, resources
 
 # Statements allowed a wildcard in a resource, each with the reason AWS forces it. Anything else fails.
 WILDCARD_RESOURCE_ALLOWLIST = {
@@ -21,6 +21,7 @@ WILDCARD_RESOURCE_ALLOWLIST = {
     "InvokeTuningAliases": "the executor may invoke only the RAM<memory> aliases, never `live`",
     "RemoveTuningAliases": "the tuner's aliases are RAM<memory>: <function arn>:RAM* names only those",
     "RemoveTuningVersions": "versions are <function arn>:<version>; the unqualified function is not matched",
+    "WriteEvidence": "evidence objects are named per alert (evidence/<sha256 of the alertId>/...): only that prefix",
 }
 # Actions AWS accepts only with the bare "*" resource.
 STAR_ONLY_ACTIONS = {
@@ -90,6 +91,8 @@ EXPECTED_ACTIONS = {
         # The approval item is written once (PutItem) and read back (GetItem, the delivery ledger); only the
         # approval processor updates it.
         "dynamodb:GetItem", "dynamodb:PutItem", "sqs:SendMessage", "sns:Publish",
+        # Evidence: the bars window and the stored match (Query), written to the data bucket (PutObject).
+        "dynamodb:Query", "s3:PutObject",
     },
     "ThresholdCheckerRole-dev": {"dynamodb:Query", "sqs:SendMessage"},
     "ApprovalProcessorRole-dev": {"dynamodb:GetItem", "dynamodb:UpdateItem", "sns:Publish"},
@@ -137,6 +140,16 @@ def test_the_threshold_checker_may_only_query_the_recent_patterns_index(dev):
     assert table["global_secondary_index"][0]["name"] == "RecentPatternsIndex"
     (resource,) = statements["QueryRecentPatterns"]["resources"]
     assert resource.endswith(".arn}/index/RecentPatternsIndex")
+
+
+def test_the_alert_processor_writes_evidence_only_under_its_prefix_and_reads_only_trading_patterns(dev):
+    statements = {s["sid"]: s for s in role_policies(dev)["AlertProcessorRole-dev"]}
+    bucket = reference_to("aws_s3_bucket", logical_id(dev, "aws_s3_bucket", bucket="patternwatch-data-111111111111-dev"), "arn")
+    assert statements["WriteEvidence"]["actions"] == ["s3:PutObject"]
+    assert statements["WriteEvidence"]["resources"] == [f"{bucket}/evidence/*"]
+    table = reference_to("aws_dynamodb_table", logical_id(dev, "aws_dynamodb_table", name="TradingPatterns-dev"), "arn")
+    assert statements["ReadEvidenceFromTradingPatterns"]["actions"] == ["dynamodb:Query"]
+    assert statements["ReadEvidenceFromTradingPatterns"]["resources"] == [table, f"{table}/index/RecentPatternsIndex"]
 
 
 @pytest.mark.parametrize("env", ENVIRONMENT_NAMES)
