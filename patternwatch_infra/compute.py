@@ -3,11 +3,12 @@
 Creates:
 - the layer `shared-dependencies-<s>` (pattern engine, shared code, third-party wheels for arm64)
 - KinesisConsumer-<s>, PatternDetector-<s>, AlertProcessor-<s>, ThresholdChecker-<s>, ApprovalProcessor-<s>,
-  each a MonitoredFunction (role, log group, alias `live`, alarms, deployment group)
+  each a MonitoredFunction (role, log group, alias `live`, alarms, deployment group) with the reserved
+  concurrency of envs/<env>.json; ThresholdChecker, the one invoked asynchronously, with its dead-letter queue
 - CodeDeploy application `patternwatch-functions-<s>` (every function's deployment group) and the role it
   deploys with
 - event sources: the Kinesis enhanced fan-out consumer MarketDataFanOut -> KinesisConsumer:live,
-  AlertQueue -> AlertProcessor:live
+  AlertQueue -> AlertProcessor:live (at most as many instances as AlertProcessor has reserved)
 
 Packaging runs here, during synth (packaging.py): zips are deterministic and cached.
 """
@@ -39,6 +40,8 @@ from .function import (
     ARCHITECTURE,
     RUNTIME,
     FunctionPlatform,
+    InvokedAsynchronously,
+    InvokedSynchronously,
     MonitoredFunction,
     canary_deployment_role,
     grant_canary_deployments,
@@ -53,8 +56,9 @@ STREAM_BATCHING_WINDOW_SECONDS = 5
 STREAM_MAX_RETRY_ATTEMPTS = 3
 STREAM_MAX_RECORD_AGE_SECONDS = 3600
 ALERT_BATCH_SIZE = 10
-# Caps how many AlertProcessor instances SQS may drive, protecting SNS and DynamoDB from bursts.
-ALERT_MAX_CONCURRENCY = 5
+# A failed threshold check is retried twice (Lambda's default); a check older than an hour is superseded by
+# twelve newer ones, so it goes to the dead-letter queue instead of running late.
+THRESHOLD_CHECK_MAX_EVENT_AGE_SECONDS = 3600
 
 # Key use needed to read from or write to KMS-encrypted SQS, SNS, Kinesis and DynamoDB.
 USE_KEY = ["kms:Decrypt", "kms:GenerateDataKey"]
@@ -99,9 +103,20 @@ class ComputeLayer(ArchitectureLayer):
         alert_queue = data.alert_queue.queue
         key = [data.kms_key.arn]
 
-        def function(spec: LambdaFunctionSpec, environment: dict[str, str], statements: list) -> MonitoredFunction:
+        reserved = config.lambda_.reserved_concurrency
+
+        def function(
+            spec: LambdaFunctionSpec, environment: dict[str, str], statements: list, invocation: InvokedSynchronously | InvokedAsynchronously
+        ) -> MonitoredFunction:
             return MonitoredFunction(
-                self, spec=spec, code=function_packages[spec.package], platform=platform, environment=environment, statements=statements
+                self,
+                spec=spec,
+                code=function_packages[spec.package],
+                platform=platform,
+                environment=environment,
+                statements=statements,
+                invocation=invocation,
+                reserved_concurrency=reserved[spec.package],
             )
 
         self.kinesis_consumer = function(
@@ -132,6 +147,7 @@ class ComputeLayer(ArchitectureLayer):
                 ),
                 statement(sid="UsePlatformKey", actions=USE_KEY, resources=key),
             ],
+            InvokedSynchronously("by the Kinesis event source mapping, whose on-failure destination StreamConsumerFailures keeps failed records"),
         )
         self.kinesis_consumer.add_iterator_age_alarm(config.alarms.iterator_age_ms)
 
@@ -143,6 +159,7 @@ class ComputeLayer(ArchitectureLayer):
                 statement(sid="SendAlerts", actions=["sqs:SendMessage"], resources=[alert_queue.arn]),
                 statement(sid="UsePlatformKey", actions=USE_KEY, resources=key),
             ],
+            InvokedSynchronously("by API Gateway's proxy integration, which answers the error, and by PatternAnalysisWorkflow's tasks, which retry and catch it"),
         )
 
         self.alert_processor = function(
@@ -171,6 +188,7 @@ class ComputeLayer(ArchitectureLayer):
                 ),
                 statement(sid="UsePlatformKey", actions=USE_KEY, resources=key),
             ],
+            InvokedSynchronously("by the AlertQueue event source mapping; a message that fails three receives goes to AlertQueue-DLQ"),
         )
 
         self.threshold_checker = function(
@@ -190,6 +208,8 @@ class ComputeLayer(ArchitectureLayer):
                 statement(sid="SendAlerts", actions=["sqs:SendMessage"], resources=[alert_queue.arn]),
                 statement(sid="UsePlatformKey", actions=USE_KEY, resources=key),
             ],
+            # EventBridge invokes it asynchronously on its schedule: retries, then the dead-letter queue.
+            InvokedAsynchronously(data.threshold_checker_dlq.queue, maximum_event_age_seconds=THRESHOLD_CHECK_MAX_EVENT_AGE_SECONDS),
         )
 
         self.approval_processor = function(
@@ -200,6 +220,7 @@ class ComputeLayer(ArchitectureLayer):
                 statement(sid="PublishDecisions", actions=["sns:Publish"], resources=[data.trading_alerts_topic.topic.arn]),
                 statement(sid="UsePlatformKey", actions=USE_KEY, resources=key),
             ],
+            InvokedSynchronously("by API Gateway's proxy integration, which answers the error to the person who clicked"),
         )
 
         self.functions = [
@@ -236,7 +257,9 @@ class ComputeLayer(ArchitectureLayer):
             function_name=self.alert_processor.alias.arn,
             batch_size=ALERT_BATCH_SIZE,
             function_response_types=["ReportBatchItemFailures"],
-            scaling_config=LambdaEventSourceMappingScalingConfig(maximum_concurrency=ALERT_MAX_CONCURRENCY),
+            # SQS drives at most as many instances as the function has reserved, so the poller is never throttled
+            # and SNS and DynamoDB see bursts no larger than that.
+            scaling_config=LambdaEventSourceMappingScalingConfig(maximum_concurrency=self.alert_processor.reserved_concurrency),
             depends_on=[self.alert_processor.policy],
         )
 

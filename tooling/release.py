@@ -4,7 +4,8 @@ Usage: python -m tooling.release --env dev [--workspace pr123] pattern_detector 
        (or: make release ENV=dev [WORKSPACE=pr123] FUNCTION=pattern_detector)
 
 The five platform functions (PLATFORM_FUNCTIONS) are released this way. The power tuner's functions
-(package power_tuning) are tooling and ship with `make deploy`: they have no canary to roll out through.
+(package power_tuning) are tooling in a stack of their own and ship with `make deploy-tuner`: they have no
+canary to roll out through.
 
 Steps: build the function's deterministic zip, upload it to $LATEST, wait for the update, publish a version,
 then let CodeDeploy shift the alias `live` from the version it serves to the new one (10% for 5 minutes,
@@ -104,7 +105,8 @@ def output_names(package: str) -> dict[str, str]:
 def check_releasable(package: str) -> None:
     if package == POWER_TUNING_PACKAGE:
         raise ReleaseError(
-            f"{package!r} is the power tuner's code (PowerTuning*-<suffix>): it ships with `make deploy`, not through a "
+            f"{package!r} is the power tuner's code (PowerTuning*-<suffix>, stack patternwatch-<env>-power-tuner): it ships with "
+            f"`make deploy-tuner`, not through a "
             f"canary release (releasable: {', '.join(RELEASABLE_PACKAGES)})"
         )
     if package not in RELEASABLE_PACKAGES:

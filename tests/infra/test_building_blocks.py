@@ -40,7 +40,9 @@ def test_a_bucket_keeps_extra_policy_statements_after_the_tls_rule():
 
     def build(scope):
         key = KmsKey(scope, "key")
-        SecureBucket(scope, "b", bucket_name="b-test", kms_key=key, force_destroy=True, lifecycle=None, extra_policy_statements=[extra])
+        SecureBucket(
+            scope, "b", bucket_name="b-test", kms_key=key, force_destroy=True, lifecycle=None, access_logs=None, extra_policy_statements=[extra]
+        )
 
     document = synth_scope(build)
     (policy,) = resources(document, "aws_s3_bucket_policy").values()
@@ -48,6 +50,22 @@ def test_a_bucket_keeps_extra_policy_statements_after_the_tls_rule():
     (dependency,) = policy["depends_on"]
     assert dependency.startswith("aws_s3_bucket_public_access_block.")
     assert resolve(document, policy["bucket"])["bucket"] == "b-test"
+
+
+def test_a_bucket_without_the_platform_key_must_say_why_and_only_then():
+    def build(kms, because):
+        def inside(scope):
+            key = KmsKey(scope, "key") if kms else None
+            SecureBucket(scope, "b", bucket_name="b-test", kms_key=key, force_destroy=True, lifecycle=None, access_logs=None, sse_s3_because=because)
+
+        return inside
+
+    for kms, because in ((False, None), (True, "a reason")):
+        with pytest.raises(ValueError, match="a bucket without the platform key must say why"):
+            synth_scope(build(kms, because))
+    document = synth_scope(build(False, "S3 log delivery needs SSE-S3"))
+    (encryption,) = resources(document, "aws_s3_bucket_server_side_encryption_configuration").values()
+    assert encryption["rule"] == [{"apply_server_side_encryption_by_default": {"sse_algorithm": "AES256"}}]
 
 
 def test_lookup_helpers_fail_loudly_instead_of_guessing():
