@@ -3,7 +3,13 @@ from __future__ import annotations
 
 from cdktf_cdktf_provider_aws.kms_key import KmsKey
 
+from cdktf_cdktf_provider_aws.sns_topic import SnsTopic
+from patternwatch_shared.names.functions import THRESHOLD_CHECKER
+
 from patternwatch_infra.blocks import EncryptedQueue, SecureBucket
+from patternwatch_infra.config import load_environment
+from patternwatch_infra.function import FunctionPlatform, InvokedSynchronously, MonitoredFunction
+from patternwatch_infra.naming import Naming
 from patternwatch_infra.policies import service_principal, statement
 import pytest
 
@@ -116,3 +122,17 @@ def test_an_encrypted_log_group_keeps_the_retention_it_is_given(dev):
     groups = resources(dev, "aws_cloudwatch_log_group")
     assert len(groups) == 13
     assert all("CKV_AWS_338" in dev["//"]["checkov_skip"][group_id] for group_id in groups)
+
+
+def test_a_function_without_reserved_concurrency_must_say_why():
+    def build(scope):
+        platform = FunctionPlatform(
+            config=load_environment("dev"), naming=Naming(), kms_key=KmsKey(scope, "key"), alarm_topic=SnsTopic(scope, "topic", name="ops-test")
+        )
+        MonitoredFunction(
+            scope, spec=THRESHOLD_CHECKER, code=None, platform=platform, environment={}, statements=[],
+            invocation=InvokedSynchronously("a test"), reserved_concurrency=None,
+        )
+
+    with pytest.raises(ValueError, match="ThresholdChecker: give it reserved concurrency, or say why it draws from the unreserved pool"):
+        synth_scope(build)

@@ -19,6 +19,7 @@ from integration_helpers import (
     wait_for_execution,
     workflow_bars,
 )
+from patternwatch_infra.config import load_environment
 from tooling import local_platform
 
 pytestmark = pytest.mark.integration
@@ -84,13 +85,15 @@ def test_a_failing_task_is_retried_as_configured_then_goes_to_manual_review_on_t
     """PatternDetector throttled (reserved concurrency 0): every Invoke fails with Lambda.TooManyRequestsException."""
     ops_inbox = subscribe_inbox(clients, deployed["ops_topic_arn"], "ItOpsInbox")
     function = deployed["pattern_detector_alias_arn"].split(":")[6]
+    reserved = load_environment("local").lambda_.reserved_concurrency["pattern_detector"]
     clients.lambda_.put_function_concurrency(FunctionName=function, ReservedConcurrentExecutions=0)
     try:
         started = time.monotonic()
         execution = start(clients, deployed, "WFFAIL", planted_bars("WFFAIL"))
         elapsed = time.monotonic() - started
     finally:
-        clients.lambda_.delete_function_concurrency(FunctionName=function)
+        # Back to what Terraform set (envs/local.json), so the platform's plan stays clean.
+        clients.lambda_.put_function_concurrency(FunctionName=function, ReservedConcurrentExecutions=reserved)
     assert execution["status"] == "FAILED" and execution["error"] == "PatternAnalysisFailed", execution
 
     history = execution_history(clients, execution["executionArn"])
