@@ -26,7 +26,7 @@ from cdktf_cdktf_provider_aws.cloudwatch_event_target import (
 from cdktf_cdktf_provider_aws.lambda_permission import LambdaPermission
 from constructs import Construct
 from patternwatch_shared.names.messages import (
-    EVENT_DETAIL_TYPE_PATTERN_DETECTED, EVENT_FIELD_CONFIDENCE, EVENT_SOURCE_PATTERNS,
+    EVENT_DETAIL_TYPE_PATTERN_DETECTED, EVENT_FIELD_CONFIDENCE, EVENT_SOURCE_PATTERNS, THRESHOLD_CHECK_RULE_BASE_NAME,
 )
 
 from .architecture_layer import ArchitectureLayer
@@ -89,7 +89,7 @@ class OrchestrationLayer(ArchitectureLayer):
         self.threshold_rule = CloudwatchEventRule(
             self,
             "threshold_check_rule",
-            name=naming.name("threshold-check"),
+            name=naming.name(THRESHOLD_CHECK_RULE_BASE_NAME),
             description="Runs ThresholdChecker:live every five minutes",
             schedule_expression=THRESHOLD_CHECK_SCHEDULE,
         )
