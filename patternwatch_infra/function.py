@@ -116,6 +116,7 @@ class MonitoredFunction(Construct):
         reserved_concurrency: int | None,
         unreserved_because: str | None = None,
         timeout_seconds: int | None = None,
+        extra_layers: Sequence[LambdaLayerVersion] = (),
     ) -> None:
         super().__init__(scope, spec.construct_id)
         config, naming = platform.config, platform.naming
@@ -175,7 +176,8 @@ class MonitoredFunction(Construct):
             handler=spec.handler,
             filename=asset.path,
             source_code_hash=code.source_code_hash,
-            layers=[platform.layer.arn] if platform.layer is not None else None,
+            # The shared layer first: a layer above it (the chart layer) relies on what it provides. Tooling has none.
+            layers=[*([platform.layer.arn] if platform.layer is not None else []), *(layer.arn for layer in extra_layers)] or None,
             memory_size=config.lambda_.memory_mb,
             timeout=self.timeout_seconds,
             reserved_concurrent_executions=reserved_concurrency,

@@ -80,6 +80,7 @@ class ApprovalWorkflow:
         self,
         alert: AlertMessage,
         *,
+        evidence: dict[str, str] | None = None,
         now: datetime,
         expiry_seconds: int,
         api_base_url: str,
@@ -109,6 +110,9 @@ class ApprovalWorkflow:
             "severity": alert.severity,
             "alert": alert.model_dump(exclude_none=True),
         }
+        if evidence:
+            # Keys in the data bucket, not a presigned URL: the approve link's page shows the chart.
+            summary["evidence"] = evidence
         # Queue before publishing: if the publish fails the message is retried with a new token
         # and the orphaned item expires; a human never gets a link that was not recorded.
         send_json(self._sqs, pending_queue_url, summary)

@@ -24,6 +24,7 @@ WILDCARD_RESOURCE_ALLOWLIST = {
     "InvokeTuningAliases": "the executor may invoke only the RAM<memory> aliases, never `live`",
     "RemoveTuningAliases": "the tuner's aliases are RAM<memory>: <function arn>:RAM* names only those",
     "RemoveTuningVersions": "versions are <function arn>:<number>: <arn>:1* .. <arn>:9* match every version and no alias",
+    "WriteEvidence": "evidence objects are named per alert (evidence/<sha256 of the alertId>/...): only that prefix",
 }
 # Actions AWS accepts only with the bare "*" resource.
 STAR_ONLY_ACTIONS = {
@@ -93,6 +94,8 @@ EXPECTED_ACTIONS = {
         # The approval item is written once (PutItem) and read back (GetItem, the delivery ledger); only the
         # approval processor updates it.
         "dynamodb:GetItem", "dynamodb:PutItem", "sqs:SendMessage", "sns:Publish",
+        # Evidence: the bars window and the stored match (Query), written to the data bucket (PutObject).
+        "dynamodb:Query", "s3:PutObject",
     },
     "ThresholdCheckerRole-dev": {"dynamodb:Query", "sqs:SendMessage"},
     "ApprovalProcessorRole-dev": {"dynamodb:GetItem", "dynamodb:UpdateItem", "sns:Publish"},
@@ -176,6 +179,16 @@ def test_the_threshold_checker_may_only_query_the_recent_patterns_index(dev):
     assert table["global_secondary_index"][0]["name"] == "RecentPatternsIndex"
     (resource,) = statements["QueryRecentPatterns"]["resources"]
     assert resource.endswith(".arn}/index/RecentPatternsIndex")
+
+
+def test_the_alert_processor_writes_evidence_only_under_its_prefix_and_reads_only_trading_patterns(dev):
+    statements = {s["sid"]: s for s in role_policies(dev)["AlertProcessorRole-dev"]}
+    bucket = reference_to("aws_s3_bucket", logical_id(dev, "aws_s3_bucket", bucket="patternwatch-data-111111111111-dev"), "arn")
+    assert statements["WriteEvidence"]["actions"] == ["s3:PutObject"]
+    assert statements["WriteEvidence"]["resources"] == [f"{bucket}/evidence/*"]
+    table = reference_to("aws_dynamodb_table", logical_id(dev, "aws_dynamodb_table", name="TradingPatterns-dev"), "arn")
+    assert statements["ReadEvidenceFromTradingPatterns"]["actions"] == ["dynamodb:Query"]
+    assert statements["ReadEvidenceFromTradingPatterns"]["resources"] == [table, f"{table}/index/RecentPatternsIndex"]
 
 
 @pytest.mark.parametrize("env", ENVIRONMENT_NAMES)

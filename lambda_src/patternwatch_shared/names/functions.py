@@ -32,6 +32,8 @@ ENV_APPROVAL_EXPIRY_SECONDS: Final = "APPROVAL_EXPIRY_SECONDS"
 # Base URL of the REST API stage that serves POST /approve/{token}, e.g.
 # "https://abc123.execute-api.us-east-1.amazonaws.com/v1". The approve link is <base>/approve/<token>.
 ENV_APPROVAL_API_BASE_URL: Final = "APPROVAL_API_BASE_URL"
+# The data bucket: alert-processor writes each alert's evidence there (patternwatch_shared.evidence keys).
+ENV_DATA_BUCKET: Final = "DATA_BUCKET_NAME"
 # envs/*.json `alerts.confidence_threshold`: a detection alerts when its confidence is at or above it.
 ENV_ALERT_CONFIDENCE_THRESHOLD: Final = "ALERT_CONFIDENCE_THRESHOLD"
 # envs/*.json `alerts.threshold_check_min_breaches`: the threshold checker alerts at this many breaches.
@@ -113,6 +115,8 @@ ALERT_PROCESSOR: Final = LambdaFunctionSpec(
         ENV_APPROVAL_REQUESTS_TOPIC_ARN,
         ENV_APPROVAL_EXPIRY_SECONDS,
         ENV_APPROVAL_API_BASE_URL,
+        ENV_TRADING_PATTERNS_TABLE,
+        ENV_DATA_BUCKET,
     ),
 )
 THRESHOLD_CHECKER: Final = LambdaFunctionSpec(
