@@ -286,6 +286,45 @@ def lambda_create_function_retry_safe() -> None:
     _register("lambda:CreateFunction retry after a dropped connection")
 
 
+def s3_bucket_policies_over_tls() -> None:
+    """S3 object requests against a bucket policy: every bucket's TLS-only statement (Deny when
+    aws:SecureTransport is false) refused every object request, for three reasons, each fixed here:
+
+    - moto knows only the StringEquals condition operator and treats any other condition (here `Bool`) as
+      met, so the Deny applied to every request;
+    - moto evaluates bucket policies without request context. The emulator speaks plain HTTP on 127.0.0.1 in
+      place of AWS's TLS endpoints, so its requests are evaluated as TLS requests (aws:SecureTransport true);
+    - moto answers DENIED for any statement whose condition does not hold, Allow or Deny; in IAM a statement
+      whose condition does not hold does not apply.
+    """
+    from moto.iam import policy_conditions
+    from moto.iam.access_control import IAMPolicy, IAMPolicyStatement, PermissionResult
+    from moto.s3.models import FakeBucket
+
+    def bool_operation(expected, actual: str) -> bool:
+        expected_values = expected if isinstance(expected, list) else [expected]
+        return str(actual).lower() in {str(value).lower() for value in expected_values}
+
+    policy_conditions.CONDITION_OPERATIONS["Bool"] = bool_operation
+
+    original_statement = IAMPolicyStatement.is_action_permitted
+
+    def is_action_permitted(self, action, resource="*", principal=None, incoming_condition_values=None):
+        result = original_statement(self, action, resource, principal, incoming_condition_values)
+        if result == PermissionResult.DENIED and self._statement.get("Condition") and not self._check_conditions(incoming_condition_values):
+            return PermissionResult.NEUTRAL
+        return result
+
+    def get_permission(self, action, resource):
+        if self.policy is None:
+            return PermissionResult.NEUTRAL
+        return IAMPolicy(self.policy.decode()).is_action_permitted(action, resource, incoming_condition_values={"aws:SecureTransport": "true"})
+
+    IAMPolicyStatement.is_action_permitted = is_action_permitted
+    FakeBucket.get_permission = get_permission
+    _register("s3: bucket policies see TLS requests; a statement whose condition does not hold does not apply")
+
+
 def install() -> list[str]:
     """Apply every addition once; returns what was installed."""
     if not INSTALLED:
@@ -298,6 +337,7 @@ def install() -> list[str]:
         budgets_subscribers_and_tags()
         kinesis_create_stream_tags()
         lambda_create_function_retry_safe()
+        s3_bucket_policies_over_tls()
         INSTALLED.extend(moto_cloudwatch.install())  # metric reads: percentiles, dimension order, ListMetrics
         from . import local_aws
 
