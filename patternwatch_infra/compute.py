@@ -1,7 +1,9 @@
 """Compute layer: the five Lambda functions, their shared layer, event sources and canary releases.
 
 Creates:
-- the layer `shared-dependencies-<s>` (pattern engine, shared code, third-party wheels for arm64)
+- the code artifacts (code_artifacts.py): the artifact bucket, and where code is signed the Signer profile
+  and the code signing config every function carries
+- the layer `shared-dependencies-<s>` (pattern engine, shared code, third-party wheels for arm64), signed
 - KinesisConsumer-<s>, PatternDetector-<s>, AlertProcessor-<s>, ThresholdChecker-<s>, ApprovalProcessor-<s>,
   each a MonitoredFunction (role, log group, alias `live`, alarms, deployment group)
 - CodeDeploy application `patternwatch-functions-<s>` (every function's deployment group) and the role it
@@ -9,11 +11,11 @@ Creates:
 - event sources: the Kinesis enhanced fan-out consumer MarketDataFanOut -> KinesisConsumer:live,
   AlertQueue -> AlertProcessor:live
 
-Packaging runs here, during synth (packaging.py): zips are deterministic and cached.
+Packaging runs here, during synth (packaging.py): zips are deterministic and cached. The five functions'
+code is released (tooling/release.py): Terraform deploys their first package and ignores later ones.
 """
 from __future__ import annotations
 
-from cdktf import AssetType, TerraformAsset
 from cdktf_cdktf_provider_aws.codedeploy_app import CodedeployApp
 from cdktf_cdktf_provider_aws.lambda_event_source_mapping import (
     LambdaEventSourceMapping,
@@ -32,6 +34,7 @@ from patternwatch_shared.names.functions import (
 from patternwatch_shared.names.table import RECENT_PATTERNS_INDEX
 
 from .architecture_layer import ArchitectureLayer
+from .code_artifacts import CodeArtifacts
 from .config import EnvironmentConfig
 from .data import DataLayer
 from .naming import Naming
@@ -45,6 +48,7 @@ from .function import (
 )
 from .packaging import Package, build_all
 from .policies import statement
+from .release_contract import LAYERS_PREFIX
 
 # Kinesis: small batches at most 5 s old keep detection near real time.
 STREAM_BATCH_SIZE = 100
@@ -70,14 +74,18 @@ class ComputeLayer(ArchitectureLayer):
         naming = self.naming
         layer_package, function_packages = packages or build_all()
 
-        layer_asset = TerraformAsset(self, "layer_code", path=str(layer_package.path), type=AssetType.FILE)
+        self.artifacts = CodeArtifacts(
+            self, "artifacts", config=config, naming=naming, kms_key=data.kms_key, lifecycle=self.stateful_lifecycle
+        )
+        layer_name = naming.name("shared-dependencies")
+        layer_code = self.artifacts.upload(self, "layer_code", layer_package, kind=LAYERS_PREFIX, name=layer_name)
         self.shared_layer = LambdaLayerVersion(
             self,
             "shared_layer",
-            layer_name=naming.name("shared-dependencies"),
+            layer_name=layer_name,
             description="PatternWatch pattern engine, shared code and third-party packages (python3.12, arm64)",
-            filename=layer_asset.path,
-            source_code_hash=layer_package.source_code_hash,
+            s3_bucket=layer_code.bucket,
+            s3_key=layer_code.key,
             compatible_runtimes=[RUNTIME],
             compatible_architectures=[ARCHITECTURE],
         )
@@ -88,7 +96,9 @@ class ComputeLayer(ArchitectureLayer):
         self.platform = platform = FunctionPlatform(
             config=config,
             naming=naming,
+            account_id=data.caller.account_id,
             kms_key=data.kms_key,
+            artifacts=self.artifacts,
             layer=self.shared_layer,
             alarm_topic=data.ops_topic.topic,
             deployment_app=self.deployment_app,
@@ -101,7 +111,8 @@ class ComputeLayer(ArchitectureLayer):
 
         def function(spec: LambdaFunctionSpec, environment: dict[str, str], statements: list) -> MonitoredFunction:
             return MonitoredFunction(
-                self, spec=spec, code=function_packages[spec.package], platform=platform, environment=environment, statements=statements
+                self, spec=spec, code=function_packages[spec.package], platform=platform, environment=environment, statements=statements,
+                release_owns_code=True,
             )
 
         self.kinesis_consumer = function(
@@ -247,3 +258,6 @@ class ComputeLayer(ArchitectureLayer):
             self.output(f"{key_name}_deployment_group", f.deployment_group.deployment_group_name, description=f"{f.function_name} CodeDeploy group")
         self.output("shared_layer_arn", self.shared_layer.arn, description="shared-dependencies layer version ARN")
         self.output("deployment_app_name", self.deployment_app.name, description="CodeDeploy application for canary releases")
+        self.output("artifact_bucket_name", self.artifacts.bucket.bucket, description="S3 bucket releases upload function code to")
+        if self.artifacts.signing_profile is not None:
+            self.output("signing_profile_name", self.artifacts.signing_profile.name, description="Signer profile releases sign code with")

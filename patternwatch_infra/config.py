@@ -85,6 +85,21 @@ class AlarmConfig:
     canary_error_rate_percent: float = 2.0
 
 
+# What Lambda does with a package that is unsigned, or not signed by the environment's signing profile.
+UNTRUSTED_ARTIFACT_ACTIONS = ("Enforce", "Warn")
+
+
+@dataclass(frozen=True)
+class CodeSigningConfig:
+    """Lambda code signing: `Enforce` refuses untrusted packages, `Warn` deploys them and logs a warning."""
+
+    untrusted_artifact_on_deployment: str = "Warn"
+
+    @property
+    def enforced(self) -> bool:
+        return self.untrusted_artifact_on_deployment == "Enforce"
+
+
 @dataclass(frozen=True)
 class WafConfig:
     geo_block_countries: tuple[str, ...] = ("CN", "RU", "KP")
@@ -103,6 +118,7 @@ class EnvironmentConfig:
     lambda_: LambdaConfig = field(default_factory=LambdaConfig)
     alarms: AlarmConfig = field(default_factory=AlarmConfig)
     waf: WafConfig = field(default_factory=WafConfig)
+    code_signing: CodeSigningConfig = field(default_factory=CodeSigningConfig)
     canary_percent: float = 10.0
     kinesis_retention_hours: int = 24
     approval_expiry_seconds: int = 3600
@@ -230,6 +246,16 @@ def _read_waf(section: _Section | None) -> WafConfig:
     return waf
 
 
+def _read_code_signing(section: _Section | None) -> CodeSigningConfig:
+    if section is None:
+        return CodeSigningConfig()
+    action = section.string("untrusted_artifact_on_deployment", required=False, default=CodeSigningConfig.untrusted_artifact_on_deployment)
+    if action not in UNTRUSTED_ARTIFACT_ACTIONS:
+        raise section.error("untrusted_artifact_on_deployment", f"{action!r} is not one of {', '.join(map(repr, UNTRUSTED_ARTIFACT_ACTIONS))}")
+    section.done()
+    return CodeSigningConfig(untrusted_artifact_on_deployment=action)
+
+
 def _read_lambda(section: _Section | None) -> LambdaConfig:
     if section is None:
         return LambdaConfig()
@@ -286,6 +312,7 @@ def parse_environment(data: Any, source: str) -> EnvironmentConfig:
         lambda_=_read_lambda(top.section("lambda")),
         alarms=_read_alarms(top.section("alarms")),
         waf=_read_waf(top.section("waf")),
+        code_signing=_read_code_signing(top.section("code_signing")),
         canary_percent=top.number("canary_percent", 0.0, 100.0, 10.0),
         kinesis_retention_hours=top.integer("kinesis_retention_hours", 24, 8760, 24),
         approval_expiry_seconds=top.integer("approval_expiry_seconds", 60, 7 * 24 * 3600, 3600),
