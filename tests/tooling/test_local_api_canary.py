@@ -153,6 +153,40 @@ def test_canary_settings_can_be_changed_and_their_stage_variables_copied(aws, ap
     assert stage["variables"] == {"colour": "blue"} and stage["description"] == "still moto's to apply"
 
 
+def test_a_method_changed_in_place_changes_the_working_definition_only(aws, api):
+    """UpdateMethod (moto has none) with the operations Terraform sends for a method changed in place."""
+    validator = aws.apigateway.create_request_validator(restApiId=api.id, name="parameters", validateRequestParameters=True)["id"]
+    method = {"restApiId": api.id, "resourceId": api.greet_id, "httpMethod": "GET"}
+    updated = aws.apigateway.update_method(**method, patchOperations=[
+        {"op": "add", "path": "/requestParameters/method.request.querystring.probe", "value": "true"},
+        {"op": "replace", "path": "/requestValidatorId", "value": validator},
+        {"op": "replace", "path": "/apiKeyRequired", "value": "false"},
+    ])
+    assert updated["requestParameters"] == {"method.request.querystring.probe": True} and updated["requestValidatorId"] == validator
+    assert aws.apigateway.get_method(**method)["requestParameters"] == {"method.request.querystring.probe": True}
+
+    # The stage serves its snapshot until a deployment of the changed method is served.
+    assert _bodies(aws, api.id, count=10) == Counter({"v1": 10})
+    second = aws.apigateway.create_deployment(restApiId=api.id, description="definition probe")["id"]
+    aws.apigateway.update_stage(restApiId=api.id, stageName="v1", patchOperations=[{"op": "replace", "path": "/deploymentId", "value": second}])
+    assert _get(aws, api.id, "/greet")[0] == 400
+    assert _get(aws, api.id, "/greet?probe=1") == (200, "v1")
+
+    # Map entries are named by JSON pointer (`/` written `~1`); removing the last one leaves no map.
+    aws.apigateway.update_method(**method, patchOperations=[{"op": "add", "path": "/requestModels/application~1json", "value": "Empty"}])
+    assert aws.apigateway.get_method(**method)["requestModels"] == {"application/json": "Empty"}
+    aws.apigateway.update_method(**method, patchOperations=[
+        {"op": "remove", "path": "/requestParameters/method.request.querystring.probe"},
+        {"op": "remove", "path": "/requestModels/application~1json"},
+        {"op": "remove", "path": "/requestValidatorId"},
+    ])
+    after = aws.apigateway.get_method(**method)
+    assert not after.get("requestParameters") and not after.get("requestModels") and not after.get("requestValidatorId")
+    for unknown in ({"op": "replace", "path": "/httpMethod", "value": "POST"}, {"op": "copy", "from": "/apiKeyRequired", "path": "/operationName"}):
+        with pytest.raises(ClientError, match="Invalid patch operation"):
+            aws.apigateway.update_method(**method, patchOperations=[unknown])
+
+
 # --- the API release against the emulator ------------------------------------------------------------
 
 

@@ -13,7 +13,10 @@ stage serves its deployment, sending `percentTraffic` of the requests to the can
 - UpdateStage applies the canary operations the release uses (replace /canarySettings/..., copy
   /canarySettings/deploymentId to /deploymentId, remove /canarySettings) before moto's own;
 - DeleteDeployment refuses a deployment that a stage or its canary serves, as AWS does (moto refused any
-  deployment created with a stage name, even one nothing served any more).
+  deployment created with a stage name, even one nothing served any more);
+- UpdateMethod (moto has none, so Terraform could not change a method in place): the patch operations
+  Terraform sends for a method's request parameters and models, API key requirement, authorization and
+  validator (`apply_method_operation`).
 
 Not modelled: method responses, gateway responses, authorizers and stage-variable-dependent integrations in
 the snapshot (this platform uses none); the canary's own execution-log group.
@@ -125,6 +128,45 @@ def apply_canary_operation(stage, operation: dict[str, Any]) -> bool:
     return True
 
 
+# UpdateMethod paths that name one field of a method, by moto's attribute, and how a patch value reads.
+METHOD_FIELDS = {
+    "/apiKeyRequired": ("api_key_required", _boolean),
+    "/authorizationType": ("authorization_type", str),
+    "/authorizerId": ("authorizer_id", str),
+    "/operationName": ("operation_name", str),
+    "/requestValidatorId": ("request_validator_id", str),
+}
+# UpdateMethod paths that name one entry of a method's map: /requestParameters/<name>, /requestModels/<content type>.
+METHOD_MAPS = {"/requestParameters/": ("request_parameters", _boolean), "/requestModels/": ("request_models", str)}
+
+
+def _unescape(segment: str) -> str:
+    """A JSON-pointer segment (`application~1json`) as the key it names (`application/json`)."""
+    return segment.replace("~1", "/").replace("~0", "~")
+
+
+def apply_method_operation(method, operation: dict[str, Any]) -> None:
+    """Apply one UpdateMethod patch operation to a moto Method; ValueError for a path or op it does not know."""
+    op, path, value = operation.get("op"), operation.get("path", ""), operation.get("value")
+    if op not in ("add", "replace", "remove"):
+        raise ValueError(f"op {op!r} is not supported on a method")
+    if path in METHOD_FIELDS:
+        attribute, read = METHOD_FIELDS[path]
+        setattr(method, attribute, None if op == "remove" else read(value))
+        return
+    for prefix, (attribute, read) in METHOD_MAPS.items():
+        if path.startswith(prefix) and len(path) > len(prefix):
+            entries = dict(getattr(method, attribute) or {})
+            key = _unescape(path[len(prefix):])
+            if op == "remove":
+                entries.pop(key, None)
+            else:
+                entries[key] = read(value)
+            setattr(method, attribute, entries or None)
+            return
+    raise ValueError(f"path {path!r} is not supported on a method")
+
+
 def install() -> list[str]:
     from moto.apigateway import models
     from moto.apigateway.exceptions import BadRequestException
@@ -192,6 +234,16 @@ def install() -> list[str]:
         stage.canary_settings = canary_settings({**requested, "deploymentId": deployment.id})
         return 201, {"status": 201}, json.dumps(deployment.to_json())
 
+    def update_method(self):
+        _, _, function_id, _, resource_id, _, method_type = self.path.rstrip("/").split("/")[:7]
+        method = self.backend.get_method(function_id, resource_id, method_type)
+        for operation in self._get_param("patchOperations") or []:
+            try:
+                apply_method_operation(method, operation)
+            except ValueError as error:
+                raise BadRequestException(f"Invalid patch operation: {error}") from error
+        return 200, {"status": 200}, json.dumps(method.to_json())
+
     models.RestAPI.create_deployment = create_deployment
     models.RestAPI.delete_deployment = delete_deployment
     models.Stage.__init__ = stage_init
@@ -199,4 +251,8 @@ def install() -> list[str]:
     models.Stage.apply_operations = apply_operations
     APIGatewayResponse.create_stage = create_stage
     APIGatewayResponse.create_deployment = create_canary_deployment
-    return ["apigateway: deployment snapshots, stage canarySettings (create, get, update, promote, remove), DeleteDeployment of served deployments refused"]
+    APIGatewayResponse.update_method = update_method
+    return [
+        "apigateway: deployment snapshots, stage canarySettings (create, get, update, promote, remove), DeleteDeployment of served deployments refused",
+        "apigateway: UpdateMethod (request parameters and models, API key, authorization, validator)",
+    ]
