@@ -107,7 +107,9 @@ def deploy(*, workspace: str = DEFAULT_WORKSPACE, timings: dict[str, float] | No
 
     step = time.monotonic()
     say("terraform init (offline provider mirror where present)")
-    init = terraform("init", "-input=false", "-no-color")
+    # -reconfigure: the synthesized backend block is the truth; a .terraform/ left by an older synth (say,
+    # before the local backend got its workspace_dir) must not stop the deploy with "Backend configuration changed".
+    init = terraform("init", "-input=false", "-no-color", "-reconfigure")
     if init.returncode != 0:
         raise SystemExit(f"error: terraform init failed:\n{init.stdout}{init.stderr}")
     timings["init"] = time.monotonic() - step
