@@ -8,6 +8,7 @@ Admin endpoints (JSON; only this emulator has them, no AWS API does):
                                                  deliver a scheduled rule's event to its targets now
 - POST /_patternwatch/lambda/wait  {"timeout"?}  wait until queued async invocations are done
 - GET  /_patternwatch/lambda/stats               invocations, cold starts, errors, dropped async events
+- GET  /_patternwatch/calls                      AWS calls served, by service.operation; DynamoDB request units (call_counts.py)
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import json
 import os
 from typing import Any
 
-from . import api_gateway, clock, event_delivery, service_metrics
+from . import api_gateway, call_counts, clock, event_delivery, service_metrics
 from .lambda_service import service
 
 DEFAULT_ACCOUNT = "123456789012"
@@ -65,6 +66,8 @@ def _admin(method: str, path: str, body: dict) -> tuple[int, Any]:
         return 200, {"asyncDrained": service().wait_for_async(float(body.get("timeout", 300)))}
     if route == "lambda/stats" and method == "GET":
         return 200, service().stats()
+    if route == "calls" and method == "GET":
+        return 200, call_counts.snapshot()
     return 404, {"message": f"no admin endpoint {method} {path}"}
 
 
@@ -117,7 +120,7 @@ class PlatformApp:
             account = DEFAULT_ACCOUNT
             response = api_gateway.handle(account, _find_api_region(account, match.group("api")), match.group("api"), match.group("stage"), request)
             return _respond(start_response, response.status, response.body, response.headers)
-        return self.moto_app(environ, start_response)
+        return call_counts.counted(environ, start_response, self.moto_app)
 
 
 def application():
