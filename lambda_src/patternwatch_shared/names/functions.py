@@ -32,8 +32,10 @@ ENV_APPROVAL_EXPIRY_SECONDS: Final = "APPROVAL_EXPIRY_SECONDS"
 # Base URL of the REST API stage that serves POST /approve/{token}, e.g.
 # "https://abc123.execute-api.us-east-1.amazonaws.com/v1". The approve link is <base>/approve/<token>.
 ENV_APPROVAL_API_BASE_URL: Final = "APPROVAL_API_BASE_URL"
-ENV_ERROR_THRESHOLD: Final = "ERROR_THRESHOLD"
-ENV_PATTERN_CONFIDENCE_THRESHOLD: Final = "PATTERN_CONFIDENCE_THRESHOLD"
+# envs/*.json `alerts.confidence_threshold`: a detection alerts when its confidence is at or above it.
+ENV_ALERT_CONFIDENCE_THRESHOLD: Final = "ALERT_CONFIDENCE_THRESHOLD"
+# envs/*.json `alerts.threshold_check_min_breaches`: the threshold checker alerts at this many breaches.
+ENV_THRESHOLD_CHECK_MIN_BREACHES: Final = "THRESHOLD_CHECK_MIN_BREACHES"
 # Optional: how far back (minutes) the threshold checker looks on each run.
 ENV_THRESHOLD_LOOKBACK_MINUTES: Final = "THRESHOLD_LOOKBACK_MINUTES"
 # Optional everywhere: the emulator's endpoint when the platform runs locally.
@@ -92,10 +94,12 @@ class LambdaFunctionSpec:
 
 # --- The platform's five functions ----------------------------------------------------------------
 KINESIS_CONSUMER: Final = LambdaFunctionSpec(
-    "KinesisConsumer", "kinesis_consumer", env_keys=(ENV_TRADING_PATTERNS_TABLE, ENV_ALERT_QUEUE_URL)
+    "KinesisConsumer", "kinesis_consumer", env_keys=(ENV_TRADING_PATTERNS_TABLE, ENV_ALERT_CONFIDENCE_THRESHOLD)
 )
 PATTERN_DETECTOR: Final = LambdaFunctionSpec(
-    "PatternDetector", "pattern_detector", env_keys=(ENV_TRADING_PATTERNS_TABLE, ENV_ALERT_QUEUE_URL)
+    "PatternDetector",
+    "pattern_detector",
+    env_keys=(ENV_TRADING_PATTERNS_TABLE, ENV_ALERT_QUEUE_URL, ENV_ALERT_CONFIDENCE_THRESHOLD),
 )
 ALERT_PROCESSOR: Final = LambdaFunctionSpec(
     "AlertProcessor",
@@ -112,7 +116,7 @@ ALERT_PROCESSOR: Final = LambdaFunctionSpec(
 THRESHOLD_CHECKER: Final = LambdaFunctionSpec(
     "ThresholdChecker",
     "threshold_checker",
-    env_keys=(ENV_TRADING_PATTERNS_TABLE, ENV_ALERT_QUEUE_URL, ENV_ERROR_THRESHOLD, ENV_PATTERN_CONFIDENCE_THRESHOLD),
+    env_keys=(ENV_TRADING_PATTERNS_TABLE, ENV_ALERT_QUEUE_URL, ENV_ALERT_CONFIDENCE_THRESHOLD, ENV_THRESHOLD_CHECK_MIN_BREACHES),
     optional_env_keys=(ENV_AWS_ENDPOINT_URL, ENV_THRESHOLD_LOOKBACK_MINUTES),
 )
 APPROVAL_PROCESSOR: Final = LambdaFunctionSpec(
