@@ -432,6 +432,16 @@ def report(sizes: Sequence[int], per_bar: PerBar | None = None, deployment: Depl
         where = ("already at 1 symbol (the fixed monthly cost is above it)" if trips == 0 else
                  "not below 1,000,000 symbols" if trips is None else f"at {trips:,} symbols")
         out.append(f"${deployment.billing_threshold_usd:,.0f} billing alarm, {name}: trips {where}")
+        shared = symbols_at_budget(bars_per_day, deployment.billing_threshold_usd, per_bar, deployment,
+                                   fixed=replace(FIXED_RESOURCES, efo_consumers=0))
+        out.append(f"  without the enhanced fan-out consumer: trips "
+                   + ("at 1 symbol" if shared == 0 else "not below 1,000,000 symbols" if shared is None else f"at {shared:,} symbols"))
+    baseline = estimate(Workload("", 1, DAILY_BARS_PER_DAY), per_bar, deployment)
+    for e in estimates:
+        growth = {c: e.costs[c] - baseline.costs[c] for c in e.costs}
+        grows = max(growth, key=growth.get)
+        out.append(f"{e.workload.name}, {e.workload.symbols:,} symbols: dominant {e.dominant} (${e.costs[e.dominant]:,.2f}); "
+                   f"above the fixed part (${baseline.total:,.2f} with 1 symbol of daily bars) {grows} grows most (+${growth[grows]:,.2f})")
     out.append("")
     for w in workloads(sizes)[: len(sizes)]:
         out.append(f"limits at {w.symbols:,} symbols, 1-minute bars:")
