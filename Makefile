@@ -30,7 +30,7 @@ setup: ## Install everything (pipenv, npm) and check the toolchain; safe to re-r
 demo: setup ## The platform on this machine: emulator, deploy `local`, stream real bars, summary + PNGs
 	@$(PY) -m tooling.demo $(DEMO_ARGS)
 
-load: setup ## Load test on `local`: generated 1-minute bars, latency/throughput/calls per bar into load-output/ [LOAD_ARGS="--symbols 40 --bars-per-symbol 120 --rate 40 --duration 300"]
+load: setup ## Load test on `local`: generated 1-minute bars, latency/throughput/calls per bar into load-output/ [LOAD_ARGS="--symbols 20 --bars-per-symbol 110 --rate 8 --duration 400"]
 	@$(PY) -m tooling.load_test $(LOAD_ARGS)
 
 capacity: ## Monthly AWS cost and limits at 100/1,000/10,000 symbols (docs/capacity.md) [CAPACITY_ARGS="--measured load-output/load-report.json"]

@@ -1,6 +1,6 @@
 """`make load`: stream generated 1-minute bars through the deployed `local` platform and measure it.
 
-    make load LOAD_ARGS="--symbols 40 --bars-per-symbol 120 --rate 40 --duration 300"
+    make load LOAD_ARGS="--symbols 20 --bars-per-symbol 110 --rate 8 --duration 400"
     .venv/bin/python -m tooling.load_test --help
 
 1. deploys (or reuses) the `local` stack on the emulator, exactly as `make demo` does (tooling/local_platform.py);
