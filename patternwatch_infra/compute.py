@@ -27,9 +27,10 @@ from constructs import Construct
 from patternwatch_shared.names.functions import (
     ALERT_PROCESSOR, APPROVAL_PROCESSOR, ENV_ALERT_CONFIDENCE_THRESHOLD, ENV_ALERT_QUEUE_URL,
     ENV_APPROVAL_EXPIRY_SECONDS, ENV_APPROVAL_REQUESTS_TOPIC_ARN, ENV_APPROVAL_TABLE, ENV_PENDING_APPROVALS_QUEUE_URL,
-    ENV_THRESHOLD_CHECK_MIN_BREACHES, ENV_TRADING_ALERTS_TOPIC_ARN, ENV_TRADING_PATTERNS_TABLE, KINESIS_CONSUMER,
-    PATTERN_DETECTOR, THRESHOLD_CHECKER, LambdaFunctionSpec,
+    ENV_THRESHOLD_CHECK_MIN_BREACHES, ENV_THRESHOLD_CHECK_RULE_NAME, ENV_TRADING_ALERTS_TOPIC_ARN,
+    ENV_TRADING_PATTERNS_TABLE, KINESIS_CONSUMER, PATTERN_DETECTOR, THRESHOLD_CHECKER, LambdaFunctionSpec,
 )
+from patternwatch_shared.names.messages import THRESHOLD_CHECK_RULE_BASE_NAME
 from patternwatch_shared.names.table import RECENT_PATTERNS_INDEX
 
 from .architecture_layer import ArchitectureLayer
@@ -166,7 +167,8 @@ class ComputeLayer(ArchitectureLayer):
                     actions=["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ChangeMessageVisibility"],
                     resources=[alert_queue.arn],
                 ),
-                # GetItem reads the delivery ledger that keeps a redelivered alert from opening a second approval.
+                # GetItem and the conditional PutItem also keep the delivery ledger, which stops a redelivered
+                # or concurrently delivered alert from opening a second approval.
                 statement(sid="RecordApprovals", actions=["dynamodb:GetItem", "dynamodb:PutItem"], resources=[approvals.arn]),
                 statement(sid="QueuePendingApprovals", actions=["sqs:SendMessage"], resources=[data.pending_approvals_queue.queue.arn]),
                 statement(
@@ -185,6 +187,8 @@ class ComputeLayer(ArchitectureLayer):
                 ENV_ALERT_QUEUE_URL: alert_queue.url,
                 ENV_ALERT_CONFIDENCE_THRESHOLD: alert_threshold,
                 ENV_THRESHOLD_CHECK_MIN_BREACHES: str(config.alerts.threshold_check_min_breaches),
+                # The orchestration layer's schedule has this name; the function accepts only its events.
+                ENV_THRESHOLD_CHECK_RULE_NAME: naming.name(THRESHOLD_CHECK_RULE_BASE_NAME),
             },
             [
                 statement(

@@ -5,6 +5,7 @@ by SQS and dead-lettered after the queue's maxReceiveCount.
 """
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
@@ -38,8 +39,11 @@ processor = ReportingBatchProcessor(EventType.SQS, logger)
 class AlertRouter:
     """Routes one invocation's alerts; built per invocation so settings are read when they apply."""
 
-    def __init__(self) -> None:
+    def __init__(self, context: LambdaContext) -> None:
         env = EnvReader(SPEC)
+        # A claim on an alert lasts as long as this invocation can: if it dies mid-delivery, the
+        # redelivered message (after the queue's visibility timeout, longer than this) delivers it.
+        self.lease_seconds = max(1, math.ceil(context.get_remaining_time_in_millis() / 1000))
         table = env.require(ENV_APPROVAL_TABLE)
         self.approvals = ApprovalWorkflow(aws.client("dynamodb"), table, sqs=aws.client("sqs"), sns=aws.client("sns"))
         self.ledger = DeliveryLedger(aws.client("dynamodb"), table)
@@ -55,10 +59,27 @@ class AlertRouter:
         logger.remove_keys(["alert_id"])  # the previous message's, if it failed
         alert = decode_alert_body(record.body)
         logger.append_keys(alert_id=alert.alertId)
-        if self.ledger.delivered(alert.alertId):
+        if not self.ledger.claim(alert.alertId, now=utc_now(), lease_seconds=self.lease_seconds):
             logger.info("alert already delivered; skipped")
             metrics.add_metric(name=METRIC_DUPLICATE_ALERTS_SKIPPED, unit=MetricUnit.Count, value=1)
             return
+        try:
+            self.deliver(alert)
+        except Exception:
+            try:
+                self.ledger.release(alert.alertId)
+            except Exception:
+                # The claim lapses with this invocation; the message is retried after that.
+                logger.warning("could not release the claim on a failed alert", exc_info=True)
+            raise
+        try:
+            self.ledger.mark_delivered(alert.alertId, now=utc_now())
+        except Exception:
+            # Delivered already: failing the message now would only deliver it twice.
+            logger.warning("alert delivered but not recorded in the ledger", exc_info=True)
+        self.priorities.add(METRIC_ALERT_PRIORITY, MetricUnit.Count, DIMENSION_SEVERITY, alert.severity, 1)
+
+    def deliver(self, alert: AlertMessage) -> None:
         if alert.severity == SEVERITY_CRITICAL:
             started = self.approvals.start(
                 alert,
@@ -72,12 +93,6 @@ class AlertRouter:
             logger.info("approval requested", extra={"token_hash": started.token_hash, "expires_at": started.expires_at})
         else:
             publish_alert(alert, self.alerts_topic_arn)
-        try:
-            self.ledger.mark_delivered(alert.alertId, now=utc_now())
-        except Exception:
-            # Delivered already: failing the message now would only deliver it twice.
-            logger.warning("alert delivered but not recorded in the ledger", exc_info=True)
-        self.priorities.add(METRIC_ALERT_PRIORITY, MetricUnit.Count, DIMENSION_SEVERITY, alert.severity, 1)
 
 
 def publish_alert(alert: AlertMessage, topic_arn: str) -> None:
@@ -99,7 +114,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     if not records:
         logger.warning("empty SQS batch")
         return empty_batch_response()
-    router = AlertRouter()
+    router = AlertRouter(context)
     try:
         response = process_partial_response(event=event, record_handler=router.handle, processor=processor, context=context)
     finally:

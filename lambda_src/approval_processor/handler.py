@@ -6,7 +6,6 @@ token, 400 malformed token or body; 502 when the decision is recorded but its no
 """
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
@@ -15,7 +14,8 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import TypeAdapter, ValidationError
 
-from patternwatch_shared import aws
+from patternwatch_shared import aws, strict_json
+from patternwatch_shared.api_body import MalformedBody, request_text
 from patternwatch_shared.approvals import ApprovalWorkflow, MalformedToken, token_hash
 from patternwatch_shared.config import EnvReader
 from patternwatch_shared.models import ApprovalDecision, utc_now
@@ -29,7 +29,7 @@ from patternwatch_shared.telemetry import DimensionedMetrics, powertools_for
 
 SPEC = APPROVAL_PROCESSOR
 logger, tracer, metrics = powertools_for(SPEC)
-app = APIGatewayRestResolver()
+app = APIGatewayRestResolver(serializer=strict_json.dumps)
 
 MAX_BODY_CHARS = 256
 BARE_ACTIONS = (ACTION_APPROVE, ACTION_REJECT)
@@ -39,7 +39,7 @@ DECISION_FORMS = 'body must be {"action": "approve"|"reject"}, "approve" or "rej
 
 
 def json_response(status_code: int, body: dict[str, Any]) -> Response:
-    return Response(status_code=status_code, content_type=content_types.APPLICATION_JSON, body=json.dumps(body))
+    return Response(status_code=status_code, content_type=content_types.APPLICATION_JSON, body=strict_json.dumps(body))
 
 
 class BadDecision(ValueError):
@@ -56,7 +56,10 @@ def parse_decision(body: str | None) -> str:
     if text in BARE_ACTIONS:  # the bare word, which is not JSON
         return text
     try:
-        decision = APPROVAL_DECISION.validate_json(text)
+        # Read strictly first: pydantic's JSON parser keeps the last of a repeated "action".
+        decision = APPROVAL_DECISION.validate_python(strict_json.loads(text))
+    except strict_json.StrictJsonError as error:
+        raise BadDecision(f"{error}; {DECISION_FORMS}") from None
     except ValidationError:
         raise BadDecision(DECISION_FORMS) from None
     return decision if isinstance(decision, str) else decision.action
@@ -66,8 +69,8 @@ def parse_decision(body: str | None) -> str:
 def decide(token: str) -> Response:
     try:
         token_hash(token)
-        action = parse_decision(app.current_event.decoded_body)
-    except (MalformedToken, BadDecision) as error:
+        action = parse_decision(request_text(app.current_event))
+    except (MalformedToken, MalformedBody, BadDecision) as error:
         metrics.add_metric(name=METRIC_API_REQUESTS_REJECTED, unit=MetricUnit.Count, value=1)
         return json_response(400, {"message": str(error)})
     env = EnvReader(SPEC)

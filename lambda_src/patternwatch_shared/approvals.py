@@ -22,7 +22,8 @@ from patternwatch_shared.names.messages import (
 )
 from patternwatch_shared.names.table import (
     APPROVAL_PARTITION_KEY, APPROVAL_STATUS_ATTRIBUTE, APPROVAL_TTL_ATTRIBUTE, DELIVERED_ALERT_KEY_PREFIX,
-    DELIVERED_ALERT_RETENTION_SECONDS,
+    DELIVERED_ALERT_RETENTION_SECONDS, DELIVERY_LEASE_ATTRIBUTE, DELIVERY_STATE_ATTRIBUTE, DELIVERY_STATE_CLAIMED,
+    DELIVERY_STATE_DELIVERED,
 )
 from patternwatch_shared.storage import error_code
 
@@ -30,6 +31,8 @@ TOKEN_PATTERN = re.compile(rf"^[0-9a-f]{{{APPROVAL_TOKEN_BYTES * 2}}}$")
 HASH_KEY = APPROVAL_PARTITION_KEY
 TTL = APPROVAL_TTL_ATTRIBUTE
 STATUS = APPROVAL_STATUS_ATTRIBUTE
+STATE = DELIVERY_STATE_ATTRIBUTE
+LEASE = DELIVERY_LEASE_ATTRIBUTE
 DECIDED_STATUS = {ACTION_APPROVE: APPROVAL_STATUS_APPROVED, ACTION_REJECT: APPROVAL_STATUS_REJECTED}
 
 
@@ -245,12 +248,21 @@ class ApprovalWorkflow:
         return True
 
 
+class AlertInFlight(RuntimeError):
+    """Another invocation is delivering this alert right now: the message is retried later (by then
+    it is delivered and skipped, or the other invocation died and its claim has lapsed)."""
+
+
 class DeliveryLedger:
     """Remembers which alerts alert-processor has delivered, so SQS redeliveries and duplicate
     alerts (AlertQueue is at-least-once) neither open a second approval nor publish twice.
 
-    The mark is written after delivery: a failure in between means the alert is delivered again
-    on retry (at-least-once), never that it is lost.
+    Before delivering, an invocation claims the alert with a conditional write; a second invocation
+    delivering the same alert at the same moment (SQS may hand a message, or a duplicate of it, to
+    two at once) fails that write and hands its message back instead of delivering it again. The
+    claim lapses at the invocation's deadline, so a delivery that dies mid-way is retried; the mark
+    is written after delivery, so a failure in between means delivering again (at-least-once),
+    never losing the alert.
     """
 
     def __init__(self, dynamodb: Any, table_name: str):
@@ -261,13 +273,58 @@ class DeliveryLedger:
     def key(alert_id: str) -> dict[str, Any]:
         return {HASH_KEY: {"S": f"{DELIVERED_ALERT_KEY_PREFIX}{alert_id}"}}
 
-    def delivered(self, alert_id: str) -> bool:
+    def claim(self, alert_id: str, *, now: datetime, lease_seconds: int) -> bool:
+        """True: deliver the alert now, then mark_delivered (or release if delivery fails).
+        False: it was delivered already. AlertInFlight: another invocation is delivering it."""
+        from botocore.exceptions import ClientError
+
+        epoch = int(now.timestamp())
+        try:
+            self._ddb.put_item(
+                TableName=self._table,
+                Item={
+                    **self.key(alert_id),
+                    STATE: {"S": DELIVERY_STATE_CLAIMED},
+                    LEASE: {"N": str(epoch + lease_seconds)},
+                    TTL: {"N": str(epoch + DELIVERED_ALERT_RETENTION_SECONDS)},
+                },
+                ConditionExpression="attribute_not_exists(#hash) OR (#state = :claimed AND #lease < :now)",
+                ExpressionAttributeNames={"#hash": HASH_KEY, "#state": STATE, "#lease": LEASE},
+                ExpressionAttributeValues={":claimed": {"S": DELIVERY_STATE_CLAIMED}, ":now": {"N": str(epoch)}},
+            )
+            return True
+        except ClientError as error:
+            if error_code(error) != "ConditionalCheckFailedException":
+                raise
         item = self._ddb.get_item(TableName=self._table, Key=self.key(alert_id), ConsistentRead=True).get("Item")
-        return item is not None
+        if item is None or item.get(STATE, {}).get("S") == DELIVERY_STATE_CLAIMED:
+            raise AlertInFlight(f"alert {alert_id[:64]} is being delivered by another invocation")
+        return False
+
+    def release(self, alert_id: str) -> None:
+        """Give up a claim after a failed delivery, so that the retry need not wait for it to lapse."""
+        from botocore.exceptions import ClientError
+
+        try:
+            self._ddb.put_item(
+                TableName=self._table,
+                Item={**self.key(alert_id), STATE: {"S": DELIVERY_STATE_CLAIMED}, LEASE: {"N": "0"}},
+                ConditionExpression="#state = :claimed",
+                ExpressionAttributeNames={"#state": STATE},
+                ExpressionAttributeValues={":claimed": {"S": DELIVERY_STATE_CLAIMED}},
+            )
+        except ClientError as error:
+            if error_code(error) != "ConditionalCheckFailedException":
+                raise
 
     def mark_delivered(self, alert_id: str, *, now: datetime) -> None:
         expires_at = int(now.timestamp()) + DELIVERED_ALERT_RETENTION_SECONDS
         self._ddb.put_item(
             TableName=self._table,
-            Item={**self.key(alert_id), TTL: {"N": str(expires_at)}, "deliveredAt": {"S": keys.iso_utc(now)}},
+            Item={
+                **self.key(alert_id),
+                STATE: {"S": DELIVERY_STATE_DELIVERED},
+                TTL: {"N": str(expires_at)},
+                "deliveredAt": {"S": keys.iso_utc(now)},
+            },
         )

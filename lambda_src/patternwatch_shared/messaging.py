@@ -1,11 +1,11 @@
 """AlertQueue / PendingApprovals / SNS senders over the low-level clients."""
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Sequence
 from typing import Any
 
+from patternwatch_shared import strict_json
 from patternwatch_shared.models import AlertMessage
 from patternwatch_shared.storage import is_aws_error
 
@@ -51,13 +51,13 @@ class AlertQueue:
 
 
 def send_json(sqs_client: Any, queue_url: str, payload: dict[str, Any]) -> None:
-    sqs_client.send_message(QueueUrl=queue_url, MessageBody=json.dumps(payload, separators=(",", ":")))
+    sqs_client.send_message(QueueUrl=queue_url, MessageBody=strict_json.dumps(payload))
 
 
 def publish_json(sns_client: Any, topic_arn: str, subject: str, payload: dict[str, Any], attributes: dict[str, str]) -> None:
     sns_client.publish(
         TopicArn=topic_arn,
         Subject=subject[:SNS_SUBJECT_LIMIT],
-        Message=json.dumps(payload, separators=(",", ":")),
+        Message=strict_json.dumps(payload),
         MessageAttributes={key: {"DataType": "String", "StringValue": value} for key, value in attributes.items()},
     )

@@ -6,7 +6,7 @@ TradingPatterns is a single table:
   recent patterns    GSI1PK = RECENT#<yyyy-mm-dd> (UTC day of detection)
                      GSI1SK = <detected-at ISO 8601>#<symbol>#<pattern>
 ApprovalTracking holds one item per approval, keyed by the SHA-256 of its token, expiring by TTL, and
-alert-processor's delivery ledger (tokenHash = delivered#<alertId>).
+alert-processor's delivery ledger (tokenHash = delivered#<alertId>: claimed, then delivered).
 
 patternwatch_shared.keys builds the key values from these parts.
 """
@@ -44,3 +44,9 @@ APPROVAL_STATUS_ATTRIBUTE: Final = "status"  # one of names.messages.APPROVAL_ST
 # expiring after a day, so a redelivered or duplicated alert is skipped.
 DELIVERED_ALERT_KEY_PREFIX: Final = "delivered#"
 DELIVERED_ALERT_RETENTION_SECONDS: Final = 86_400
+# A ledger item is a claim while one invocation delivers the alert (until `leaseUntil`, epoch
+# seconds), then the mark that it was delivered. Marks written before states existed have no state.
+DELIVERY_STATE_ATTRIBUTE: Final = "deliveryState"
+DELIVERY_LEASE_ATTRIBUTE: Final = "leaseUntil"
+DELIVERY_STATE_CLAIMED: Final = "CLAIMED"
+DELIVERY_STATE_DELIVERED: Final = "DELIVERED"

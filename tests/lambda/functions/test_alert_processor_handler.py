@@ -9,7 +9,10 @@ import time
 import pytest
 
 from alert_processor import handler
-from lambda_testkit import API_BASE_URL, APPROVAL_TRACKING, FlakyClient, alert_body, failed_ids, install_client, metric_values, sqs_event
+from lambda_testkit import (
+    API_BASE_URL, APPROVAL_TRACKING, FlakyClient, MeetAtFirstCall, alert_body, failed_ids, handler_copies, install_client,
+    metric_values, run_concurrently, sqs_event,
+)
 from patternwatch_shared.names.metrics import (
     METRIC_ALERT_PRIORITY, METRIC_DUPLICATE_ALERTS_SKIPPED, METRIC_RECORDS_REJECTED,
 )
@@ -116,7 +119,8 @@ def test_sns_fault_fails_that_message_only_and_redelivery_succeeds(aws_resources
 
 def test_dynamodb_fault_on_approval_fails_the_message_and_redelivery_starts_it(aws_resources, lambda_context):
     event = sqs_event([json.dumps(alert_body(severity="CRITICAL", alertId="crit"))])
-    install_client("dynamodb", FlakyClient(aws_resources.dynamodb, "put_item", failing_calls={1}))
+    # PutItem calls: the ledger claim, then the approval (which fails), then the claim's release.
+    install_client("dynamodb", FlakyClient(aws_resources.dynamodb, "put_item", failing_calls={2}))
     assert failed_ids(handler.lambda_handler(event, lambda_context)) == [event["Records"][0]["messageId"]]
     assert aws_resources.published(aws_resources.approval_requests_inbox) == []
     assert handler.lambda_handler(event, lambda_context) == {"batchItemFailures": []}
@@ -140,6 +144,63 @@ def test_duplicated_and_redelivered_alerts_are_delivered_once(aws_resources, lam
 
 def test_ledger_write_fault_does_not_fail_a_delivered_alert(aws_resources, lambda_context):
     event = sqs_event([json.dumps(alert_body(alertId="ledger"))])
-    install_client("dynamodb", FlakyClient(aws_resources.dynamodb, "put_item", failing_calls={1}))
+    # PutItem calls: the ledger claim, then the delivered mark (which fails).
+    install_client("dynamodb", FlakyClient(aws_resources.dynamodb, "put_item", failing_calls={2}))
     assert handler.lambda_handler(event, lambda_context) == {"batchItemFailures": []}
     assert [p["Message"]["alertId"] for p in aws_resources.published(aws_resources.trading_alerts_inbox)] == ["ledger"]
+
+
+@pytest.mark.parametrize("severity", ["CRITICAL", "HIGH"])
+@pytest.mark.parametrize("token", ["NaN", "Infinity", "-Infinity"])
+def test_non_finite_details_are_rejected_and_nothing_is_emitted(aws_resources, lambda_context, severity, token):
+    body = json.dumps(alert_body(severity=severity, confidence=0.97, details={"ratio": 1.0})).replace("1.0", token)
+    event = sqs_event([body, json.dumps(alert_body(alertId="fine"))])
+    response = handler.lambda_handler(event, lambda_context)
+    assert failed_ids(response) == [event["Records"][0]["messageId"]]
+    assert aws_resources.drain(aws_resources.pending_queue_url) == []
+    assert aws_resources.published(aws_resources.approval_requests_inbox) == []
+    assert [p["Message"]["alertId"] for p in aws_resources.published(aws_resources.trading_alerts_inbox)] == ["fine"]
+
+
+# Two copies in one process share Powertools' metric set; one flush may empty it before the other's.
+@pytest.mark.filterwarnings("ignore:No application metrics to publish")
+@pytest.mark.parametrize("severity", ["CRITICAL", "HIGH"])
+def test_two_deliveries_of_one_alert_at_once_deliver_it_once(aws_resources, lambda_context, severity):
+    # SQS can hand one message (or a duplicate of it) to two invocations at once. Both used to read
+    # the delivery ledger before either wrote it, and both delivered: two approvals, two requests.
+    event = sqs_event([json.dumps(alert_body(severity=severity, alertId="raced"))])
+    both_look_first = lambda client: MeetAtFirstCall(client, 2, lambda operation, request: "delivered#" in json.dumps(request))
+    responses = run_concurrently(
+        [lambda copy=copy: copy.lambda_handler(event, lambda_context) for copy in handler_copies("alert_processor")],
+        outer=both_look_first,
+    )
+    # One delivers; the other finds the alert being delivered and hands the message back to SQS.
+    assert sorted(len(failed_ids(response)) for response in responses) == [0, 1]
+    assert handler.lambda_handler(event, lambda_context) == {"batchItemFailures": []}  # SQS redelivers it
+
+    if severity == "CRITICAL":
+        assert len(approvals(aws_resources)) == 1
+        assert len(aws_resources.drain(aws_resources.pending_queue_url)) == 1
+        assert len(aws_resources.published(aws_resources.approval_requests_inbox)) == 1
+    else:
+        assert len(aws_resources.published(aws_resources.trading_alerts_inbox)) == 1
+
+
+@pytest.mark.parametrize(("lease_left", "delivered"), [(-1, True), (60, False)])
+def test_a_claim_holds_while_its_invocation_can_run_and_lapses_after(aws_resources, lambda_context, lease_left, delivered):
+    # A claim left by an invocation that died mid-delivery (lease over) is taken over; one whose
+    # invocation may still be running makes the message fail, to be retried later.
+    now = int(time.time())
+    aws_resources.dynamodb.put_item(
+        TableName=APPROVAL_TRACKING,
+        Item={"tokenHash": {"S": "delivered#claimed"}, "deliveryState": {"S": "CLAIMED"}, "leaseUntil": {"N": str(now + lease_left)}},
+    )
+    event = sqs_event([json.dumps(alert_body(alertId="claimed"))])
+    assert len(failed_ids(handler.lambda_handler(event, lambda_context))) == (0 if delivered else 1)
+    assert len(aws_resources.published(aws_resources.trading_alerts_inbox)) == (1 if delivered else 0)
+
+
+def test_a_mark_written_before_claims_existed_still_counts_as_delivered(aws_resources, lambda_context):
+    aws_resources.dynamodb.put_item(TableName=APPROVAL_TRACKING, Item={"tokenHash": {"S": "delivered#old"}, "deliveredAt": {"S": "2026"}})
+    assert handler.lambda_handler(sqs_event([json.dumps(alert_body(alertId="old"))]), lambda_context) == {"batchItemFailures": []}
+    assert aws_resources.published(aws_resources.trading_alerts_inbox) == []

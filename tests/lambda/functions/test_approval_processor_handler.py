@@ -1,6 +1,7 @@
 """approval-processor: POST /approve/{token} with real API Gateway REST event shapes."""
 from __future__ import annotations
 
+import base64
 import json
 import threading
 from datetime import datetime, timedelta, timezone
@@ -11,6 +12,7 @@ from approval_processor import handler
 from lambda_testkit import (
     APPROVAL_TRACKING,
     API_BASE_URL,
+    BAD_BASE64_BODIES,
     FlakyClient,
     LinearizableClient,
     api_event,
@@ -47,8 +49,10 @@ def start_approval(resources, *, now: datetime | None = None, expiry_seconds: in
     return started.token
 
 
-def approve_event(token: str, body: str | None) -> dict:
-    return api_event("POST", "/approve/{token}", f"/approve/{token}", body=body, path_parameters={"token": token})
+def approve_event(token: str, body: str | None, *, base64_encoded: bool = False) -> dict:
+    return api_event(
+        "POST", "/approve/{token}", f"/approve/{token}", body=body, path_parameters={"token": token}, base64_encoded=base64_encoded
+    )
 
 
 def call(token: str, body: str | None, context) -> tuple[int, dict]:
@@ -133,6 +137,34 @@ def test_malformed_token_or_body_is_400(aws_resources, lambda_context, token, bo
     code, payload = call(token, body, lambda_context)
     assert code == 400
     assert payload["message"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    ['{"action":"reject","action":"approve"}', '{"action":"approve","action":"approve"}', '{"action":"approve","action":"reject"}'],
+)
+def test_a_body_with_a_repeated_key_is_400_and_decides_nothing(aws_resources, lambda_context, body):
+    token = start_approval(aws_resources)
+    code, payload = call(token, body, lambda_context)
+    assert code == 400 and "duplicate key 'action'" in payload["message"]
+    assert item_for(aws_resources, token)["status"]["S"] == "PENDING"
+
+
+@pytest.mark.parametrize("body", BAD_BASE64_BODIES)
+def test_a_base64_flagged_body_that_does_not_decode_is_400_and_decides_nothing(aws_resources, lambda_context, body):
+    token = start_approval(aws_resources)
+    response = handler.lambda_handler(approve_event(token, body, base64_encoded=True), lambda_context)
+    assert response["statusCode"] == 400
+    assert "base64" in json.loads(response["body"])["message"]
+    assert item_for(aws_resources, token)["status"]["S"] == "PENDING"
+
+
+def test_a_base64_encoded_decision_is_read_like_a_plain_one(aws_resources, lambda_context):
+    token = start_approval(aws_resources)
+    body = base64.b64encode(b'{"action": "reject"}').decode()
+    response = handler.lambda_handler(approve_event(token, body, base64_encoded=True), lambda_context)
+    assert response["statusCode"] == 200
+    assert item_for(aws_resources, token)["status"]["S"] == "REJECTED"
 
 
 def test_unknown_route_and_method_are_not_served(aws_resources, lambda_context):
