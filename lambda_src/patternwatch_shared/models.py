@@ -18,7 +18,9 @@ from typing import Annotated, Any, Literal, Union
 # parser package also loads every built-in event model, ~30 ms of import the stream path never uses.
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator, model_validator
 
-from patternwatch_shared.names.messages import ALERT_SOURCE_THRESHOLD, DETECTION_WINDOW_BARS, PATTERN_FAMILIES
+from patternwatch_shared.names.messages import (
+    ALERT_SOURCE_THRESHOLD, DETECTION_WINDOW_BARS, MAX_APPROVAL_COMMENT_CHARS, PATTERN_FAMILIES,
+)
 
 MAX_SYMBOL_LENGTH = 12
 SYMBOL_PATTERN = rf"^[A-Z][A-Z0-9.\-]{{0,{MAX_SYMBOL_LENGTH - 1}}}$"
@@ -213,9 +215,10 @@ ApprovalAction = Literal["approve", "reject"]
 
 
 class ApprovalDecisionBody(StrictModel):
-    """POST /approve/{token} as an object: {"action": "approve" | "reject"}."""
+    """POST /approve/{token} as an object: {"action": "approve" | "reject", "comment"?: "..."}."""
 
     action: ApprovalAction
+    comment: Annotated[str, Field(max_length=MAX_APPROVAL_COMMENT_CHARS)] | None = None
 
 
 # POST /approve/{token}: the object, or the JSON string "approve" / "reject".

@@ -15,15 +15,18 @@ from moto import mock_aws  # noqa: E402
 from lambda_testkit import (  # noqa: E402
     API_BASE_URL,
     APPROVAL_TRACKING,
+    APPROVERS,
+    DATA_BUCKET,
     REGION,
     TRADING_PATTERNS,
     AwsResources,
     create_trading_patterns_table,
 )
 from patternwatch_shared import aws  # noqa: E402
+from patternwatch_shared.approvers import approvers_json  # noqa: E402
 from patternwatch_shared.names.functions import (  # noqa: E402
-    ENV_ALERT_QUEUE_URL, ENV_APPROVAL_API_BASE_URL, ENV_APPROVAL_EXPIRY_SECONDS,
-    ENV_APPROVAL_REQUESTS_TOPIC_ARN, ENV_APPROVAL_TABLE, ENV_ERROR_THRESHOLD, ENV_PATTERN_CONFIDENCE_THRESHOLD,
+    ENV_ALERT_QUEUE_URL, ENV_APPROVAL_API_BASE_URL, ENV_APPROVAL_EXPIRY_SECONDS, ENV_APPROVAL_REQUESTS_TOPIC_ARN,
+    ENV_APPROVAL_TABLE, ENV_APPROVERS, ENV_DATA_BUCKET, ENV_ERROR_THRESHOLD, ENV_PATTERN_CONFIDENCE_THRESHOLD,
     ENV_PENDING_APPROVALS_QUEUE_URL, ENV_TRADING_ALERTS_TOPIC_ARN, ENV_TRADING_PATTERNS_TABLE,
 )
 from patternwatch_shared.names.table import APPROVAL_PARTITION_KEY  # noqa: E402
@@ -63,6 +66,8 @@ def aws_resources(monkeypatch):
         dynamodb = boto3.client("dynamodb", region_name=REGION)
         sqs = boto3.client("sqs", region_name=REGION)
         sns = boto3.client("sns", region_name=REGION)
+        s3 = boto3.client("s3", region_name=REGION)
+        s3.create_bucket(Bucket=DATA_BUCKET)
         create_trading_patterns_table(dynamodb)
         dynamodb.create_table(
             TableName=APPROVAL_TRACKING,
@@ -90,6 +95,8 @@ def aws_resources(monkeypatch):
             ENV_APPROVAL_REQUESTS_TOPIC_ARN: approval_requests,
             ENV_APPROVAL_EXPIRY_SECONDS: "3600",
             ENV_APPROVAL_API_BASE_URL: API_BASE_URL,
+            ENV_APPROVERS: approvers_json(APPROVERS),
+            ENV_DATA_BUCKET: DATA_BUCKET,
             ENV_ERROR_THRESHOLD: "2",
             ENV_PATTERN_CONFIDENCE_THRESHOLD: "0.9",
         }.items():
@@ -98,6 +105,7 @@ def aws_resources(monkeypatch):
             dynamodb=dynamodb,
             sqs=sqs,
             sns=sns,
+            s3=s3,
             alert_queue_url=alert_queue,
             pending_queue_url=pending_queue,
             trading_alerts_topic=trading_alerts,

@@ -9,6 +9,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from patternwatch_shared import aws
+from patternwatch_shared.approvers import Approver
 from patternwatch_shared.names.messages import CRITICAL_CONFIDENCE_THRESHOLD
 from patternwatch_shared.names.table import (
     RECENT_PATTERNS_INDEX, RECENT_PATTERNS_INDEX_PARTITION_KEY, RECENT_PATTERNS_INDEX_SORT_KEY,
@@ -19,6 +20,8 @@ REGION = "us-east-1"
 TRADING_PATTERNS = "TradingPatterns-test"
 APPROVAL_TRACKING = "ApprovalTracking-test"
 API_BASE_URL = "https://api.example.test/v1"  # the stage is v1 (patternwatch_infra/api.py)
+DATA_BUCKET = "patternwatch-data-test"
+APPROVERS = (Approver("ada", "Ada Lovelace"), Approver("grace", "Grace Hopper"))
 T0 = 1_700_000_000  # a bar timestamp well inside the accepted epoch range
 
 
@@ -27,6 +30,7 @@ class AwsResources:
     dynamodb: Any
     sqs: Any
     sns: Any
+    s3: Any
     alert_queue_url: str
     pending_queue_url: str
     trading_alerts_topic: str
