@@ -1,13 +1,13 @@
-"""Compute layer: the five Lambda functions, their shared layer, event sources and canary releases.
+"""Compute layer: the six Lambda functions, their shared layer, event sources and canary releases.
 
 Creates:
 - the layer `shared-dependencies-<s>` (pattern engine, shared code, third-party wheels for arm64)
 - KinesisConsumer-<s>, PatternDetector-<s>, AlertProcessor-<s>, ThresholdChecker-<s>, ApprovalProcessor-<s>,
-  each a MonitoredFunction (role, log group, alias `live`, alarms, deployment group)
+  ApprovalExpiry-<s>, each a MonitoredFunction (role, log group, alias `live`, alarms, deployment group)
 - CodeDeploy application `patternwatch-functions-<s>` (every function's deployment group) and the role it
   deploys with
 - event sources: the Kinesis enhanced fan-out consumer MarketDataFanOut -> KinesisConsumer:live,
-  AlertQueue -> AlertProcessor:live
+  AlertQueue -> AlertProcessor:live, PendingApprovals -> ApprovalExpiry:live (the approvals' expiry timer)
 
 Packaging runs here, during synth (packaging.py): zips are deterministic and cached.
 """
@@ -22,12 +22,15 @@ from cdktf_cdktf_provider_aws.lambda_event_source_mapping import (
     LambdaEventSourceMappingScalingConfig,
 )
 from cdktf_cdktf_provider_aws.lambda_layer_version import LambdaLayerVersion
+from cdktf_cdktf_provider_aws.sqs_queue import SqsQueue
 from constructs import Construct
+from patternwatch_shared.approvers import approvers_json
+from patternwatch_shared.evidence import EVIDENCE_PREFIX
 from patternwatch_shared.names.functions import (
-    ALERT_PROCESSOR, APPROVAL_PROCESSOR, ENV_ALERT_QUEUE_URL, ENV_APPROVAL_EXPIRY_SECONDS,
-    ENV_APPROVAL_REQUESTS_TOPIC_ARN, ENV_APPROVAL_TABLE, ENV_ERROR_THRESHOLD, ENV_PATTERN_CONFIDENCE_THRESHOLD,
-    ENV_PENDING_APPROVALS_QUEUE_URL, ENV_TRADING_ALERTS_TOPIC_ARN, ENV_TRADING_PATTERNS_TABLE, KINESIS_CONSUMER,
-    PATTERN_DETECTOR, THRESHOLD_CHECKER, LambdaFunctionSpec,
+    ALERT_PROCESSOR, APPROVAL_EXPIRY, APPROVAL_PROCESSOR, ENV_ALERT_QUEUE_URL, ENV_APPROVAL_EXPIRY_SECONDS,
+    ENV_APPROVAL_REQUESTS_TOPIC_ARN, ENV_APPROVAL_TABLE, ENV_APPROVERS, ENV_DATA_BUCKET, ENV_ERROR_THRESHOLD,
+    ENV_PATTERN_CONFIDENCE_THRESHOLD, ENV_PENDING_APPROVALS_QUEUE_URL, ENV_TRADING_ALERTS_TOPIC_ARN,
+    ENV_TRADING_PATTERNS_TABLE, KINESIS_CONSUMER, PATTERN_DETECTOR, THRESHOLD_CHECKER, LambdaFunctionSpec,
 )
 from patternwatch_shared.names.table import RECENT_PATTERNS_INDEX
 
@@ -54,6 +57,9 @@ STREAM_MAX_RECORD_AGE_SECONDS = 3600
 ALERT_BATCH_SIZE = 10
 # Caps how many AlertProcessor instances SQS may drive, protecting SNS and DynamoDB from bursts.
 ALERT_MAX_CONCURRENCY = 5
+# Expiry is a trickle (one message per approval, twice); the mapping's smallest concurrency is plenty.
+EXPIRY_BATCH_SIZE = 10
+EXPIRY_MAX_CONCURRENCY = 2
 
 # Key use needed to read from or write to KMS-encrypted SQS, SNS, Kinesis and DynamoDB.
 USE_KEY = ["kms:Decrypt", "kms:GenerateDataKey"]
@@ -143,14 +149,17 @@ class ComputeLayer(ArchitectureLayer):
             ],
         )
 
+        pending_approvals = data.pending_approvals_queue.queue
+        approvers = approvers_json(a.approver for a in config.approvers)
         self.alert_processor = function(
             ALERT_PROCESSOR,
             {
                 ENV_APPROVAL_TABLE: approvals.name,
-                ENV_PENDING_APPROVALS_QUEUE_URL: data.pending_approvals_queue.queue.url,
+                ENV_PENDING_APPROVALS_QUEUE_URL: pending_approvals.url,
                 ENV_TRADING_ALERTS_TOPIC_ARN: data.trading_alerts_topic.topic.arn,
                 ENV_APPROVAL_REQUESTS_TOPIC_ARN: data.approval_requests_topic.topic.arn,
                 ENV_APPROVAL_EXPIRY_SECONDS: str(config.approval_expiry_seconds),
+                ENV_APPROVERS: approvers,
             },
             [
                 # The SQS event source mapping polls and deletes with the function's role.
@@ -159,9 +168,14 @@ class ComputeLayer(ArchitectureLayer):
                     actions=["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ChangeMessageVisibility"],
                     resources=[alert_queue.arn],
                 ),
-                # GetItem reads the delivery ledger that keeps a redelivered alert from opening a second approval.
-                statement(sid="RecordApprovals", actions=["dynamodb:GetItem", "dynamodb:PutItem"], resources=[approvals.arn]),
-                statement(sid="QueuePendingApprovals", actions=["sqs:SendMessage"], resources=[data.pending_approvals_queue.queue.arn]),
+                # The delivery claim (Put, then Update to DELIVERED, or Delete to release it after a failure), the
+                # approval and its links (Put, Update as each step is done, Get to resume a half-done one).
+                statement(
+                    sid="ClaimAlertsAndOpenApprovals",
+                    actions=["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"],
+                    resources=[approvals.arn],
+                ),
+                statement(sid="QueuePendingApprovals", actions=["sqs:SendMessage"], resources=[pending_approvals.arn]),
                 statement(
                     sid="PublishAlerts",
                     actions=["sns:Publish"],
@@ -192,10 +206,37 @@ class ComputeLayer(ArchitectureLayer):
 
         self.approval_processor = function(
             APPROVAL_PROCESSOR,
-            {ENV_APPROVAL_TABLE: approvals.name, ENV_TRADING_ALERTS_TOPIC_ARN: data.trading_alerts_topic.topic.arn},
+            {
+                ENV_APPROVAL_TABLE: approvals.name,
+                ENV_TRADING_ALERTS_TOPIC_ARN: data.trading_alerts_topic.topic.arn,
+                ENV_APPROVERS: approvers,
+                ENV_DATA_BUCKET: data.data_bucket.bucket.bucket,
+            },
             [
                 statement(sid="DecideApprovals", actions=["dynamodb:GetItem", "dynamodb:UpdateItem"], resources=[approvals.arn]),
                 statement(sid="PublishDecisions", actions=["sns:Publish"], resources=[data.trading_alerts_topic.topic.arn]),
+                # The page shows the alert's chart: objects under the evidence prefix only, nothing else in the bucket.
+                statement(sid="ReadEvidence", actions=["s3:GetObject"], resources=[f"{data.data_bucket.bucket.arn}/{EVIDENCE_PREFIX}*"]),
+                statement(sid="UsePlatformKey", actions=USE_KEY, resources=key),
+            ],
+        )
+
+        self.approval_expiry = function(
+            APPROVAL_EXPIRY,
+            {
+                ENV_APPROVAL_TABLE: approvals.name,
+                ENV_TRADING_ALERTS_TOPIC_ARN: data.trading_alerts_topic.topic.arn,
+                ENV_PENDING_APPROVALS_QUEUE_URL: pending_approvals.url,
+            },
+            [
+                # The event source mapping polls and deletes; the handler re-arms a message to its deadline.
+                statement(
+                    sid="ConsumePendingApprovals",
+                    actions=["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ChangeMessageVisibility"],
+                    resources=[pending_approvals.arn],
+                ),
+                statement(sid="ExpireApprovals", actions=["dynamodb:GetItem", "dynamodb:UpdateItem"], resources=[approvals.arn]),
+                statement(sid="PublishAutoRejects", actions=["sns:Publish"], resources=[data.trading_alerts_topic.topic.arn]),
                 statement(sid="UsePlatformKey", actions=USE_KEY, resources=key),
             ],
         )
@@ -206,6 +247,7 @@ class ComputeLayer(ArchitectureLayer):
             self.alert_processor,
             self.threshold_checker,
             self.approval_processor,
+            self.approval_expiry,
         ]
         grant_canary_deployments(self.deployment_role, self.functions)
 
@@ -227,15 +269,11 @@ class ComputeLayer(ArchitectureLayer):
             # The role must be able to read the stream before the mapping is created.
             depends_on=[self.kinesis_consumer.policy],
         )
-        self.alert_mapping = LambdaEventSourceMapping(
-            self,
-            "alert_mapping",
-            event_source_arn=alert_queue.arn,
-            function_name=self.alert_processor.alias.arn,
-            batch_size=ALERT_BATCH_SIZE,
-            function_response_types=["ReportBatchItemFailures"],
-            scaling_config=LambdaEventSourceMappingScalingConfig(maximum_concurrency=ALERT_MAX_CONCURRENCY),
-            depends_on=[self.alert_processor.policy],
+        self.alert_mapping = self._queue_mapping(
+            "alert_mapping", alert_queue, self.alert_processor, batch_size=ALERT_BATCH_SIZE, maximum_concurrency=ALERT_MAX_CONCURRENCY
+        )
+        self.expiry_mapping = self._queue_mapping(
+            "expiry_mapping", pending_approvals, self.approval_expiry, batch_size=EXPIRY_BATCH_SIZE, maximum_concurrency=EXPIRY_MAX_CONCURRENCY
         )
 
         for f in self.functions:
@@ -245,3 +283,17 @@ class ComputeLayer(ArchitectureLayer):
             self.output(f"{key_name}_deployment_group", f.deployment_group.deployment_group_name, description=f"{f.function_name} CodeDeploy group")
         self.output("shared_layer_arn", self.shared_layer.arn, description="shared-dependencies layer version ARN")
         self.output("deployment_app_name", self.deployment_app.name, description="CodeDeploy application for canary releases")
+
+    def _queue_mapping(self, id: str, queue: SqsQueue, target: MonitoredFunction, *, batch_size: int, maximum_concurrency: int) -> LambdaEventSourceMapping:
+        """SQS -> the function's `live` alias, reporting item failures, with a bound on concurrent instances."""
+        return LambdaEventSourceMapping(
+            self,
+            id,
+            event_source_arn=queue.arn,
+            function_name=target.alias.arn,
+            batch_size=batch_size,
+            function_response_types=["ReportBatchItemFailures"],
+            scaling_config=LambdaEventSourceMappingScalingConfig(maximum_concurrency=maximum_concurrency),
+            # The role must be able to read the queue before the mapping is created.
+            depends_on=[target.policy],
+        )
