@@ -286,6 +286,34 @@ def lambda_create_function_retry_safe() -> None:
     _register("lambda:CreateFunction retry after a dropped connection")
 
 
+def s3_bucket_policy_tls_condition() -> None:
+    """Object calls: moto evaluates a bucket policy's statements without their conditions, so the
+    `DenyInsecureTransport` statement (Deny s3:* when aws:SecureTransport is false) refuses every
+    GetObject and PutObject. The emulator stands in for AWS's endpoints, which every SDK call reaches over
+    TLS, so that statement never matches a request here: it is left out of the evaluation. Every other
+    statement is evaluated as moto does (FakeBucket.get_permission, without mutating the stored policy)."""
+    from moto.iam.access_control import IAMPolicy, PermissionResult
+    from moto.s3.models import FakeBucket
+
+    def insecure_transport_only(statement: dict) -> bool:
+        condition = statement.get("Condition") or {}
+        values = condition.get("Bool", {}).get("aws:SecureTransport") if set(condition) == {"Bool"} else None
+        return statement.get("Effect") == "Deny" and values in ("false", ["false"])
+
+    def get_permission(self, action, resource):
+        if self.policy is None:
+            return PermissionResult.NEUTRAL
+        policy = json.loads(self.policy)
+        statements = policy.get("Statement", [])
+        kept = [s for s in (statements if isinstance(statements, list) else [statements]) if not insecure_transport_only(s)]
+        if not kept:
+            return PermissionResult.NEUTRAL
+        return IAMPolicy(json.dumps({**policy, "Statement": kept})).is_action_permitted(action, resource)
+
+    FakeBucket.get_permission = get_permission
+    _register("s3:GetObject/PutObject under a TLS-only bucket policy")
+
+
 def install() -> list[str]:
     """Apply every addition once; returns what was installed."""
     if not INSTALLED:
@@ -298,6 +326,7 @@ def install() -> list[str]:
         budgets_subscribers_and_tags()
         kinesis_create_stream_tags()
         lambda_create_function_retry_safe()
+        s3_bucket_policy_tls_condition()
         INSTALLED.extend(moto_cloudwatch.install())  # metric reads: percentiles, dimension order, ListMetrics
         from . import local_aws
 
