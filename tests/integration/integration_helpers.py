@@ -58,6 +58,12 @@ def queue_depth(clients, queue_url: str) -> int:
     return int(attributes["Attributes"]["ApproximateNumberOfMessages"])
 
 
+def queue_in_flight(clients, queue_url: str) -> int:
+    """Messages received and not yet deleted (e.g. an approval's expiry timer waiting for its deadline)."""
+    attributes = clients.sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["ApproximateNumberOfMessagesNotVisible"])
+    return int(attributes["Attributes"]["ApproximateNumberOfMessagesNotVisible"])
+
+
 def workflow_bars(bars: list[dict]) -> list[dict]:
     """Stream bars without their symbol: the workflow carries the symbol once (patternwatch_shared.models.BarValues)."""
     return [{k: v for k, v in b.items() if k != "symbol"} for b in bars]
