@@ -8,12 +8,16 @@ export PIPENV_VERBOSITY := -1
 export TF_CLI_CONFIG_FILE := $(CURDIR)/.cache/terraform.rc
 export CHECKPOINT_DISABLE := 1
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
-# cdktf.json runs `pipenv run ...`; make sure the pipenv that setup installed is found.
-export PATH := $(CURDIR)/node_modules/.bin:$(shell python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))' 2>/dev/null):$(PATH)
+export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
 
 PY := .venv/bin/python
 ENV ?= dev
 STACKS_DIR := cdktf.out/stacks
+# Terraform workspace for deploy/diff/destroy/release: WORKSPACE=pr123 deploys the copy *-<env>-pr123.
+WORKSPACE ?= default
+# cdktf draws spinners that redraw dozens of times a second; in a log or CI they are noise. When stdout is not
+# a terminal, CI=true makes cdktf-cli 0.21 (Ink) print each line once (an explicit CI=... is kept).
+CDKTF := CI=$${CI:-$$([ -t 1 ] || echo true)} TF_WORKSPACE=$(WORKSPACE) npx cdktf
 
 .PHONY: help setup demo dashboard down run test synth validate plan-local deploy diff release destroy emulator-start emulator-stop clean
 
@@ -29,7 +33,7 @@ demo: setup ## The platform on this machine: emulator, deploy `local`, stream re
 dashboard: ## Draw the deployed `local` dashboard from the emulator's metrics into demo-output/dashboard.png [DASHBOARD_ARGS="--hours 6"]
 	@$(PY) -m tooling.dashboard_render $(DASHBOARD_ARGS)
 
-down: ## Destroy the `local` deployment and stop the emulator
+down: ## Destroy the `local` deployment (every workspace of it) and stop the emulator
 	@$(PY) -m tooling.local_platform_down
 
 run: setup ## Bring up the emulator, synthesize all stacks, validate them, and plan `local`
@@ -42,7 +46,7 @@ test: setup ## Run every test (unit, infra, integration) with the infra coverage
 
 synth: ## cdktf synth: one stack per environment into cdktf.out/
 	@$(PY) -m tooling.toolchain >/dev/null
-	npx cdktf synth --hide-diagnostics
+	$(CDKTF) synth --hide-diagnostics
 
 validate: ## terraform init -backend=false && terraform validate on every synthesized stack
 	@for dir in $(STACKS_DIR)/*/; do \
@@ -55,20 +59,20 @@ plan-local: ## terraform plan of the `local` stack against the emulator
 	terraform -chdir=$(STACKS_DIR)/patternwatch-local init -input=false -no-color >/dev/null
 	terraform -chdir=$(STACKS_DIR)/patternwatch-local plan -input=false -no-color
 
-deploy: setup ## Deploy one environment: make deploy ENV=dev [ENVIRONMENT_SUFFIX=pr123]
-	PATTERNWATCH_ENVIRONMENTS=$(ENV) npx cdktf deploy patternwatch-$(ENV)
+deploy: setup ## Deploy one environment: make deploy ENV=dev [WORKSPACE=pr123] (a workspace is an isolated copy)
+	PATTERNWATCH_ENVIRONMENTS=$(ENV) $(CDKTF) deploy patternwatch-$(ENV)
 
-diff: setup ## Show what a deploy would change: make diff ENV=dev
-	PATTERNWATCH_ENVIRONMENTS=$(ENV) npx cdktf diff patternwatch-$(ENV)
+diff: setup ## Show what a deploy would change: make diff ENV=dev [WORKSPACE=pr123]
+	PATTERNWATCH_ENVIRONMENTS=$(ENV) $(CDKTF) diff patternwatch-$(ENV)
 
 # FUNCTION is checked before setup runs, so a mistyped command fails at once instead of after an install.
-release: ## Roll out new code through the canary: make release ENV=dev FUNCTION=pattern_detector [RELEASE_ARGS=--no-wait]
-	@test -n "$(FUNCTION)" || { echo "make release needs FUNCTION=<lambda_src folder>, e.g. FUNCTION=pattern_detector" >&2; exit 2; }
+release: ## Roll out new code through the canary: make release ENV=dev [WORKSPACE=pr123] FUNCTION=pattern_detector [RELEASE_ARGS=--no-wait]
+	@test -n "$(FUNCTION)" || { echo "make release needs FUNCTION=<function package>: kinesis_consumer, pattern_detector, alert_processor, threshold_checker or approval_processor" >&2; exit 2; }
 	@$(MAKE) --no-print-directory setup
-	$(PY) -m tooling.release --env $(ENV) $(FUNCTION) $(RELEASE_ARGS)
+	$(PY) -m tooling.release --env $(ENV) --workspace $(WORKSPACE) $(FUNCTION) $(RELEASE_ARGS)
 
-destroy: setup ## Destroy one environment: make destroy ENV=dev
-	PATTERNWATCH_ENVIRONMENTS=$(ENV) npx cdktf destroy patternwatch-$(ENV)
+destroy: setup ## Destroy one environment or one workspace of it: make destroy ENV=dev [WORKSPACE=pr123]
+	PATTERNWATCH_ENVIRONMENTS=$(ENV) $(CDKTF) destroy patternwatch-$(ENV)
 
 emulator-start: ## Start (or reuse) the local AWS emulator
 	@$(PY) -m tooling.emulator start

@@ -6,7 +6,7 @@ DynamoDB and SQS replaced by in-memory stubs that answer the same low-level call
 already has 60 bars of history, as in steady state, so every symbol runs a full detection.
 Timing is process CPU time (time.process_time) of one lambda_handler call; a fresh stub per run.
 
-    pipenv run python benchmarks/bench_lambda_consumer.py [--repeats 5]
+    .venv/bin/python benchmarks/bench_lambda_consumer.py [--repeats 5]
 
 X-Ray is disabled (POWERTOOLS_TRACE_DISABLED) and logs are at WARNING: with tracing on, Lambda adds
 one subsegment per symbol. BLAS is pinned to one thread, like the engine benchmark.

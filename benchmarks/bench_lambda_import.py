@@ -14,7 +14,7 @@ wall clock) and the process CPU time of the same import (less sensitive to other
 shared machine), medians of --repeats fresh interpreters; and whether numpy / pattern_engine /
 boto3 were loaded (they load lazily, on first use).
 
-    pipenv run python benchmarks/bench_lambda_import.py [--repeats 5]
+    .venv/bin/python benchmarks/bench_lambda_import.py [--repeats 5]
 """
 from __future__ import annotations
 

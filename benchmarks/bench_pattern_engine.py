@@ -2,7 +2,7 @@
 
 Run from the repository root:
 
-    pipenv run python benchmarks/bench_pattern_engine.py
+    .venv/bin/python benchmarks/bench_pattern_engine.py
 
 BLAS and numpy are pinned to one thread before numpy is imported, so the numbers are per core
 (the Lambda functions run on one vCPU's worth of threads). Prints markdown tables.

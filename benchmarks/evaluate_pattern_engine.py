@@ -3,8 +3,8 @@ real daily data beside the paper's base rates, and the chart in docs/img.
 
 Run from the repository root:
 
-    pipenv run python benchmarks/evaluate_pattern_engine.py            # tables + chart
-    pipenv run python benchmarks/evaluate_pattern_engine.py --quick    # fewer seeds
+    .venv/bin/python benchmarks/evaluate_pattern_engine.py            # tables + chart
+    .venv/bin/python benchmarks/evaluate_pattern_engine.py --quick    # fewer seeds
 
 Prints markdown tables. Seeds here (100000+ planted, 200000+ random walks) are disjoint from the ones
 the confidence weights were chosen on (7 + 1000 k for k < 20, random walks 0..9) and from the tests'.

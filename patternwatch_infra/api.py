@@ -66,10 +66,12 @@ from .data import DataLayer
 from .emulator import emulator_invoke_url
 from .function import MonitoredFunction
 from .json_schema import draft4
+from .naming import DEFAULT_WORKSPACE_ONLY, Naming
 from .policies import statement
 from .scan_skips import skip_check
 from .waf import web_acl, web_acl_logging
 
+API_BASE_NAME = "pattern-detection-api"
 STAGE_NAME = "v1"
 # Per-method limits for everyone together, and per-key limits from the usage plan.
 METHOD_THROTTLE_RATE = 50
@@ -144,15 +146,17 @@ def definition_hash(routes=ROUTES) -> str:
 
 
 class ApiLayer(ArchitectureLayer):
-    def __init__(self, scope: Construct, id: str, *, config: EnvironmentConfig, data: DataLayer, compute: ComputeLayer) -> None:
-        super().__init__(scope, id, config=config)
+    def __init__(
+        self, scope: Construct, id: str, *, config: EnvironmentConfig, naming: Naming, data: DataLayer, compute: ComputeLayer
+    ) -> None:
+        super().__init__(scope, id, config=config, naming=naming)
         self.data = data
         self.compute = compute
 
         self.rest_api = ApiGatewayRestApi(
             self,
             "rest_api",
-            name=f"pattern-detection-api-{config.resource_suffix}",
+            name=naming.name(API_BASE_NAME),
             description="PatternWatch: on-demand pattern detection and alert approvals",
             endpoint_configuration=ApiGatewayRestApiEndpointConfiguration(types=["REGIONAL"]),
             api_key_source="HEADER",
@@ -189,7 +193,7 @@ class ApiLayer(ArchitectureLayer):
             lifecycle=TerraformResourceLifecycle(create_before_destroy=True),
             depends_on=[*self.methods, *self.integrations],
         )
-        access_logs = f"/aws/apigateway/pattern-detection-api-{config.resource_suffix}"
+        access_logs = f"/aws/apigateway/{self.rest_api.name}"
         self.access_log_group = encrypted_log_group(
             self, "access_logs", access_logs, retention_days=config.lambda_.log_retention_days, kms_key=data.kms_key
         )
@@ -210,10 +214,13 @@ class ApiLayer(ArchitectureLayer):
                 )
             ],
         )
-        # One per account and region: API Gateway uses this role for every API's logs.
+        # One per account and region: API Gateway uses this role for every API's logs. The default workspace
+        # owns the setting: the provider only forgets it on delete, so a workspace that set it would leave it
+        # pointing at the workspace's deleted role, and the environment's API logging broken, once destroyed.
         self.account = ApiGatewayAccount(
             self, "account", cloudwatch_role_arn=self.cloudwatch_role.role.arn, depends_on=[self.cloudwatch_role.policy]
         )
+        self.account.add_override("count", DEFAULT_WORKSPACE_ONLY)
         self.stage = ApiGatewayStage(
             self,
             "stage",
@@ -245,11 +252,11 @@ class ApiLayer(ArchitectureLayer):
         )
         skip_check(self.method_settings, "CKV_AWS_225", "no response caching (see CKV_AWS_120), so there is no cache to enable")
         skip_check(self.method_settings, "CKV_AWS_308", "no response caching (see CKV_AWS_120), so there is no cache to encrypt")
-        self.api_key = ApiGatewayApiKey(self, "api_key", name=f"pattern-detection-api-key-{config.resource_suffix}", enabled=True)
+        self.api_key = ApiGatewayApiKey(self, "api_key", name=naming.name(f"{API_BASE_NAME}-key"), enabled=True)
         self.usage_plan = ApiGatewayUsagePlan(
             self,
             "usage_plan",
-            name=f"pattern-detection-usage-{config.resource_suffix}",
+            name=naming.name("pattern-detection-usage"),
             api_stages=[ApiGatewayUsagePlanApiStages(api_id=self.rest_api.id, stage=self.stage.stage_name)],
             throttle_settings=ApiGatewayUsagePlanThrottleSettings(rate_limit=USAGE_PLAN_RATE, burst_limit=USAGE_PLAN_BURST),
             quota_settings=ApiGatewayUsagePlanQuotaSettings(limit=USAGE_PLAN_DAILY_QUOTA, period="DAY"),

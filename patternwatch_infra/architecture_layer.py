@@ -1,6 +1,7 @@
 """ArchitectureLayer: what the five architecture layers (data, compute, api, orchestration, monitoring) share.
 
-The environment, its naming, and stack outputs with stable names. "Layer" here is a layer of the
+The environment, the stack's naming (naming.py: every name carries the environment suffix and the
+Terraform workspace), and stack outputs with stable names. "Layer" here is a layer of the
 architecture; the Lambda layer (shared-dependencies-<s>) is a LambdaLayerVersion in compute.py.
 """
 from __future__ import annotations
@@ -17,10 +18,10 @@ from .naming import Naming
 
 
 class ArchitectureLayer(Construct):
-    def __init__(self, scope: Construct, id: str, *, config: EnvironmentConfig) -> None:
+    def __init__(self, scope: Construct, id: str, *, config: EnvironmentConfig, naming: Naming) -> None:
         super().__init__(scope, id)
         self.config = config
-        self.naming = Naming(config.resource_suffix, config.account_id)
+        self.naming = naming
 
     def output(self, name: str, value: str, description: str, *, sensitive: bool = False) -> TerraformOutput:
         """A stack output whose name does not depend on where in the construct tree it was declared."""

@@ -37,6 +37,7 @@ from patternwatch_shared.names.table import RECENT_PATTERNS_INDEX
 from .architecture_layer import ArchitectureLayer
 from .config import EnvironmentConfig
 from .data import DataLayer
+from .naming import Naming
 from .function import (
     ARCHITECTURE,
     RUNTIME,
@@ -67,9 +68,10 @@ USE_KEY = ["kms:Decrypt", "kms:GenerateDataKey"]
 
 class ComputeLayer(ArchitectureLayer):
     def __init__(
-        self, scope: Construct, id: str, *, config: EnvironmentConfig, data: DataLayer, packages: tuple[Package, dict[str, Package]] | None = None
+        self, scope: Construct, id: str, *, config: EnvironmentConfig, naming: Naming, data: DataLayer,
+        packages: tuple[Package, dict[str, Package]] | None = None,
     ) -> None:
-        super().__init__(scope, id, config=config)
+        super().__init__(scope, id, config=config, naming=naming)
         self.data = data
         naming = self.naming
         layer_package, function_packages = packages or build_all()

@@ -19,19 +19,21 @@ from typing import Any
 from patternwatch_shared.approvers import APPROVER_ID_PATTERN, MAX_APPROVER_NAME_CHARS, MAX_APPROVERS, Approver
 from patternwatch_shared.names.messages import MAX_APPROVAL_EXPIRY_SECONDS
 
+from .workspaces import ENVIRONMENT_SUFFIX_PATTERN
+
 ENVS_DIR = Path(__file__).resolve().parent.parent / "envs"
 ENVIRONMENT_NAMES = ("local", "dev", "staging", "prod")
 
 # Environment variables that change which stacks synthesize and how.
 SELECT_ENVIRONMENTS_VAR = "PATTERNWATCH_ENVIRONMENTS"
-SUFFIX_OVERRIDE_VAR = "ENVIRONMENT_SUFFIX"
 # Moves the emulator environment to another port, so two checkouts on one machine each run their own platform.
 EMULATOR_PORT_VAR = "PATTERNWATCH_EMULATOR_PORT"
 
 STATE_FILE_NAME = "patternwatch.tfstate"
 
 _REGION = re.compile(r"^(us|eu|ap|sa|ca|me|af|il|mx)(-gov)?-(north|south|east|west|central|northeast|southeast|northwest|southwest)-[1-9]$")
-_SUFFIX = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,18}[a-z0-9])?$")
+# Short enough that every name still fits AWS's limits with the longest workspace (workspaces.py).
+_SUFFIX = re.compile(ENVIRONMENT_SUFFIX_PATTERN)
 _ACCOUNT_ID = re.compile(r"^\d{12}$")
 _COUNTRY_CODE = re.compile(r"^[A-Z]{2}$")
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
@@ -131,14 +133,8 @@ class EnvironmentConfig:
         return f"patternwatch-{self.name}"
 
     @property
-    def is_ephemeral(self) -> bool:
-        """An override suffix makes a throwaway copy, e.g. one per pull request on top of dev."""
-        return self.resource_suffix != self.name
-
-    @property
     def state_key(self) -> str:
-        if self.is_ephemeral:
-            return f"{self.state_backend.key_prefix}/{self.resource_suffix}/{STATE_FILE_NAME}"
+        """The default workspace's state; other workspaces' live under `<key_prefix>/workspaces/<workspace>/`."""
         return f"{self.state_backend.key_prefix}/{STATE_FILE_NAME}"
 
 
@@ -350,8 +346,8 @@ def parse_environment(data: Any, source: str) -> EnvironmentConfig:
     return config
 
 
-def load_environment(name: str, *, envs_dir: Path = ENVS_DIR, overrides: Mapping[str, str] | None = None) -> EnvironmentConfig:
-    """Load envs/<name>.json, then apply overrides such as ENVIRONMENT_SUFFIX=pr123."""
+def load_environment(name: str, *, envs_dir: Path = ENVS_DIR) -> EnvironmentConfig:
+    """Load envs/<name>.json (and move the emulator to PATTERNWATCH_EMULATOR_PORT when it is set)."""
     path = envs_dir / f"{name}.json"
     source = f"envs/{path.name}"
     try:
@@ -365,13 +361,7 @@ def load_environment(name: str, *, envs_dir: Path = ENVS_DIR, overrides: Mapping
     config = parse_environment(data, source)
     if config.name != name:
         raise ConfigError(f"{source}: name: {config.name!r} does not match the file name {name!r}")
-    config = _with_emulator_port(config, os.environ.get(EMULATOR_PORT_VAR))
-    suffix = (overrides or {}).get(SUFFIX_OVERRIDE_VAR)
-    if suffix:
-        if not _SUFFIX.match(suffix):
-            raise ConfigError(f"{SUFFIX_OVERRIDE_VAR}: {suffix!r} is not a valid resource suffix (expected {_SUFFIX.pattern})")
-        config = replace(config, resource_suffix=suffix)
-    return config
+    return _with_emulator_port(config, os.environ.get(EMULATOR_PORT_VAR))
 
 
 def _with_emulator_port(config: EnvironmentConfig, raw_port: str | None) -> EnvironmentConfig:
@@ -390,6 +380,4 @@ def selected_environments(environ: Mapping[str, str] | None = None) -> list[Envi
     unknown = [n for n in names if n not in ENVIRONMENT_NAMES]
     if unknown:
         raise ConfigError(f"{SELECT_ENVIRONMENTS_VAR}: unknown environment {unknown[0]!r} (known: {', '.join(ENVIRONMENT_NAMES)})")
-    if environ.get(SUFFIX_OVERRIDE_VAR) and len(names) != 1:
-        raise ConfigError(f"{SUFFIX_OVERRIDE_VAR} makes an ephemeral copy of one environment: select exactly one with {SELECT_ENVIRONMENTS_VAR}")
-    return [load_environment(n, overrides=environ) for n in names]
+    return [load_environment(n) for n in names]

@@ -39,6 +39,7 @@ from patternwatch_shared.names.table import (
 from .architecture_layer import ArchitectureLayer
 from .blocks import EncryptedQueue, EncryptedTopic, SecureBucket
 from .config import EnvironmentConfig
+from .naming import Naming
 from .policies import account_principal, condition, policy_document, service_principal, statement
 from .scan_skips import skip_check
 
@@ -64,8 +65,8 @@ def pending_approvals_max_receives(approval_expiry_seconds: int) -> int:
 
 
 class DataLayer(ArchitectureLayer):
-    def __init__(self, scope: Construct, id: str, *, config: EnvironmentConfig) -> None:
-        super().__init__(scope, id, config=config)
+    def __init__(self, scope: Construct, id: str, *, config: EnvironmentConfig, naming: Naming) -> None:
+        super().__init__(scope, id, config=config, naming=naming)
         naming = self.naming
         protected = self.stateful_lifecycle
         self.caller = DataAwsCallerIdentity(self, "caller")
@@ -74,14 +75,14 @@ class DataLayer(ArchitectureLayer):
         self.kms_key = KmsKey(
             self,
             "platform_key",
-            description=f"PatternWatch platform key ({config.resource_suffix}): encrypts all data at rest",
+            description=f"PatternWatch platform key ({naming.suffix}): encrypts all data at rest",
             enable_key_rotation=True,
             deletion_window_in_days=30 if config.prevent_destroy else 7,
             policy=self._key_policy(account).json,
             lifecycle=protected,
         )
         self.kms_alias = KmsAlias(
-            self, "platform_key_alias", name=f"alias/patternwatch-{config.resource_suffix}", target_key_id=self.kms_key.key_id
+            self, "platform_key_alias", name=naming.name("alias/patternwatch"), target_key_id=self.kms_key.key_id
         )
 
         string_keys = (TABLE_PARTITION_KEY, TABLE_SORT_KEY, RECENT_PATTERNS_INDEX_PARTITION_KEY, RECENT_PATTERNS_INDEX_SORT_KEY)

@@ -35,6 +35,7 @@ from .compute import ComputeLayer
 from .config import EnvironmentConfig
 from .data import DataLayer
 from .emulator import deployable
+from .naming import Naming
 from .orchestration import OrchestrationLayer
 
 # AWS publishes billing metrics only in us-east-1, and an alarm can only notify a topic in its own region.
@@ -66,10 +67,10 @@ def billing_alarm_region_check(region: str) -> None:
 
 class MonitoringLayer(ArchitectureLayer):
     def __init__(
-        self, scope: Construct, id: str, *, config: EnvironmentConfig, data: DataLayer, compute: ComputeLayer, api: ApiLayer,
-        orchestration: OrchestrationLayer, billing_provider: AwsProvider,
+        self, scope: Construct, id: str, *, config: EnvironmentConfig, naming: Naming, data: DataLayer, compute: ComputeLayer,
+        api: ApiLayer, orchestration: OrchestrationLayer, billing_provider: AwsProvider,
     ) -> None:
-        super().__init__(scope, id, config=config)
+        super().__init__(scope, id, config=config, naming=naming)
         self.data = data
         self.compute = compute
         self.api = api

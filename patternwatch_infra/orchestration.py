@@ -43,6 +43,7 @@ from .compute import USE_KEY, ComputeLayer
 from .config import EnvironmentConfig
 from .data import DataLayer
 from .function import LIVE_ALIAS, MonitoredFunction, canary_deployment_role, grant_canary_deployments
+from .naming import Naming
 from .packaging import Package, build_function
 from .policies import condition, statement
 from .workflows import analysis, power_tuning, render
@@ -72,9 +73,10 @@ TUNING_ALIAS_PATTERN = "RAM*"
 
 class OrchestrationLayer(ArchitectureLayer):
     def __init__(
-        self, scope: Construct, id: str, *, config: EnvironmentConfig, data: DataLayer, compute: ComputeLayer, tuner_package: Package | None = None
+        self, scope: Construct, id: str, *, config: EnvironmentConfig, naming: Naming, data: DataLayer, compute: ComputeLayer,
+        tuner_package: Package | None = None,
     ) -> None:
-        super().__init__(scope, id, config=config)
+        super().__init__(scope, id, config=config, naming=naming)
         self.data = data
         self.compute = compute
         naming = self.naming

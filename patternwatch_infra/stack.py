@@ -13,6 +13,7 @@ from .config import EnvironmentConfig
 from .data import DataLayer
 from .emulator import EmulatorWorkarounds, emulator_provider_settings
 from .monitoring import MonitoringLayer
+from .naming import declare_naming
 from .orchestration import OrchestrationLayer
 from .tagging import CostTags
 
@@ -30,15 +31,20 @@ class PatternWatchStack(TerraformStack):
         self.add_override("terraform.required_providers.aws.source", "hashicorp/aws")
         self._state_backend()
         self.provider, self.billing_provider = self._providers()
+        # One `name_suffix` local (environment suffix, plus the workspace outside `default`) ends every name.
+        self.naming = naming = declare_naming(self, config.resource_suffix, config.account_id)
 
-        self.data = DataLayer(self, "data", config=config)
-        self.compute = ComputeLayer(self, "compute", config=config, data=self.data)
-        self.api = ApiLayer(self, "api", config=config, data=self.data, compute=self.compute)
-        self.orchestration = OrchestrationLayer(self, "orchestration", config=config, data=self.data, compute=self.compute)
+        self.data = DataLayer(self, "data", config=config, naming=naming)
+        self.compute = ComputeLayer(self, "compute", config=config, naming=naming, data=self.data)
+        self.api = ApiLayer(self, "api", config=config, naming=naming, data=self.data, compute=self.compute)
+        self.orchestration = OrchestrationLayer(
+            self, "orchestration", config=config, naming=naming, data=self.data, compute=self.compute
+        )
         self.monitoring = MonitoringLayer(
             self,
             "monitoring",
             config=config,
+            naming=naming,
             data=self.data,
             compute=self.compute,
             api=self.api,
@@ -53,8 +59,9 @@ class PatternWatchStack(TerraformStack):
         backend = self.config.state_backend
         if backend.kind == "local":
             # cdktf runs Terraform in cdktf.out/stacks/<stack>; keep the state beside the project, not in
-            # the build output that every synth rewrites.
-            LocalBackend(self, path=str(PurePosixPath("../../..") / f"terraform.{self.config.stack_name}.tfstate"))
+            # the build output that every synth rewrites, and other workspaces' states next to it.
+            state = PurePosixPath("../../..") / f"terraform.{self.config.stack_name}.tfstate"
+            LocalBackend(self, path=str(state), workspace_dir=f"{state}.d")
             return
         s3 = S3Backend(
             self,

@@ -8,6 +8,10 @@ provider bindings (never on tooling or tests/), and their names and signatures a
     document = synth_scope(lambda stack: MyConstruct(stack, "mine", ...))
     queue = find_resource(document, "aws_sqs_queue", name="MyQueue-dev")
 
+Names in a stack are Terraform expressions (`TradingPatterns-${local.name_suffix}`, see naming.py);
+`resolve_name` evaluates one for a workspace, and `find_resource`/`logical_id` match on the name as the
+default workspace (or the `workspace` you pass) would see it, so `name="TradingPatterns-dev"` finds it.
+
 `synth_scope` has the meaning of cdktf's `Testing.synth_scope`, which Python cannot call because jsii
 cannot pass a Python function across to JavaScript: build a scope, run a callable on it, and return the
 synthesized Terraform JSON as a dict.
@@ -23,8 +27,13 @@ from cdktf import Testing, TerraformStack
 from cdktf_cdktf_provider_aws.provider import AwsProvider
 from constructs import Construct
 
+from .naming import NAME_SUFFIX_LOCAL, NAME_SUFFIX_REFERENCE, name_suffix_expression
+from .workspaces import DEFAULT_WORKSPACE, name_suffix
+
 TEST_REGION = "us-east-1"
 _REFERENCE = re.compile(r"^\$\{(data\.)?([a-z0-9_]+)\.([A-Za-z0-9_]+)\.([a-z_]+)\}$")
+_ANY_REFERENCE = re.compile(r"\$\{([a-z0-9_]+)\.([A-Za-z0-9_]+)\.([a-z_]+)\}")
+_LOCAL_EXPRESSION = re.compile(r'^\$\{terraform\.workspace == "default" \? "([a-z0-9-]+)" :')
 
 
 def synth_scope(build: Callable[[Construct], Any], *, region: str = TEST_REGION) -> dict:
@@ -40,9 +49,47 @@ def resources(document: dict, resource_type: str) -> dict[str, dict]:
     return document.get("resource", {}).get(resource_type, {})
 
 
-def find_resource(document: dict, resource_type: str, **attributes: Any) -> dict:
-    """The one resource of `resource_type` whose attributes equal `attributes`; fails loudly otherwise."""
-    matches = [r for r in resources(document, resource_type).values() if all(r.get(k) == v for k, v in attributes.items())]
+def environment_suffix(document: dict) -> str:
+    """The environment suffix the stack's `name_suffix` local is built from (`dev`)."""
+    expression = document.get("locals", {}).get(NAME_SUFFIX_LOCAL)
+    match = _LOCAL_EXPRESSION.match(expression or "")
+    if not match or expression != name_suffix_expression(match.group(1)):
+        raise AssertionError(f"the document has no name_suffix local made by naming.py (found {expression!r})")
+    return match.group(1)
+
+
+def resolve_name(document: dict, value: Any, workspace: str = DEFAULT_WORKSPACE) -> Any:
+    """`value` as Terraform would see it in `workspace`: `${local.name_suffix}` evaluated (`dev`, or
+    `dev-<workspace>`), and references to another resource's literal attribute followed (an access log
+    group named after its API's `name`). Lists and dicts are resolved item by item; other references
+    (ids, ARNs) stay as they are.
+    """
+    if isinstance(value, list):
+        return [resolve_name(document, item, workspace) for item in value]
+    if isinstance(value, dict):
+        return {key: resolve_name(document, item, workspace) for key, item in value.items()}
+    if not isinstance(value, str) or "${" not in value:
+        return value
+    if NAME_SUFFIX_REFERENCE in value:
+        value = value.replace(NAME_SUFFIX_REFERENCE, name_suffix(environment_suffix(document), workspace))
+
+    def follow(match: re.Match) -> str:
+        block = resources(document, match.group(1)).get(match.group(2), {})
+        attribute = block.get(match.group(3))
+        return resolve_name(document, attribute, workspace) if isinstance(attribute, str) else match.group(0)
+
+    return _ANY_REFERENCE.sub(follow, value)
+
+
+def _matches(document: dict, block: dict, attributes: dict[str, Any], workspace: str) -> bool:
+    """Each attribute equals the wanted value as written, or once its names are resolved for `workspace`."""
+    return all(block.get(k) == v or resolve_name(document, block.get(k), workspace) == v for k, v in attributes.items())
+
+
+def find_resource(document: dict, resource_type: str, *, workspace: str = DEFAULT_WORKSPACE, **attributes: Any) -> dict:
+    """The one resource of `resource_type` whose attributes equal `attributes` (names resolved for
+    `workspace`, see `resolve_name`); fails loudly otherwise."""
+    matches = [r for r in resources(document, resource_type).values() if _matches(document, r, attributes, workspace)]
     if len(matches) != 1:
         raise AssertionError(f"expected one {resource_type} with {attributes}, found {len(matches)}")
     return matches[0]
@@ -62,8 +109,8 @@ def reference_to(resource_type: str, logical_id: str, attribute: str) -> str:
     return f"${{{resource_type}.{logical_id}.{attribute}}}"
 
 
-def logical_id(document: dict, resource_type: str, **attributes: Any) -> str:
-    matches = [k for k, r in resources(document, resource_type).items() if all(r.get(a) == v for a, v in attributes.items())]
+def logical_id(document: dict, resource_type: str, *, workspace: str = DEFAULT_WORKSPACE, **attributes: Any) -> str:
+    matches = [k for k, r in resources(document, resource_type).items() if _matches(document, r, attributes, workspace)]
     if len(matches) != 1:
         raise AssertionError(f"expected one {resource_type} with {attributes}, found {len(matches)}")
     return matches[0]

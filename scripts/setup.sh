@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One-command setup: Python deps (pipenv, from Pipfile.lock), the CDKTF CLI (npm, from package-lock.json),
 # Chromium for the browser test (Debian package), and a check of the Terraform toolchain. Safe to run again:
-# finished steps are skipped.
+# finished steps are skipped. Everything it installs stays in this checkout (.cache/pipenv: pipenv itself,
+# .venv: Python packages, node_modules: cdktf-cli) except Chromium, a system package.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,9 +17,15 @@ fi
 command -v node >/dev/null 2>&1 || { echo "error: Node.js >= 20 is required for the CDKTF CLI; install nodejs and npm" >&2; exit 1; }
 command -v terraform >/dev/null 2>&1 || { echo "error: terraform is not on PATH: install Terraform >= 1.10 (https://developer.hashicorp.com/terraform/install)" >&2; exit 1; }
 
-if ! "$PYTHON" -m pipenv --version >/dev/null 2>&1; then
-  step "installing pipenv"
-  "$PYTHON" -m pip install --quiet pipenv
+# pipenv lives in the project (.cache/pipenv), never in the global interpreter: it is only needed to install
+# Pipfile.lock into .venv, and nothing outside this checkout should change because of it.
+PIPENV_VERSION=2026.10.3
+PIPENV_HOME=.cache/pipenv
+PIPENV="$PIPENV_HOME/bin/pipenv"
+if [ "$("$PIPENV" --version 2>/dev/null)" != "pipenv, version $PIPENV_VERSION" ]; then
+  step "installing pipenv $PIPENV_VERSION into $PIPENV_HOME (inside the project, not the global interpreter)"
+  "$PYTHON" -m venv --clear "$PIPENV_HOME"
+  "$PIPENV_HOME/bin/python" -m pip install --quiet --quiet "pipenv==$PIPENV_VERSION"
 fi
 
 export PIPENV_VENV_IN_PROJECT=1 PIPENV_VERBOSITY=-1 PIPENV_NOSPIN=1
@@ -27,7 +34,7 @@ export PIPENV_VENV_IN_PROJECT=1 PIPENV_VERBOSITY=-1 PIPENV_NOSPIN=1
 lock_hash=$({ cat Pipfile.lock pyproject.toml; printf '%s\n' */__init__.py lambda_src/*/__init__.py; } | sha256sum | cut -d' ' -f1)
 if [ ! -x .venv/bin/python ] || [ "$(cat .venv/.pipfile-lock-hash 2>/dev/null)" != "$lock_hash" ]; then
   step "installing Python packages from Pipfile.lock"
-  "$PYTHON" -m pipenv sync --dev --python "$PYTHON"
+  "$PIPENV" sync --dev --python "$PYTHON"
   echo "$lock_hash" > .venv/.pipfile-lock-hash
 else
   echo "Python packages: up to date with Pipfile.lock"

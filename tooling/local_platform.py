@@ -2,20 +2,30 @@
 
 Used by `make demo` (tooling/demo.py), `make down`, and the integration tests' session fixture, so all
 three deploy exactly the same way.
+
+Workspaces: `deploy(workspace="it2")` applies an isolated copy of `local` beside the default one (every
+name ends in `-local-it2`). The local backend keeps the default workspace's state in
+terraform.patternwatch-local.tfstate and every other workspace's under terraform.patternwatch-local.tfstate.d/
+in the project root; `destroy()` (`make down`) destroys every workspace it finds there, then the default.
+Every Terraform call names its workspace (TF_WORKSPACE), so a workspace left selected in the stack
+directory never redirects one.
 """
 from __future__ import annotations
 
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 from patternwatch_infra.config import load_environment
+from patternwatch_infra.workspaces import DEFAULT_WORKSPACE
 
 from . import emulator
+from .stack_outputs import parse_outputs, workspace_env
 from .toolchain import terraform_env
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -23,6 +33,9 @@ ENVIRONMENT = "local"
 STACK_DIR = PROJECT_ROOT / "cdktf.out" / "stacks" / f"patternwatch-{ENVIRONMENT}"
 # Existing pipelines for this platform read their names and ARNs from this file; keep the path.
 FLAT_OUTPUTS = PROJECT_ROOT / "cfn-outputs" / "flat-outputs.json"
+# The local backend's files (stack.py): the default workspace's state, and a folder with one per other workspace.
+STATE_FILE = PROJECT_ROOT / f"terraform.patternwatch-{ENVIRONMENT}.tfstate"
+WORKSPACE_STATES = PROJECT_ROOT / f"{STATE_FILE.name}.d"
 # moto's development server sometimes drops a connection under load; a second apply picks up from the state.
 TRANSIENT_FAILURES = ("use of closed network connection", "connection reset by peer", "unexpected EOF")
 _DONE = re.compile(r"^(\S+): (Creation|Modifications|Destruction) complete after (\S+)")
@@ -36,21 +49,21 @@ def synth() -> float:
     """Synthesize only the local stack (main.py, as `cdktf synth` runs it)."""
     started = time.monotonic()
     env = {**terraform_env(), "PATTERNWATCH_ENVIRONMENTS": ENVIRONMENT}
-    env.pop("ENVIRONMENT_SUFFIX", None)
     result = subprocess.run([sys.executable, "main.py"], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True)
     if result.returncode != 0:
         raise SystemExit(f"error: synth failed:\n{result.stderr[-4000:]}")
     return time.monotonic() - started
 
 
-def terraform(*args: str, progress: bool = False) -> subprocess.CompletedProcess:
-    """Run terraform in the local stack directory; with progress, echo each resource as it finishes."""
+def terraform(*args: str, progress: bool = False, workspace: str = DEFAULT_WORKSPACE) -> subprocess.CompletedProcess:
+    """Run terraform in the local stack directory and `workspace`; with progress, echo each resource as it finishes."""
     command = ["terraform", *args]
+    env = workspace_env(workspace)
     if not progress:
-        return subprocess.run(command, cwd=STACK_DIR, env=terraform_env(), capture_output=True, text=True)
+        return subprocess.run(command, cwd=STACK_DIR, env=env, capture_output=True, text=True)
     lines: list[str] = []
     done = 0
-    with subprocess.Popen(command, cwd=STACK_DIR, env=terraform_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as process:
+    with subprocess.Popen(command, cwd=STACK_DIR, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as process:
         for line in process.stdout:
             lines.append(line)
             match = _DONE.match(line.strip())
@@ -63,11 +76,11 @@ def terraform(*args: str, progress: bool = False) -> subprocess.CompletedProcess
     return subprocess.CompletedProcess(command, process.returncode, output, "")
 
 
-def flat_outputs() -> dict[str, object]:
-    result = terraform("output", "-json")
+def flat_outputs(workspace: str = DEFAULT_WORKSPACE) -> dict[str, object]:
+    result = terraform("output", "-json", workspace=workspace)
     if result.returncode != 0:
         raise SystemExit(f"error: terraform output failed:\n{result.stderr}")
-    return {name: item["value"] for name, item in json.loads(result.stdout).items()}
+    return parse_outputs(result.stdout, source=str(STACK_DIR))
 
 
 def write_flat_outputs() -> dict[str, object]:
@@ -77,8 +90,11 @@ def write_flat_outputs() -> dict[str, object]:
     return outputs
 
 
-def deploy(*, timings: dict[str, float] | None = None) -> dict[str, object]:
-    """Emulator, synth, init, apply, outputs; idempotent (a second run applies no changes)."""
+def deploy(*, workspace: str = DEFAULT_WORKSPACE, timings: dict[str, float] | None = None) -> dict[str, object]:
+    """Emulator, synth, init, apply, outputs; idempotent (a second run applies no changes).
+
+    The default workspace's outputs also go to cfn-outputs/flat-outputs.json; another workspace's are returned.
+    """
     timings = timings if timings is not None else {}
     step = time.monotonic()
     if emulator.start():
@@ -91,34 +107,64 @@ def deploy(*, timings: dict[str, float] | None = None) -> dict[str, object]:
 
     step = time.monotonic()
     say("terraform init (offline provider mirror where present)")
-    init = terraform("init", "-input=false", "-no-color")
+    # -reconfigure: the synthesized backend block is the truth; a .terraform/ left by an older synth (say,
+    # before the local backend got its workspace_dir) must not stop the deploy with "Backend configuration changed".
+    init = terraform("init", "-input=false", "-no-color", "-reconfigure")
     if init.returncode != 0:
         raise SystemExit(f"error: terraform init failed:\n{init.stdout}{init.stderr}")
     timings["init"] = time.monotonic() - step
 
     step = time.monotonic()
-    say("terraform apply")
-    apply = terraform("apply", "-input=false", "-no-color", "-auto-approve", progress=True)
-    if apply.returncode != 0 and any(sign in apply.stdout for sign in TRANSIENT_FAILURES):
-        say("terraform apply: the emulator dropped a connection; applying once more")
-        apply = terraform("apply", "-input=false", "-no-color", "-auto-approve", progress=True)
-    if apply.returncode != 0:
-        raise SystemExit(f"error: terraform apply failed:\n{apply.stdout[-6000:]}")
+    outputs = apply(workspace)
     timings["apply"] = time.monotonic() - step
-
-    outputs = write_flat_outputs()
-    say(f"outputs: {len(outputs)} names and ARNs in {FLAT_OUTPUTS.relative_to(PROJECT_ROOT)}")
+    if workspace == DEFAULT_WORKSPACE:
+        write_flat_outputs()
+        say(f"outputs: {len(outputs)} names and ARNs in {FLAT_OUTPUTS.relative_to(PROJECT_ROOT)}")
     return outputs
 
 
-def plan_is_clean() -> tuple[bool, str]:
+def apply(workspace: str = DEFAULT_WORKSPACE) -> dict[str, object]:
+    """`terraform apply` of the synthesized stack in `workspace` (no new synth: a workspace only renames); its outputs."""
+    say("terraform apply" + ("" if workspace == DEFAULT_WORKSPACE else f" (workspace {workspace})"))
+    result = terraform("apply", "-input=false", "-no-color", "-auto-approve", progress=True, workspace=workspace)
+    if result.returncode != 0 and any(sign in result.stdout for sign in TRANSIENT_FAILURES):
+        say("terraform apply: the emulator dropped a connection; applying once more")
+        result = terraform("apply", "-input=false", "-no-color", "-auto-approve", progress=True, workspace=workspace)
+    if result.returncode != 0:
+        raise SystemExit(f"error: terraform apply failed:\n{result.stdout[-6000:]}")
+    return flat_outputs(workspace)
+
+
+def plan_is_clean(workspace: str = DEFAULT_WORKSPACE) -> tuple[bool, str]:
     """`terraform plan -detailed-exitcode`: exit 0 means no changes (2 would mean drift)."""
-    result = terraform("plan", "-input=false", "-no-color", "-detailed-exitcode")
+    result = terraform("plan", "-input=false", "-no-color", "-detailed-exitcode", workspace=workspace)
     return result.returncode == 0, result.stdout + result.stderr
 
 
+def workspaces() -> list[str]:
+    """The workspaces other than `default` that have local state (the backend's workspace folder)."""
+    if not WORKSPACE_STATES.is_dir():
+        return []
+    return sorted(p.name for p in WORKSPACE_STATES.iterdir() if p.is_dir())
+
+
+def destroy_workspace(workspace: str) -> None:
+    """Destroy one workspace's copy of `local` and forget the workspace; the others are untouched."""
+    say(f"terraform destroy (workspace {workspace})")
+    result = terraform("destroy", "-input=false", "-no-color", "-auto-approve", progress=True, workspace=workspace)
+    if result.returncode != 0:
+        raise SystemExit(f"error: terraform destroy of workspace {workspace} failed:\n{result.stdout[-6000:]}")
+    # `workspace delete` refuses the selected workspace, so it runs from `default`.
+    deleted = terraform("workspace", "delete", "-no-color", workspace)
+    if deleted.returncode != 0:
+        raise SystemExit(f"error: terraform workspace delete {workspace} failed:\n{deleted.stdout}{deleted.stderr}")
+
+
 def destroy() -> None:
+    """`make down`: every workspace's deployment (the others first, then `default`), the emulator, the state."""
     if emulator.is_healthy() and (STACK_DIR / ".terraform").exists():
+        for workspace in workspaces():
+            destroy_workspace(workspace)
         say("terraform destroy")
         result = terraform("destroy", "-input=false", "-no-color", "-auto-approve", progress=True)
         if result.returncode != 0:
@@ -130,9 +176,12 @@ def destroy() -> None:
 
 
 def _remove_state() -> None:
-    """The emulator keeps nothing after it stops, so the state describing it goes too."""
-    for state in PROJECT_ROOT.glob(f"terraform.patternwatch-{ENVIRONMENT}.tfstate*"):
-        state.unlink()
+    """The emulator keeps nothing after it stops, so the states describing it (every workspace's) go too."""
+    for state in PROJECT_ROOT.glob(f"{STATE_FILE.name}*"):
+        if state.is_dir():
+            shutil.rmtree(state)
+        else:
+            state.unlink()
 
 
 def emulator_session():

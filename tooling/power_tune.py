@@ -2,9 +2,11 @@
 
 Usage:
   python -m tooling.power_tune --env dev --function PatternDetector-dev [--num 20] [--strategy balanced]
+  python -m tooling.power_tune --env dev --workspace pr123 --function PatternDetector-dev-pr123
   python -m tooling.power_tune --env local --function PatternDetector-local
 
-Real environments start `PowerTuningWorkflow-<suffix>` and wait for its result. The local emulator
+Real environments start the workspace's PowerTuningWorkflow (its ARN is the stack output
+`power_tuning_state_machine_arn` of that workspace) and wait for its result. The local emulator
 cannot run Lambda code or this workflow, so for `local` the tuner's own step functions
 (lambda_src/power_tuning) run here against the emulator: versions and aliases are really published and
 cleaned up there, and each invocation runs the function's handler in this process with the function's
@@ -22,7 +24,6 @@ import base64
 import io
 import json
 import math
-import os
 import sys
 import time
 from collections.abc import Callable
@@ -38,6 +39,7 @@ from power_tuning import analysis, steps
 from patternwatch_infra.config import ConfigError, EnvironmentConfig, load_environment
 
 from .lambda_harness import LambdaContext, invoke, local_runtime_environment
+from .stack_outputs import StackOutputsError, check_workspace, read_stack_outputs, selected_workspace
 
 # Lambda gives a function one full vCPU at 1,769 MB and CPU in proportion to memory below that
 # (https://docs.aws.amazon.com/lambda/latest/dg/configuration-memory.html).
@@ -185,6 +187,7 @@ def default_payload(function_name: str) -> dict[str, Any] | None:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m tooling.power_tune", description=__doc__.split("\n\n")[0])
     parser.add_argument("--env", required=True, help="environment name (envs/<env>.json)")
+    parser.add_argument("--workspace", default=selected_workspace(), help="Terraform workspace (default: $TF_WORKSPACE, else default)")
     parser.add_argument("--function", required=True, help="function name, e.g. PatternDetector-dev")
     parser.add_argument("--power-values", default=",".join(map(str, analysis.DEFAULT_POWER_VALUES)), help="memory sizes in MB, comma-separated")
     parser.add_argument("--num", type=int, default=analysis.DEFAULT_INVOCATIONS, help="invocations per memory size")
@@ -230,11 +233,17 @@ def report(result: dict[str, Any], *, modelled: bool) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None, *, clients: Callable[[EnvironmentConfig], tuple[Any, Any, Any]] = aws_clients) -> int:
+def main(
+    argv: list[str] | None = None,
+    *,
+    clients: Callable[[EnvironmentConfig], tuple[Any, Any, Any]] = aws_clients,
+    stack_outputs: Callable[..., dict[str, Any]] = read_stack_outputs,
+) -> int:
     args = parse_args(argv)
     say = lambda message: print(f"power-tune: {message}", flush=True)  # noqa: E731
     try:
-        config = load_environment(args.env, overrides=os.environ)
+        config = load_environment(args.env)
+        workspace = check_workspace(args.workspace)
         event = {
             "powerValues": [int(v) for v in args.power_values.split(",") if v.strip()],
             "num": args.num,
@@ -246,7 +255,13 @@ def main(argv: list[str] | None = None, *, clients: Callable[[EnvironmentConfig]
         size = len(json.dumps(event))
         if config.emulator is None and size > MAX_WORKFLOW_INPUT_BYTES - 1024:
             raise ValueError(f"the payload makes a {size / 1024:.0f} KB workflow input; Step Functions carries at most 256 KB")
-    except (ConfigError, ValueError, OSError) as error:
+        machine = None
+        if config.emulator is None:
+            outputs = stack_outputs(config.name, workspace=workspace, hint="deploy the environment first")
+            machine = outputs.get("power_tuning_state_machine_arn")
+            if not machine:
+                raise ValueError(f"patternwatch-{config.name} (workspace {workspace}) has no output power_tuning_state_machine_arn: deploy it first")
+    except (ConfigError, ValueError, OSError, StackOutputsError) as error:
         print(f"power-tune: error: {error}", file=sys.stderr)
         return EXIT_USAGE
     lambda_client, sfn, sts = clients(config)
@@ -259,7 +274,6 @@ def main(argv: list[str] | None = None, *, clients: Callable[[EnvironmentConfig]
             say(f"{args.function} on the emulator: running the tuner's steps in process ({len(event['powerValues'])} sizes x {args.num})")
             result = run_in_process(InProcessLambda(lambda_client, config.emulator.endpoint), event)
         else:
-            machine = f"arn:aws:states:{config.region}:{account}:stateMachine:{names_for(config)}"
             say(f"{args.function}: starting {machine}")
             result = run_workflow(sfn, machine, event, timeout=args.timeout, say=say)
         say(f"done in {time.monotonic() - started:.1f} s")
@@ -274,10 +288,6 @@ def main(argv: list[str] | None = None, *, clients: Callable[[EnvironmentConfig]
     if args.output:
         args.output.write_text(json.dumps(result, indent=2))
     return EXIT_OK
-
-
-def names_for(config: EnvironmentConfig) -> str:
-    return f"PowerTuningWorkflow-{config.resource_suffix}"
 
 
 if __name__ == "__main__":

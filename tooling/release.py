@@ -1,15 +1,19 @@
 """Roll out new Lambda code through the function's CodeDeploy canary.
 
-Usage: python -m tooling.release --env dev pattern_detector [--timeout 900] [--no-wait]
-       (or: make release ENV=dev FUNCTION=pattern_detector)
+Usage: python -m tooling.release --env dev [--workspace pr123] pattern_detector [--timeout 900] [--no-wait]
+       (or: make release ENV=dev [WORKSPACE=pr123] FUNCTION=pattern_detector)
+
+The five platform functions (PLATFORM_FUNCTIONS) are released this way. The power tuner's functions
+(package power_tuning) are tooling and ship with `make deploy`: they have no canary to roll out through.
 
 Steps: build the function's deterministic zip, upload it to $LATEST, wait for the update, publish a version,
 then let CodeDeploy shift the alias `live` from the version it serves to the new one (10% for 5 minutes,
 then all) and wait for the result. CodeDeploy, not this script, rolls back when the canary alarms fire.
 
-Names come from the environment's Terraform outputs (`terraform output -json` in
-cdktf.out/stacks/patternwatch-<env>); --function-name, --app and --deployment-group override them, and
-when all three are given Terraform is not run at all. Like Terraform (allowed_account_ids), the release
+Names come from the environment's Terraform outputs in the chosen workspace (`terraform output -json` in
+cdktf.out/stacks/patternwatch-<env> with TF_WORKSPACE=<workspace>; default: $TF_WORKSPACE, else
+`default`); --function-name, --app and --deployment-group override them, and when all three are given
+Terraform is not run at all. Like Terraform (allowed_account_ids), the release
 refuses credentials for any account other than the env file's `account_id`. The region is the env file's;
 boto3's own AWS_ENDPOINT_URL(_<SERVICE>) is honoured, and `local` defaults to its emulator.
 
@@ -23,7 +27,6 @@ import base64
 import hashlib
 import json
 import os
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping
@@ -34,10 +37,13 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 from patternwatch_infra.config import ConfigError, load_environment
-from patternwatch_infra.packaging import PROJECT_ROOT, Package, build_function, function_packages
-from tooling.toolchain import ToolchainError, terraform_env
+from patternwatch_infra.packaging import PROJECT_ROOT, Package, build_function
+from patternwatch_infra.workspaces import name_suffix
+from patternwatch_shared.names.functions import PLATFORM_FUNCTIONS, POWER_TUNING_PACKAGE
+from tooling.stack_outputs import StackOutputsError, check_workspace, read_stack_outputs, selected_workspace
 
-STACKS_DIR = PROJECT_ROOT / "cdktf.out" / "stacks"
+# The functions with a canary (a deployment group and the stack outputs naming it), by package.
+RELEASABLE_PACKAGES = tuple(spec.package for spec in PLATFORM_FUNCTIONS)
 # Must equal patternwatch_infra.function.LIVE_ALIAS. Importing it would start jsii (cdktf) for a CLI that
 # only talks to AWS, so a test reads that module's source and checks the two agree.
 LIVE_ALIAS = "live"
@@ -95,47 +101,21 @@ def output_names(package: str) -> dict[str, str]:
     }
 
 
-def read_stack_outputs(
-    env_name: str,
-    *,
-    stacks_dir: Path = STACKS_DIR,
-    run: Callable[..., subprocess.CompletedProcess] = subprocess.run,
-) -> dict[str, Any]:
-    """`terraform output -json` of the environment's stack, as {name: value}."""
-    stack_dir = stacks_dir / f"patternwatch-{env_name}"
-    rerun_hint = "or pass --function-name, --app and --deployment-group"
-    if not stack_dir.is_dir():
-        raise ReleaseError(f"{stack_dir} does not exist: run `make deploy ENV={env_name}` (or `make synth`) first, {rerun_hint}")
-    try:
-        result = run(
-            ["terraform", "output", "-json", "-no-color"],
-            cwd=stack_dir, env=terraform_env(), capture_output=True, text=True,
-        )
-    except FileNotFoundError:
-        raise ReleaseError(f"terraform is not on PATH: install Terraform >= 1.10, {rerun_hint}") from None
-    except ToolchainError as error:
-        raise ReleaseError(f"{error}, {rerun_hint}") from None
-    if result.returncode != 0:
+def check_releasable(package: str) -> None:
+    if package == POWER_TUNING_PACKAGE:
         raise ReleaseError(
-            f"`terraform output -json` failed in {stack_dir} (is it initialised? `terraform -chdir={stack_dir} init`), "
-            f"{rerun_hint}:\n{result.stderr.strip()}"
+            f"{package!r} is the power tuner's code (PowerTuning*-<suffix>): it ships with `make deploy`, not through a "
+            f"canary release (releasable: {', '.join(RELEASABLE_PACKAGES)})"
         )
-    return parse_outputs(result.stdout, source=str(stack_dir))
-
-
-def parse_outputs(document: str, *, source: str) -> dict[str, Any]:
-    try:
-        outputs = json.loads(document)
-    except json.JSONDecodeError as error:
-        raise ReleaseError(f"`terraform output -json` in {source} did not print JSON: {error}") from None
-    return {name: entry.get("value") for name, entry in outputs.items() if isinstance(entry, Mapping)}
+    if package not in RELEASABLE_PACKAGES:
+        raise ReleaseError(f"{package!r} is not a releasable function package (releasable: {', '.join(RELEASABLE_PACKAGES)})")
 
 
 def resolve_target(
     package: str,
     *,
     env_name: str,
-    resource_suffix: str,
+    suffix: str,
     overrides: Mapping[str, str | None],
     load_outputs: Callable[[], Mapping[str, Any]],
 ) -> ReleaseTarget:
@@ -153,12 +133,12 @@ def resolve_target(
                     f"(`make deploy ENV={env_name}`)? Or pass --{_flag(field)}"
                 )
             values[field] = str(value)
-        # Outputs come from whatever was synthesized last; refuse to release into a different copy of the
-        # environment than the one asked for (e.g. dev when ENVIRONMENT_SUFFIX=pr123 was meant).
-        if "function_name" in missing and not values["function_name"].endswith(f"-{resource_suffix}"):
+        # `suffix` is the name suffix of the workspace asked for (`dev-pr123`); refuse outputs that name
+        # another copy of the environment (a state file copied or restored into the wrong workspace).
+        if "function_name" in missing and not values["function_name"].endswith(f"-{suffix}"):
             raise ReleaseError(
                 f"the outputs of patternwatch-{env_name} name {values['function_name']}, which does not end in "
-                f"-{resource_suffix}: synthesize with the same ENVIRONMENT_SUFFIX first, or pass --function-name"
+                f"-{suffix}: check the workspace (--workspace / TF_WORKSPACE), or pass --function-name"
             )
     return ReleaseTarget(**values)
 
@@ -404,8 +384,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         prog="python -m tooling.release",
         description="Publish new code for one Lambda function and roll it out through its CodeDeploy canary.",
     )
-    parser.add_argument("package", help="function folder under lambda_src/, e.g. pattern_detector")
+    parser.add_argument("package", help=f"the function's package: one of {', '.join(RELEASABLE_PACKAGES)}")
     parser.add_argument("--env", required=True, help="environment: local, dev, staging or prod")
+    parser.add_argument("--workspace", default=selected_workspace(), help="Terraform workspace (default: $TF_WORKSPACE, else default)")
     parser.add_argument("--function-name", help="Lambda function (default: Terraform output <package>_function_name)")
     parser.add_argument("--app", help="CodeDeploy application (default: Terraform output deployment_app_name)")
     parser.add_argument("--deployment-group", help="CodeDeploy deployment group (default: Terraform output <package>_deployment_group)")
@@ -427,22 +408,22 @@ def main(argv: list[str] | None = None) -> int:
         print(f"release: {message}", flush=True)
 
     try:
-        config = load_environment(args.env, overrides=os.environ)
-        known = function_packages()
-        if args.package not in known:
-            raise ReleaseError(f"{args.package!r} is not a function package (known: {', '.join(known)})")
+        config = load_environment(args.env)
+        check_releasable(args.package)
+        workspace = check_workspace(args.workspace)
+        hint = "or pass --function-name, --app and --deployment-group"
         target = resolve_target(
             args.package,
             env_name=config.name,
-            resource_suffix=config.resource_suffix,
+            suffix=name_suffix(config.resource_suffix, workspace),
             overrides={"function_name": args.function_name, "application": args.app, "deployment_group": args.deployment_group},
-            load_outputs=lambda: read_stack_outputs(config.name),
+            load_outputs=lambda: read_stack_outputs(config.name, workspace=workspace, hint=hint),
         )
-    except (ConfigError, ReleaseError) as error:
+    except (ConfigError, ReleaseError, StackOutputsError) as error:
         print(f"release: error: {error}", file=sys.stderr)
         return EXIT_USAGE
 
-    say(f"{args.env}: {target.function_name} via {target.application}/{target.deployment_group} in {config.region}")
+    say(f"{args.env} (workspace {workspace}): {target.function_name} via {target.application}/{target.deployment_group} in {config.region}")
     try:
         package = build_function(args.package)
         lambda_client, codedeploy_client, sts_client = aws_clients(config.region, config.emulator.endpoint if config.emulator else None)

@@ -4,7 +4,7 @@ Terraform must never need the internet on a machine that has the provider in a f
 must use the public registry everywhere else. The project therefore writes its own CLI config to
 `.cache/terraform.rc` and every script points `TF_CLI_CONFIG_FILE` at it.
 
-Usage: python -m tooling.toolchain [--check] [--print-env]
+Usage: python -m tooling.toolchain [--print-env]
 """
 from __future__ import annotations
 
@@ -103,14 +103,23 @@ def find_provider_mirror(environ: dict | None = None) -> Path | None:
     return None
 
 
+# Terraform's upgrade and security-bulletin check calls checkpoint-api.hashicorp.com on every command; offline it
+# only adds a delay and an error. The CLI config turns it off for every Terraform run that uses this file.
+NO_CHECKPOINT = "disable_checkpoint = true\n"
+# What a shell needs to run this project's Terraform and cdktf by hand (`--print-env`). cdktf-cli 0.21 reads
+# CHECKPOINT_DISABLE only from the environment (nothing in cdktf.json turns its own checkpoint call off).
+QUIET_ENV = {"CHECKPOINT_DISABLE": "1", "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20"}
+
+
 def render_cli_config(mirror: Path | None) -> str:
     if mirror is None:
         return (
             "# Written by tooling/toolchain.py: no local provider mirror was found, so Terraform uses the registry.\n"
-            "provider_installation {\n  direct {}\n}\n"
+            f"{NO_CHECKPOINT}provider_installation {{\n  direct {{}}\n}}\n"
         )
     return (
         "# Written by tooling/toolchain.py: hashicorp providers come from the local mirror, others from the registry.\n"
+        f"{NO_CHECKPOINT}"
         "provider_installation {\n"
         "  filesystem_mirror {\n"
         f'    path    = "{mirror}"\n'
@@ -137,8 +146,8 @@ def terraform_env(environ: dict | None = None) -> dict[str, str]:
     env = dict(os.environ if environ is None else environ)
     env["TF_CLI_CONFIG_FILE"] = str(write_cli_config(env))
     env.setdefault("TF_IN_AUTOMATION", "1")
-    env.setdefault("CHECKPOINT_DISABLE", "1")
-    env.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+    for key, value in QUIET_ENV.items():
+        env.setdefault(key, value)
     return env
 
 
@@ -157,12 +166,14 @@ def check_terraform() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--print-env", action="store_true", help="print `export TF_CLI_CONFIG_FILE=...` for a shell")
+    parser.add_argument("--print-env", action="store_true", help="print the exports a shell needs: eval \"$(python -m tooling.toolchain --print-env)\"")
     args = parser.parse_args(argv)
     try:
         path = write_cli_config()
         if args.print_env:
             print(f"export TF_CLI_CONFIG_FILE={path}")
+            for key, value in QUIET_ENV.items():
+                print(f"export {key}={value}")
             return 0
         version = check_terraform()
         mirror = find_provider_mirror()

@@ -32,18 +32,6 @@ def stacks(synth_dir) -> dict[str, dict]:
 
 
 @pytest.fixture(scope="session")
-def ephemeral_suffix() -> str:
-    return "pr123"
-
-
-@pytest.fixture(scope="session")
-def ephemeral_dev(tmp_path_factory, ephemeral_suffix) -> dict:
-    """dev with ENVIRONMENT_SUFFIX=pr123: the throwaway copy a pull request would deploy."""
-    config = load_environment("dev", overrides={"ENVIRONMENT_SUFFIX": ephemeral_suffix})
-    return _synth(tmp_path_factory.mktemp("ephemeral"), [config])["dev"]
-
-
-@pytest.fixture(scope="session")
 def local(stacks) -> dict:
     return stacks["local"]
 

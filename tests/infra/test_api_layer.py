@@ -12,8 +12,8 @@ from patternwatch_shared.names.routes import APPROVAL_RESOURCE_PATH, PATTERNS_BY
 
 from patternwatch_infra.api import APPROVAL_DECISION_SCHEMA, PATTERNS_REQUEST_SCHEMA, ROUTES, definition_hash
 from patternwatch_infra.config import ENVIRONMENT_NAMES
+from patternwatch_infra.testing import find_resource, logical_id, reference_to, resolve, resolve_name, resources
 from patternwatch_infra.waf import MAX_PATTERNS_BODY_BYTES, decimal_at_most
-from patternwatch_infra.testing import find_resource, logical_id, reference_to, resolve, resources
 
 
 def api_ref(doc: dict, attribute: str) -> str:
@@ -112,7 +112,7 @@ def test_stage_traces_logs_as_json_and_runs_a_canary(dev):
 
 def test_api_gateway_can_write_its_logs(dev):
     (account,) = resources(dev, "aws_api_gateway_account").values()
-    assert resolve(dev, account["cloudwatch_role_arn"])["name"] == "ApiGatewayLogsRole-dev"
+    assert resolve_name(dev, resolve(dev, account["cloudwatch_role_arn"])["name"]) == "ApiGatewayLogsRole-dev"
 
 
 def test_every_method_is_throttled(dev):

@@ -14,7 +14,7 @@ from patternwatch_shared.names.functions import (
 from patternwatch_shared.names.metrics import METRICS_NAMESPACE
 
 from patternwatch_infra.config import load_environment
-from patternwatch_infra.testing import find_resource, logical_id, reference_to, resolve, resources
+from patternwatch_infra.testing import find_resource, logical_id, reference_to, resolve, resolve_name, resources
 
 FUNCTIONS = {
     "KinesisConsumer-dev": KINESIS_CONSUMER,
@@ -38,7 +38,7 @@ def alias_of(doc: dict, name: str) -> tuple[str, dict]:
 
 
 def test_the_six_functions_exist_with_their_names(dev):
-    assert {f["function_name"] for f in resources(dev, "aws_lambda_function").values()} >= set(FUNCTIONS)
+    assert {resolve_name(dev, f["function_name"]) for f in resources(dev, "aws_lambda_function").values()} >= set(FUNCTIONS)
 
 
 @pytest.mark.parametrize("name", FUNCTIONS)
@@ -130,7 +130,7 @@ def test_every_function_alarms_on_errors_throttles_and_p99_duration(dev, name):
     errors = find_resource(dev, "aws_cloudwatch_metric_alarm", alarm_name=f"{name}-Errors")
     assert (errors["namespace"], errors["metric_name"], errors["statistic"]) == ("AWS/Lambda", "Errors", "Sum")
     assert errors["threshold"] == DEV.alarms.error_threshold
-    assert errors["dimensions"] == {"FunctionName": name}
+    assert resolve_name(dev, errors["dimensions"]) == {"FunctionName": name}
     throttles = find_resource(dev, "aws_cloudwatch_metric_alarm", alarm_name=f"{name}-Throttles")
     assert (throttles["metric_name"], throttles["threshold"]) == ("Throttles", 1)
     duration = find_resource(dev, "aws_cloudwatch_metric_alarm", alarm_name=f"{name}-Duration")
@@ -146,7 +146,7 @@ def test_only_the_kinesis_consumer_alarms_on_iterator_age(dev):
     ages = [a for a in resources(dev, "aws_cloudwatch_metric_alarm").values() if a.get("metric_name") == "IteratorAge"]
     assert len(ages) == 1
     (age,) = ages
-    assert age["alarm_name"] == "KinesisConsumer-dev-IteratorAge"
+    assert resolve_name(dev, age["alarm_name"]) == "KinesisConsumer-dev-IteratorAge"
     assert (age["statistic"], age["threshold"]) == ("Maximum", DEV.alarms.iterator_age_ms)
 
 
@@ -159,7 +159,7 @@ def test_canary_error_rate_alarm_watches_the_alias_at_two_percent(dev, name):
     assert queries["error_rate"]["expression"] == "100 * errors / MAX([invocations, 1])"
     assert queries["error_rate"]["return_data"] is True
     for metric in ("errors", "invocations"):
-        assert queries[metric]["metric"]["dimensions"] == {"FunctionName": name, "Resource": f"{name}:live"}
+        assert resolve_name(dev, queries[metric]["metric"]["dimensions"]) == {"FunctionName": name, "Resource": f"{name}:live"}
 
 
 def test_codedeploy_application_is_for_lambda(dev):
@@ -179,7 +179,7 @@ def test_each_function_has_a_canary_deployment_group_that_rolls_back(dev, name):
     assert group["alarm_configuration"]["enabled"] is True
     assert reference_to("aws_cloudwatch_metric_alarm", canary_id, "alarm_name") in group["alarm_configuration"]["alarms"]
     role = resolve(dev, group["service_role_arn"].replace(".arn}", ".name}"))
-    assert role["name"] == "CodeDeployRole-dev"
+    assert resolve_name(dev, role["name"]) == "CodeDeployRole-dev"
 
 
 def test_stream_mapping_reads_through_the_enhanced_fan_out_consumer_into_the_alias(dev):

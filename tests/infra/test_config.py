@@ -155,13 +155,17 @@ def test_the_name_inside_must_match_the_file(tmp_path, dev_document):
         load_environment("staging", envs_dir=tmp_path)
 
 
-def test_suffix_override_makes_an_ephemeral_copy_with_its_own_state_key():
-    config = load_environment("dev", overrides={"ENVIRONMENT_SUFFIX": "pr123"})
-    assert config.resource_suffix == "pr123" and config.is_ephemeral
-    assert config.state_key == "dev/pr123/patternwatch.tfstate"
-    assert config.stack_name == "patternwatch-dev"
-    with pytest.raises(ConfigError, match=r"^ENVIRONMENT_SUFFIX: 'PR 1' is not a valid resource suffix"):
-        load_environment("dev", overrides={"ENVIRONMENT_SUFFIX": "PR 1"})
+def test_the_resource_suffix_leaves_room_for_the_longest_workspace(dev_document, tmp_path):
+    """Every name must still fit AWS's limits with a 16-character workspace: suffixes are at most 7 characters."""
+    for suffix in ("qa", "staging", "a1-b2"):
+        dev_document["resource_suffix"] = suffix
+        write_env(tmp_path, "dev", dev_document)
+        assert load_environment("dev", envs_dir=tmp_path).resource_suffix == suffix
+    for suffix in ("staging2", "Dev", "-dev", "dev-", "dev_1"):
+        dev_document["resource_suffix"] = suffix
+        write_env(tmp_path, "dev", dev_document)
+        with pytest.raises(ConfigError, match=rf"^envs/dev.json: resource_suffix: '{suffix}' is not valid"):
+            load_environment("dev", envs_dir=tmp_path)
 
 
 def test_environment_selection():
@@ -169,10 +173,6 @@ def test_environment_selection():
     assert [c.name for c in selected_environments({"PATTERNWATCH_ENVIRONMENTS": " local, prod "})] == ["local", "prod"]
     with pytest.raises(ConfigError, match=r"^PATTERNWATCH_ENVIRONMENTS: unknown environment 'qa'"):
         selected_environments({"PATTERNWATCH_ENVIRONMENTS": "dev,qa"})
-    with pytest.raises(ConfigError, match=r"^ENVIRONMENT_SUFFIX makes an ephemeral copy of one environment"):
-        selected_environments({"ENVIRONMENT_SUFFIX": "pr1"})
-    (only,) = selected_environments({"PATTERNWATCH_ENVIRONMENTS": "dev", "ENVIRONMENT_SUFFIX": "pr1"})
-    assert only.resource_suffix == "pr1"
 
 
 def test_the_emulator_port_can_move_for_a_second_checkout(monkeypatch):

@@ -17,6 +17,7 @@ from patternwatch_infra.testing import (
     policy_statements,
     reference_to,
     resolve,
+    resolve_name,
     resources,
 )
 
@@ -193,7 +194,7 @@ def test_market_data_stream_is_on_demand_for_24_hours(dev):
 def test_market_data_stream_has_one_enhanced_fan_out_consumer(dev):
     stream_id = logical_id(dev, "aws_kinesis_stream", name="MarketDataStream-dev")
     (consumer,) = resources(dev, "aws_kinesis_stream_consumer").values()
-    assert consumer["name"] == "MarketDataFanOut-dev"
+    assert resolve_name(dev, consumer["name"]) == "MarketDataFanOut-dev"
     assert consumer["stream_arn"] == reference_to("aws_kinesis_stream", stream_id, "arn")
 
 
@@ -242,8 +243,8 @@ def test_waf_log_bucket_name_has_the_prefix_waf_requires_and_admits_log_delivery
     write = statements["AWSLogDeliveryWrite"]
     assert write["principals"] == [{"type": "Service", "identifiers": ["delivery.logs.amazonaws.com"]}]
     assert write["actions"] == ["s3:PutObject"]
-    assert write["resources"][0].startswith(f"arn:aws:s3:::{bucket_name}/AWSLogs/")
-    assert statements["AWSLogDeliveryAclCheck"]["resources"] == [f"arn:aws:s3:::{bucket_name}"]
+    assert resolve_name(dev, write["resources"][0]).startswith(f"arn:aws:s3:::{bucket_name}/AWSLogs/")
+    assert resolve_name(dev, statements["AWSLogDeliveryAclCheck"]["resources"]) == [f"arn:aws:s3:::{bucket_name}"]
 
 
 def test_buckets_can_be_emptied_on_destroy_except_in_protected_environments(dev, prod):
@@ -301,4 +302,4 @@ def test_outputs_expose_every_name_and_arn_operators_and_tests_need(dev):
     for arn_output in ("trading_patterns_table_arn", "approval_tracking_table_arn", "alert_queue_arn",
                        "pending_approvals_queue_arn", "stream_failure_queue_arn", "waf_log_bucket_arn"):
         assert outputs[arn_output]["value"].endswith(".arn}"), arn_output
-    assert resolve(dev, outputs["kms_key_alias"]["value"].replace(".name}", ".arn}"))["name"] == "alias/patternwatch-dev"
+    assert resolve_name(dev, outputs["kms_key_alias"]["value"]) == "alias/patternwatch-dev"

@@ -6,7 +6,7 @@ import json
 import pytest
 
 from patternwatch_infra.config import ENVIRONMENT_NAMES
-from patternwatch_infra.testing import find_resource, policy_statements, resolve, resources
+from patternwatch_infra.testing import find_resource, policy_statements, resolve, resolve_name, resources
 
 # Statements allowed a wildcard in a resource, each with the reason AWS forces it. Anything else fails.
 WILDCARD_RESOURCE_ALLOWLIST = {
@@ -37,7 +37,7 @@ def role_policies(doc: dict) -> dict[str, list[dict]]:
     found = {}
     for policy in resources(doc, "aws_iam_role_policy").values():
         role = resolve(doc, policy["role"].replace(".id}", ".arn}"))
-        found[role["name"]] = policy_statements(doc, policy["policy"])
+        found[resolve_name(doc, role["name"])] = policy_statements(doc, policy["policy"])
     return found
 
 
@@ -120,7 +120,7 @@ def test_roles_trust_only_their_own_service(dev):
     for role in resources(dev, "aws_iam_role").values():
         (stmt,) = json.loads(role["assume_role_policy"])["Statement"]
         assert stmt["Action"] == "sts:AssumeRole"
-        trusted[role["name"]] = stmt["Principal"]["Service"]
+        trusted[resolve_name(dev, role["name"])] = stmt["Principal"]["Service"]
     assert trusted["PatternDetectorRole-dev"] == "lambda.amazonaws.com"
     assert trusted["CodeDeployRole-dev"] == "codedeploy.amazonaws.com"
     assert trusted["ApiGatewayLogsRole-dev"] == "apigateway.amazonaws.com"

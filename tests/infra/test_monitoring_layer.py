@@ -17,7 +17,7 @@ from patternwatch_shared.names.metrics import (
 
 from patternwatch_infra.config import ENVIRONMENT_NAMES
 from patternwatch_infra.monitoring import billing_alarm_region_check
-from patternwatch_infra.testing import find_resource, logical_id, policy_statements, reference_to, resolve, resources
+from patternwatch_infra.testing import find_resource, logical_id, policy_statements, reference_to, resolve, resolve_name, resources
 
 LAMBDA_SRC = Path(__file__).resolve().parents[2] / "lambda_src"
 FUNCTIONS = tuple(spec.base_name for spec in PLATFORM_FUNCTIONS)
@@ -109,7 +109,7 @@ def test_dashboard_graphs_the_aws_metrics_of_every_part_of_the_platform(dev):
     lines = metric_lines(dashboard(dev))
     by_metric = {(line[0], line[1]) for line in lines}
     for metric in ("Errors", "Throttles", "Duration"):
-        graphed = {line[3] for line in lines if line[:2] == ["AWS/Lambda", metric]}
+        graphed = {resolve_name(dev, line[3]) for line in lines if line[:2] == ["AWS/Lambda", metric]}
         assert graphed == {f"{f}-dev" for f in FUNCTIONS}, metric
     assert {("AWS/Lambda", "IteratorAge"), ("AWS/Kinesis", "IncomingRecords"), ("AWS/Kinesis", "SubscribeToShardEvent.MillisBehindLatest"),
             ("AWS/SQS", "ApproximateAgeOfOldestMessage"), ("AWS/SQS", "ApproximateNumberOfMessagesVisible"),
@@ -159,7 +159,7 @@ def test_platform_health_is_one_composite_alarm_over_every_part(dev):
     assert composite["alarm_rule"] == " OR ".join(
         f'ALARM("{reference_to("aws_cloudwatch_metric_alarm", m, "alarm_name")}")' for m in members
     )
-    member_names = {resources(dev, "aws_cloudwatch_metric_alarm")[m]["alarm_name"] for m in members}
+    member_names = {resolve_name(dev, resources(dev, "aws_cloudwatch_metric_alarm")[m]["alarm_name"]) for m in members}
     expected = {f"{f}-dev-{metric}" for f in FUNCTIONS for metric in ("Errors", "Throttles")} | {
         "KinesisConsumer-dev-IteratorAge", "PatternDetectionDuration-Anomaly-dev", "AlertQueue-DLQ-Depth-dev",
         "PendingApprovals-DLQ-Depth-dev", "StreamConsumerFailures-Depth-dev", "PatternAnalysisWorkflow-Failures-dev",
@@ -222,5 +222,5 @@ def test_budgets_may_publish_to_the_encrypted_ops_topic(dev):
 
 def test_outputs_name_the_dashboard_and_the_health_alarm(dev):
     assert dev["output"]["dashboard_name"]["value"].startswith("${aws_cloudwatch_dashboard.")
-    assert resolve(dev, dev["output"]["platform_health_alarm_name"]["value"])["alarm_name"] == "PatternWatchPlatformHealth-dev"
+    assert resolve_name(dev, dev["output"]["platform_health_alarm_name"]["value"]) == "PatternWatchPlatformHealth-dev"
     assert dev["output"]["ops_topic_arn"]["value"] == ops_topic(dev)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import ast
 import hashlib
 import json
-import subprocess
 from pathlib import Path
 
 import botocore.session
@@ -17,6 +16,7 @@ import pytest
 from botocore.stub import ANY, Stubber
 
 from tooling import release as rel
+from tooling.stack_outputs import parse_outputs
 from patternwatch_infra.packaging import Package, build_function
 
 FUNCTION = "PatternDetector-dev"
@@ -254,30 +254,18 @@ OUTPUT_DOCUMENT = json.dumps({
 })
 
 
-def test_stack_outputs_come_from_terraform_output_json_in_the_stack_directory(tmp_path):
-    (tmp_path / "patternwatch-dev").mkdir()
-    calls = []
-
-    def fake_run(command, **kwargs):
-        calls.append((command, kwargs))
-        return subprocess.CompletedProcess(command, 0, stdout=OUTPUT_DOCUMENT, stderr="")
-
-    outputs = rel.read_stack_outputs("dev", stacks_dir=tmp_path, run=fake_run)
-
-    command, kwargs = calls[0]
-    assert command[:3] == ["terraform", "output", "-json"]
-    assert kwargs["cwd"] == tmp_path / "patternwatch-dev"
-    assert kwargs["env"]["TF_CLI_CONFIG_FILE"].endswith("terraform.rc")
+def test_names_come_from_the_outputs_of_the_workspace_asked_for():
+    outputs = parse_outputs(OUTPUT_DOCUMENT, source="test")
     target = rel.resolve_target(
-        "pattern_detector", env_name="dev", resource_suffix="dev", overrides={}, load_outputs=lambda: outputs
+        "pattern_detector", env_name="dev", suffix="dev", overrides={}, load_outputs=lambda: outputs
     )
     assert target == rel.ReleaseTarget("PatternDetector-dev", "patternwatch-functions-dev", "PatternDetector-dev", "live")
 
 
 def test_flags_win_over_outputs_and_terraform_is_not_run_when_all_are_given():
-    outputs = rel.parse_outputs(OUTPUT_DOCUMENT, source="test")
+    outputs = parse_outputs(OUTPUT_DOCUMENT, source="test")
     partly = rel.resolve_target(
-        "pattern_detector", env_name="dev", resource_suffix="dev",
+        "pattern_detector", env_name="dev", suffix="dev",
         overrides={"application": "other-app"}, load_outputs=lambda: outputs,
     )
     assert (partly.function_name, partly.application) == ("PatternDetector-dev", "other-app")
@@ -286,7 +274,7 @@ def test_flags_win_over_outputs_and_terraform_is_not_run_when_all_are_given():
         raise AssertionError("terraform must not run when every name is given")
 
     explicit = rel.resolve_target(
-        "pattern_detector", env_name="dev", resource_suffix="dev",
+        "pattern_detector", env_name="dev", suffix="dev",
         overrides={"function_name": "Fn-x", "application": "app-x", "deployment_group": "group-x"}, load_outputs=no_terraform,
     )
     assert explicit == rel.ReleaseTarget("Fn-x", "app-x", "group-x")
@@ -295,26 +283,17 @@ def test_flags_win_over_outputs_and_terraform_is_not_run_when_all_are_given():
 def test_a_missing_output_names_the_output_and_the_flag():
     with pytest.raises(rel.ReleaseError, match=r"'alert_processor_function_name' is missing for dev.*--function-name"):
         rel.resolve_target(
-            "alert_processor", env_name="dev", resource_suffix="dev", overrides={},
-            load_outputs=lambda: rel.parse_outputs(OUTPUT_DOCUMENT, source="test"),
+            "alert_processor", env_name="dev", suffix="dev", overrides={},
+            load_outputs=lambda: parse_outputs(OUTPUT_DOCUMENT, source="test"),
         )
 
 
 def test_outputs_of_another_copy_of_the_environment_are_refused():
-    with pytest.raises(rel.ReleaseError, match="does not end in -pr123"):
+    with pytest.raises(rel.ReleaseError, match=r"does not end in -dev-pr123: check the workspace"):
         rel.resolve_target(
-            "pattern_detector", env_name="dev", resource_suffix="pr123", overrides={},
-            load_outputs=lambda: rel.parse_outputs(OUTPUT_DOCUMENT, source="test"),
+            "pattern_detector", env_name="dev", suffix="dev-pr123", overrides={},
+            load_outputs=lambda: parse_outputs(OUTPUT_DOCUMENT, source="test"),
         )
-
-
-def test_terraform_failures_and_missing_stacks_are_explained(tmp_path):
-    with pytest.raises(rel.ReleaseError, match="make deploy ENV=dev"):
-        rel.read_stack_outputs("dev", stacks_dir=tmp_path)
-    (tmp_path / "patternwatch-dev").mkdir()
-    failing = lambda command, **_: subprocess.CompletedProcess(command, 1, stdout="", stderr="Backend initialization required")  # noqa: E731
-    with pytest.raises(rel.ReleaseError, match="(?s)is it initialised.*Backend initialization required"):
-        rel.read_stack_outputs("dev", stacks_dir=tmp_path, run=failing)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -325,13 +304,13 @@ def test_terraform_failures_and_missing_stacks_are_explained(tmp_path):
 @pytest.fixture
 def command_line(package, monkeypatch):
     """main() with the real argument parsing and env config, but stubbed clients and no Terraform."""
-    monkeypatch.delenv("ENVIRONMENT_SUFFIX", raising=False)
+    monkeypatch.delenv("TF_WORKSPACE", raising=False)
     for var in rel.ENDPOINT_VARS:
         monkeypatch.delenv(var, raising=False)
     clients = _client("lambda"), _client("codedeploy"), _client("sts")
     monkeypatch.setattr(rel, "build_function", lambda name: package)
     monkeypatch.setattr(rel, "aws_clients", lambda region, endpoint: clients)
-    monkeypatch.setattr(rel, "read_stack_outputs", lambda env: rel.parse_outputs(OUTPUT_DOCUMENT, source="test"))
+    monkeypatch.setattr(rel, "read_stack_outputs", lambda env, **_: parse_outputs(OUTPUT_DOCUMENT, source="test"))
     # CodeDeploy is stubbed with nothing queued: these tests must stop before any deployment.
     with Stubber(clients[0]) as lam, Stubber(clients[1]), Stubber(clients[2]) as sts:
         yield lam, sts
@@ -356,9 +335,37 @@ def test_credentials_for_another_account_are_refused_before_anything_changes(com
     assert "credentials are for account 999999999999, but envs/dev.json allows only 111111111111" in capsys.readouterr().err
 
 
-def test_the_command_line_rejects_an_unknown_function_package(capsys):
+def test_the_command_line_offers_only_the_functions_that_can_be_released(capsys):
+    releasable = "releasable: kinesis_consumer, pattern_detector, alert_processor, threshold_checker, approval_processor"
     assert rel.main(["no_such_function", "--env", "dev"]) == rel.EXIT_USAGE
-    assert "'no_such_function' is not a function package (known: " in capsys.readouterr().err
+    assert f"'no_such_function' is not a releasable function package ({releasable})" in capsys.readouterr().err
+    # The power tuner's package is a folder of lambda_src/ too, but its functions have no canary to release through.
+    assert rel.main(["power_tuning", "--env", "local"]) == rel.EXIT_USAGE
+    err = capsys.readouterr().err
+    assert "'power_tuning' is the power tuner's code" in err and "ships with `make deploy`" in err and releasable in err
+
+
+def test_every_releasable_function_has_the_stack_outputs_a_release_reads(dev):
+    """What the release offers is exactly what the compute layer declares outputs for."""
+    for package in rel.RELEASABLE_PACKAGES:
+        for output in rel.output_names(package).values():
+            assert output in dev["output"], output
+    declared = {name.removesuffix("_function_name") for name in dev["output"] if name.endswith("_function_name")}
+    assert declared == set(rel.RELEASABLE_PACKAGES)
+
+
+def test_a_badly_named_workspace_is_refused_before_terraform_runs(capsys, monkeypatch):
+    monkeypatch.setattr(rel, "read_stack_outputs", lambda *a, **k: pytest.fail("terraform must not run"))
+    assert rel.main(["pattern_detector", "--env", "dev", "--workspace", "PR_1"]) == rel.EXIT_USAGE
+    assert "the Terraform workspace name 'PR_1' is not allowed" in capsys.readouterr().err
+
+
+def test_the_workspace_comes_from_tf_workspace_unless_given(monkeypatch):
+    monkeypatch.setenv("TF_WORKSPACE", "pr123")
+    assert rel.parse_args(["pattern_detector", "--env", "dev"]).workspace == "pr123"
+    assert rel.parse_args(["pattern_detector", "--env", "dev", "--workspace", "pr7"]).workspace == "pr7"
+    monkeypatch.delenv("TF_WORKSPACE")
+    assert rel.parse_args(["pattern_detector", "--env", "dev"]).workspace == "default"
 
 
 def test_clients_use_the_environment_region_and_never_override_aws_endpoint_url(monkeypatch):

@@ -8,7 +8,8 @@ from cdktf_cdktf_provider_aws.sqs_queue import SqsQueue
 from patternwatch_infra.config import ENVIRONMENT_NAMES, load_environment
 from patternwatch_infra.emulator import EMULATED_SERVICES
 from patternwatch_infra.tagging import CostTags
-from patternwatch_infra.testing import all_resources, resources, synth_scope
+from patternwatch_infra.naming import NAME_SUFFIX_REFERENCE
+from patternwatch_infra.testing import all_resources, resolve_name, resources, synth_scope
 
 REAL_ENVIRONMENTS = ("dev", "staging", "prod")
 ACCOUNTS = {"dev": "111111111111", "staging": "222222222222", "prod": "333333333333"}
@@ -54,7 +55,13 @@ def test_real_environments_only_touch_their_own_account_and_have_no_emulator_set
 
 
 def test_local_keeps_state_in_a_local_file_outside_the_build_output(local):
-    assert local["terraform"]["backend"] == {"local": {"path": "../../../terraform.patternwatch-local.tfstate"}}
+    assert local["terraform"]["backend"] == {
+        "local": {
+            "path": "../../../terraform.patternwatch-local.tfstate",
+            # Other workspaces' states sit beside it, out of the build output too.
+            "workspace_dir": "../../../terraform.patternwatch-local.tfstate.d",
+        }
+    }
 
 
 def test_local_points_every_service_at_the_emulator_with_test_credentials(local):
@@ -91,18 +98,16 @@ def _resource_names(document: dict) -> list[tuple[str, str]]:
 
 
 @pytest.mark.parametrize("env", ENVIRONMENT_NAMES)
-def test_every_resource_name_carries_the_environment_suffix(stacks, env):
-    names = _resource_names(stacks[env])
+def test_every_resource_name_ends_in_the_name_suffix_local(stacks, env):
+    """The environment suffix in `default`, <suffix>-<workspace> elsewhere: never a literal suffix (a name made
+    from another resource's name, like the API's access log group, follows that name)."""
+    document = stacks[env]
+    names = _resource_names(document)
     assert len(names) >= 14
+    assert sum(value.endswith(NAME_SUFFIX_REFERENCE) for _, value in names) >= len(names) - 1
     for where, value in names:
-        assert value.endswith(f"-{env}"), f"{where} = {value}"
-
-
-def test_an_ephemeral_suffix_renames_everything_and_gets_its_own_state_key(ephemeral_dev, ephemeral_suffix):
-    names = _resource_names(ephemeral_dev)
-    assert len(names) >= 14
-    assert all(value.endswith(f"-{ephemeral_suffix}") for _, value in names), names
-    assert ephemeral_dev["terraform"]["backend"]["s3"]["key"] == f"dev/{ephemeral_suffix}/patternwatch.tfstate"
+        assert resolve_name(document, value).endswith(f"-{env}"), where
+        assert resolve_name(document, value, workspace="pr123").endswith(f"-{env}-pr123"), where
 
 
 @pytest.mark.parametrize("env", ENVIRONMENT_NAMES)

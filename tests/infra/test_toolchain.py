@@ -62,6 +62,21 @@ def test_the_cli_config_takes_hashicorp_providers_from_the_mirror_and_others_fro
     assert "exclude" in config.split("direct")[1]
 
 
+def test_the_cli_config_turns_terraform_s_checkpoint_call_off(tmp_path):
+    for mirror in (None, tmp_path):
+        assert "\ndisable_checkpoint = true\n" in render_cli_config(mirror)
+
+
+def test_print_env_gives_a_shell_everything_the_readme_s_terraform_steps_need(capsys):
+    assert toolchain.main(["--print-env"]) == 0
+    exports = dict(line.removeprefix("export ").split("=", 1) for line in capsys.readouterr().out.splitlines())
+    assert exports == {
+        "TF_CLI_CONFIG_FILE": str(toolchain.CLI_CONFIG_PATH),
+        "CHECKPOINT_DISABLE": "1",
+        "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20",
+    }
+
+
 def test_the_written_config_is_what_terraform_env_points_at():
     env = toolchain.terraform_env({"PATH": "/usr/bin"})
     assert env["TF_CLI_CONFIG_FILE"] == str(toolchain.CLI_CONFIG_PATH)

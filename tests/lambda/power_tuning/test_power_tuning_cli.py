@@ -7,7 +7,7 @@ import zipfile
 
 import boto3
 import pytest
-from botocore.stub import Stubber
+from botocore.stub import ANY, Stubber
 from moto import mock_aws
 
 from patternwatch_shared.names.functions import ENV_ALERT_QUEUE_URL, ENV_TRADING_PATTERNS_TABLE
@@ -169,10 +169,41 @@ def test_cli_starts_the_workflow_for_a_real_environment(capsys):
     sts_stub.add_response("get_caller_identity", {"Account": "111111111111", "Arn": "arn:aws:iam::111111111111:user/me", "UserId": "me"})
     with stub, sts_stub:
         code = power_tune.main(["--env", "dev", "--function", "PatternDetector-dev", "--auto-optimize", "--payload", '{"action": "validate"}'],
-                               clients=lambda config: (None, sfn, sts))
+                               clients=lambda config: (None, sfn, sts), stack_outputs=workspace_outputs("default"))
     printed = capsys.readouterr().out
     assert code == power_tune.EXIT_OK
     assert f"starting {MACHINE}" in printed and "applied: 512 MB -> 1024 MB" in printed and "local run" not in printed
+
+
+def workspace_outputs(expected_workspace: str):
+    """Stack outputs as `terraform output -json` gives them for the workspace the CLI must ask for."""
+    def outputs(env: str, *, workspace: str, **_) -> dict:
+        assert (env, workspace) == ("dev", expected_workspace)
+        return {"power_tuning_state_machine_arn": MACHINE if workspace == "default" else f"{MACHINE}-{workspace}"}
+    return outputs
+
+
+def test_cli_starts_the_workflow_of_the_workspace_it_is_given(capsys, monkeypatch):
+    """The machine's ARN is the workspace's stack output, never a name spelled here."""
+    monkeypatch.setenv("TF_WORKSPACE", "pr123")
+    sfn, stub = stubbed_sfn()
+    stub.add_response("start_execution", {"executionArn": EXECUTION, "startDate": "2026-11-28T00:00:00Z"}, {"stateMachineArn": f"{MACHINE}-pr123", "input": ANY})
+    stub.add_response("describe_execution", _described("SUCCEEDED", output=json.dumps(RESULT)))
+    sts = boto3.client("sts", region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x")
+    sts_stub = Stubber(sts)
+    sts_stub.add_response("get_caller_identity", {"Account": "111111111111", "Arn": "arn:aws:iam::111111111111:user/me", "UserId": "me"})
+    with stub, sts_stub:
+        code = power_tune.main(["--env", "dev", "--function", "PatternDetector-dev-pr123", "--payload", '{"action": "validate"}'],
+                               clients=lambda config: (None, sfn, sts), stack_outputs=workspace_outputs("pr123"))
+    assert code == power_tune.EXIT_OK
+    assert f"starting {MACHINE}-pr123" in capsys.readouterr().out
+
+
+def test_cli_reports_a_workspace_without_the_tuner(capsys):
+    code = power_tune.main(["--env", "dev", "--function", "PatternDetector-dev", "--payload", "{}"],
+                           clients=None, stack_outputs=lambda env, **_: {})
+    assert code == power_tune.EXIT_USAGE
+    assert "has no output power_tuning_state_machine_arn" in capsys.readouterr().err
 
 
 def test_cli_refuses_to_guess_a_payload_and_reports_bad_input_and_aws_errors(capsys, tmp_path):
@@ -189,7 +220,8 @@ def test_cli_refuses_to_guess_a_payload_and_reports_bad_input_and_aws_errors(cap
     stub.add_client_error("get_caller_identity", "ExpiredToken", "token expired")
     with stub:
         args = ["--env", "dev", "--function", "ApprovalProcessor-dev", "--payload", f"@{payload}"]
-        assert power_tune.main([*args, "--num", "0"], clients=lambda config: (None, None, sts)) == power_tune.EXIT_FAILED
+        tuned = {"clients": lambda config: (None, None, sts), "stack_outputs": workspace_outputs("default")}
+        assert power_tune.main([*args, "--num", "0"], **tuned) == power_tune.EXIT_FAILED
         assert "num must be" in capsys.readouterr().err
-        assert power_tune.main(args, clients=lambda config: (None, None, sts)) == power_tune.EXIT_FAILED
+        assert power_tune.main(args, **tuned) == power_tune.EXIT_FAILED
         assert "AWS error: " in capsys.readouterr().err
