@@ -146,12 +146,12 @@ def test_the_threshold_checker_may_only_query_the_recent_patterns_index(dev):
 def test_the_approval_page_reads_only_evidence_from_the_data_bucket(dev):
     statements = {s["sid"]: s for s in role_policies(dev)["ApprovalProcessorRole-dev"]}
     (resource,) = statements["ReadEvidence"]["resources"]
-    bucket_id = [k for k, b in resources(dev, "aws_s3_bucket").items() if b["bucket"] == "patternwatch-data-111111111111-dev"][0]
+    bucket_id = [k for k, b in resources(dev, "aws_s3_bucket").items() if resolve_name(dev, b["bucket"]) == "patternwatch-data-111111111111-dev"][0]
     assert resource == f"${{aws_s3_bucket.{bucket_id}.arn}}/evidence/*"
     assert statements["ReadEvidence"]["actions"] == ["s3:GetObject"]
 
 
 def test_the_expiry_timer_consumes_only_pending_approvals(dev):
     statements = {s["sid"]: s for s in role_policies(dev)["ApprovalExpiryRole-dev"]}
-    queue_id = [k for k, q in resources(dev, "aws_sqs_queue").items() if q["name"] == "PendingApprovals-dev"][0]
+    queue_id = [k for k, q in resources(dev, "aws_sqs_queue").items() if resolve_name(dev, q["name"]) == "PendingApprovals-dev"][0]
     assert statements["ConsumePendingApprovals"]["resources"] == [f"${{aws_sqs_queue.{queue_id}.arn}}"]
