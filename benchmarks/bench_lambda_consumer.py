@@ -1,8 +1,8 @@
 """CPU time of the kinesis-consumer handler for a 100- and a 10,000-record batch across 50 symbols.
 
 The whole handler runs (Powertools decorators, BatchProcessor, base64 + JSON + validation, DynamoDB
-marshalling, per-symbol Query, pattern detection, conditional pattern writes, alert batching), with
-DynamoDB and SQS replaced by in-memory stubs that answer the same low-level calls. Each symbol
+marshalling, per-symbol Query, pattern detection, conditional pattern writes, PatternDetected event
+batching), with DynamoDB and EventBridge replaced by in-memory stubs that answer the same low-level calls. Each symbol
 already has 60 bars of history, as in steady state, so every symbol runs a full detection.
 Timing is process CPU time (time.process_time) of one lambda_handler call; a fresh stub per run.
 
@@ -24,7 +24,7 @@ os.environ.update(
         "POWERTOOLS_METRICS_NAMESPACE": "StockPatternDetection",
         "AWS_DEFAULT_REGION": "us-east-1",
         "TRADING_PATTERNS_TABLE": "TradingPatterns-bench",
-        "ALERT_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/AlertQueue",
+        "ALERT_CONFIDENCE_THRESHOLD": "0.9",
     }
 )
 
@@ -101,19 +101,19 @@ class InMemoryDynamoDB:
     def update_item(self, TableName, Key, ExpressionAttributeValues, **_):
         self._count("update_item")
         item = self.partitions[Key["PK"]["S"]][Key["SK"]["S"]]
-        item["alertState"] = ExpressionAttributeValues[":queued"]
+        item["alertState"] = ExpressionAttributeValues[":emitted"]
         return {}
 
 
-class InMemorySQS:
+class InMemoryEvents:
     def __init__(self) -> None:
         self.messages: list[str] = []
 
-    def send_message_batch(self, QueueUrl, Entries):
+    def put_events(self, Entries):
         if len(Entries) > 10:
-            raise ValueError("SendMessageBatch takes at most 10 entries")
-        self.messages.extend(entry["MessageBody"] for entry in Entries)
-        return {"Successful": [{"Id": entry["Id"]} for entry in Entries], "Failed": []}
+            raise ValueError("PutEvents takes at most 10 entries")
+        self.messages.extend(entry["Detail"] for entry in Entries)
+        return {"FailedEntryCount": 0, "Entries": [{"EventId": str(len(self.messages) + i)} for i in range(len(Entries))]}
 
 
 def symbol_series(count: int) -> dict[str, list[dict[str, Any]]]:
@@ -161,11 +161,11 @@ def seeded_table(series: dict[str, list[dict[str, Any]]]) -> InMemoryDynamoDB:
     return table
 
 
-def run_once(records: int, series) -> tuple[float, InMemoryDynamoDB, InMemorySQS, dict]:
+def run_once(records: int, series) -> tuple[float, InMemoryDynamoDB, InMemoryEvents, dict]:
     event = kinesis_event(records, series)
-    table, queue = seeded_table(series), InMemorySQS()
+    table, queue = seeded_table(series), InMemoryEvents()
     aws.reset_clients()
-    aws._clients.update({"dynamodb": table, "sqs": queue})
+    aws._clients.update({"dynamodb": table, "events": queue})
     context = LambdaContext("kinesis-consumer-bench", memory_limit_in_mb=1024)
     # EMF blobs and logs go to a buffer; the timer is process CPU time of the handler call alone.
     invocation = invoke(handler.lambda_handler, event, context, output=io.StringIO(), timer=time.process_time)
@@ -183,7 +183,7 @@ def main() -> None:
 
     print(f"python {sys.version.split()[0]}; {SYMBOLS} symbols with {HISTORY_BARS} bars of history; "
           f"CPU time of one lambda_handler call, median of {args.repeats}")
-    print("| records | CPU ms (median) | CPU ms (min) | records/s (median) | target | queries | pattern writes | alerts |")
+    print("| records | CPU ms (median) | CPU ms (min) | records/s (median) | target | queries | pattern writes | events |")
     print("|---:|---:|---:|---:|---:|---:|---:|---:|")
     for records in (100, 10_000):
         series = symbol_series(records // SYMBOLS)

@@ -8,6 +8,8 @@ Creates:
   deploys with
 - event sources: the Kinesis enhanced fan-out consumer MarketDataFanOut -> KinesisConsumer:live,
   AlertQueue -> AlertProcessor:live, PendingApprovals -> ApprovalExpiry:live (the approvals' expiry timer)
+  (KinesisConsumer emits PatternDetected events to the default EventBridge bus; the orchestration layer's
+  rule takes them to the analysis workflow, which queues alerts)
 
 Packaging runs here, during synth (packaging.py): zips are deterministic and cached.
 """
@@ -27,9 +29,9 @@ from constructs import Construct
 from patternwatch_shared.approvers import approvers_json
 from patternwatch_shared.evidence import EVIDENCE_PREFIX
 from patternwatch_shared.names.functions import (
-    ALERT_PROCESSOR, APPROVAL_EXPIRY, APPROVAL_PROCESSOR, ENV_ALERT_QUEUE_URL, ENV_APPROVAL_EXPIRY_SECONDS,
-    ENV_APPROVAL_REQUESTS_TOPIC_ARN, ENV_APPROVAL_TABLE, ENV_APPROVERS, ENV_DATA_BUCKET, ENV_ERROR_THRESHOLD,
-    ENV_PATTERN_CONFIDENCE_THRESHOLD, ENV_PENDING_APPROVALS_QUEUE_URL, ENV_TRADING_ALERTS_TOPIC_ARN,
+    ALERT_PROCESSOR, APPROVAL_EXPIRY, APPROVAL_PROCESSOR, ENV_ALERT_CONFIDENCE_THRESHOLD, ENV_ALERT_QUEUE_URL,
+    ENV_APPROVAL_EXPIRY_SECONDS, ENV_APPROVAL_REQUESTS_TOPIC_ARN, ENV_APPROVAL_TABLE, ENV_APPROVERS, ENV_DATA_BUCKET,
+    ENV_PENDING_APPROVALS_QUEUE_URL, ENV_THRESHOLD_CHECK_MIN_BREACHES, ENV_TRADING_ALERTS_TOPIC_ARN,
     ENV_TRADING_PATTERNS_TABLE, KINESIS_CONSUMER, PATTERN_DETECTOR, THRESHOLD_CHECKER, LambdaFunctionSpec,
 )
 from patternwatch_shared.names.table import RECENT_PATTERNS_INDEX
@@ -104,6 +106,10 @@ class ComputeLayer(ArchitectureLayer):
         approvals = data.approval_table
         alert_queue = data.alert_queue.queue
         key = [data.kms_key.arn]
+        # One setting decides every alert; the functions that compare against it get the same value.
+        alert_threshold = str(config.alerts.confidence_threshold)
+        # The account's default bus: PutEvents needs no bus of our own, and the rule listens there.
+        self.default_event_bus_arn = f"arn:aws:events:{config.region}:{data.caller.account_id}:event-bus/default"
 
         def function(spec: LambdaFunctionSpec, environment: dict[str, str], statements: list) -> MonitoredFunction:
             return MonitoredFunction(
@@ -112,14 +118,14 @@ class ComputeLayer(ArchitectureLayer):
 
         self.kinesis_consumer = function(
             KINESIS_CONSUMER,
-            {ENV_TRADING_PATTERNS_TABLE: table.name, ENV_ALERT_QUEUE_URL: alert_queue.url},
+            {ENV_TRADING_PATTERNS_TABLE: table.name, ENV_ALERT_CONFIDENCE_THRESHOLD: alert_threshold},
             [
                 statement(
                     sid="StoreBarsAndPatterns",
                     actions=["dynamodb:BatchWriteItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query"],
                     resources=[table.arn],
                 ),
-                statement(sid="SendAlerts", actions=["sqs:SendMessage"], resources=[alert_queue.arn]),
+                statement(sid="EmitPatternDetectedEvents", actions=["events:PutEvents"], resources=[self.default_event_bus_arn]),
                 # The event source mapping reads the stream through the enhanced fan-out consumer with this role.
                 statement(
                     sid="ReadStream",
@@ -143,7 +149,7 @@ class ComputeLayer(ArchitectureLayer):
 
         self.pattern_detector = function(
             PATTERN_DETECTOR,
-            {ENV_TRADING_PATTERNS_TABLE: table.name, ENV_ALERT_QUEUE_URL: alert_queue.url},
+            {ENV_TRADING_PATTERNS_TABLE: table.name, ENV_ALERT_QUEUE_URL: alert_queue.url, ENV_ALERT_CONFIDENCE_THRESHOLD: alert_threshold},
             [
                 statement(sid="ReadPatterns", actions=["dynamodb:Query"], resources=[table.arn]),
                 statement(sid="SendAlerts", actions=["sqs:SendMessage"], resources=[alert_queue.arn]),
@@ -192,8 +198,8 @@ class ComputeLayer(ArchitectureLayer):
             {
                 ENV_TRADING_PATTERNS_TABLE: table.name,
                 ENV_ALERT_QUEUE_URL: alert_queue.url,
-                ENV_ERROR_THRESHOLD: str(config.alarms.error_threshold),
-                ENV_PATTERN_CONFIDENCE_THRESHOLD: str(config.alarms.pattern_confidence_threshold),
+                ENV_ALERT_CONFIDENCE_THRESHOLD: alert_threshold,
+                ENV_THRESHOLD_CHECK_MIN_BREACHES: str(config.alerts.threshold_check_min_breaches),
             },
             [
                 statement(

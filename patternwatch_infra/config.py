@@ -10,11 +10,11 @@ import json
 import math
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Any, TypeVar
 
 from patternwatch_shared.approvers import APPROVER_ID_PATTERN, MAX_APPROVER_NAME_CHARS, MAX_APPROVERS, Approver
 from patternwatch_shared.names.messages import MAX_APPROVAL_EXPIRY_SECONDS
@@ -42,6 +42,9 @@ _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 # CloudWatch Logs accepts only these retention periods.
 LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653)
 REQUIRED_TAGS = ("Project", "Environment", "CostCenter")
+
+
+_Config = TypeVar("_Config")
 
 
 class ConfigError(ValueError):
@@ -80,10 +83,23 @@ class LambdaConfig:
 
 
 @dataclass(frozen=True)
+class AlertConfig:
+    """Which detections alert. Every alert decision compares with `confidence >= confidence_threshold`."""
+
+    # kinesis-consumer emits a PatternDetected event, the pattern-detected rule starts the workflow and
+    # its decide step queues the alert at or above it; the threshold checker counts such patterns.
+    confidence_threshold: float = 0.9
+    # The threshold checker's own alert: at least this many patterns at or above the threshold in its window.
+    threshold_check_min_breaches: int = 6
+
+
+@dataclass(frozen=True)
 class AlarmConfig:
+    """CloudWatch alarm thresholds (each alarm is on 3 of 5 one-minute periods unless said otherwise)."""
+
     billing_threshold_usd: float = 100.0
-    error_threshold: int = 5
-    pattern_confidence_threshold: float = 0.9
+    lambda_errors_per_minute: int = 5  # each function's Errors alarm
+    api_5xx_errors_per_minute: int = 5  # the REST API's 5XXError alarm
     iterator_age_ms: int = 60_000
     duration_p99_ratio: float = 0.8
     dlq_depth: int = 1
@@ -120,6 +136,7 @@ class EnvironmentConfig:
     account_id: str | None = None
     emulator: EmulatorConfig | None = None
     lambda_: LambdaConfig = field(default_factory=LambdaConfig)
+    alerts: AlertConfig = field(default_factory=AlertConfig)
     alarms: AlarmConfig = field(default_factory=AlarmConfig)
     waf: WafConfig = field(default_factory=WafConfig)
     canary_percent: float = 10.0
@@ -235,51 +252,65 @@ def _read_tags(section: _Section) -> Mapping[str, str]:
     return MappingProxyType(dict(section.data))
 
 
-def _read_waf(section: _Section | None) -> WafConfig:
+def _optional_section(section: _Section | None, default: _Config, read: Callable[[_Section, _Config], _Config]) -> _Config:
+    """A section the file may leave out: then its defaults; else what `read` makes of it, every key checked."""
     if section is None:
-        return WafConfig()
-    countries = section._get("geo_block_countries", list(WafConfig.geo_block_countries), False)
-    if not isinstance(countries, list) or not all(isinstance(c, str) and _COUNTRY_CODE.match(c) for c in countries):
-        raise section.error("geo_block_countries", "must be a list of ISO 3166 alpha-2 codes such as \"CN\"")
-    # WAF rate-based rules accept limits from 10 to 2,000,000,000 requests per evaluation window.
-    waf = WafConfig(
-        geo_block_countries=tuple(countries),
-        rate_limit_per_5_minutes=section.integer("rate_limit_per_5_minutes", 10, 2_000_000_000, WafConfig.rate_limit_per_5_minutes),
-    )
-    section.done()
-    return waf
-
-
-def _read_lambda(section: _Section | None) -> LambdaConfig:
-    if section is None:
-        return LambdaConfig()
-    defaults = LambdaConfig()
-    config = LambdaConfig(
-        memory_mb=section.integer("memory_mb", 128, 10_240, defaults.memory_mb),
-        timeout_seconds=section.integer("timeout_seconds", 1, 900, defaults.timeout_seconds),
-        log_retention_days=section.integer("log_retention_days", 1, 3653, defaults.log_retention_days),
-    )
-    if config.log_retention_days not in LOG_RETENTION_DAYS:
-        raise section.error("log_retention_days", f"{config.log_retention_days} is not a CloudWatch Logs retention period {LOG_RETENTION_DAYS}")
+        return default
+    config = read(section, default)
     section.done()
     return config
 
 
-def _read_alarms(section: _Section | None) -> AlarmConfig:
-    if section is None:
-        return AlarmConfig()
-    d = AlarmConfig()
-    alarms = AlarmConfig(
+def _read_waf(section: _Section, d: WafConfig) -> WafConfig:
+    countries = section._get("geo_block_countries", list(d.geo_block_countries), False)
+    if not isinstance(countries, list) or not all(isinstance(c, str) and _COUNTRY_CODE.match(c) for c in countries):
+        raise section.error("geo_block_countries", "must be a list of ISO 3166 alpha-2 codes such as \"CN\"")
+    # WAF rate-based rules accept limits from 10 to 2,000,000,000 requests per evaluation window.
+    return WafConfig(
+        geo_block_countries=tuple(countries),
+        rate_limit_per_5_minutes=section.integer("rate_limit_per_5_minutes", 10, 2_000_000_000, d.rate_limit_per_5_minutes),
+    )
+
+
+def _read_lambda(section: _Section, d: LambdaConfig) -> LambdaConfig:
+    config = LambdaConfig(
+        memory_mb=section.integer("memory_mb", 128, 10_240, d.memory_mb),
+        timeout_seconds=section.integer("timeout_seconds", 1, 900, d.timeout_seconds),
+        log_retention_days=section.integer("log_retention_days", 1, 3653, d.log_retention_days),
+    )
+    if config.log_retention_days not in LOG_RETENTION_DAYS:
+        raise section.error("log_retention_days", f"{config.log_retention_days} is not a CloudWatch Logs retention period {LOG_RETENTION_DAYS}")
+    return config
+
+
+def _read_alerts(section: _Section, d: AlertConfig) -> AlertConfig:
+    return AlertConfig(
+        confidence_threshold=section.number("confidence_threshold", 0.0, 1.0, d.confidence_threshold),
+        threshold_check_min_breaches=section.integer("threshold_check_min_breaches", 1, 1_000_000, d.threshold_check_min_breaches),
+    )
+
+
+# Keys that were split or moved: the error says where their meaning went.
+_MOVED_ALARM_KEYS = {
+    "error_threshold": "split into alarms.lambda_errors_per_minute, alarms.api_5xx_errors_per_minute and "
+    "alerts.threshold_check_min_breaches (at least that many breaches, so the old 5 is 6)",
+    "pattern_confidence_threshold": "moved to alerts.confidence_threshold",
+}
+
+
+def _read_alarms(section: _Section, d: AlarmConfig) -> AlarmConfig:
+    for key, where in _MOVED_ALARM_KEYS.items():
+        if key in section.data:
+            raise section.error(key, where)
+    return AlarmConfig(
         billing_threshold_usd=section.number("billing_threshold_usd", 1, 1_000_000, d.billing_threshold_usd),
-        error_threshold=section.integer("error_threshold", 1, 1_000_000, d.error_threshold),
-        pattern_confidence_threshold=section.number("pattern_confidence_threshold", 0.0, 1.0, d.pattern_confidence_threshold),
+        lambda_errors_per_minute=section.integer("lambda_errors_per_minute", 1, 1_000_000, d.lambda_errors_per_minute),
+        api_5xx_errors_per_minute=section.integer("api_5xx_errors_per_minute", 1, 1_000_000, d.api_5xx_errors_per_minute),
         iterator_age_ms=section.integer("iterator_age_ms", 1_000, 604_800_000, d.iterator_age_ms),
         duration_p99_ratio=section.number("duration_p99_ratio", 0.1, 1.0, d.duration_p99_ratio),
         dlq_depth=section.integer("dlq_depth", 1, 1_000_000, d.dlq_depth),
         canary_error_rate_percent=section.number("canary_error_rate_percent", 0.1, 100, d.canary_error_rate_percent),
     )
-    section.done()
-    return alarms
 
 
 def _read_approvers(top: _Section) -> tuple[ApproverConfig, ...]:
@@ -331,9 +362,10 @@ def parse_environment(data: Any, source: str) -> EnvironmentConfig:
         emulator=emulator,
         state_backend=_read_backend(top.section("state_backend", required=True)),
         tags=_read_tags(top.section("tags", required=True)),
-        lambda_=_read_lambda(top.section("lambda")),
-        alarms=_read_alarms(top.section("alarms")),
-        waf=_read_waf(top.section("waf")),
+        lambda_=_optional_section(top.section("lambda"), LambdaConfig(), _read_lambda),
+        alerts=_optional_section(top.section("alerts"), AlertConfig(), _read_alerts),
+        alarms=_optional_section(top.section("alarms"), AlarmConfig(), _read_alarms),
+        waf=_optional_section(top.section("waf"), WafConfig(), _read_waf),
         canary_percent=top.number("canary_percent", 0.0, 100.0, 10.0),
         kinesis_retention_hours=top.integer("kinesis_retention_hours", 24, 8760, 24),
         approval_expiry_seconds=top.integer("approval_expiry_seconds", 60, MAX_APPROVAL_EXPIRY_SECONDS, 3600),

@@ -148,7 +148,7 @@ class MonitoredFunction(Construct):
             lifecycle=TerraformResourceLifecycle(ignore_changes=["function_version", "routing_config"]),
         )
 
-        self.errors_alarm = self._alarm("errors", "Errors", "Sum", config.alarms.error_threshold, "is raising errors")
+        self.errors_alarm = self._alarm("errors", "Errors", "Sum", config.alarms.lambda_errors_per_minute, "is raising errors")
         self.throttles_alarm = self._alarm("throttles", "Throttles", "Sum", 1, "is being throttled")
         p99_threshold_ms = int(config.alarms.duration_p99_ratio * self.timeout_seconds * 1000)
         self.duration_alarm = self._alarm("duration_p99", "Duration", "p99", p99_threshold_ms, "p99 duration is near its timeout")

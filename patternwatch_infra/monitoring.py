@@ -105,7 +105,7 @@ class MonitoringLayer(ArchitectureLayer):
             "PatternDetectionApi-5XXError",
             "The REST API is answering with server errors",
             Metric("AWS/ApiGateway", "5XXError", "Sum", api_stage),
-            threshold=config.alarms.error_threshold,
+            threshold=config.alarms.api_5xx_errors_per_minute,
             evaluation=THREE_OF_FIVE_MINUTES,
         )
 

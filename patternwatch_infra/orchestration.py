@@ -238,7 +238,7 @@ class OrchestrationLayer(ArchitectureLayer):
         self.pattern_event_pattern = {
             "source": [EVENT_SOURCE_PATTERNS],
             "detail-type": [EVENT_DETAIL_TYPE_PATTERN_DETECTED],
-            "detail": {EVENT_FIELD_CONFIDENCE: [{"numeric": [">=", config.alarms.pattern_confidence_threshold]}]},
+            "detail": {EVENT_FIELD_CONFIDENCE: [{"numeric": [">=", config.alerts.confidence_threshold]}]},
         }
         self.pattern_rule = CloudwatchEventRule(
             self,

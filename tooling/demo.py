@@ -7,13 +7,15 @@
    alert -> approval path always has something to show (real stocks rarely reach the 0.9 alerting bar):
    one alert is approved on its page, the other stays pending;
 4. lets the local trigger runner (tooling/local_runner.py) deliver them through the emulator's local
-   Lambda service (each function in its own worker process), fires the threshold checker's schedule
-   through its EventBridge rule, and drains the alert queue;
-5. puts a PatternDetected event for the planted series on EventBridge: its rule starts
-   PatternAnalysisWorkflow, which runs on the emulator's ASL interpreter;
-6. prints a summary; approves one CRITICAL alert on its approval page in headless Chromium (the link as the
-   approver received it, a screenshot in demo-output/approval-page.png) and prints the link of another
-   one that is still pending (tooling/demo_approvals.py); writes one PNG per symbol to demo-output/.
+   Lambda service (each function in its own worker process): the consumer stores bars and patterns and
+   puts a PatternDetected event on EventBridge for every match at or above the alert threshold; the
+   `pattern-detected` rule starts PatternAnalysisWorkflow on the emulator's ASL interpreter, whose
+   decide step queues the alert; the runner waits for those executions and drains the alert queue;
+   then it fires the threshold checker's schedule through its EventBridge rule;
+5. prints a summary (with the workflow's executions by status); approves one CRITICAL alert on its
+   approval page in headless Chromium (the link as the approver received it, a screenshot in
+   demo-output/approval-page.png) and prints the link of another one that is still pending
+   (tooling/demo_approvals.py); writes one PNG per symbol to demo-output/.
 
 Run it twice: the second run applies no changes and writes no duplicate patterns.
 """
@@ -118,14 +120,11 @@ def main(argv: list[str] | None = None) -> int:
         f"planted head-and-shoulders, {demo_approvals.PENDING_PATTERN})")
     kinesis = session.client("kinesis", endpoint_url=endpoint)
     streamed = stream(kinesis, outputs["market_data_stream_name"], bars, runner)
+    runner.drain()  # the workflows the stream's PatternDetected events started, and the alerts they queued
     runner.run_schedules(force=True)
     runner.drain()
-    timings["stream+process"] = time.monotonic() - step
-
-    step = time.monotonic()
-    workflow = run_analysis_workflow(session, endpoint, outputs, planted_bars())
-    runner.drain()
-    timings["workflow"] = time.monotonic() - step
+    timings["stream+workflows+alerts"] = time.monotonic() - step
+    workflow = workflow_summary(session, endpoint, outputs)
 
     step = time.monotonic()
     summary = summarize(session, endpoint, outputs, runner, streamed, sorted({b["symbol"] for b in bars}))
@@ -146,31 +145,24 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def run_analysis_workflow(session, endpoint: str, outputs: dict, bars: list[dict]) -> str:
-    """Put one PatternDetected event (the stream consumer does not emit them yet) and follow the execution
-    its rule starts to the end."""
-    from patternwatch_shared.names.messages import EVENT_DETAIL_TYPE_PATTERN_DETECTED, EVENT_SOURCE_PATTERNS
-
-    events = session.client("events", endpoint_url=endpoint)
+def workflow_summary(session, endpoint: str, outputs: dict) -> str:
+    """PatternAnalysisWorkflow as the stream drove it: executions by status, and the path and decision of the
+    newest execution for the planted series (a second run starts none: its pattern is stored and alerted once)."""
     stepfunctions = session.client("stepfunctions", endpoint_url=endpoint)
     machine = outputs["analysis_state_machine_arn"]
-    before = {e["executionArn"] for e in stepfunctions.list_executions(stateMachineArn=machine)["executions"]}
-    detail = {"symbol": PLANTED_SYMBOL, "bars": [{k: v for k, v in b.items() if k != "symbol"} for b in bars], "confidence": 0.97}
-    events.put_events(Entries=[{"Source": EVENT_SOURCE_PATTERNS, "DetailType": EVENT_DETAIL_TYPE_PATTERN_DETECTED,
-                                "Detail": json.dumps(detail)}])
-    started = [e for e in stepfunctions.list_executions(stateMachineArn=machine)["executions"] if e["executionArn"] not in before]
-    if not started:
-        return "workflow: the PatternDetected rule started no execution"
-    arn = started[0]["executionArn"]
-    deadline = time.monotonic() + 120
-    while (execution := stepfunctions.describe_execution(executionArn=arn))["status"] == "RUNNING" and time.monotonic() < deadline:
-        time.sleep(0.3)
-    history = stepfunctions.get_execution_history(executionArn=arn, maxResults=1000)["events"]
-    path = " -> ".join(dict.fromkeys(e["stateEnteredEventDetails"]["name"] for e in history if "stateEnteredEventDetails" in e))
-    statuses = Counter(e["status"] for e in stepfunctions.list_executions(stateMachineArn=machine)["executions"])
-    return (f"workflow: PatternDetected({PLANTED_SYMBOL}) -> {machine.split(':')[-1]} {execution['status']} via {path}; "
-            f"output {execution.get('output', execution.get('error'))}; executions by status: "
-            + ", ".join(f"{k} {v}" for k, v in sorted(statuses.items())))
+    executions = [e for page in stepfunctions.get_paginator("list_executions").paginate(stateMachineArn=machine) for e in page["executions"]]
+    statuses = Counter(e["status"] for e in executions)
+    by_status = ", ".join(f"{k} {v}" for k, v in sorted(statuses.items())) or "none"
+    line = f"workflow: {machine.split(':')[-1]} executions by status: {by_status}"
+    for summary in sorted(executions, key=lambda e: e["startDate"], reverse=True):
+        execution = stepfunctions.describe_execution(executionArn=summary["executionArn"])
+        if json.loads(execution["input"]).get("symbol") != PLANTED_SYMBOL:
+            continue
+        history = stepfunctions.get_execution_history(executionArn=execution["executionArn"], maxResults=1000)["events"]
+        path = " -> ".join(dict.fromkeys(e["stateEnteredEventDetails"]["name"] for e in history if "stateEnteredEventDetails" in e))
+        return (f"{line}\n  newest PatternDetected({PLANTED_SYMBOL}) from the stream -> {execution['status']} via {path}; "
+                f"output {execution.get('output', execution.get('error'))}")
+    return line
 
 
 def runtime_summary(session, endpoint: str, outputs: dict) -> str:

@@ -15,6 +15,9 @@ does what the Lambda pollers and EventBridge's scheduler do:
   fan-out consumer, SubscribeToShardEvent.MillisBehindLatest (AWS/Kinesis);
 - it fires schedules through their rule's targets (the emulator's /_patternwatch/events/fire), when a
   rule's period has elapsed on the platform clock;
+- `drain()` also waits for the stack's Step Functions executions: a stream record can start the analysis
+  workflow (the consumer's PatternDetected event, through its rule), whose decide step queues an alert
+  for the alert queue's poller, so the platform is quiet only when no execution is running either;
 - `request(...)` sends HTTP requests to the REST API the emulator serves, like any client.
 """
 from __future__ import annotations
@@ -347,6 +350,9 @@ class LocalRunner:
         self.queues = [QueuePoller(m, self.invoker, session, endpoint) for m in ours if ":sqs:" in m["EventSourceArn"]]
         self.schedules = self._read_schedules()
         self.api_id, self.stage, self.routes, self.api_keys = self._read_api()
+        self.stepfunctions = session.client("stepfunctions", endpoint_url=endpoint)
+        self.state_machines = [m["stateMachineArn"] for m in self.stepfunctions.list_state_machines()["stateMachines"]
+                               if m["name"].endswith(f"-{suffix}")]
 
     def _read_schedules(self) -> list[Schedule]:
         events = self.session.client("events", endpoint_url=self.endpoint)
@@ -384,13 +390,23 @@ class LocalRunner:
     def poll_once(self) -> int:
         return sum(p.poll() for p in [*self.streams, *self.queues])
 
+    def executions_running(self) -> int:
+        """Executions of the stack's state machines that have not ended yet."""
+        return sum(
+            len(page["executions"])
+            for arn in self.state_machines
+            for page in self.stepfunctions.get_paginator("list_executions").paginate(stateMachineArn=arn, statusFilter="RUNNING")
+        )
+
     def drain(self, *, idle_rounds: int = 3, max_seconds: float = 300) -> int:
-        """Poll until nothing has arrived for a few rounds (or the time is up); returns records handled."""
+        """Poll until nothing has arrived and no workflow has run for a few rounds (or the time is up);
+        returns records handled."""
         handled, idle, deadline = 0, 0, time.monotonic() + max_seconds
         while idle < idle_rounds and time.monotonic() < deadline:
             count = self.poll_once()
             handled += count
-            idle = 0 if count else idle + 1
+            busy = count or self.executions_running()
+            idle = 0 if busy else idle + 1
             if not count:
                 time.sleep(0.2)
         return handled

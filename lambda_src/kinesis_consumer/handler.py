@@ -1,7 +1,10 @@
-"""kinesis-consumer: bars from Kinesis -> TradingPatterns, detection per symbol, alerts to AlertQueue.
+"""kinesis-consumer: bars from Kinesis -> TradingPatterns, detection per symbol, PatternDetected events.
 
-Bad records become batch item failures (with bisect, bounded retries and the on-failure
-destination set on the event source mapping); valid records in the same batch are still stored.
+A new match at or above the alert threshold becomes a PatternDetected event on the default EventBridge
+bus; the analysis workflow it starts queues the alert. Bad records become batch item failures (with
+bisect, bounded retries and the on-failure destination set on the event source mapping); valid records
+in the same batch are still stored. A symbol whose event could not be put fails all its records, so
+Kinesis retries them and the event is emitted then.
 """
 from __future__ import annotations
 
@@ -14,17 +17,17 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from patternwatch_shared import aws
 from patternwatch_shared.batch import ReportingBatchProcessor, empty_batch_response, require_records
-from patternwatch_shared.config import EnvReader
+from patternwatch_shared.config import EnvReader, alert_confidence_threshold
 from patternwatch_shared.decoding import decode_bar_record
 from patternwatch_shared.ingest import BarIngestor, IngestResult
-from patternwatch_shared.messaging import AlertQueue
 from patternwatch_shared.models import Bar
-from patternwatch_shared.names.functions import ENV_ALERT_QUEUE_URL, ENV_TRADING_PATTERNS_TABLE, KINESIS_CONSUMER
+from patternwatch_shared.names.functions import ENV_TRADING_PATTERNS_TABLE, KINESIS_CONSUMER
 from patternwatch_shared.names.metrics import (
-    DIMENSION_PATTERN_TYPE, METRIC_ALERTS_QUEUED, METRIC_BARS_STORED, METRIC_CONFIDENCE_SCORE,
+    DIMENSION_PATTERN_TYPE, METRIC_BARS_STORED, METRIC_CONFIDENCE_SCORE, METRIC_PATTERN_EVENTS_EMITTED,
     METRIC_PATTERNS_DETECTED, METRIC_PATTERN_DETECTION_DURATION, METRIC_RECORDS_PROCESSED,
     METRIC_RECORDS_REJECTED, METRIC_STORAGE_FAILURES, PATTERN_TYPE_ALL,
 )
+from patternwatch_shared.pattern_events import PatternEvents
 from patternwatch_shared.storage import TradingPatternsTable
 from patternwatch_shared.telemetry import DimensionedMetrics, powertools_for
 
@@ -49,8 +52,8 @@ class AcceptedBars:
 def build_ingestor() -> BarIngestor:
     env = EnvReader(SPEC)
     table = TradingPatternsTable(aws.client("dynamodb"), env.require(ENV_TRADING_PATTERNS_TABLE))
-    alert_queue = AlertQueue(aws.client("sqs"), env.require(ENV_ALERT_QUEUE_URL))
-    return BarIngestor(table, alert_queue, tracer.provider)
+    events = PatternEvents(aws.client("events"))
+    return BarIngestor(table, events, tracer.provider, alert_threshold=alert_confidence_threshold(env))
 
 
 @logger.inject_lambda_context(clear_state=True)
@@ -80,7 +83,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
                 "records": len(records),
                 "bars_stored": result.bars_stored,
                 "patterns_detected": len(result.new_detections),
-                "alerts_queued": result.alerts_queued,
+                "events_emitted": result.events_emitted,
                 "failed_symbols": sorted(result.failed_symbols),
             },
         )
@@ -90,7 +93,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
 def record_ingest_metrics(result: IngestResult) -> None:
     metrics.add_metric(name=METRIC_BARS_STORED, unit=MetricUnit.Count, value=result.bars_stored)
     metrics.add_metric(name=METRIC_PATTERNS_DETECTED, unit=MetricUnit.Count, value=len(result.new_detections))
-    metrics.add_metric(name=METRIC_ALERTS_QUEUED, unit=MetricUnit.Count, value=result.alerts_queued)
+    metrics.add_metric(name=METRIC_PATTERN_EVENTS_EMITTED, unit=MetricUnit.Count, value=result.events_emitted)
     if result.failed_symbols:
         metrics.add_metric(name=METRIC_STORAGE_FAILURES, unit=MetricUnit.Count, value=len(result.failed_symbols))
     dimensioned = DimensionedMetrics(SPEC.service_name)

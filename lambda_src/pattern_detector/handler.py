@@ -19,11 +19,11 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
 from patternwatch_shared import aws, keys, workflow
-from patternwatch_shared.config import EnvReader
+from patternwatch_shared.config import EnvReader, alert_confidence_threshold
 from patternwatch_shared.decoding import describe_validation_error
 from patternwatch_shared.detection import detect_in, detection_span, pattern_names
 from patternwatch_shared.messaging import AlertQueue
-from patternwatch_shared.models import SYMBOL_PATTERN, PatternsRequest, utc_now
+from patternwatch_shared.models import SYMBOL_PATTERN, PatternsRequest
 from patternwatch_shared.names.functions import ENV_ALERT_QUEUE_URL, ENV_TRADING_PATTERNS_TABLE, PATTERN_DETECTOR
 from patternwatch_shared.names.messages import WORKFLOW_ACTION_DETECT, WORKFLOW_ACTION_SCORE, WORKFLOW_ACTION_VALIDATE
 from patternwatch_shared.names.metrics import (
@@ -82,7 +82,7 @@ def submit_bars() -> dict[str, Any]:
     return {
         "symbol": request.symbol,
         "barCount": len(request.bars),
-        "matches": [d.as_match() | {"extrema": [list(point) for point in d.extrema]} for d in detections],
+        "matches": [d.as_match() for d in detections],
     }
 
 
@@ -151,13 +151,15 @@ def run_workflow_action(event: Any) -> dict[str, Any]:
         return output
     if request.action == WORKFLOW_ACTION_SCORE:
         return workflow.score(request)
-    output, alert = workflow.decide(request, detected_at=utc_now())
+    env = EnvReader(SPEC)
+    output, alert = workflow.decide(request, alert_threshold=alert_confidence_threshold(env))
     if alert is not None:
-        failed = AlertQueue(aws.client("sqs"), EnvReader(SPEC).require(ENV_ALERT_QUEUE_URL)).send([alert])
+        failed = AlertQueue(aws.client("sqs"), env.require(ENV_ALERT_QUEUE_URL)).send([alert])
         if failed:
             # Let Step Functions retry the task (its Retry policy) rather than drop the alert.
             raise RuntimeError(f"could not queue alert {alert.alertId}")
         metrics.add_metric(name=METRIC_ALERTS_QUEUED, unit=MetricUnit.Count, value=1)
+    logger.info("decided", extra=output)
     return output
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
-from patternwatch_shared.names.functions import LambdaFunctionSpec
+from patternwatch_shared.names.functions import ENV_ALERT_CONFIDENCE_THRESHOLD, LambdaFunctionSpec
 
 
 class ConfigurationError(RuntimeError):
@@ -41,9 +41,21 @@ class EnvReader:
     def require_float(self, key: str, *, minimum: float | None = None, maximum: float | None = None) -> float:
         return _bounded_float(key, self.require(key), minimum, maximum)
 
+    def require_count(self, key: str) -> int:
+        """A whole number of at least 1."""
+        raw = self.require(key)
+        if not raw.isascii() or not raw.isdigit() or int(raw) < 1:
+            raise ConfigurationError(f"environment variable {key}={raw!r} is not a whole number of at least 1")
+        return int(raw)
+
     def optional_float(self, key: str, default: float, *, minimum: float | None = None) -> float:
         raw = self.optional(key)
         return default if raw is None else _bounded_float(key, raw, minimum, None)
+
+
+def alert_confidence_threshold(env: EnvReader) -> float:
+    """envs/*.json `alerts.confidence_threshold`, the one cut every alert decision compares against (>=)."""
+    return env.require_float(ENV_ALERT_CONFIDENCE_THRESHOLD, minimum=0, maximum=1)
 
 
 def _bounded_float(key: str, raw: str, minimum: float | None, maximum: float | None) -> float:

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from patternwatch_shared.names.messages import (
-    ALERT_CONFIDENCE_THRESHOLD, CRITICAL_CONFIDENCE_THRESHOLD, DETECTION_WINDOW_BARS, SEVERITY_CRITICAL,
-    SEVERITY_HIGH, SEVERITY_LOW, SEVERITY_MEDIUM,
+    CRITICAL_CONFIDENCE_THRESHOLD, DETECTION_WINDOW_BARS, SEVERITY_CRITICAL, SEVERITY_HIGH, SEVERITY_LOW,
+    SEVERITY_MEDIUM,
 )
 from patternwatch_shared.names.metrics import DIMENSION_PATTERN_TYPE, METRICS_NAMESPACE
 
@@ -38,6 +38,7 @@ class Detection:
             "end": self.end,
             "startTimestamp": self.start_timestamp,
             "endTimestamp": self.end_timestamp,
+            "extrema": [list(point) for point in self.extrema],
         }
 
 
@@ -56,10 +57,17 @@ def context_bars(window: int = DETECTION_WINDOW_BARS) -> int:
     return window + engine().CONFIRM_BARS + 1
 
 
-def severity_for(confidence: float) -> str:
+def alerts(confidence: float, alert_threshold: float) -> bool:
+    """The one confidence cut that decides an alert, everywhere: at or above the environment's threshold."""
+    return confidence >= alert_threshold
+
+
+def severity_for(confidence: float, alert_threshold: float) -> str:
+    """An alerting match is CRITICAL (it waits for an approval) from the critical cut up, HIGH below it;
+    a match under the alert threshold is only stored, as MEDIUM or LOW."""
     if confidence >= CRITICAL_CONFIDENCE_THRESHOLD:
         return SEVERITY_CRITICAL
-    if confidence > ALERT_CONFIDENCE_THRESHOLD:
+    if alerts(confidence, alert_threshold):
         return SEVERITY_HIGH
     if confidence >= 0.75:
         return SEVERITY_MEDIUM

@@ -1,8 +1,11 @@
-"""The kinesis-consumer's work after decoding: store bars, detect per symbol, store and queue matches.
+"""The kinesis-consumer's work after decoding: store bars, detect per symbol, store matches, emit events.
 
-AWS-free except through the injected table and queue, so tests and the benchmark run it against an
-in-memory DynamoDB stub. Failures are per symbol: the caller fails every record of a failed symbol,
-and the event source retries them; stored bars and detections are idempotent, so retries are safe.
+Every new match at or above the alert threshold becomes a PatternDetected event on EventBridge; the
+analysis workflow it starts confirms the match and queues the alert. AWS-free except through the
+injected table and event publisher, so tests and the benchmark run it against in-memory stand-ins.
+Failures are per symbol: the caller fails every record of a failed symbol, and the event source retries
+them; stored bars and matches are idempotent and a match's event is re-emitted until it is out, so
+retries are safe.
 """
 from __future__ import annotations
 
@@ -13,19 +16,21 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from patternwatch_shared import keys
-from patternwatch_shared.detection import Detection, context_bars, detect_in, detection_span, severity_for
-from patternwatch_shared.messaging import AlertQueue
-from patternwatch_shared.models import AlertMessage, Bar, utc_now
-from patternwatch_shared.names.messages import ALERT_CONFIDENCE_THRESHOLD, ALERT_SOURCE_STREAM, DETECTION_WINDOW_BARS
+from patternwatch_shared.detection import Detection, alerts, context_bars, detect_in, detection_span, severity_for
+from patternwatch_shared.models import Bar, PatternDetectedDetail, utc_now
+from patternwatch_shared.names.messages import DETECTION_WINDOW_BARS
 from patternwatch_shared.names.metrics import PATTERN_TYPE_ALL
 from patternwatch_shared.names.table import ALERT_STATE_NOT_REQUIRED, ALERT_STATE_PENDING
+from patternwatch_shared.pattern_events import PatternEvents, pattern_detected_detail
 from patternwatch_shared.storage import StoredPattern, TradingPatternsTable
 
 logger = logging.getLogger(__name__)
 
 # Up to this many new bars per symbol, one detect_latest per bar beats one detect over them all.
 LATEST_CALLS_MAX = 4
+# The stream and the analysis workflow detect with the engine's default window: the workflow can only
+# confirm what it re-detects the same way.
+WINDOW = DETECTION_WINDOW_BARS
 
 
 @dataclass
@@ -33,7 +38,7 @@ class IngestResult:
     bars_stored: int = 0
     failed_symbols: set[str] = field(default_factory=set)
     new_detections: list[Detection] = field(default_factory=list)
-    alerts_queued: int = 0
+    events_emitted: int = 0
     detection_ms: list[float] = field(default_factory=list)
 
 
@@ -41,17 +46,17 @@ class BarIngestor:
     def __init__(
         self,
         table: TradingPatternsTable,
-        alert_queue: AlertQueue,
+        events: PatternEvents,
         tracer_provider: Any,
         *,
+        alert_threshold: float,
         clock: Callable[[], datetime] = utc_now,
-        window: int = DETECTION_WINDOW_BARS,
     ):
         self._table = table
-        self._alerts = alert_queue
+        self._events = events
         self._provider = tracer_provider
+        self._alert_threshold = alert_threshold
         self._clock = clock
-        self._window = window
 
     def ingest(self, bars: Sequence[Bar]) -> IngestResult:
         result = IngestResult()
@@ -63,32 +68,30 @@ class BarIngestor:
             by_symbol[bar.symbol].append(bar)
         result.bars_stored = sum(len(group) for symbol, group in by_symbol.items() if symbol not in result.failed_symbols)
 
-        to_alert: list[tuple[AlertMessage, StoredPattern]] = []
+        to_emit: list[tuple[PatternDetectedDetail, StoredPattern]] = []
         for symbol, group in by_symbol.items():
             if symbol in result.failed_symbols:
                 continue
             try:
-                for stored in self._detect_and_store(symbol, group, result):
-                    if stored.alert_state == ALERT_STATE_PENDING:
-                        to_alert.append((alert_for(stored), stored))
+                to_emit.extend(self._detect_and_store(symbol, group, result))
             except Exception:
                 # One symbol's failure (AWS error, engine ValueError on stored data, a bug) must not
                 # hold back the others; its records are reported and retried.
                 logger.exception("detection failed for %s", symbol)
                 result.failed_symbols.add(symbol)
 
-        failed_alert_ids = self._alerts.send([alert for alert, _ in to_alert]) if to_alert else set()
-        for alert, stored in to_alert:
-            if alert.alertId in failed_alert_ids:
-                # The pattern stays PENDING, so the retried record re-sends this alert.
+        not_emitted = self._events.put([detail for detail, _ in to_emit]) if to_emit else set()
+        for detail, stored in to_emit:
+            if detail.alertId in not_emitted:
+                # The pattern stays PENDING, so the retried record re-emits this event.
                 result.failed_symbols.add(stored.symbol)
                 continue
-            result.alerts_queued += 1
+            result.events_emitted += 1
             try:
-                self._table.mark_alert_queued(stored.symbol, stored.sort_key)
+                self._table.mark_event_emitted(stored.symbol, stored.sort_key)
             except Exception:
-                # The alert is out; failing the record now would only send it twice.
-                logger.warning("alert %s queued but not marked", alert.alertId, exc_info=True)
+                # The event is out; failing the record now would only emit it twice.
+                logger.warning("event for %s emitted but not marked", detail.alertId, exc_info=True)
         return result
 
     def _detect_ending_at(self, columns: dict[str, list[float]], new_timestamps: set[int]) -> list[Detection]:
@@ -102,19 +105,22 @@ class BarIngestor:
         timestamps = columns["timestamp"]
         positions = [index for index, ts in enumerate(timestamps) if ts in new_timestamps]
         if len(positions) > LATEST_CALLS_MAX:
-            return [d for d in detect_in(columns, window=self._window) if d.end_timestamp in new_timestamps]
+            return [d for d in detect_in(columns, window=WINDOW) if d.end_timestamp in new_timestamps]
         detections: list[Detection] = []
         for position in positions:
-            if position + 1 < self._window:
+            if position + 1 < WINDOW:
                 continue
             prefix = columns if position == len(timestamps) - 1 else {f: v[: position + 1] for f, v in columns.items()}
-            detections.extend(detect_in(prefix, latest_only=True, window=self._window))
+            detections.extend(detect_in(prefix, latest_only=True, window=WINDOW))
         return detections
 
-    def _detect_and_store(self, symbol: str, new_bars: list[Bar], result: IngestResult) -> list[StoredPattern]:
+    def _detect_and_store(
+        self, symbol: str, new_bars: list[Bar], result: IngestResult
+    ) -> list[tuple[PatternDetectedDetail, StoredPattern]]:
+        """Store the new matches; return the events of those that alert (new, or stored but never emitted)."""
         new_timestamps = {bar.timestamp for bar in new_bars}
-        columns = self._table.recent_bars(symbol, limit=context_bars(self._window) + len(new_bars) - 1)
-        if len(columns["timestamp"]) < self._window:
+        columns = self._table.recent_bars(symbol, limit=context_bars(WINDOW) + len(new_bars) - 1)
+        if len(columns["timestamp"]) < WINDOW:
             return []
         with detection_span(self._provider, PATTERN_TYPE_ALL, Symbol=symbol) as span:
             detections = self._detect_ending_at(columns, new_timestamps)
@@ -122,8 +128,9 @@ class BarIngestor:
         result.detection_ms.append(span.duration_ms)
 
         detected_at = self._clock()
-        stored_now = []
+        to_emit = []
         for detection in detections:
+            alerting = alerts(detection.confidence, self._alert_threshold)
             stored = StoredPattern(
                 symbol=symbol,
                 pattern=detection.pattern,
@@ -131,29 +138,13 @@ class BarIngestor:
                 start_timestamp=detection.start_timestamp,
                 end_timestamp=detection.end_timestamp,
                 detected_at=detected_at,
-                severity=severity_for(detection.confidence),
-                alert_state=(
-                    ALERT_STATE_PENDING
-                    if detection.confidence > ALERT_CONFIDENCE_THRESHOLD
-                    else ALERT_STATE_NOT_REQUIRED
-                ),
+                severity=severity_for(detection.confidence, self._alert_threshold),
+                alert_state=ALERT_STATE_PENDING if alerting else ALERT_STATE_NOT_REQUIRED,
                 extrema=detection.extrema,
             )
-            if self._table.put_pattern_once(stored):
-                stored_now.append(stored)
-                result.new_detections.append(detection)
-        return stored_now
-
-
-def alert_for(stored: StoredPattern) -> AlertMessage:
-    return AlertMessage(
-        alertId=keys.alert_id(stored.symbol, stored.sort_key),
-        source=ALERT_SOURCE_STREAM,
-        severity=stored.severity,
-        detectedAt=keys.iso_utc(stored.detected_at),
-        confidence=stored.confidence,
-        symbol=stored.symbol,
-        pattern=stored.pattern,
-        startTimestamp=stored.start_timestamp,
-        endTimestamp=stored.end_timestamp,
-    )
+            if not self._table.put_pattern_once(stored):
+                continue
+            result.new_detections.append(detection)
+            if alerting:
+                to_emit.append((pattern_detected_detail(symbol, detection, detected_at, columns), stored))
+        return to_emit

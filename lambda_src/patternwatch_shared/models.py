@@ -16,10 +16,11 @@ from typing import Annotated, Any, Literal, Union
 
 # pydantic directly rather than through aws_lambda_powertools.utilities.parser (same classes): the
 # parser package also loads every built-in event model, ~30 ms of import the stream path never uses.
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, Strict, StrictInt, field_validator, model_validator
 
+from patternwatch_shared import keys
 from patternwatch_shared.names.messages import (
-    ALERT_SOURCE_THRESHOLD, DETECTION_WINDOW_BARS, MAX_APPROVAL_COMMENT_CHARS, PATTERN_FAMILIES,
+    ALERT_SOURCE_THRESHOLD, DETECTION_CONTEXT_BARS, DETECTION_WINDOW_BARS, MAX_APPROVAL_COMMENT_CHARS, PATTERN_FAMILIES,
 )
 
 MAX_SYMBOL_LENGTH = 12
@@ -113,6 +114,13 @@ class BarSeries(StrictModel):
 
 
 # --- Pattern matches as they leave the engine adapter ------------------------------------------
+# One turn of a match: [epoch seconds, close]. A JSON array, so the pair itself is not strict (a list
+# becomes the tuple); its two values are.
+Extremum = Annotated[tuple[EpochSeconds, Price], Strict(False)]
+MAX_EXTREMA = 5  # the engine reports E1..E5, or three turns for double tops and bottoms
+Extrema = Annotated[list[Extremum], Field(min_length=1, max_length=MAX_EXTREMA)]
+
+
 class MatchOut(StrictModel):
     pattern: PatternName
     confidence: Confidence
@@ -120,12 +128,64 @@ class MatchOut(StrictModel):
     end: Annotated[StrictInt, Field(ge=0)]
     startTimestamp: EpochSeconds
     endTimestamp: EpochSeconds
+    extrema: Extrema
+
+
+# --- The PatternDetected event (EventBridge detail = PatternAnalysisWorkflow's input) ------------
+class PatternCandidate(StrictModel):
+    """A match the stream found, as the workflow confirms it: its identity and what the engine said."""
+
+    pattern: PatternName
+    confidence: Confidence
+    startTimestamp: EpochSeconds
+    endTimestamp: EpochSeconds
+    detectedAt: Annotated[str, Field(min_length=1, max_length=MAX_TIMESTAMP_TEXT)]  # as AlertMessage.detectedAt
+    alertId: Identifier
+    extrema: Extrema
+
+    @model_validator(mode="after")
+    def _turns_lie_inside_the_match(self) -> PatternCandidate:
+        times = [timestamp for timestamp, _ in self.extrema]
+        if not self.startTimestamp <= self.endTimestamp:
+            raise ValueError("startTimestamp is after endTimestamp")
+        if times != sorted(set(times)) or times[0] < self.startTimestamp or times[-1] > self.endTimestamp:
+            raise ValueError("extrema must be in time order, between startTimestamp and endTimestamp")
+        return self
+
+
+ContextBars = Annotated[list[BarValues], Field(min_length=1, max_length=DETECTION_CONTEXT_BARS)]
+
+
+class PatternDetectedDetail(PatternCandidate):
+    """The detail of a PatternDetected event; field names in names.messages.PATTERN_DETECTED_FIELDS.
+
+    `bars` is the detection context the stream ran the engine on: the bars ending at the match's end
+    bar, oldest first, so the workflow re-detects exactly what the stream saw.
+    """
+
+    symbol: Symbol
+    bars: ContextBars
+
+    _order_bars = field_validator("bars", mode="after")(_sorted_unique_bars)
+
+    @model_validator(mode="after")
+    def _one_identity_and_the_context_ends_at_the_match(self) -> PatternDetectedDetail:
+        expected = keys.alert_id(self.symbol, keys.pattern_sort_key(self.endTimestamp, self.pattern))
+        if self.alertId != expected:
+            raise ValueError(f"alertId must be {expected!r} (symbol, end timestamp and pattern)")
+        if self.bars[-1].timestamp != self.endTimestamp or self.bars[0].timestamp > self.startTimestamp:
+            raise ValueError("bars must run from at or before startTimestamp to the bar at endTimestamp")
+        return self
+
+    def candidate(self) -> PatternCandidate:
+        return PatternCandidate.model_validate(self.model_dump(exclude={"symbol", "bars"}))
 
 
 # --- Alerts (AlertQueue message body) ---------------------------------------------------------
 Severity = Literal["CRITICAL", "HIGH", "MEDIUM", "LOW"]
 AlertSource = Literal["stream", "workflow", "threshold"]
-DetailValue = Union[Annotated[str, Field(max_length=MAX_ID_LENGTH)], StrictInt, float, bool]
+# `details` values: short text, numbers, flags, and a match's extrema (under the key "extrema").
+DetailValue = Union[Annotated[str, Field(max_length=MAX_ID_LENGTH)], StrictInt, float, bool, Extrema]
 
 
 class AlertMessage(StrictModel):
@@ -149,16 +209,17 @@ class AlertMessage(StrictModel):
 
 # --- Step Functions task inputs (discriminated by "action") -----------------------------------
 CorrelationId = Annotated[str, Field(min_length=1, max_length=MAX_ID_LENGTH)]
-Family = Literal["head-and-shoulders", "double-top", "ascending-triangle"]
+Family = Literal[tuple(PATTERN_FAMILIES)]  # type: ignore[valid-type]  # the family names, defined once
 
 
 class ValidateRequest(StrictModel):
     action: Literal["validate"]
-    symbol: Symbol
-    bars: BarList
+    detail: PatternDetectedDetail
     correlationId: CorrelationId | None = None
 
-    _order_bars = field_validator("bars", mode="after")(_sorted_unique_bars)
+    @property
+    def symbol(self) -> str:
+        return self.detail.symbol
 
 
 class DetectRequest(StrictModel):
@@ -180,16 +241,23 @@ class FamilyResult(StrictModel):
 class ScoreRequest(StrictModel):
     action: Literal["score"]
     symbol: Symbol
+    candidate: PatternCandidate
     results: Annotated[list[FamilyResult], Field(min_length=1, max_length=len(PATTERN_FAMILIES))]
     correlationId: CorrelationId | None = None
+
+    @model_validator(mode="after")
+    def _one_result_per_family(self) -> ScoreRequest:
+        families = [result.family for result in self.results]
+        if len(set(families)) != len(families):
+            raise ValueError("results must hold one result per family")
+        return self
 
 
 class DecideRequest(StrictModel):
     action: Literal["decide"]
     symbol: Symbol
-    matches: list[MatchOut]
-    topMatch: MatchOut | None
-    severity: Severity | None
+    candidate: PatternCandidate
+    confirmed: MatchOut | None
     correlationId: CorrelationId | None = None
 
 

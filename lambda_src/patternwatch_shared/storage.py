@@ -15,7 +15,7 @@ from typing import Any
 from patternwatch_shared import keys
 from patternwatch_shared.models import Bar
 from patternwatch_shared.names.table import (
-    ALERT_STATE_PENDING, ALERT_STATE_QUEUED, PATTERN_ALERT_STATE_ATTRIBUTE, RECENT_PATTERNS_INDEX,
+    ALERT_STATE_EVENT_EMITTED, ALERT_STATE_PENDING, PATTERN_ALERT_STATE_ATTRIBUTE, RECENT_PATTERNS_INDEX,
     RECENT_PATTERNS_INDEX_PARTITION_KEY, RECENT_PATTERNS_INDEX_SORT_KEY, TABLE_PARTITION_KEY, TABLE_SORT_KEY,
 )
 
@@ -191,7 +191,7 @@ class TradingPatternsTable:
         """Store a detection unless it is already stored.
 
         Returns True when this call stored it, or when an earlier attempt stored it but never got
-        its alert queued (alertState still PENDING): the caller must then (re)send the alert.
+        its PatternDetected event out (alertState still PENDING): the caller must then (re)emit it.
         """
         from botocore.exceptions import ClientError
 
@@ -209,13 +209,13 @@ class TradingPatternsTable:
             raise
         return True
 
-    def mark_alert_queued(self, symbol: str, sort_key: str) -> None:
+    def mark_event_emitted(self, symbol: str, sort_key: str) -> None:
         self._client.update_item(
             TableName=self._table,
             Key={PK: {"S": keys.pattern_partition_key(symbol)}, SK: {"S": sort_key}},
-            UpdateExpression="SET #alert = :queued",
+            UpdateExpression="SET #alert = :emitted",
             ExpressionAttributeNames={"#alert": ALERT_STATE},
-            ExpressionAttributeValues={":queued": {"S": ALERT_STATE_QUEUED}},
+            ExpressionAttributeValues={":emitted": {"S": ALERT_STATE_EVENT_EMITTED}},
         )
 
     def patterns_for_symbol(

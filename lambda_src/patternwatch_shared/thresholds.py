@@ -1,7 +1,8 @@
 """threshold-checker rules, pure.
 
-A recent pattern *breaches* when its confidence exceeds PATTERN_CONFIDENCE_THRESHOLD. When more than
-ERROR_THRESHOLD patterns breach within the look-back window, one alert is queued for the window.
+A recent pattern *breaches* when its confidence is at or above the alert threshold (ALERT_CONFIDENCE_THRESHOLD,
+the same cut as every other alert decision). When at least THRESHOLD_CHECK_MIN_BREACHES patterns breach
+within the look-back window, one alert is queued for the window.
 """
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from patternwatch_shared import keys
+from patternwatch_shared.detection import alerts
 from patternwatch_shared.models import AlertMessage
 from patternwatch_shared.names.messages import ALERT_SOURCE_THRESHOLD, SEVERITY_HIGH
 from patternwatch_shared.names.table import KEY_SEPARATOR
@@ -23,13 +25,13 @@ class ThresholdResult:
     exceeded: bool = False
 
 
-def evaluate(patterns: Iterable[dict[str, Any]], *, confidence_threshold: float, error_threshold: float) -> ThresholdResult:
+def evaluate(patterns: Iterable[dict[str, Any]], *, confidence_threshold: float, min_breaches: int) -> ThresholdResult:
     result = ThresholdResult()
     for pattern in patterns:
         result.evaluated += 1
-        if pattern["confidence"] > confidence_threshold:
+        if alerts(pattern["confidence"], confidence_threshold):
             result.breaches.append(pattern)
-    result.exceeded = len(result.breaches) > error_threshold
+    result.exceeded = len(result.breaches) >= min_breaches
     return result
 
 
@@ -39,7 +41,7 @@ def threshold_alert(
     window_start: datetime,
     window_end: datetime,
     confidence_threshold: float,
-    error_threshold: float,
+    min_breaches: int,
 ) -> AlertMessage:
     top = max(result.breaches, key=lambda p: p["confidence"])
     return AlertMessage(
@@ -52,7 +54,7 @@ def threshold_alert(
         details={
             "breaches": len(result.breaches),
             "evaluated": result.evaluated,
-            "errorThreshold": error_threshold,
+            "minBreaches": min_breaches,
             "confidenceThreshold": confidence_threshold,
             "windowStart": keys.iso_utc(window_start),
             "windowEnd": keys.iso_utc(window_end),

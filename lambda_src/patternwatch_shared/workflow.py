@@ -1,5 +1,17 @@
 """pattern-detector's Step Functions actions: validate -> detect (per family, in parallel) -> score -> decide.
 
+The workflow confirms one candidate: the match a PatternDetected event reports (models.PatternDetectedDetail
+is the execution's input). `validate` checks the event and splits it into the bars and the candidate;
+each `detect` runs the engine over those bars for one family's patterns; `score` finds the candidate
+among the re-detected matches; `decide` queues the candidate's alert when its re-detected confidence is
+at or above the alert threshold. The alert is the stream's: same alertId, pattern, confidence and start
+and end timestamps, with the event's detection time.
+
+Other matches that re-detection finds in the window are listed in score's output and never alerted
+here: a match on an earlier bar was the stream's candidate when that bar was new (or did not alert
+then), and another pattern ending on the same bar has its own event and execution. So every execution
+queues at most one alert, for its own candidate, and two executions never queue the same one.
+
 Task input is {"action": ..., ...} (see WORKFLOW_ACTIONS and models.WorkflowRequest); each
 action's output is the next one's input. Bad input raises InvalidInputError, which the state
 machine can Catch by name (WORKFLOW_ERROR_INVALID_INPUT).
@@ -11,17 +23,16 @@ from typing import Any
 from aws_lambda_powertools.utilities.parser import parse
 from pydantic import ValidationError
 
-from patternwatch_shared import keys
 from patternwatch_shared.decoding import describe_validation_error
-from patternwatch_shared.detection import Detection, detect_in, detection_span, severity_for
+from patternwatch_shared.detection import Detection, alerts, detect_in, detection_span, severity_for
 from patternwatch_shared.models import (
     AlertMessage, DecideRequest, DetectRequest, MatchOut, ScoreRequest, ValidateRequest, WorkflowRequest,
 )
 from patternwatch_shared.names.messages import (
-    ALERT_CONFIDENCE_THRESHOLD, ALERT_SOURCE_WORKFLOW, FIELD_ACTION, FIELD_BARS, FIELD_FAMILY, FIELD_MATCHES,
-    FIELD_SYMBOL, WORKFLOW_ACTIONS, WORKFLOW_ERROR_INVALID_INPUT,
+    ALERT_DETAIL_EXTREMA, ALERT_SOURCE_WORKFLOW, DECISION_ALERT, DECISION_NO_ALERT, FIELD_ACTION, FIELD_BARS, FIELD_CANDIDATE,
+    FIELD_CONFIRMED, FIELD_DECISION, FIELD_FAMILY, FIELD_MATCHES, FIELD_OTHER_MATCHES, FIELD_SYMBOL,
+    PATTERN_FAMILIES, WORKFLOW_ACTIONS, WORKFLOW_ERROR_INVALID_INPUT,
 )
-
 
 class InvalidInputError(ValueError):
     """Input the workflow cannot use; retrying it will not help."""
@@ -44,17 +55,18 @@ def parse_request(event: Any) -> ValidateRequest | DetectRequest | ScoreRequest 
 
 
 def validate(request: ValidateRequest) -> dict[str, Any]:
+    detail = request.detail
     return {
-        FIELD_SYMBOL: request.symbol,
-        FIELD_BARS: [bar.model_dump() for bar in request.bars],
-        "barCount": len(request.bars),
+        FIELD_SYMBOL: detail.symbol,
+        FIELD_BARS: [bar.model_dump(mode="json") for bar in detail.bars],
+        FIELD_CANDIDATE: detail.candidate().model_dump(mode="json"),
     }
 
 
 def detect_family(request: DetectRequest, tracer_provider: Any) -> tuple[dict[str, Any], list[Detection], float]:
     with detection_span(tracer_provider, request.family, Symbol=request.symbol) as span:
         try:
-            detections = detect_in(request.bars, patterns=[request.family])
+            detections = detect_in(request.bars, patterns=PATTERN_FAMILIES[request.family])
         except ValueError as error:
             raise InvalidInputError(f"bars refused by the pattern engine: {error}") from None
         span.record(detections)
@@ -67,40 +79,52 @@ def detect_family(request: DetectRequest, tracer_provider: Any) -> tuple[dict[st
 
 
 def score(request: ScoreRequest) -> dict[str, Any]:
+    """The candidate as re-detected (same pattern ending on the same bar), and every other match, best first."""
     if any(result.symbol != request.symbol for result in request.results):
         raise InvalidInputError("every family result must be for the workflow's symbol")
+    candidate = request.candidate
     matches = sorted(
         (match for result in request.results for match in result.matches),
         key=lambda m: (-m.confidence, m.endTimestamp, m.pattern),
     )
-    top = matches[0] if matches else None
+    confirmed = next(
+        (m for m in matches if (m.pattern, m.endTimestamp) == (candidate.pattern, candidate.endTimestamp)), None
+    )
     return {
         FIELD_SYMBOL: request.symbol,
-        FIELD_MATCHES: [m.model_dump() for m in matches],
-        "topMatch": top.model_dump() if top else None,
-        "severity": severity_for(top.confidence) if top else None,
+        FIELD_CANDIDATE: candidate.model_dump(mode="json"),
+        FIELD_CONFIRMED: confirmed.model_dump(mode="json") if confirmed else None,
+        FIELD_OTHER_MATCHES: [m.model_dump(mode="json") for m in matches if m is not confirmed],
     }
 
 
-def decide(request: DecideRequest, *, detected_at) -> tuple[dict[str, Any], AlertMessage | None]:
-    top: MatchOut | None = request.topMatch
-    if top is None or top.confidence <= ALERT_CONFIDENCE_THRESHOLD:
-        return {"decision": "NO_ALERT", FIELD_SYMBOL: request.symbol}, None
+def decide(request: DecideRequest, *, alert_threshold: float) -> tuple[dict[str, Any], AlertMessage | None]:
+    candidate = request.candidate
+    confirmed: MatchOut | None = request.confirmed
+    outcome = {FIELD_SYMBOL: request.symbol, "alertId": candidate.alertId, "pattern": candidate.pattern}
+    if confirmed is None:
+        return {FIELD_DECISION: DECISION_NO_ALERT, **outcome, "reason": "the candidate was not re-detected in its bars"}, None
+    if (confirmed.pattern, confirmed.endTimestamp) != (candidate.pattern, candidate.endTimestamp):
+        raise InvalidInputError("confirmed must be the candidate's pattern ending on the candidate's bar")
+    if not alerts(confirmed.confidence, alert_threshold):
+        reason = f"confidence {confirmed.confidence:.4f} is below the alert threshold {alert_threshold:g}"
+        return {FIELD_DECISION: DECISION_NO_ALERT, **outcome, "confidence": confirmed.confidence, "reason": reason}, None
     alert = AlertMessage(
-        # Same identity as the stream's alert for the same pattern ending on the same bar.
-        alertId=keys.alert_id(request.symbol, keys.pattern_sort_key(top.endTimestamp, top.pattern)),
+        # The stream's identity for this match (validated against symbol, end bar and pattern).
+        alertId=candidate.alertId,
         source=ALERT_SOURCE_WORKFLOW,
-        severity=severity_for(top.confidence),
-        detectedAt=keys.iso_utc(detected_at),
-        confidence=top.confidence,
+        severity=severity_for(confirmed.confidence, alert_threshold),
+        detectedAt=candidate.detectedAt,
+        confidence=confirmed.confidence,
         symbol=request.symbol,
-        pattern=top.pattern,
-        startTimestamp=top.startTimestamp,
-        endTimestamp=top.endTimestamp,
+        pattern=confirmed.pattern,
+        startTimestamp=confirmed.startTimestamp,
+        endTimestamp=confirmed.endTimestamp,
+        details={ALERT_DETAIL_EXTREMA: confirmed.extrema},
     )
     return {
-        "decision": "ALERT",
-        FIELD_SYMBOL: request.symbol,
-        "alertId": alert.alertId,
+        FIELD_DECISION: DECISION_ALERT,
+        **outcome,
+        "confidence": alert.confidence,
         "severity": alert.severity,
     }, alert

@@ -1,5 +1,7 @@
 """threshold-checker: on an EventBridge schedule, query recent patterns through RecentPatternsIndex
-and queue one alert when more than ERROR_THRESHOLD of them exceed PATTERN_CONFIDENCE_THRESHOLD.
+and queue one alert when at least THRESHOLD_CHECK_MIN_BREACHES of them reach ALERT_CONFIDENCE_THRESHOLD.
+
+This is the checker's own path: its alert goes to AlertQueue directly, not through the analysis workflow.
 
 The window ends at the scheduled event's `time`, not at the clock, so a retried run evaluates the
 same window and produces the same alert id.
@@ -17,12 +19,12 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
 from patternwatch_shared import aws, thresholds
-from patternwatch_shared.config import EnvReader
+from patternwatch_shared.config import EnvReader, alert_confidence_threshold
 from patternwatch_shared.decoding import describe_validation_error
 from patternwatch_shared.messaging import AlertQueue
 from patternwatch_shared.names.functions import (
-    ENV_ALERT_QUEUE_URL, ENV_ERROR_THRESHOLD, ENV_PATTERN_CONFIDENCE_THRESHOLD, ENV_THRESHOLD_LOOKBACK_MINUTES,
-    ENV_TRADING_PATTERNS_TABLE, THRESHOLD_CHECKER,
+    ENV_ALERT_QUEUE_URL, ENV_THRESHOLD_CHECK_MIN_BREACHES, ENV_THRESHOLD_LOOKBACK_MINUTES, ENV_TRADING_PATTERNS_TABLE,
+    THRESHOLD_CHECKER,
 )
 from patternwatch_shared.names.metrics import (
     METRIC_ALERTS_QUEUED, METRIC_PATTERNS_EVALUATED, METRIC_THRESHOLD_BREACHES, METRIC_THRESHOLD_CHECKS,
@@ -51,8 +53,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     except ValidationError as error:
         raise InvalidScheduleEvent(f"not an EventBridge scheduled event: {describe_validation_error(error)}") from None
     env = EnvReader(SPEC)
-    confidence_threshold = env.require_float(ENV_PATTERN_CONFIDENCE_THRESHOLD, minimum=0, maximum=1)
-    error_threshold = env.require_float(ENV_ERROR_THRESHOLD, minimum=0)
+    confidence_threshold = alert_confidence_threshold(env)
+    min_breaches = env.require_count(ENV_THRESHOLD_CHECK_MIN_BREACHES)
     lookback = env.optional_float(ENV_THRESHOLD_LOOKBACK_MINUTES, DEFAULT_LOOKBACK_MINUTES, minimum=1)
 
     window_end = scheduled.time.astimezone(timezone.utc)
@@ -61,7 +63,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     result = thresholds.evaluate(
         table.recent_patterns(window_start, window_end),
         confidence_threshold=confidence_threshold,
-        error_threshold=error_threshold,
+        min_breaches=min_breaches,
     )
     metrics.add_metric(name=METRIC_PATTERNS_EVALUATED, unit=MetricUnit.Count, value=result.evaluated)
     metrics.add_metric(name=METRIC_THRESHOLD_BREACHES, unit=MetricUnit.Count, value=len(result.breaches))
@@ -73,7 +75,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             window_start=window_start,
             window_end=window_end,
             confidence_threshold=confidence_threshold,
-            error_threshold=error_threshold,
+            min_breaches=min_breaches,
         )
         if AlertQueue(aws.client("sqs"), env.require(ENV_ALERT_QUEUE_URL)).send([alert]):
             # Raising makes EventBridge's async invoke retry the same window.

@@ -1,18 +1,22 @@
 """PatternAnalysisWorkflow: validate -> three pattern families in parallel -> score -> decide.
 
-Every task calls pattern-detector's `live` alias with one of its workflow actions; the task inputs are
-exactly the request models of patternwatch_shared.models (which forbid extra fields), and each output
-is the next step's input. Any error that survives the retries ends in ManualReview, which tells the
-operators on the ops topic and then fails the execution, so failures still count in ExecutionsFailed.
+The input is a PatternDetected event's detail (patternwatch_shared.models.PatternDetectedDetail): one
+candidate match and the bars it was found in. Every task calls pattern-detector's `live` alias with one
+of its workflow actions; the task inputs are exactly the request models of patternwatch_shared.models
+(which forbid extra fields). Validation receives the whole input (`$`), so a malformed event is refused
+by the model with a clear InvalidInputError rather than by a missing JSONPath. The parallel state adds
+the three family results to its input (ResultPath), so scoring sees the candidate and every match.
+Any error that survives the retries ends in ManualReview, which tells the operators on the ops topic and
+then fails the execution, so failures still count in ExecutionsFailed.
 """
 from __future__ import annotations
 
 from typing import Any
 
 from patternwatch_shared.names.messages import (
-    FIELD_ACTION, FIELD_BARS, FIELD_CORRELATION_ID, FIELD_FAMILY, FIELD_MATCHES, FIELD_RESULTS, FIELD_SYMBOL,
-    PATTERN_FAMILIES, WORKFLOW_ACTION_DECIDE, WORKFLOW_ACTION_DETECT, WORKFLOW_ACTION_SCORE,
-    WORKFLOW_ACTION_VALIDATE, WORKFLOW_ERROR_INVALID_INPUT,
+    FIELD_ACTION, FIELD_BARS, FIELD_CANDIDATE, FIELD_CONFIRMED, FIELD_CORRELATION_ID, FIELD_DETAIL, FIELD_FAMILY,
+    FIELD_RESULTS, FIELD_SYMBOL, PATTERN_FAMILIES, WORKFLOW_ACTION_DECIDE, WORKFLOW_ACTION_DETECT,
+    WORKFLOW_ACTION_SCORE, WORKFLOW_ACTION_VALIDATE, WORKFLOW_ERROR_INVALID_INPUT,
 )
 
 START = "DataValidation"
@@ -62,6 +66,11 @@ def _action(action: str, *from_input: str, **fixed: str) -> dict[str, Any]:
     return {FIELD_ACTION: action, **fixed, **{f"{field}.$": f"$.{field}" for field in from_input}, **_CORRELATION}
 
 
+def _validation() -> dict[str, Any]:
+    """validate's input: the whole execution input as the PatternDetected detail."""
+    return {FIELD_ACTION: WORKFLOW_ACTION_VALIDATE, f"{FIELD_DETAIL}.$": "$", **_CORRELATION}
+
+
 def definition(*, detector_arn: str, review_topic_arn: str) -> dict[str, Any]:
     """`detector_arn`: pattern-detector's alias ARN; `review_topic_arn`: where ManualReview publishes."""
     branches = [
@@ -76,26 +85,27 @@ def definition(*, detector_arn: str, review_topic_arn: str) -> dict[str, Any]:
         for family in PATTERN_FAMILIES
     ]
     return {
-        "Comment": "PatternWatch pattern analysis: validate, detect three families in parallel, score, decide",
+        "Comment": "PatternWatch pattern analysis: confirm a PatternDetected candidate (validate, detect three families in parallel, score) and decide on its alert",
         "StartAt": START,
         "States": {
-            START: _task(
-                detector_arn, _action(WORKFLOW_ACTION_VALIDATE, FIELD_SYMBOL, FIELD_BARS), Catch=to_manual_review(), Next=PARALLEL
-            ),
+            START: _task(detector_arn, _validation(), Catch=to_manual_review(), Next=PARALLEL),
             PARALLEL: {
                 "Type": "Parallel",
                 "Branches": branches,
-                # Three family results become the object the score action expects.
-                "ResultSelector": {f"{FIELD_SYMBOL}.$": f"$[0].{FIELD_SYMBOL}", f"{FIELD_RESULTS}.$": "$"},
+                # The three family results join {symbol, bars, candidate}: scoring needs the candidate too.
+                "ResultPath": f"$.{FIELD_RESULTS}",
                 "Catch": to_manual_review(),
                 "Next": SCORING,
             },
             SCORING: _task(
-                detector_arn, _action(WORKFLOW_ACTION_SCORE, FIELD_SYMBOL, FIELD_RESULTS), Catch=to_manual_review(), Next=DECISION
+                detector_arn,
+                _action(WORKFLOW_ACTION_SCORE, FIELD_SYMBOL, FIELD_CANDIDATE, FIELD_RESULTS),
+                Catch=to_manual_review(),
+                Next=DECISION,
             ),
             DECISION: _task(
                 detector_arn,
-                _action(WORKFLOW_ACTION_DECIDE, FIELD_SYMBOL, FIELD_MATCHES, "topMatch", "severity"),
+                _action(WORKFLOW_ACTION_DECIDE, FIELD_SYMBOL, FIELD_CANDIDATE, FIELD_CONFIRMED),
                 Catch=to_manual_review(),
                 End=True,
             ),

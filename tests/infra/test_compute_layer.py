@@ -6,9 +6,9 @@ import json
 import pytest
 from patternwatch_shared.approvers import parse_approvers
 from patternwatch_shared.names.functions import (
-    ALERT_PROCESSOR, APPROVAL_EXPIRY, APPROVAL_PROCESSOR, ENV_ALERT_QUEUE_URL, ENV_APPROVAL_API_BASE_URL,
-    ENV_APPROVAL_EXPIRY_SECONDS, ENV_APPROVERS, ENV_DATA_BUCKET, ENV_ERROR_THRESHOLD, ENV_PATTERN_CONFIDENCE_THRESHOLD,
-    ENV_PENDING_APPROVALS_QUEUE_URL, ENV_POWERTOOLS_METRICS_NAMESPACE, ENV_POWERTOOLS_SERVICE_NAME,
+    ALERT_PROCESSOR, APPROVAL_EXPIRY, APPROVAL_PROCESSOR, ENV_ALERT_CONFIDENCE_THRESHOLD, ENV_ALERT_QUEUE_URL,
+    ENV_APPROVAL_API_BASE_URL, ENV_APPROVAL_EXPIRY_SECONDS, ENV_APPROVERS, ENV_DATA_BUCKET, ENV_PENDING_APPROVALS_QUEUE_URL,
+    ENV_POWERTOOLS_METRICS_NAMESPACE, ENV_POWERTOOLS_SERVICE_NAME, ENV_THRESHOLD_CHECK_MIN_BREACHES,
     ENV_TRADING_PATTERNS_TABLE, KINESIS_CONSUMER, PATTERN_DETECTOR, THRESHOLD_CHECKER,
 )
 from patternwatch_shared.names.metrics import METRICS_NAMESPACE
@@ -75,10 +75,14 @@ def test_environment_values_point_at_the_data_layer(dev, local):
     assert consumer[ENV_TRADING_PATTERNS_TABLE] == reference_to(
         "aws_dynamodb_table", logical_id(dev, "aws_dynamodb_table", name="TradingPatterns-dev"), "name"
     )
-    assert consumer[ENV_ALERT_QUEUE_URL] == reference_to("aws_sqs_queue", logical_id(dev, "aws_sqs_queue", name="AlertQueue-dev"), "url")
+    assert ENV_ALERT_QUEUE_URL not in consumer  # the consumer emits events; the workflow queues alerts
+    detector = find_resource(dev, "aws_lambda_function", function_name="PatternDetector-dev")["environment"]["variables"]
+    assert detector[ENV_ALERT_QUEUE_URL] == reference_to("aws_sqs_queue", logical_id(dev, "aws_sqs_queue", name="AlertQueue-dev"), "url")
     checker = find_resource(dev, "aws_lambda_function", function_name="ThresholdChecker-dev")["environment"]["variables"]
-    assert checker[ENV_ERROR_THRESHOLD] == "5"
-    assert checker[ENV_PATTERN_CONFIDENCE_THRESHOLD] == "0.9"
+    assert checker[ENV_THRESHOLD_CHECK_MIN_BREACHES] == str(DEV.alerts.threshold_check_min_breaches) == "6"
+    # One setting, one value, in every function that decides an alert.
+    for variables in (consumer, detector, checker):
+        assert variables[ENV_ALERT_CONFIDENCE_THRESHOLD] == str(DEV.alerts.confidence_threshold) == "0.9"
     alerts = find_resource(dev, "aws_lambda_function", function_name="AlertProcessor-dev")["environment"]["variables"]
     assert alerts[ENV_APPROVAL_EXPIRY_SECONDS] == "3600"
     rest_api_id = reference_to("aws_api_gateway_rest_api", logical_id(dev, "aws_api_gateway_rest_api", name="pattern-detection-api-dev"), "id")
@@ -129,7 +133,7 @@ def test_every_function_alarms_on_errors_throttles_and_p99_duration(dev, name):
     ops_topic = reference_to("aws_sns_topic", logical_id(dev, "aws_sns_topic", name="PatternWatchOps-dev"), "arn")
     errors = find_resource(dev, "aws_cloudwatch_metric_alarm", alarm_name=f"{name}-Errors")
     assert (errors["namespace"], errors["metric_name"], errors["statistic"]) == ("AWS/Lambda", "Errors", "Sum")
-    assert errors["threshold"] == DEV.alarms.error_threshold
+    assert errors["threshold"] == DEV.alarms.lambda_errors_per_minute
     assert resolve_name(dev, errors["dimensions"]) == {"FunctionName": name}
     throttles = find_resource(dev, "aws_cloudwatch_metric_alarm", alarm_name=f"{name}-Throttles")
     assert (throttles["metric_name"], throttles["threshold"]) == ("Throttles", 1)

@@ -34,6 +34,9 @@ def test_the_shipped_environments_load_with_the_documented_defaults(monkeypatch)
     for name, config in configs.items():
         assert config.name == config.resource_suffix == name
         assert config.alarms.billing_threshold_usd == 100
+        assert config.alerts.confidence_threshold == 0.9
+        assert config.alerts.threshold_check_min_breaches == 6
+        assert config.alarms.lambda_errors_per_minute == config.alarms.api_5xx_errors_per_minute == 5
         assert config.waf.geo_block_countries == ("CN", "RU", "KP")
         assert config.waf.rate_limit_per_5_minutes == 2000
         assert config.canary_percent == 10
@@ -60,12 +63,13 @@ def test_config_is_frozen():
 
 
 def test_omitted_sections_take_the_defaults(dev_document):
-    for key in ("lambda", "alarms", "waf", "canary_percent", "kinesis_retention_hours", "approval_expiry_seconds", "prevent_destroy"):
+    for key in ("lambda", "alerts", "alarms", "waf", "canary_percent", "kinesis_retention_hours", "approval_expiry_seconds", "prevent_destroy"):
         del dev_document[key]
     dev_document["waf"] = {"rate_limit_per_5_minutes": 1000}
     config = parse_environment(dev_document, "envs/dev.json")
     assert config.lambda_.memory_mb == 512
     assert config.alarms.billing_threshold_usd == 100
+    assert config.alerts.confidence_threshold == 0.9 and config.alerts.threshold_check_min_breaches == 6
     assert config.waf.geo_block_countries == ("CN", "RU", "KP")
     assert config.waf.rate_limit_per_5_minutes == 1000
     config = parse_environment({k: v for k, v in dev_document.items() if k != "waf"}, "envs/dev.json")
@@ -93,7 +97,17 @@ def test_omitted_sections_take_the_defaults(dev_document):
         (lambda d: d.update(account_id="12345"), "envs/dev.json: account_id: '12345' is not valid"),
         (lambda d: d.update(resource_suffix="PR_1"), "envs/dev.json: resource_suffix: 'PR_1' is not valid"),
         (lambda d: d["alarms"].update(billing_threshold_usd=float("nan")), "envs/dev.json: alarms.billing_threshold_usd: must be a finite number"),
-        (lambda d: d["alarms"].update(pattern_confidence_threshold=1.5), "envs/dev.json: alarms.pattern_confidence_threshold: 1.5 is out of range"),
+        (lambda d: d["alerts"].update(confidence_threshold=1.5), "envs/dev.json: alerts.confidence_threshold: 1.5 is out of range [0.0, 1.0]"),
+        (lambda d: d["alerts"].update(confidence_threshold="0.9"), "envs/dev.json: alerts.confidence_threshold: must be a finite number"),
+        (lambda d: d["alerts"].update(threshold_check_min_breaches=0), "envs/dev.json: alerts.threshold_check_min_breaches: 0 is out of range"),
+        (lambda d: d["alerts"].update(threshold_check_min_breaches=2.5), "envs/dev.json: alerts.threshold_check_min_breaches: must be an integer"),
+        (lambda d: d["alerts"].update(threshold=0.8), "envs/dev.json: alerts.threshold: unknown key"),
+        (lambda d: d.update(alerts=[0.9]), "envs/dev.json: alerts: must be a JSON object"),
+        (lambda d: d["alarms"].update(lambda_errors_per_minute=0), "envs/dev.json: alarms.lambda_errors_per_minute: 0 is out of range"),
+        (lambda d: d["alarms"].update(api_5xx_errors_per_minute="5"), "envs/dev.json: alarms.api_5xx_errors_per_minute: must be an integer"),
+        # Keys of the old single-meaning-less layout say where their meaning went.
+        (lambda d: d["alarms"].update(error_threshold=5), "envs/dev.json: alarms.error_threshold: split into alarms.lambda_errors_per_minute"),
+        (lambda d: d["alarms"].update(pattern_confidence_threshold=0.9), "envs/dev.json: alarms.pattern_confidence_threshold: moved to alerts.confidence_threshold"),
         (lambda d: d["waf"].update(geo_block_countries=["China"]), "envs/dev.json: waf.geo_block_countries: must be a list of ISO 3166"),
         (lambda d: d["waf"].update(rate_limit_per_5_minutes=5), "envs/dev.json: waf.rate_limit_per_5_minutes: 5 is out of range"),
         (lambda d: d.update(canary_percent=150), "envs/dev.json: canary_percent: 150 is out of range"),

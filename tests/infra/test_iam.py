@@ -6,7 +6,7 @@ import json
 import pytest
 
 from patternwatch_infra.config import ENVIRONMENT_NAMES
-from patternwatch_infra.testing import find_resource, policy_statements, resolve, resolve_name, resources
+from patternwatch_infra.testing import find_resource, logical_id, policy_statements, resolve, resolve_name, resources
 
 # Statements allowed a wildcard in a resource, each with the reason AWS forces it. Anything else fails.
 WILDCARD_RESOURCE_ALLOWLIST = {
@@ -80,8 +80,9 @@ def test_the_bare_star_resource_is_only_used_by_actions_without_resource_level_p
 
 EXPECTED_ACTIONS = {
     "KinesisConsumerRole-dev": {
+        # sqs:SendMessage is for the stream's on-failure destination only (see the test below).
         "dynamodb:BatchWriteItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query", "sqs:SendMessage",
-        "kinesis:DescribeStream", "kinesis:DescribeStreamSummary", "kinesis:GetRecords", "kinesis:GetShardIterator",
+        "events:PutEvents", "kinesis:DescribeStream", "kinesis:DescribeStreamSummary", "kinesis:GetRecords", "kinesis:GetShardIterator",
         "kinesis:ListShards", "kinesis:SubscribeToShard", "kinesis:DescribeStreamConsumer",
     },
     "PatternDetectorRole-dev": {"dynamodb:Query", "sqs:SendMessage"},
@@ -155,3 +156,16 @@ def test_the_expiry_timer_consumes_only_pending_approvals(dev):
     statements = {s["sid"]: s for s in role_policies(dev)["ApprovalExpiryRole-dev"]}
     queue_id = [k for k, q in resources(dev, "aws_sqs_queue").items() if resolve_name(dev, q["name"]) == "PendingApprovals-dev"][0]
     assert statements["ConsumePendingApprovals"]["resources"] == [f"${{aws_sqs_queue.{queue_id}.arn}}"]
+
+
+@pytest.mark.parametrize("env", ENVIRONMENT_NAMES)
+def test_the_consumer_emits_events_on_the_default_bus_only_and_queues_no_alerts(stacks, env):
+    doc = stacks[env]
+    statements = {st["sid"]: st for st in role_policies(doc)[f"KinesisConsumerRole-{env}"]}
+    emit = statements["EmitPatternDetectedEvents"]
+    (caller_id,) = doc["data"]["aws_caller_identity"]
+    assert emit["actions"] == ["events:PutEvents"]
+    assert emit["resources"] == [f"arn:aws:events:us-east-1:${{data.aws_caller_identity.{caller_id}.account_id}}:event-bus/default"]
+    queues = {r for st in statements.values() if "sqs:SendMessage" in st["actions"] for r in st["resources"]}
+    failures = logical_id(doc, "aws_sqs_queue", name=f"StreamConsumerFailures-{env}")
+    assert queues == {f"${{aws_sqs_queue.{failures}.arn}}"}

@@ -15,7 +15,7 @@ from patternwatch_shared.names.metrics import (
     METRIC_PATTERN_DETECTION_DURATION, METRIC_THRESHOLD_CHECKS, PATTERN_TYPE_ALL,
 )
 
-from patternwatch_infra.config import ENVIRONMENT_NAMES
+from patternwatch_infra.config import ENVIRONMENT_NAMES, load_environment
 from patternwatch_infra.monitoring import billing_alarm_region_check
 from patternwatch_infra.testing import find_resource, logical_id, policy_statements, reference_to, resolve, resolve_name, resources
 
@@ -151,6 +151,7 @@ def test_queue_workflow_and_api_alarms(dev):
     assert (failures["namespace"], failures["metric_name"], failures["dimensions"]) == ("AWS/States", "ExecutionsFailed", {"StateMachineArn": machine})
     api = alarm(dev, "PatternDetectionApi-5XXError-dev")
     assert (api["namespace"], api["metric_name"], api["threshold"]) == ("AWS/ApiGateway", "5XXError", 5)
+    assert api["threshold"] == load_environment("dev").alarms.api_5xx_errors_per_minute
 
 
 def test_platform_health_is_one_composite_alarm_over_every_part(dev):

@@ -15,7 +15,9 @@ from pathlib import Path
 
 import pytest
 from patternwatch_shared import workflow
-from patternwatch_shared.names.functions import PLATFORM_FUNCTIONS
+from patternwatch_shared.detection import COLUMNS, detect_in
+from patternwatch_shared.names.functions import ENV_ALERT_CONFIDENCE_THRESHOLD, PLATFORM_FUNCTIONS
+from patternwatch_shared.pattern_events import pattern_detected_detail
 from patternwatch_shared.names.messages import (
     EVENT_DETAIL_TYPE_PATTERN_DETECTED, EVENT_FIELD_CONFIDENCE, EVENT_SOURCE_PATTERNS, PATTERN_FAMILIES,
     SEVERITY_CRITICAL, WORKFLOW_ACTION_DECIDE, WORKFLOW_ACTION_DETECT, WORKFLOW_ACTION_SCORE,
@@ -23,7 +25,7 @@ from patternwatch_shared.names.messages import (
 )
 from pattern_engine.synthetic import planted_bar_records
 
-from patternwatch_infra.config import ENVIRONMENT_NAMES
+from patternwatch_infra.config import ENVIRONMENT_NAMES, load_environment
 from patternwatch_infra.testing import find_resource, logical_id, policy_statements, reference_to, resolve, resources
 from patternwatch_infra.workflows import analysis, reachable_states, state_machines, task_states, transitions
 
@@ -101,6 +103,12 @@ def test_analysis_workflow_runs_validation_three_families_in_parallel_scoring_an
     assert [b["StartAt"] for b in branches] == ["DetectHeadAndShoulders", "DetectDoubleTop", "DetectAscendingTriangle"]
     actions = [states[s]["Parameters"]["action"] for s in ("DataValidation", "ConfidenceScoring", "AlertDecision")]
     assert actions == [WORKFLOW_ACTION_VALIDATE, WORKFLOW_ACTION_SCORE, WORKFLOW_ACTION_DECIDE]
+    # Validation gets the whole input (the event's detail), so the model, not a JSONPath, judges it.
+    assert states["DataValidation"]["Parameters"]["detail.$"] == "$"
+    # The family results join the state, next to the candidate that scoring looks for.
+    assert states["PatternDetection"]["ResultPath"] == "$.results" and "ResultSelector" not in states["PatternDetection"]
+    assert states["ConfidenceScoring"]["Parameters"]["candidate.$"] == "$.candidate"
+    assert states["AlertDecision"]["Parameters"]["confirmed.$"] == "$.confirmed"
     assert {b["States"][b["StartAt"]]["Parameters"]["action"] for b in branches} == {WORKFLOW_ACTION_DETECT}
 
 
@@ -220,6 +228,12 @@ def _parameters(template: dict, data, context: dict) -> dict:
     return {k.removesuffix(".$"): _path(data, v, context) if k.endswith(".$") else v for k, v in template.items()}
 
 
+def _with_result(data: dict, result_path: str, result):
+    """ResultPath `$.field`: the state's input with the result added under `field`."""
+    assert re.fullmatch(r"\$\.[A-Za-z]+", result_path), result_path
+    return {**data, result_path[2:]: result}
+
+
 def _run_action(event: dict) -> dict:
     request = workflow.parse_request(json.loads(json.dumps(event)))
     if request.action == WORKFLOW_ACTION_VALIDATE:
@@ -228,11 +242,11 @@ def _run_action(event: dict) -> dict:
         return workflow.detect_family(request, _Provider())[0]
     if request.action == WORKFLOW_ACTION_SCORE:
         return workflow.score(request)
-    return workflow.decide(request, detected_at=datetime(2026, 11, 28, tzinfo=timezone.utc))[0]
+    return workflow.decide(request, alert_threshold=load_environment("dev").alerts.confidence_threshold)[0]
 
 
 def _run(machine_definition: dict, data, context: dict):
-    """Task, Parallel (with ResultSelector) and End/Next: all the analysis workflow's happy path uses."""
+    """Task, Parallel (with ResultPath) and End/Next: all the analysis workflow's happy path uses."""
     name = machine_definition["StartAt"]
     while True:
         state = machine_definition["States"][name]
@@ -240,19 +254,23 @@ def _run(machine_definition: dict, data, context: dict):
             data = _run_action(_parameters(state["Parameters"], data, context))
         else:
             outputs = [_run(branch, data, context) for branch in state["Branches"]]
-            data = _parameters(state["ResultSelector"], outputs, context)
+            data = _with_result(data, state["ResultPath"], outputs)
         if state.get("End"):
             return data
         name = state["Next"]
 
 
-def test_the_analysis_data_flow_fits_the_strict_request_models_and_finds_a_planted_pattern():
-    bars = [{k: v for k, v in bar.items() if k != "symbol"} for bar in planted_bar_records("AAPL", seed=0, noise=0.0005)]
+def test_the_analysis_data_flow_fits_the_strict_request_models_and_confirms_a_planted_pattern():
+    bars = planted_bar_records("AAPL", seed=0, noise=0.0005)
+    columns = {field: [bar[field] for bar in bars] for field in COLUMNS}
+    detection = next(d for d in detect_in(columns) if d.pattern == "head-and-shoulders" and d.confidence > 0.95)
+    detail = pattern_detected_detail("AAPL", detection, datetime(2026, 11, 28, tzinfo=timezone.utc), columns)
     asl = analysis.definition(detector_arn="detector", review_topic_arn="topic")
-    # The execution input is an EventBridge PatternDetected detail: extra fields are left behind by Parameters.
-    result = _run(asl, {"symbol": "AAPL", "bars": bars, "confidence": 0.97}, {"Execution": {"Name": "exec-1"}})
-    assert result["decision"] == "ALERT"
+    # The execution input is the EventBridge PatternDetected detail, exactly as the consumer emits it.
+    result = _run(asl, json.loads(detail.model_dump_json()), {"Execution": {"Name": "exec-1"}})
+    assert result["decision"] == "ALERT" and result["alertId"] == detail.alertId
     assert result["symbol"] == "AAPL" and result["severity"] == SEVERITY_CRITICAL
+    assert result["confidence"] == detection.confidence
 
 
 # --- Tuner functions and roles --------------------------------------------------------------------
@@ -349,6 +367,18 @@ def test_pattern_detected_events_at_or_above_the_threshold_start_the_analysis_wo
     assert encrypt["actions"] == ["kms:GenerateDataKey"] and encrypt["resources"] == [key_arn(dev)]
     assert encrypt["condition"] == [{"test": "StringEquals", "variable": "kms:EncryptionContext:aws:states:stateMachineArn", "values": [machine_arn]}]
     assert set(statements) == {"StartAnalysisWorkflow", "EncryptWorkflowInput"}
+
+
+@pytest.mark.parametrize("env", ENVIRONMENT_NAMES)
+def test_the_rule_and_the_functions_cut_at_the_one_configured_threshold(stacks, env):
+    doc = stacks[env]
+    threshold = load_environment(env).alerts.confidence_threshold
+    rule_id = logical_id(doc, "aws_cloudwatch_event_rule", name=f"pattern-detected-{env}")
+    pattern = json.loads(resources(doc, "aws_cloudwatch_event_rule")[rule_id]["event_pattern"])
+    assert pattern["detail"][EVENT_FIELD_CONFIDENCE] == [{"numeric": [">=", threshold]}]
+    for function in ("KinesisConsumer", "PatternDetector", "ThresholdChecker"):
+        variables = find_resource(doc, "aws_lambda_function", function_name=f"{function}-{env}")["environment"]["variables"]
+        assert float(variables[ENV_ALERT_CONFIDENCE_THRESHOLD]) == threshold, function
 
 
 def test_outputs_name_the_workflows_and_rules(dev):

@@ -34,9 +34,10 @@ def drain_raw(clients, queue_url: str) -> list[str]:
             clients.sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
 
 
-def planted_bars(symbol: str, pattern: str = "head-and-shoulders", *, seed: int = 7, start: int = 1_609_718_400) -> list[dict]:
-    """A seeded synthetic series with a clean planted pattern, as stream records for `symbol` (daily from 2021-01-04)."""
-    return planted_bar_records(symbol, pattern, seed=seed, start=start, scale=100)
+def planted_bars(symbol: str, pattern: str = "head-and-shoulders", *, seed: int = 7, noise: float = 0.001,
+                 start: int = 1_609_718_400) -> list[dict]:
+    """A seeded synthetic series with a planted pattern, as stream records for `symbol` (daily from 2021-01-04)."""
+    return planted_bar_records(symbol, pattern, seed=seed, noise=noise, start=start, scale=100)
 
 
 def put_records(clients, stream_name: str, payloads: list[bytes], partition_key: str) -> None:
@@ -51,7 +52,6 @@ def as_records(bars: list[dict]) -> list[bytes]:
     return [json.dumps(b).encode() for b in bars]
 
 
-
 def queue_depth(clients, queue_url: str) -> int:
     """Messages waiting, read without receiving (a receive would count towards the redrive limit)."""
     attributes = clients.sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["ApproximateNumberOfMessages"])
@@ -64,9 +64,18 @@ def queue_in_flight(clients, queue_url: str) -> int:
     return int(attributes["Attributes"]["ApproximateNumberOfMessagesNotVisible"])
 
 
-def workflow_bars(bars: list[dict]) -> list[dict]:
-    """Stream bars without their symbol: the workflow carries the symbol once (patternwatch_shared.models.BarValues)."""
-    return [{k: v for k, v in b.items() if k != "symbol"} for b in bars]
+def pattern_event(symbol: str, bars: list[dict], *, pattern: str | None = None) -> dict:
+    """The PatternDetected detail the consumer would emit for the best match (of `pattern`) in `bars`,
+    built by the consumer's own code: an analysis workflow input."""
+    from datetime import datetime, timezone
+
+    from patternwatch_shared.detection import COLUMNS, detect_in
+    from patternwatch_shared.pattern_events import pattern_detected_detail
+
+    columns = {field: [bar[field] for bar in bars] for field in COLUMNS}
+    matches = [d for d in detect_in(columns) if pattern in (None, d.pattern)]
+    best = max(matches, key=lambda d: d.confidence)
+    return json.loads(pattern_detected_detail(symbol, best, datetime.now(timezone.utc), columns).model_dump_json())
 
 
 def wait_for_execution(clients, execution_arn: str, timeout: float = 120) -> dict:
@@ -94,6 +103,24 @@ def entered_states(history: list[dict]) -> list[str]:
 
 
 def executions_with_symbol(clients, machine_arn: str, symbol: str) -> list[dict]:
-    executions = clients.stepfunctions.list_executions(stateMachineArn=machine_arn)["executions"]
-    return [e for e in executions
-            if json.loads(clients.stepfunctions.describe_execution(executionArn=e["executionArn"])["input"]).get("symbol") == symbol]
+    """The machine's executions whose input (a PatternDetected detail) is for `symbol`, described."""
+    pages = clients.stepfunctions.get_paginator("list_executions").paginate(stateMachineArn=machine_arn)
+    described = (clients.stepfunctions.describe_execution(executionArn=e["executionArn"]) for page in pages for e in page["executions"])
+    return [e for e in described if json.loads(e["input"]).get("symbol") == symbol]
+
+
+def wait_for_executions(clients, machine_arn: str, symbol: str, *, count: int, timeout: float = 180) -> list[dict]:
+    """Wait until `count` executions for `symbol` have started and all of them have ended; returns them."""
+    deadline = time.monotonic() + timeout
+    while True:
+        executions = executions_with_symbol(clients, machine_arn, symbol)
+        ended = len(executions) >= count and all(e["status"] != "RUNNING" for e in executions)
+        if ended or time.monotonic() > deadline:
+            return executions
+        time.sleep(0.5)
+
+
+def query(clients, table: str, partition: str) -> list[dict]:
+    return clients.dynamodb.query(
+        TableName=table, KeyConditionExpression="PK = :pk", ExpressionAttributeValues={":pk": {"S": partition}}
+    )["Items"]

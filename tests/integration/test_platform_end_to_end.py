@@ -13,19 +13,15 @@ from patternwatch_shared.names.messages import (
     ALERT_SOURCE_STREAM, ALERT_SOURCE_THRESHOLD, APPROVAL_STATUS_APPROVED, APPROVAL_STATUS_PENDING,
     SEVERITY_CRITICAL, SEVERITY_HIGH,
 )
-from patternwatch_shared.names.table import ALERT_STATE_QUEUED
+from patternwatch_shared.names.table import ALERT_STATE_EVENT_EMITTED
 from patternwatch_shared.storage import StoredPattern
 
-from integration_helpers import as_records, drain, planted_bars, put_records, queue_depth, queue_in_flight, subscribe_inbox
+from integration_helpers import (
+    as_records, drain, planted_bars, put_records, query, queue_depth, queue_in_flight, subscribe_inbox, wait_for_executions,
+)
 from tooling import local_platform
 
 pytestmark = pytest.mark.integration
-
-
-def query(clients, table: str, partition: str) -> list[dict]:
-    return clients.dynamodb.query(
-        TableName=table, KeyConditionExpression="PK = :pk", ExpressionAttributeValues={":pk": {"S": partition}}
-    )["Items"]
 
 
 def critical_alert(symbol: str) -> dict:
@@ -88,6 +84,9 @@ def test_a_planted_critical_pattern_is_queued_and_opens_an_approval(deployed, ru
     put_records(clients, deployed["market_data_stream_name"], as_records(planted_bars("ITALERT")), "ITALERT")
     while runner.streams[0].poll():  # the stream only, so the alert is still on AlertQueue below
         pass
+    # The consumer's PatternDetected event started the analysis workflow, whose decide step queued the alert.
+    (execution,) = wait_for_executions(clients, deployed["analysis_state_machine_arn"], "ITALERT", count=1)
+    assert execution["status"] == "SUCCEEDED", execution
     assert queue_depth(clients, deployed["alert_queue_url"]) >= 1
     runner.drain()
 
@@ -167,10 +166,10 @@ def test_the_threshold_checker_queues_an_alert_when_thresholds_are_exceeded(depl
     inbox = subscribe_inbox(clients, deployed["trading_alerts_topic_arn"], "ItTradingAlertsInbox")
     # Detected a minute ago: inside the checker's 5-minute look-back that ends at the schedule's time.
     detected = datetime.now(timezone.utc) - timedelta(minutes=1)
-    for i in range(6):  # ERROR_THRESHOLD is 5: six breaches exceed it
+    for i in range(6):  # alerts.threshold_check_min_breaches is 6
         pattern = StoredPattern(
             symbol=f"ITTH{i}", pattern="double-top", confidence=0.96, start_timestamp=1_700_000_000, end_timestamp=1_700_000_000 + i,
-            detected_at=detected, severity=SEVERITY_CRITICAL, alert_state=ALERT_STATE_QUEUED,
+            detected_at=detected, severity=SEVERITY_CRITICAL, alert_state=ALERT_STATE_EVENT_EMITTED,
         )
         clients.dynamodb.put_item(TableName=deployed["trading_patterns_table_name"], Item=pattern.to_item())
     depth = queue_depth(clients, deployed["alert_queue_url"])

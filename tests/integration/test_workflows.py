@@ -14,10 +14,10 @@ from integration_helpers import (
     entered_states,
     executions_with_symbol,
     execution_history,
+    pattern_event,
     planted_bars,
     subscribe_inbox,
     wait_for_execution,
-    workflow_bars,
 )
 
 pytestmark = pytest.mark.integration
@@ -30,31 +30,31 @@ def alerts_for(clients, deployed, symbol: str) -> list[dict]:
     return [a for a in drain(clients, deployed["alert_queue_url"]) if a.get("symbol") == symbol]
 
 
-def start(clients, deployed, symbol: str, bars: list[dict]) -> dict:
+def start(clients, deployed, detail: dict) -> dict:
+    """Start the workflow by hand (not through the rule) with a PatternDetected detail as input, and wait for it."""
     arn = clients.stepfunctions.start_execution(
-        stateMachineArn=deployed["analysis_state_machine_arn"], name=f"it-{symbol}-{uuid.uuid4().hex[:8]}",
-        input=json.dumps({"symbol": symbol, "bars": workflow_bars(bars), "confidence": 0.97}),
+        stateMachineArn=deployed["analysis_state_machine_arn"], name=f"it-{detail['symbol']}-{uuid.uuid4().hex[:8]}",
+        input=json.dumps(detail),
     )["executionArn"]
     return wait_for_execution(clients, arn)
 
 
-def flat_bars(count: int = 60) -> list[dict]:
-    """A gently rising series: no chart pattern anywhere near the alert bar."""
-    start = 1_609_718_400
+def flattened(detail: dict) -> dict:
+    """The same event with its bars replaced by a gently rising line: a candidate the bars do not show."""
     bars = []
-    for i in range(count):
+    for i, bar in enumerate(detail["bars"]):
         close = 100.0 + 0.05 * i
-        bars.append({"timestamp": start + 86_400 * i, "open": close - 0.02, "high": close + 0.05, "low": close - 0.05,
-                     "close": close, "volume": 1_000.0})
-    return bars
+        bars.append({**bar, "open": close - 0.02, "high": close + 0.05, "low": close - 0.05, "close": close})
+    return {**detail, "bars": bars}
 
 
 def test_a_planted_pattern_runs_every_step_to_succeeded_and_queues_exactly_one_alert(deployed, clients):
-    execution = start(clients, deployed, "WFPLANT", planted_bars("WFPLANT"))
+    detail = pattern_event("WFPLANT", planted_bars("WFPLANT"))
+    execution = start(clients, deployed, detail)
     assert execution["status"] == "SUCCEEDED", execution
     assert ":express:PatternAnalysisWorkflow-local:" in execution["executionArn"]
     output = json.loads(execution["output"])
-    assert output["decision"] == "ALERT" and output["symbol"] == "WFPLANT"
+    assert output["decision"] == "ALERT" and output["symbol"] == "WFPLANT" and output["alertId"] == detail["alertId"]
 
     history = execution_history(clients, execution["executionArn"])
     states = entered_states(history)
@@ -67,26 +67,51 @@ def test_a_planted_pattern_runs_every_step_to_succeeded_and_queues_exactly_one_a
 
     (alert,) = alerts_for(clients, deployed, "WFPLANT")
     assert alert["source"] == messages.ALERT_SOURCE_WORKFLOW and alert["alertId"] == output["alertId"]
-    assert alert["pattern"] == "head-and-shoulders" and alert["confidence"] > messages.ALERT_CONFIDENCE_THRESHOLD
+    assert alert["pattern"] == "head-and-shoulders" and alert["confidence"] == detail["confidence"]
 
 
 def test_a_low_scoring_candidate_ends_without_an_alert(deployed, clients):
-    execution = start(clients, deployed, "WFLOW", flat_bars())
+    """A real match under the alert threshold (the rule would not start it; started by hand here)."""
+    detail = pattern_event("WFLOW", planted_bars("WFLOW", "double-top", seed=8, noise=0.003), pattern="double-top")
+    assert 0.5 < detail["confidence"] < 0.9
+    execution = start(clients, deployed, detail)
     assert execution["status"] == "SUCCEEDED", execution
-    assert json.loads(execution["output"]) == {"decision": "NO_ALERT", "symbol": "WFLOW"}
+    output = json.loads(execution["output"])
+    assert output["decision"] == "NO_ALERT" and "below the alert threshold 0.9" in output["reason"]
+    assert output["confidence"] == detail["confidence"]  # re-detected, and still too low
     states = entered_states(execution_history(clients, execution["executionArn"]))
     assert states[-2:] == ["ConfidenceScoring", "AlertDecision"] and "ManualReview" not in states
     assert alerts_for(clients, deployed, "WFLOW") == []
 
 
-def test_a_failing_task_is_retried_as_configured_then_goes_to_manual_review_on_the_ops_topic(deployed, clients):
+def test_a_candidate_its_bars_do_not_show_ends_without_an_alert(deployed, clients):
+    execution = start(clients, deployed, flattened(pattern_event("WFFLAT", planted_bars("WFFLAT"))))
+    assert execution["status"] == "SUCCEEDED", execution
+    assert json.loads(execution["output"])["reason"] == "the candidate was not re-detected in its bars"
+    assert alerts_for(clients, deployed, "WFFLAT") == []
+
+
+def test_a_malformed_event_goes_to_manual_review_without_retries(deployed, clients):
+    ops_inbox = subscribe_inbox(clients, deployed["ops_topic_arn"], "ItOpsInbox")
+    detail = {**pattern_event("WFBAD", planted_bars("WFBAD")), "alertId": "WFBAD#000000000001#head-and-shoulders"}
+    execution = start(clients, deployed, detail)
+    assert execution["status"] == "FAILED" and execution["error"] == "PatternAnalysisFailed", execution
+    history = execution_history(clients, execution["executionArn"])
+    failures = [e["lambdaFunctionFailedEventDetails"] for e in history if e["type"] == "LambdaFunctionFailed"]
+    assert [f["error"] for f in failures] == [messages.WORKFLOW_ERROR_INVALID_INPUT]  # MaxAttempts 0 for bad input
+    assert entered_states(history) == ["DataValidation", "ManualReview", "AnalysisFailed"]
+    assert [m for m in drain_raw(clients, ops_inbox) if execution["executionArn"] in m and "alertId must be" in m]
+
+
+def test_a_failing_task_is_retried_as_configured_then_goes_to_manual_review_on_the_ops_topic(deployed, runner, clients):
     """PatternDetector throttled (reserved concurrency 0): every Invoke fails with Lambda.TooManyRequestsException."""
     ops_inbox = subscribe_inbox(clients, deployed["ops_topic_arn"], "ItOpsInbox")
     function = deployed["pattern_detector_alias_arn"].split(":")[6]
+    runner.drain()  # no execution started by an earlier test may run into the throttle
     clients.lambda_.put_function_concurrency(FunctionName=function, ReservedConcurrentExecutions=0)
     try:
         started = time.monotonic()
-        execution = start(clients, deployed, "WFFAIL", planted_bars("WFFAIL"))
+        execution = start(clients, deployed, pattern_event("WFFAIL", planted_bars("WFFAIL")))
         elapsed = time.monotonic() - started
     finally:
         clients.lambda_.delete_function_concurrency(FunctionName=function)
@@ -109,8 +134,8 @@ def test_a_failing_task_is_retried_as_configured_then_goes_to_manual_review_on_t
 
 def test_the_rule_starts_the_workflow_from_a_pattern_detected_event(deployed, clients):
     machine = deployed["analysis_state_machine_arn"]
-    detail = {"symbol": "WFRULE", "bars": workflow_bars(planted_bars("WFRULE")), "confidence": 0.96}
-    weak = {**detail, "symbol": "WFWEAK", "confidence": 0.5}
+    detail = pattern_event("WFRULE", planted_bars("WFRULE"))
+    weak = {**pattern_event("WFWEAK", planted_bars("WFWEAK")), "confidence": 0.5}
     for event_detail in (detail, weak):
         response = clients.events.put_events(Entries=[{
             "Source": messages.EVENT_SOURCE_PATTERNS, "DetailType": messages.EVENT_DETAIL_TYPE_PATTERN_DETECTED,
@@ -124,12 +149,12 @@ def test_the_rule_starts_the_workflow_from_a_pattern_detected_event(deployed, cl
     assert json.loads(execution["input"]) == detail
     assert entered_states(execution_history(clients, execution["executionArn"]))[-1] == "AlertDecision"
     assert len(alerts_for(clients, deployed, "WFRULE")) == 1
-    # Below the rule's numeric matcher (confidence >= 0.9): no execution.
+    # Below the rule's numeric matcher (confidence >= alerts.confidence_threshold, 0.9): no execution.
     assert executions_with_symbol(clients, machine, "WFWEAK") == []
 
 
 def test_execution_history_and_metrics_reach_cloudwatch(deployed, clients):
-    execution = start(clients, deployed, "WFLOGS", flat_bars())
+    execution = start(clients, deployed, flattened(pattern_event("WFLOGS", planted_bars("WFLOGS"))))
     group = f"/aws/vendedlogs/states/PatternAnalysisWorkflow-local"
     logged = [json.loads(e["message"]) for e in clients.logs.filter_log_events(logGroupName=group)["events"]]
     mine = [e for e in logged if e["execution_arn"] == execution["executionArn"]]

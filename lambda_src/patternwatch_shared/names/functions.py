@@ -37,8 +37,10 @@ ENV_APPROVAL_API_BASE_URL: Final = "APPROVAL_API_BASE_URL"
 ENV_APPROVERS: Final = "APPROVERS"
 # The data bucket: alert evidence under evidence/ (patternwatch_shared.evidence).
 ENV_DATA_BUCKET: Final = "DATA_BUCKET_NAME"
-ENV_ERROR_THRESHOLD: Final = "ERROR_THRESHOLD"
-ENV_PATTERN_CONFIDENCE_THRESHOLD: Final = "PATTERN_CONFIDENCE_THRESHOLD"
+# envs/*.json `alerts.confidence_threshold`: a detection alerts when its confidence is at or above it.
+ENV_ALERT_CONFIDENCE_THRESHOLD: Final = "ALERT_CONFIDENCE_THRESHOLD"
+# envs/*.json `alerts.threshold_check_min_breaches`: the threshold checker alerts at this many breaches.
+ENV_THRESHOLD_CHECK_MIN_BREACHES: Final = "THRESHOLD_CHECK_MIN_BREACHES"
 # Optional: how far back (minutes) the threshold checker looks on each run.
 ENV_THRESHOLD_LOOKBACK_MINUTES: Final = "THRESHOLD_LOOKBACK_MINUTES"
 # Optional everywhere: the emulator's endpoint when the platform runs locally.
@@ -97,10 +99,12 @@ class LambdaFunctionSpec:
 
 # --- The platform's six functions ----------------------------------------------------------------
 KINESIS_CONSUMER: Final = LambdaFunctionSpec(
-    "KinesisConsumer", "kinesis_consumer", env_keys=(ENV_TRADING_PATTERNS_TABLE, ENV_ALERT_QUEUE_URL)
+    "KinesisConsumer", "kinesis_consumer", env_keys=(ENV_TRADING_PATTERNS_TABLE, ENV_ALERT_CONFIDENCE_THRESHOLD)
 )
 PATTERN_DETECTOR: Final = LambdaFunctionSpec(
-    "PatternDetector", "pattern_detector", env_keys=(ENV_TRADING_PATTERNS_TABLE, ENV_ALERT_QUEUE_URL)
+    "PatternDetector",
+    "pattern_detector",
+    env_keys=(ENV_TRADING_PATTERNS_TABLE, ENV_ALERT_QUEUE_URL, ENV_ALERT_CONFIDENCE_THRESHOLD),
 )
 ALERT_PROCESSOR: Final = LambdaFunctionSpec(
     "AlertProcessor",
@@ -118,7 +122,7 @@ ALERT_PROCESSOR: Final = LambdaFunctionSpec(
 THRESHOLD_CHECKER: Final = LambdaFunctionSpec(
     "ThresholdChecker",
     "threshold_checker",
-    env_keys=(ENV_TRADING_PATTERNS_TABLE, ENV_ALERT_QUEUE_URL, ENV_ERROR_THRESHOLD, ENV_PATTERN_CONFIDENCE_THRESHOLD),
+    env_keys=(ENV_TRADING_PATTERNS_TABLE, ENV_ALERT_QUEUE_URL, ENV_ALERT_CONFIDENCE_THRESHOLD, ENV_THRESHOLD_CHECK_MIN_BREACHES),
     optional_env_keys=(ENV_AWS_ENDPOINT_URL, ENV_THRESHOLD_LOOKBACK_MINUTES),
 )
 APPROVAL_PROCESSOR: Final = LambdaFunctionSpec(

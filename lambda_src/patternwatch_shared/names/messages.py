@@ -5,27 +5,50 @@ these; the pydantic models in patternwatch_shared.models validate the messages t
 """
 from __future__ import annotations
 
+from types import MappingProxyType
 from typing import Final
 
 # --- Pattern detection requests -------------------------------------------------------------------
 # The engine's default window (pattern_engine.WINDOW, not imported here: it would load numpy).
 DETECTION_WINDOW_BARS: Final = 38
-# Step Functions runs one parallel branch per family; each family is one engine pattern name.
-PATTERN_FAMILIES: Final = ("head-and-shoulders", "double-top", "ascending-triangle")
+# Bars a streaming detection reads: the window plus pattern_engine.CONFIRM_BARS + 1 earlier windows
+# (patternwatch_shared.detection.context_bars(); a test keeps the two equal). A PatternDetected event
+# carries exactly this context, so the workflow re-detects what the stream saw.
+DETECTION_CONTEXT_BARS: Final = 43
+# PatternAnalysisWorkflow runs one parallel branch per family; together the families cover each of
+# the engine's 13 patterns exactly once (a test checks this against pattern_engine.PATTERN_NAMES).
+# Each family is named after the seed's pattern that heads it:
+# - head-and-shoulders: the five-turn reversals ordered by their turns (the paper's patterns);
+# - double-top: tops and bottoms at equal levels (two turns, or three on each side of a range);
+# - ascending-triangle: the trendline triangles (a least-squares line through each side).
+PATTERN_FAMILIES: Final = MappingProxyType({
+    "head-and-shoulders": (
+        "head-and-shoulders", "inverse-head-and-shoulders", "broadening-top", "broadening-bottom",
+        "triangle-top", "triangle-bottom",
+    ),
+    "double-top": ("double-top", "double-bottom", "rectangle-top", "rectangle-bottom"),
+    "ascending-triangle": ("ascending-triangle", "descending-triangle", "symmetric-triangle"),
+})
 
 # --- Alerts (AlertQueue message body, patternwatch_shared.models.AlertMessage) ----------------------
-ALERT_SOURCE_STREAM: Final = "stream"  # kinesis-consumer
-ALERT_SOURCE_WORKFLOW: Final = "workflow"  # pattern-detector's decide step
+# kinesis-consumer queued its alerts itself before they went through the workflow; still accepted, so
+# messages queued before that change are delivered.
+ALERT_SOURCE_STREAM: Final = "stream"
+ALERT_SOURCE_WORKFLOW: Final = "workflow"  # pattern-detector's decide step: every pattern alert
 ALERT_SOURCE_THRESHOLD: Final = "threshold"  # threshold-checker
+
+# AlertMessage.details key of a pattern alert's turns, [[epoch seconds, close], ...] (the evidence chart marks them).
+ALERT_DETAIL_EXTREMA: Final = "extrema"
 
 SEVERITY_CRITICAL: Final = "CRITICAL"
 SEVERITY_HIGH: Final = "HIGH"
 SEVERITY_MEDIUM: Final = "MEDIUM"
 SEVERITY_LOW: Final = "LOW"
 SEVERITIES: Final = (SEVERITY_CRITICAL, SEVERITY_HIGH, SEVERITY_MEDIUM, SEVERITY_LOW)
-# Matches strictly above this confidence go to AlertQueue ("confidence > 0.9").
-ALERT_CONFIDENCE_THRESHOLD: Final = 0.9
-# Confidence at or above this makes an alert CRITICAL, i.e. it needs a human approval.
+# Which detections alert is configuration (envs/*.json `alerts.confidence_threshold`, reaching the
+# functions as ALERT_CONFIDENCE_THRESHOLD). Which alerts need a human is policy, one value for every
+# environment: confidence at or above this makes an alert CRITICAL, i.e. it waits for an approval.
+# It is a constant so that staging rehearses exactly production's approval rule; see README "Alerts".
 CRITICAL_CONFIDENCE_THRESHOLD: Final = 0.95
 
 # --- Approvals ------------------------------------------------------------------------------------
@@ -56,6 +79,13 @@ FIELD_FAMILY: Final = "family"
 FIELD_RESULTS: Final = "results"
 FIELD_MATCHES: Final = "matches"
 FIELD_CORRELATION_ID: Final = "correlationId"
+FIELD_DETAIL: Final = "detail"  # validate's input: the whole PatternDetected detail
+FIELD_CANDIDATE: Final = "candidate"  # the stream's match the workflow confirms (detail without symbol and bars)
+FIELD_CONFIRMED: Final = "confirmed"  # the workflow's own re-detection of the candidate, or null
+FIELD_OTHER_MATCHES: Final = "otherMatches"  # everything else re-detection found in the window
+FIELD_DECISION: Final = "decision"
+DECISION_ALERT: Final = "ALERT"
+DECISION_NO_ALERT: Final = "NO_ALERT"
 WORKFLOW_ACTION_VALIDATE: Final = "validate"
 WORKFLOW_ACTION_DETECT: Final = "detect"
 WORKFLOW_ACTION_SCORE: Final = "score"
@@ -65,9 +95,23 @@ WORKFLOW_ACTIONS: Final = (WORKFLOW_ACTION_VALIDATE, WORKFLOW_ACTION_DETECT, WOR
 WORKFLOW_ERROR_INVALID_INPUT: Final = "InvalidInputError"
 
 # --- EventBridge: pattern events that start PatternAnalysisWorkflow ---------------------------------
-# A producer puts {"Source": EVENT_SOURCE_PATTERNS, "DetailType": EVENT_DETAIL_TYPE_PATTERN_DETECTED,
-# "Detail": {"symbol", "bars", "confidence", ...}} on the default bus; the rule matches confidence
-# at or above the configured threshold and hands the detail to the workflow as its input.
+# kinesis-consumer puts {"Source": EVENT_SOURCE_PATTERNS, "DetailType": EVENT_DETAIL_TYPE_PATTERN_DETECTED,
+# "Detail": <PATTERN_DETECTED_FIELDS>} on the default bus for every new match at or above the alert
+# threshold; the `pattern-detected` rule matches confidence at or above the same threshold and hands the
+# detail to the workflow as its input. Schema: patternwatch_shared.models.PatternDetectedDetail and
+# README "The PatternDetected event".
 EVENT_SOURCE_PATTERNS: Final = "patternwatch.patterns"
 EVENT_DETAIL_TYPE_PATTERN_DETECTED: Final = "PatternDetected"
+EVENT_FIELD_SYMBOL: Final = FIELD_SYMBOL
+EVENT_FIELD_PATTERN: Final = "pattern"
 EVENT_FIELD_CONFIDENCE: Final = "confidence"
+EVENT_FIELD_START_TIMESTAMP: Final = "startTimestamp"
+EVENT_FIELD_END_TIMESTAMP: Final = "endTimestamp"
+EVENT_FIELD_DETECTED_AT: Final = "detectedAt"
+EVENT_FIELD_ALERT_ID: Final = "alertId"
+EVENT_FIELD_EXTREMA: Final = "extrema"  # [[epoch seconds, close], ...] of the match's turns, in time order
+EVENT_FIELD_BARS: Final = FIELD_BARS  # the DETECTION_CONTEXT_BARS bars ending at the match's end bar, oldest first
+PATTERN_DETECTED_FIELDS: Final = (
+    EVENT_FIELD_SYMBOL, EVENT_FIELD_PATTERN, EVENT_FIELD_CONFIDENCE, EVENT_FIELD_START_TIMESTAMP,
+    EVENT_FIELD_END_TIMESTAMP, EVENT_FIELD_DETECTED_AT, EVENT_FIELD_ALERT_ID, EVENT_FIELD_EXTREMA, EVENT_FIELD_BARS,
+)

@@ -20,6 +20,7 @@ METRIC_RECORDS_REJECTED: Final = "RecordsRejected"
 METRIC_BARS_STORED: Final = "BarsStored"
 METRIC_STORAGE_FAILURES: Final = "StorageFailures"
 METRIC_ALERTS_QUEUED: Final = "AlertsQueued"
+METRIC_PATTERN_EVENTS_EMITTED: Final = "PatternEventsEmitted"  # PatternDetected events put on EventBridge
 METRIC_DUPLICATE_ALERTS_SKIPPED: Final = "DuplicateAlertsSkipped"
 METRIC_API_REQUESTS: Final = "ApiRequests"
 METRIC_API_REQUESTS_REJECTED: Final = "ApiRequestsRejected"

@@ -31,11 +31,14 @@ RECENT_PARTITION_PREFIX: Final = "RECENT#"
 KEY_SEPARATOR: Final = "#"
 TIMESTAMP_KEY_DIGITS: Final = 12  # SK of a bar: epoch seconds zero-padded to this width
 
-# Pattern items: alert bookkeeping so a retried batch re-sends an alert that was stored but not queued.
+# Pattern items: alert bookkeeping, so a retried batch re-emits the PatternDetected event of a match
+# that was stored but whose event was not put. NOT_REQUIRED: below the alert threshold; PENDING: stored,
+# event not yet emitted; EVENT_EMITTED: the event is on the bus (items written before the workflow
+# carried alerts say QUEUED, which the consumer treats the same way: not pending).
 PATTERN_ALERT_STATE_ATTRIBUTE: Final = "alertState"
 ALERT_STATE_NOT_REQUIRED: Final = "NOT_REQUIRED"
 ALERT_STATE_PENDING: Final = "PENDING"
-ALERT_STATE_QUEUED: Final = "QUEUED"
+ALERT_STATE_EVENT_EMITTED: Final = "EVENT_EMITTED"
 
 # --- ApprovalTracking -----------------------------------------------------------------------------
 APPROVAL_PARTITION_KEY: Final = "tokenHash"

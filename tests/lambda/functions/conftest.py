@@ -21,13 +21,14 @@ from lambda_testkit import (  # noqa: E402
     TRADING_PATTERNS,
     AwsResources,
     create_trading_patterns_table,
+    subscribe_to_pattern_events,
 )
 from patternwatch_shared import aws  # noqa: E402
 from patternwatch_shared.approvers import approvers_json  # noqa: E402
 from patternwatch_shared.names.functions import (  # noqa: E402
-    ENV_ALERT_QUEUE_URL, ENV_APPROVAL_API_BASE_URL, ENV_APPROVAL_EXPIRY_SECONDS, ENV_APPROVAL_REQUESTS_TOPIC_ARN,
-    ENV_APPROVAL_TABLE, ENV_APPROVERS, ENV_DATA_BUCKET, ENV_ERROR_THRESHOLD, ENV_PATTERN_CONFIDENCE_THRESHOLD,
-    ENV_PENDING_APPROVALS_QUEUE_URL, ENV_TRADING_ALERTS_TOPIC_ARN, ENV_TRADING_PATTERNS_TABLE,
+    ENV_ALERT_CONFIDENCE_THRESHOLD, ENV_ALERT_QUEUE_URL, ENV_APPROVAL_API_BASE_URL, ENV_APPROVAL_EXPIRY_SECONDS,
+    ENV_APPROVAL_REQUESTS_TOPIC_ARN, ENV_APPROVAL_TABLE, ENV_APPROVERS, ENV_DATA_BUCKET, ENV_PENDING_APPROVALS_QUEUE_URL,
+    ENV_THRESHOLD_CHECK_MIN_BREACHES, ENV_TRADING_ALERTS_TOPIC_ARN, ENV_TRADING_PATTERNS_TABLE,
 )
 from patternwatch_shared.names.table import APPROVAL_PARTITION_KEY  # noqa: E402
 
@@ -68,6 +69,7 @@ def aws_resources(monkeypatch):
         sns = boto3.client("sns", region_name=REGION)
         s3 = boto3.client("s3", region_name=REGION)
         s3.create_bucket(Bucket=DATA_BUCKET)
+        events = boto3.client("events", region_name=REGION)
         create_trading_patterns_table(dynamodb)
         dynamodb.create_table(
             TableName=APPROVAL_TRACKING,
@@ -85,6 +87,8 @@ def aws_resources(monkeypatch):
             arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
             sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=arn)
             inboxes[topic] = url
+        # What the consumer emits: a rule on the default bus like the deployed one, delivering to a queue.
+        pattern_events = subscribe_to_pattern_events(events, sqs)
 
         for key, value in {
             ENV_TRADING_PATTERNS_TABLE: TRADING_PATTERNS,
@@ -97,8 +101,8 @@ def aws_resources(monkeypatch):
             ENV_APPROVAL_API_BASE_URL: API_BASE_URL,
             ENV_APPROVERS: approvers_json(APPROVERS),
             ENV_DATA_BUCKET: DATA_BUCKET,
-            ENV_ERROR_THRESHOLD: "2",
-            ENV_PATTERN_CONFIDENCE_THRESHOLD: "0.9",
+            ENV_ALERT_CONFIDENCE_THRESHOLD: "0.9",
+            ENV_THRESHOLD_CHECK_MIN_BREACHES: "3",
         }.items():
             monkeypatch.setenv(key, value)
         yield AwsResources(
@@ -106,12 +110,14 @@ def aws_resources(monkeypatch):
             sqs=sqs,
             sns=sns,
             s3=s3,
+            events=events,
             alert_queue_url=alert_queue,
             pending_queue_url=pending_queue,
             trading_alerts_topic=trading_alerts,
             approval_requests_topic=approval_requests,
             trading_alerts_inbox=inboxes[trading_alerts],
             approval_requests_inbox=inboxes[approval_requests],
+            pattern_events_inbox=pattern_events,
         )
     aws.reset_clients()
 

@@ -10,7 +10,9 @@ from typing import Any
 
 from patternwatch_shared import aws
 from patternwatch_shared.approvers import Approver
-from patternwatch_shared.names.messages import CRITICAL_CONFIDENCE_THRESHOLD
+from patternwatch_shared.names.messages import (
+    CRITICAL_CONFIDENCE_THRESHOLD, EVENT_DETAIL_TYPE_PATTERN_DETECTED, EVENT_SOURCE_PATTERNS,
+)
 from patternwatch_shared.names.table import (
     RECENT_PATTERNS_INDEX, RECENT_PATTERNS_INDEX_PARTITION_KEY, RECENT_PATTERNS_INDEX_SORT_KEY,
     TABLE_PARTITION_KEY, TABLE_SORT_KEY,
@@ -31,12 +33,14 @@ class AwsResources:
     sqs: Any
     sns: Any
     s3: Any
+    events: Any
     alert_queue_url: str
     pending_queue_url: str
     trading_alerts_topic: str
     approval_requests_topic: str
     trading_alerts_inbox: str  # SQS queue subscribed to TradingAlerts, to read what was published
     approval_requests_inbox: str
+    pattern_events_inbox: str  # SQS queue targeted by a PatternDetected rule on the default bus
 
     def drain(self, queue_url: str) -> list[dict[str, Any]]:
         """Every message currently in the queue (deleted as read), bodies parsed."""
@@ -57,6 +61,10 @@ class AwsResources:
             envelope["Message"] = json.loads(envelope["Message"])
         return envelopes
 
+    def pattern_events(self) -> list[dict[str, Any]]:
+        """The PatternDetected events put on the default bus since the last call, as EventBridge delivered them."""
+        return self.drain(self.pattern_events_inbox)
+
     def table_items(self, table: str = TRADING_PATTERNS) -> list[dict[str, Any]]:
         items, request = [], {"TableName": table}
         while True:
@@ -65,6 +73,16 @@ class AwsResources:
             if "LastEvaluatedKey" not in response:
                 return items
             request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+
+def subscribe_to_pattern_events(events, sqs) -> str:
+    """A queue that receives every PatternDetected event put on the default bus (moto delivers SQS targets)."""
+    url = sqs.create_queue(QueueName="pattern-events-inbox")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    pattern = {"source": [EVENT_SOURCE_PATTERNS], "detail-type": [EVENT_DETAIL_TYPE_PATTERN_DETECTED]}
+    events.put_rule(Name="pattern-detected-test", EventPattern=json.dumps(pattern))
+    events.put_targets(Rule="pattern-detected-test", Targets=[{"Id": "inbox", "Arn": arn}])
+    return url
 
 
 def create_trading_patterns_table(dynamodb) -> None:
@@ -312,6 +330,18 @@ def planted_bars(symbol: str, pattern: str = "head-and-shoulders", seed: int = 0
     matches = [m for m in detect(columns) if m.pattern == pattern and m.confidence > CRITICAL_CONFIDENCE_THRESHOLD]
     assert matches, f"the engine no longer finds a planted {pattern} (seed {seed})"
     return bars, matches[0].end
+
+
+def pattern_event_detail(symbol: str, pattern: str = "head-and-shoulders", seed: int = 0) -> dict[str, Any]:
+    """The PatternDetected detail the consumer emits for a planted pattern, built by the consumer's own code."""
+    from patternwatch_shared.detection import COLUMNS, detect_in
+    from patternwatch_shared.pattern_events import pattern_detected_detail
+
+    bars, end = planted_bars(symbol, pattern, seed)
+    columns = {field: [bar[field] for bar in bars[: end + 1]] for field in COLUMNS}
+    detection = next(d for d in detect_in(columns, latest_only=True) if d.pattern == pattern)
+    detail = pattern_detected_detail(symbol, detection, datetime(2026, 3, 2, tzinfo=timezone.utc), columns)
+    return json.loads(detail.model_dump_json())
 
 
 def flat_bars(symbol: str, count: int, *, start: int = 1_700_000_000, price: float = 50.0) -> list[dict[str, Any]]:

@@ -10,7 +10,7 @@ import pytest
 from patternwatch_shared.config import ConfigurationError, EnvReader
 from patternwatch_shared.names import functions
 from patternwatch_shared.names.functions import (
-    ENV_ALERT_QUEUE_URL, ENV_ERROR_THRESHOLD, ENV_PATTERN_CONFIDENCE_THRESHOLD, ENV_THRESHOLD_LOOKBACK_MINUTES,
+    ENV_ALERT_CONFIDENCE_THRESHOLD, ENV_ALERT_QUEUE_URL, ENV_THRESHOLD_CHECK_MIN_BREACHES, ENV_THRESHOLD_LOOKBACK_MINUTES,
     PLATFORM_FUNCTIONS, POWER_TUNING_FUNCTIONS, LambdaFunctionSpec,
 )
 from patternwatch_shared.names.routes import path_parameters, powertools_route
@@ -93,14 +93,17 @@ def test_env_reader_refuses_undeclared_keys():
 
 def test_env_reader_names_missing_and_malformed_settings():
     spec = functions.THRESHOLD_CHECKER
-    with pytest.raises(ConfigurationError, match="ERROR_THRESHOLD is not set"):
-        EnvReader(spec, environ={}).require(ENV_ERROR_THRESHOLD)
+    with pytest.raises(ConfigurationError, match="THRESHOLD_CHECK_MIN_BREACHES is not set"):
+        EnvReader(spec, environ={}).require(ENV_THRESHOLD_CHECK_MIN_BREACHES)
     with pytest.raises(ConfigurationError, match="not a number"):
-        EnvReader(spec, environ={ENV_ERROR_THRESHOLD: "lots"}).require_float(ENV_ERROR_THRESHOLD)
+        EnvReader(spec, environ={ENV_ALERT_CONFIDENCE_THRESHOLD: "lots"}).require_float(ENV_ALERT_CONFIDENCE_THRESHOLD)
     with pytest.raises(ConfigurationError, match="not finite"):
-        EnvReader(spec, environ={ENV_ERROR_THRESHOLD: "nan"}).require_float(ENV_ERROR_THRESHOLD)
+        EnvReader(spec, environ={ENV_ALERT_CONFIDENCE_THRESHOLD: "nan"}).require_float(ENV_ALERT_CONFIDENCE_THRESHOLD)
     with pytest.raises(ConfigurationError, match="above"):
-        EnvReader(spec, environ={ENV_PATTERN_CONFIDENCE_THRESHOLD: "1.5"}).require_float(ENV_PATTERN_CONFIDENCE_THRESHOLD, maximum=1)
+        EnvReader(spec, environ={ENV_ALERT_CONFIDENCE_THRESHOLD: "1.5"}).require_float(ENV_ALERT_CONFIDENCE_THRESHOLD, maximum=1)
+    with pytest.raises(ConfigurationError, match="not a whole number of at least 1"):
+        EnvReader(spec, environ={ENV_THRESHOLD_CHECK_MIN_BREACHES: "-3"}).require_count(ENV_THRESHOLD_CHECK_MIN_BREACHES)
+    assert EnvReader(spec, environ={ENV_THRESHOLD_CHECK_MIN_BREACHES: " 6 "}).require_count(ENV_THRESHOLD_CHECK_MIN_BREACHES) == 6
     assert EnvReader(spec, environ={}).optional_float(ENV_THRESHOLD_LOOKBACK_MINUTES, 5.0) == 5.0
 
 
@@ -110,3 +113,12 @@ def test_routes_convert_from_api_gateway_to_powertools_syntax():
     assert powertools_route("/patterns") == "/patterns"
     assert path_parameters("/a/{b}/c/{d}") == ("b", "d")
     assert path_parameters("/patterns") == ()
+
+
+def test_every_function_that_decides_an_alert_reads_the_one_threshold():
+    """The consumer (events), the detector (decide) and the threshold checker compare with the same setting."""
+    deciding = {functions.KINESIS_CONSUMER, functions.PATTERN_DETECTOR, functions.THRESHOLD_CHECKER}
+    for spec in PLATFORM_FUNCTIONS:
+        assert (ENV_ALERT_CONFIDENCE_THRESHOLD in spec.env_keys) == (spec in deciding), spec.base_name
+    # The consumer emits events and never queues alerts itself.
+    assert ENV_ALERT_QUEUE_URL not in functions.KINESIS_CONSUMER.env_keys

@@ -1,4 +1,4 @@
-"""kinesis-consumer with real Kinesis event shapes, against moto in process."""
+"""kinesis-consumer with real Kinesis event shapes, against moto in process (DynamoDB, EventBridge, SQS)."""
 from __future__ import annotations
 
 import json
@@ -20,8 +20,9 @@ from lambda_testkit import (
     planted_bars,
     sequence_numbers,
 )
+from patternwatch_shared.names.messages import DETECTION_CONTEXT_BARS
 from patternwatch_shared.names.metrics import (
-    METRIC_CONFIDENCE_SCORE, METRIC_PATTERN_DETECTION_DURATION, METRIC_RECORDS_REJECTED,
+    METRIC_CONFIDENCE_SCORE, METRIC_PATTERN_DETECTION_DURATION, METRIC_PATTERN_EVENTS_EMITTED, METRIC_RECORDS_REJECTED,
 )
 
 T0 = 1_700_000_000
@@ -88,11 +89,16 @@ def test_an_event_that_is_not_a_kinesis_batch_is_a_clear_error(aws_resources, la
         handler.lambda_handler(event, lambda_context)
 
 
-def test_planted_pattern_is_detected_on_its_bar_stored_once_and_alerted(aws_resources, lambda_context, capsys):
+def details(resources) -> list[dict]:
+    """The details of the PatternDetected events emitted since the last call."""
+    return [event["detail"] for event in resources.pattern_events()]
+
+
+def test_planted_pattern_is_detected_on_its_bar_stored_once_and_emitted_as_an_event(aws_resources, lambda_context, capsys):
     bars, end = planted_bars("HNS")
     history = kinesis_bars_event(bars[:end])
     assert handler.lambda_handler(history, lambda_context) == {"batchItemFailures": []}
-    aws_resources.drain(aws_resources.alert_queue_url)  # whatever the random-walk history produced
+    aws_resources.pattern_events()  # whatever the random-walk history produced
     before = {i["SK"]["S"] for i in stored_patterns(aws_resources)}
 
     recording = RecordingClient(aws_resources.dynamodb)
@@ -111,23 +117,31 @@ def test_planted_pattern_is_detected_on_its_bar_stored_once_and_alerted(aws_reso
     assert item["SK"]["S"] == f"{str(end_ts).zfill(12)}#head-and-shoulders"
     assert item["GSI1PK"]["S"].startswith("RECENT#20")
     assert item["GSI1SK"]["S"].endswith("#HNS#head-and-shoulders")
-    assert item["alertState"]["S"] == "QUEUED"
+    assert item["alertState"]["S"] == "EVENT_EMITTED"
+    assert item["severity"]["S"] == "CRITICAL"
     assert float(item["confidence"]["N"]) > 0.95
 
-    alerts = aws_resources.drain(aws_resources.alert_queue_url)
-    hns_alerts = [a for a in alerts if a["pattern"] == "head-and-shoulders"]
-    assert len(hns_alerts) == 1
-    assert hns_alerts[0]["severity"] == "CRITICAL"
-    assert hns_alerts[0]["alertId"] == f"HNS#{item['SK']['S']}"
-    assert hns_alerts[0]["endTimestamp"] == end_ts
-    assert all(a["confidence"] > 0.9 for a in alerts)
+    emitted = details(aws_resources)
+    (detail,) = [d for d in emitted if d["pattern"] == "head-and-shoulders"]
+    assert detail["alertId"] == f"HNS#{item['SK']['S']}" and detail["symbol"] == "HNS"
+    assert detail["confidence"] == float(item["confidence"]["N"])
+    assert detail["detectedAt"] == item["detectedAt"]["S"]
+    assert (detail["startTimestamp"], detail["endTimestamp"]) == (int(item["startTimestamp"]["N"]), end_ts)
+    assert detail["extrema"] == [[int(p["M"]["timestamp"]["N"]), float(p["M"]["price"]["N"])] for p in item["extrema"]["L"]]
+    # The detection context, oldest first, ending at the match's bar: the stream's own bars, unchanged.
+    assert [b["timestamp"] for b in detail["bars"]] == [b["timestamp"] for b in bars[end + 1 - DETECTION_CONTEXT_BARS : end + 1]]
+    assert detail["bars"][-1] == {k: v for k, v in bars[end].items() if k != "symbol"}
+    assert all(d["confidence"] >= 0.9 for d in emitted)
+    # The consumer no longer queues alerts itself: the analysis workflow does.
+    assert aws_resources.drain(aws_resources.alert_queue_url) == []
 
     out = capsys.readouterr().out
     assert metric_values(out, METRIC_CONFIDENCE_SCORE, PatternType="head-and-shoulders")[0] > 95
     assert len(metric_values(out, METRIC_PATTERN_DETECTION_DURATION, PatternType="all")) == 1
+    assert metric_values(out, METRIC_PATTERN_EVENTS_EMITTED) == [float(len(emitted))]
 
 
-def test_catch_up_batch_finds_a_pattern_that_ends_mid_batch(aws_resources, lambda_context):
+def test_catch_up_batch_finds_a_pattern_that_ends_mid_batch_and_sends_its_own_context(aws_resources, lambda_context):
     bars, end = planted_bars("CATCH", seed=1)
     assert end < len(bars) - 1  # the pattern ends before the newest bar of the batch
     response = handler.lambda_handler(kinesis_bars_event(bars), lambda_context)
@@ -135,20 +149,49 @@ def test_catch_up_batch_finds_a_pattern_that_ends_mid_batch(aws_resources, lambd
     end_ts = bars[end]["timestamp"]
     keys = {i["SK"]["S"] for i in stored_patterns(aws_resources)}
     assert f"{str(end_ts).zfill(12)}#head-and-shoulders" in keys
+    (detail,) = [d for d in details(aws_resources) if d["pattern"] == "head-and-shoulders" and d["endTimestamp"] == end_ts]
+    assert len(detail["bars"]) == DETECTION_CONTEXT_BARS and detail["bars"][-1]["timestamp"] == end_ts
 
 
-def test_low_confidence_patterns_are_stored_but_not_alerted(aws_resources, lambda_context):
+def test_low_confidence_patterns_are_stored_but_not_emitted(aws_resources, lambda_context):
     bars, _ = planted_bars("LOWC", seed=2)
     handler.lambda_handler(kinesis_bars_event(bars), lambda_context)
     patterns = stored_patterns(aws_resources)
-    alerts = aws_resources.drain(aws_resources.alert_queue_url)
-    alerted = {a["alertId"] for a in alerts}
+    emitted = {d["alertId"] for d in details(aws_resources)}
+    assert emitted
     for item in patterns:
         alert_id = f"LOWC#{item['SK']['S']}"
-        if float(item["confidence"]["N"]) > 0.9:
-            assert alert_id in alerted and item["alertState"]["S"] == "QUEUED"
+        if float(item["confidence"]["N"]) >= 0.9:
+            assert alert_id in emitted and item["alertState"]["S"] == "EVENT_EMITTED"
         else:
-            assert alert_id not in alerted and item["alertState"]["S"] == "NOT_REQUIRED"
+            assert alert_id not in emitted and item["alertState"]["S"] == "NOT_REQUIRED"
+            assert item["severity"]["S"] in {"MEDIUM", "LOW"}
+
+
+def test_the_threshold_comes_from_the_environment_and_is_inclusive(aws_resources, lambda_context, monkeypatch):
+    bars, end = planted_bars("THRS")
+    handler.lambda_handler(kinesis_bars_event(bars[:end]), lambda_context)
+    aws_resources.pattern_events()
+    probe = kinesis_bars_event([bars[end]], first_sequence=800)
+    confidence = next(d for d in _detections_at(bars, end) if d.pattern == "head-and-shoulders").confidence
+    # Exactly at the threshold alerts (>=): the same cut the EventBridge rule and the workflow apply.
+    monkeypatch.setenv("ALERT_CONFIDENCE_THRESHOLD", repr(confidence))
+    assert handler.lambda_handler(probe, lambda_context) == {"batchItemFailures": []}
+    assert [d["pattern"] for d in details(aws_resources)] == ["head-and-shoulders"]
+
+
+def test_a_threshold_above_every_match_emits_nothing(aws_resources, lambda_context, monkeypatch):
+    monkeypatch.setenv("ALERT_CONFIDENCE_THRESHOLD", "1.0")
+    bars, end = planted_bars("NONE")
+    assert handler.lambda_handler(kinesis_bars_event(bars[: end + 1]), lambda_context) == {"batchItemFailures": []}
+    assert details(aws_resources) == []
+    assert {i["alertState"]["S"] for i in stored_patterns(aws_resources)} == {"NOT_REQUIRED"}
+
+
+def _detections_at(bars, end):
+    from patternwatch_shared.detection import detect_in
+
+    return [d for d in detect_in(bars[: end + 1]) if d.end == end]
 
 
 def test_retried_and_duplicated_batches_write_nothing_twice(aws_resources, lambda_context):
@@ -156,8 +199,7 @@ def test_retried_and_duplicated_batches_write_nothing_twice(aws_resources, lambd
     event = kinesis_bars_event(bars[: end + 1])
     handler.lambda_handler(event, lambda_context)
     items_after_first = aws_resources.table_items()
-    alerts_after_first = aws_resources.drain(aws_resources.alert_queue_url)
-    assert alerts_after_first
+    assert details(aws_resources)
 
     # The same batch again (a retry), then a batch that repeats its last records (a producer resend).
     assert handler.lambda_handler(event, lambda_context) == {"batchItemFailures": []}
@@ -165,7 +207,7 @@ def test_retried_and_duplicated_batches_write_nothing_twice(aws_resources, lambd
     assert handler.lambda_handler(resend, lambda_context) == {"batchItemFailures": []}
 
     assert sorted(map(json.dumps, aws_resources.table_items())) == sorted(map(json.dumps, items_after_first))
-    assert aws_resources.drain(aws_resources.alert_queue_url) == []
+    assert details(aws_resources) == []
 
 
 def test_dynamodb_write_fault_fails_only_that_chunk_and_the_retry_stores_it(aws_resources, lambda_context):
@@ -210,31 +252,67 @@ def test_unprocessed_items_are_retried_inside_the_invocation(aws_resources, lamb
     assert len(stored_bars(aws_resources, "THR")) == 10
 
 
-def test_alert_queue_fault_fails_the_records_and_the_retry_sends_the_alert_once(aws_resources, lambda_context):
-    bars, end = planted_bars("SQSF")
+class RefusingEvents:
+    """An EventBridge client that refuses every entry of the first `refusals` PutEvents calls, then puts them."""
+
+    def __init__(self, real, refusals: int):
+        self._real = real
+        self.refusals = refusals
+        self.calls = 0
+
+    def __getattr__(self, name):
+        return getattr(self._real, name)
+
+    def put_events(self, Entries):
+        self.calls += 1
+        if self.calls <= self.refusals:
+            return {"FailedEntryCount": len(Entries),
+                    "Entries": [{"ErrorCode": "ThrottlingException", "ErrorMessage": "Rate exceeded"} for _ in Entries]}
+        return self._real.put_events(Entries=Entries)
+
+
+def test_refused_entries_are_retried_inside_the_invocation(aws_resources, lambda_context, monkeypatch):
+    monkeypatch.setattr("patternwatch_shared.pattern_events.PUT_EVENTS_BACKOFF_SECONDS", 0)
+    bars, end = planted_bars("RETRY")
     handler.lambda_handler(kinesis_bars_event(bars[:end]), lambda_context)
-    aws_resources.drain(aws_resources.alert_queue_url)
+    aws_resources.pattern_events()
+    events = RefusingEvents(aws_resources.events, refusals=2)
+    install_client("events", events)
+    assert handler.lambda_handler(kinesis_bars_event([bars[end]], first_sequence=600), lambda_context) == {"batchItemFailures": []}
+    assert events.calls == 3
+    assert [d["pattern"] for d in details(aws_resources)] == ["head-and-shoulders"]
+
+
+@pytest.mark.parametrize("fault", ["refused entries", "failed call"])
+def test_an_event_that_cannot_be_put_fails_the_records_and_the_retry_emits_it_once(aws_resources, lambda_context, monkeypatch, fault):
+    monkeypatch.setattr("patternwatch_shared.pattern_events.PUT_EVENTS_BACKOFF_SECONDS", 0)
+    bars, end = planted_bars("EVTF")
+    handler.lambda_handler(kinesis_bars_event(bars[:end]), lambda_context)
+    aws_resources.pattern_events()
     last = kinesis_bars_event([bars[end]], first_sequence=900)
-    install_client("sqs", FlakyClient(aws_resources.sqs, "send_message_batch", failing_calls={1}))
+    if fault == "refused entries":
+        install_client("events", RefusingEvents(aws_resources.events, refusals=3))
+    else:
+        install_client("events", FlakyClient(aws_resources.events, "put_events", failing_calls={1, 2, 3}))
 
     response = handler.lambda_handler(last, lambda_context)
     assert failed_ids(response) == sequence_numbers(last)
     pending = [i for i in stored_patterns(aws_resources) if i["alertState"]["S"] == "PENDING"]
     assert [i["pattern"]["S"] for i in pending] == ["head-and-shoulders"]
-    assert aws_resources.drain(aws_resources.alert_queue_url) == []
+    assert details(aws_resources) == []
 
+    # Kinesis delivers the records again: the PENDING match is emitted now, and only now.
     assert handler.lambda_handler(last, lambda_context) == {"batchItemFailures": []}
-    alerts = aws_resources.drain(aws_resources.alert_queue_url)
-    assert [a["pattern"] for a in alerts] == ["head-and-shoulders"]
+    assert [d["pattern"] for d in details(aws_resources)] == ["head-and-shoulders"]
     assert all(i["alertState"]["S"] != "PENDING" for i in stored_patterns(aws_resources))
     assert handler.lambda_handler(last, lambda_context) == {"batchItemFailures": []}
-    assert aws_resources.drain(aws_resources.alert_queue_url) == []
+    assert details(aws_resources) == []
 
 
 def test_pattern_write_fault_fails_that_symbol_only(aws_resources, lambda_context):
     bars, end = planted_bars("PWF")
     handler.lambda_handler(kinesis_bars_event(bars[:end]), lambda_context)
-    aws_resources.drain(aws_resources.alert_queue_url)
+    aws_resources.pattern_events()
     other = flat_bars("CALM", 3, start=bars[end]["timestamp"])
     event = kinesis_bars_event([bars[end], *other], first_sequence=700)
     install_client("dynamodb", FlakyClient(aws_resources.dynamodb, "put_item", failing_calls={1}, code="ProvisionedThroughputExceededException"))
@@ -243,7 +321,7 @@ def test_pattern_write_fault_fails_that_symbol_only(aws_resources, lambda_contex
     assert failed_ids(response) == sequence_numbers(event)[:1]
     assert len(stored_bars(aws_resources, "CALM")) == 3
     assert handler.lambda_handler(event, lambda_context) == {"batchItemFailures": []}
-    assert [a["pattern"] for a in aws_resources.drain(aws_resources.alert_queue_url)] == ["head-and-shoulders"]
+    assert [d["pattern"] for d in details(aws_resources)] == ["head-and-shoulders"]
 
 
 def test_detection_error_fails_that_symbol_and_is_recorded(aws_resources, lambda_context, monkeypatch):

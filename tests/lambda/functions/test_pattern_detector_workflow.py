@@ -5,7 +5,7 @@ import copy
 
 import pytest
 
-from lambda_testkit import metric_values, planted_bars
+from lambda_testkit import metric_values, pattern_event_detail, planted_bars
 from patternwatch_shared.names.messages import PATTERN_FAMILIES, WORKFLOW_ERROR_INVALID_INPUT
 from patternwatch_shared.names.metrics import METRIC_PATTERN_DETECTION_DURATION
 from patternwatch_shared.workflow import InvalidInputError
@@ -23,66 +23,168 @@ def run(event, context):
     return handler.lambda_handler(event, context)
 
 
-def run_workflow(bars: list[dict], context) -> tuple[dict, dict]:
-    validated = run({"action": "validate", "symbol": "WF", "bars": bars, "correlationId": "exec-1"}, context)
-    # Parallel state: one branch per family, each with Parameters {"action": "detect", "family": ...}.
+def run_workflow(detail: dict, context) -> tuple[dict, dict]:
+    """validate -> one detect per family (the Parallel state) -> score -> decide, as the definition wires them."""
+    validated = run({"action": "validate", "detail": detail, "correlationId": "exec-1"}, context)
     branches = [
         run({"action": "detect", "family": family, "symbol": validated["symbol"], "bars": validated["bars"]}, context)
         for family in PATTERN_FAMILIES
     ]
-    scored = run({"action": "score", "symbol": "WF", "results": branches}, context)
-    decided = run({"action": "decide", **scored}, context)
+    scored = run({"action": "score", "symbol": validated["symbol"], "candidate": validated["candidate"], "results": branches}, context)
+    decided = run({"action": "decide", "symbol": scored["symbol"], "candidate": scored["candidate"], "confirmed": scored["confirmed"]}, context)
     return scored, decided
 
 
 @pytest.mark.parametrize("family", PATTERN_FAMILIES)
-def test_each_family_branch_finds_its_planted_pattern_only(aws_resources, lambda_context, capsys, family):
+def test_each_family_branch_finds_its_planted_pattern_and_only_its_own_patterns(aws_resources, lambda_context, capsys, family):
     bars, end = series(family)
     output = run({"action": "detect", "family": family, "symbol": "WF", "bars": bars}, lambda_context)
     assert output["family"] == family
-    assert {m["pattern"] for m in output["matches"]} == {family}
-    assert any(m["end"] == end and m["confidence"] > 0.95 for m in output["matches"])
+    assert {m["pattern"] for m in output["matches"]} <= set(PATTERN_FAMILIES[family])
+    assert any(m["pattern"] == family and m["end"] == end and m["confidence"] > 0.95 for m in output["matches"])
+    assert all(len(m["extrema"]) in (3, 5) for m in output["matches"])
     assert metric_values(capsys.readouterr().out, METRIC_PATTERN_DETECTION_DURATION, PatternType=family)
 
 
-def test_full_workflow_alerts_on_a_clear_pattern(aws_resources, lambda_context):
-    bars, end = series("head-and-shoulders")
-    scored, decided = run_workflow(bars, lambda_context)
-    assert scored["topMatch"]["pattern"] == "head-and-shoulders"
-    assert scored["severity"] == "CRITICAL"
-    confidences = [m["confidence"] for m in scored["matches"]]
-    assert confidences == sorted(confidences, reverse=True)
-    assert decided["decision"] == "ALERT"
-    alerts = aws_resources.drain(aws_resources.alert_queue_url)
-    assert [a["alertId"] for a in alerts] == [decided["alertId"]]
-    assert alerts[0]["source"] == "workflow" and alerts[0]["endTimestamp"] == bars[end]["timestamp"]
+@pytest.mark.parametrize("pattern", ["inverse-head-and-shoulders", "double-bottom", "descending-triangle", "symmetric-triangle"])
+def test_patterns_beyond_the_three_heads_are_found_by_their_family(aws_resources, lambda_context, pattern):
+    (family,) = [f for f, members in PATTERN_FAMILIES.items() if pattern in members]
+    bars, end = planted_bars("WF", pattern, seed=1)
+    rows = [{k: v for k, v in bar.items() if k != "symbol"} for bar in bars]
+    output = run({"action": "detect", "family": family, "symbol": "WF", "bars": rows}, lambda_context)
+    assert any(m["pattern"] == pattern and m["end"] == end for m in output["matches"])
+    others = [f for f in PATTERN_FAMILIES if f != family]
+    for other in others:
+        found = run({"action": "detect", "family": other, "symbol": "WF", "bars": rows}, lambda_context)["matches"]
+        assert pattern not in {m["pattern"] for m in found}
 
 
-def test_full_workflow_without_a_pattern_does_not_alert(aws_resources, lambda_context):
-    bars = [{"timestamp": 1_700_000_000 + 60 * i, "open": 10.0, "high": 10.5, "low": 9.5, "close": 10.0, "volume": 5.0} for i in range(60)]
-    scored, decided = run_workflow(bars, lambda_context)
-    assert scored["matches"] == [] and scored["topMatch"] is None
-    assert decided == {"decision": "NO_ALERT", "symbol": "WF"}
+def test_full_workflow_confirms_the_stream_candidate_and_queues_the_stream_s_alert(aws_resources, lambda_context):
+    detail = pattern_event_detail("WF", "head-and-shoulders")
+    scored, decided = run_workflow(detail, lambda_context)
+    assert scored["confirmed"]["pattern"] == "head-and-shoulders"
+    assert scored["confirmed"]["confidence"] == detail["confidence"]  # the engine, bit for bit
+    assert decided["decision"] == "ALERT" and decided["severity"] == "CRITICAL"
+    (alert,) = aws_resources.drain(aws_resources.alert_queue_url)
+    assert alert == {
+        "alertId": detail["alertId"], "source": "workflow", "severity": "CRITICAL", "detectedAt": detail["detectedAt"],
+        "confidence": detail["confidence"], "symbol": "WF", "pattern": "head-and-shoulders",
+        "startTimestamp": detail["startTimestamp"], "endTimestamp": detail["endTimestamp"],
+        "details": {"extrema": detail["extrema"]},
+    }
+
+
+@pytest.mark.parametrize("pattern", ["double-bottom", "symmetric-triangle"])
+def test_a_candidate_outside_the_three_heads_alerts_too(aws_resources, lambda_context, pattern):
+    detail = pattern_event_detail("WF", pattern, seed=1)
+    _, decided = run_workflow(detail, lambda_context)
+    assert decided["decision"] == "ALERT" and decided["pattern"] == pattern
+    assert [a["pattern"] for a in aws_resources.drain(aws_resources.alert_queue_url)] == [pattern]
+
+
+def test_a_candidate_the_bars_do_not_show_is_not_alerted(aws_resources, lambda_context):
+    detail = pattern_event_detail("WF", "head-and-shoulders")
+    flat = [{**bar, "open": 10.0, "high": 10.5, "low": 9.5, "close": 10.0} for bar in detail["bars"]]
+    scored, decided = run_workflow({**detail, "bars": flat}, lambda_context)
+    assert scored["confirmed"] is None
+    assert decided["decision"] == "NO_ALERT" and "not re-detected" in decided["reason"]
     assert aws_resources.drain(aws_resources.alert_queue_url) == []
 
 
-def test_validate_sorts_bars_and_normalises_timestamps(aws_resources, lambda_context):
-    bars = [
-        {"timestamp": "2024-01-02T10:01:00Z", "open": 2, "high": 3, "low": 1, "close": 2, "volume": 0},
-        {"timestamp": 1704189600, "open": 2, "high": 3, "low": 1, "close": 2, "volume": 0},
-    ]
-    output = run({"action": "validate", "symbol": "AAPL", "bars": bars}, lambda_context)
-    assert [b["timestamp"] for b in output["bars"]] == [1704189600, 1704189660]
-    assert output["barCount"] == 2
+def test_a_candidate_below_the_threshold_of_the_moment_is_not_alerted(aws_resources, lambda_context, monkeypatch):
+    detail = pattern_event_detail("WF", "head-and-shoulders")
+    monkeypatch.setenv("ALERT_CONFIDENCE_THRESHOLD", "0.999")  # e.g. raised between emission and decision
+    _, decided = run_workflow(detail, lambda_context)
+    assert decided["decision"] == "NO_ALERT" and "below the alert threshold 0.999" in decided["reason"]
+    assert aws_resources.drain(aws_resources.alert_queue_url) == []
+
+
+def test_other_matches_in_the_window_are_reported_and_not_alerted(aws_resources, lambda_context):
+    detail = pattern_event_detail("WF", "head-and-shoulders")
+    candidate = {k: v for k, v in detail.items() if k not in ("symbol", "bars")}
+    earlier = {"pattern": "double-top", "confidence": 0.99, "start": 0, "end": 30,
+               "startTimestamp": detail["bars"][0]["timestamp"], "endTimestamp": detail["bars"][30]["timestamp"],
+               "extrema": [[detail["bars"][0]["timestamp"], 10.0], [detail["bars"][30]["timestamp"], 10.0]]}
+    confirmed = {"pattern": "head-and-shoulders", "confidence": detail["confidence"], "start": 2, "end": 42,
+                 "startTimestamp": detail["startTimestamp"], "endTimestamp": detail["endTimestamp"], "extrema": detail["extrema"]}
+    results = [{"family": "double-top", "symbol": "WF", "matches": [earlier]},
+               {"family": "head-and-shoulders", "symbol": "WF", "matches": [confirmed]}]
+    scored = run({"action": "score", "symbol": "WF", "candidate": candidate, "results": results}, lambda_context)
+    assert scored["confirmed"] == confirmed and scored["otherMatches"] == [earlier]
+    decided = run({"action": "decide", "symbol": "WF", "candidate": candidate, "confirmed": scored["confirmed"]}, lambda_context)
+    assert decided["decision"] == "ALERT"
+    assert [a["pattern"] for a in aws_resources.drain(aws_resources.alert_queue_url)] == ["head-and-shoulders"]
+
+
+def test_validate_splits_the_event_into_bars_and_the_candidate(aws_resources, lambda_context):
+    detail = pattern_event_detail("AAPL")
+    shuffled = {**detail, "bars": list(reversed(detail["bars"]))}
+    output = run({"action": "validate", "detail": shuffled}, lambda_context)
+    assert output["symbol"] == "AAPL"
+    assert output["bars"] == detail["bars"]  # sorted oldest first again
+    assert output["candidate"] == {k: v for k, v in detail.items() if k not in ("symbol", "bars")}
+
+
+def test_validate_normalises_iso_timestamps(aws_resources, lambda_context):
+    from datetime import datetime, timezone
+
+    detail = pattern_event_detail("AAPL")
+    first = detail["bars"][0]
+    iso = datetime.fromtimestamp(first["timestamp"], timezone.utc).isoformat().replace("+00:00", "Z")
+    output = run({"action": "validate", "detail": {**detail, "bars": [{**first, "timestamp": iso}, *detail["bars"][1:]]}}, lambda_context)
+    assert output["bars"][0]["timestamp"] == first["timestamp"]
 
 
 GOOD_BAR = {"timestamp": 1_700_000_000, "open": 2.0, "high": 3.0, "low": 1.0, "close": 2.0, "volume": 1.0}
 
 
-def with_bar(**changes):
-    bar = dict(GOOD_BAR)
-    bar.update(changes)
-    return {"action": "validate", "symbol": "AAPL", "bars": [bar]}
+def first_bar(**changes):
+    """The detail with its first bar changed."""
+    return lambda d: {**d, "bars": [{**d["bars"][0], **changes}, *d["bars"][1:]]}
+
+
+@pytest.mark.parametrize(
+    ("mutate", "reason"),
+    [
+        (lambda d: {k: v for k, v in d.items() if k != "bars"}, "bars"),
+        (lambda d: {**d, "bars": []}, "bars"),
+        (lambda d: {**d, "bars": d["bars"][:1] * 2}, "share timestamp"),
+        (lambda d: {**d, "bars": d["bars"][1:] + [{**d["bars"][-1], "timestamp": d["bars"][-1]["timestamp"] + 86_400}]}, "bar at endTimestamp"),
+        (lambda d: {**d, "extra": 1}, "extra"),
+        (lambda d: {**d, "symbol": "x" * 1000}, "symbol"),
+        (lambda d: {k: v for k, v in d.items() if k != "alertId"}, "alertId"),
+        (lambda d: {**d, "alertId": "AAPL#000000000001#head-and-shoulders"}, "alertId must be"),
+        (lambda d: {**d, "pattern": "double-top"}, "alertId must be"),
+        (lambda d: {**d, "confidence": 1.5}, "confidence"),
+        (lambda d: {**d, "confidence": "0.97"}, "confidence"),
+        (lambda d: {**d, "detectedAt": ""}, "detectedAt"),
+        (lambda d: {**d, "detectedAt": "2026-03-02T00:00:00Z" * 3}, "detectedAt"),
+        (lambda d: {**d, "extrema": []}, "extrema"),
+        (lambda d: {**d, "extrema": list(reversed(d["extrema"]))}, "time order"),
+        (lambda d: {**d, "extrema": [[ts, -1.0] for ts, _ in d["extrema"]]}, "extrema"),
+        (lambda d: {**d, "startTimestamp": d["endTimestamp"] + 1}, "startTimestamp is after"),
+        (lambda d: {**d, "bars": d["bars"][-5:]}, "from at or before startTimestamp"),
+        (lambda d: {**d, "bars": d["bars"][:-1]}, "bar at endTimestamp"),
+        (lambda d: {**d, "bars": d["bars"] * 2}, "share timestamp|at most 43"),
+        (first_bar(open=float("nan")), "open"),
+        (first_bar(close=0.0), "close"),
+        (first_bar(low=-1.0), "low"),
+        (first_bar(high=0.5), "high"),
+        (first_bar(volume="1"), "volume"),
+        (first_bar(timestamp=None), "timestamp"),
+    ],
+)
+def test_a_bad_pattern_detected_event_raises_invalid_input_error(aws_resources, lambda_context, mutate, reason):
+    detail = mutate(copy.deepcopy(pattern_event_detail("AAPL")))
+    with pytest.raises(InvalidInputError, match=reason):
+        run({"action": "validate", "detail": detail}, lambda_context)
+
+
+CANDIDATE = {"pattern": "double-top", "confidence": 0.97, "startTimestamp": 1_700_000_000, "endTimestamp": 1_700_002_400,
+             "detectedAt": "2026-03-02T00:00:00.000000Z", "alertId": "AAPL#001700002400#double-top",
+             "extrema": [[1_700_000_000, 2.0], [1_700_001_200, 1.5], [1_700_002_400, 2.0]]}
+MATCH = {"pattern": "double-top", "confidence": 0.97, "start": 1, "end": 40, "startTimestamp": 1_700_000_000,
+         "endTimestamp": 1_700_002_400, "extrema": CANDIDATE["extrema"]}
 
 
 @pytest.mark.parametrize(
@@ -91,22 +193,19 @@ def with_bar(**changes):
         ({"action": "explode", "symbol": "AAPL"}, "unknown action"),
         ({"symbol": "AAPL"}, "unknown action"),
         ([1, 2], "JSON object"),
-        ({"action": "validate", "symbol": "AAPL"}, "bars"),
-        ({"action": "validate", "symbol": "AAPL", "bars": []}, "bars"),
-        ({"action": "validate", "symbol": "AAPL", "bars": [GOOD_BAR] * 2}, "share timestamp"),
-        ({"action": "validate", "symbol": "AAPL", "bars": [GOOD_BAR], "extra": 1}, "extra"),
-        ({"action": "validate", "symbol": "x" * 1000, "bars": [GOOD_BAR]}, "symbol"),
-        (with_bar(open=float("nan")), "open"),
-        (with_bar(close=0.0), "close"),
-        (with_bar(low=-1.0), "low"),
-        (with_bar(high=0.5), "high"),
-        (with_bar(volume="1"), "volume"),
-        (with_bar(timestamp=None), "timestamp"),
-        ({"action": "validate", "symbol": "AAPL", "bars": [{**GOOD_BAR, "timestamp": 1_700_000_000 + i} for i in range(5001)]}, "bars"),
+        ({"action": "validate", "symbol": "AAPL", "bars": [GOOD_BAR]}, "detail"),
         ({"action": "detect", "family": "cup-and-handle", "symbol": "AAPL", "bars": [GOOD_BAR]}, "family"),
-        ({"action": "score", "symbol": "AAPL", "results": []}, "results"),
-        ({"action": "score", "symbol": "AAPL", "results": [{"family": "double-top", "symbol": "MSFT", "matches": []}]}, "symbol"),
-        ({"action": "decide", "symbol": "AAPL", "matches": [], "topMatch": {"pattern": "double-top"}, "severity": None}, "topMatch"),
+        ({"action": "detect", "family": "double-top", "symbol": "AAPL", "bars": [{**GOOD_BAR, "timestamp": 1_700_000_000 + i} for i in range(5001)]}, "bars"),
+        ({"action": "score", "symbol": "AAPL", "candidate": CANDIDATE, "results": []}, "results"),
+        ({"action": "score", "symbol": "AAPL", "results": [{"family": "double-top", "symbol": "AAPL", "matches": []}]}, "candidate"),
+        ({"action": "score", "symbol": "AAPL", "candidate": CANDIDATE, "results": [{"family": "double-top", "symbol": "MSFT", "matches": []}]}, "symbol"),
+        ({"action": "score", "symbol": "AAPL", "candidate": CANDIDATE,
+          "results": [{"family": "double-top", "symbol": "AAPL", "matches": []}] * 2}, "one result per family"),
+        ({"action": "score", "symbol": "AAPL", "candidate": CANDIDATE,
+          "results": [{"family": "double-top", "symbol": "AAPL", "matches": [{k: v for k, v in MATCH.items() if k != "extrema"}]}]}, "extrema"),
+        ({"action": "decide", "symbol": "AAPL", "candidate": CANDIDATE, "confirmed": {"pattern": "double-top"}}, "confirmed"),
+        ({"action": "decide", "symbol": "AAPL", "candidate": CANDIDATE}, "confirmed"),
+        ({"action": "decide", "symbol": "AAPL", "candidate": CANDIDATE, "confirmed": {**MATCH, "pattern": "double-bottom"}}, "candidate's pattern"),
     ],
 )
 def test_bad_workflow_input_raises_invalid_input_error(aws_resources, lambda_context, event, reason):
@@ -130,8 +229,7 @@ def test_engine_refusal_in_detect_becomes_invalid_input(aws_resources, lambda_co
 def test_decide_queue_fault_raises_for_the_state_machine_retry(aws_resources, lambda_context):
     from lambda_testkit import FlakyClient, install_client
 
-    top = {"pattern": "double-top", "confidence": 0.97, "start": 1, "end": 40, "startTimestamp": 1_700_000_000, "endTimestamp": 1_700_002_400}
-    event = {"action": "decide", "symbol": "AAPL", "matches": [top], "topMatch": top, "severity": "CRITICAL"}
+    event = {"action": "decide", "symbol": "AAPL", "candidate": CANDIDATE, "confirmed": MATCH}
     install_client("sqs", FlakyClient(aws_resources.sqs, "send_message_batch", failing_calls={1}))
     with pytest.raises(RuntimeError, match="could not queue alert"):
         run(event, lambda_context)

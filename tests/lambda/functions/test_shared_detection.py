@@ -6,7 +6,7 @@ from contextlib import contextmanager
 import pytest
 
 from lambda_testkit import planted_bars
-from patternwatch_shared.detection import DETECTION_SUBSEGMENT, context_bars, detect_in, detection_span, severity_for
+from patternwatch_shared.detection import DETECTION_SUBSEGMENT, alerts, context_bars, detect_in, detection_span, severity_for
 from patternwatch_shared.names.metrics import METRICS_NAMESPACE
 
 
@@ -88,19 +88,30 @@ def test_too_few_bars_is_no_match_and_bad_bars_are_a_value_error():
 
 
 @pytest.mark.parametrize(
-    ("confidence", "severity"),
-    [(1.0, "CRITICAL"), (0.95, "CRITICAL"), (0.9499, "HIGH"), (0.9001, "HIGH"), (0.9, "MEDIUM"), (0.75, "MEDIUM"), (0.5, "LOW")],
+    ("confidence", "threshold", "severity"),
+    [
+        (1.0, 0.9, "CRITICAL"), (0.95, 0.9, "CRITICAL"), (0.9499, 0.9, "HIGH"), (0.9001, 0.9, "HIGH"),
+        (0.9, 0.9, "HIGH"),  # at the threshold alerts (>=), so it is an alerting band
+        (0.8999, 0.9, "MEDIUM"), (0.75, 0.9, "MEDIUM"), (0.5, 0.9, "LOW"),
+        (0.85, 0.8, "HIGH"),  # the HIGH band starts at the environment's threshold
+        (0.96, 0.97, "CRITICAL"),  # the critical cut is a constant: it does not move with the threshold
+    ],
 )
-def test_severity_bands(confidence, severity):
-    assert severity_for(confidence) == severity
+def test_severity_bands(confidence, threshold, severity):
+    assert severity_for(confidence, threshold) == severity
+
+
+def test_the_one_alert_cut_is_inclusive():
+    assert alerts(0.9, 0.9) and alerts(0.91, 0.9) and not alerts(0.8999999, 0.9)
 
 
 def test_the_consumer_reads_as_many_bars_as_the_engine_needs():
     """The shared default window and the context size follow the engine's own constants, not copies."""
     import pattern_engine
 
-    from patternwatch_shared.names.messages import DETECTION_WINDOW_BARS
+    from patternwatch_shared.names.messages import DETECTION_CONTEXT_BARS, DETECTION_WINDOW_BARS
 
     assert DETECTION_WINDOW_BARS == pattern_engine.WINDOW
+    assert DETECTION_CONTEXT_BARS == context_bars()
     assert context_bars() == pattern_engine.WINDOW + pattern_engine.CONFIRM_BARS + 1
     assert context_bars(20) == 20 + pattern_engine.CONFIRM_BARS + 1

@@ -51,22 +51,22 @@ def pattern(confidence: float, symbol: str = "AAPL") -> dict:
     return {"confidence": confidence, "symbol": symbol, "pattern": "double-top"}
 
 
-@given(st.lists(st.floats(0, 1), max_size=50), st.floats(0, 1), st.integers(0, 10))
-def test_threshold_rule(confidences, confidence_threshold, error_threshold):
+@given(st.lists(st.floats(0, 1), max_size=50), st.floats(0, 1), st.integers(1, 10))
+def test_threshold_rule(confidences, confidence_threshold, min_breaches):
     result = thresholds.evaluate(
-        [pattern(c) for c in confidences], confidence_threshold=confidence_threshold, error_threshold=error_threshold
+        [pattern(c) for c in confidences], confidence_threshold=confidence_threshold, min_breaches=min_breaches
     )
-    breaches = [c for c in confidences if c > confidence_threshold]
+    breaches = [c for c in confidences if c >= confidence_threshold]
     assert result.evaluated == len(confidences)
     assert len(result.breaches) == len(breaches)
-    assert result.exceeded == (len(breaches) > error_threshold)
+    assert result.exceeded == (len(breaches) >= min_breaches)
 
 
 def test_threshold_alert_is_the_same_for_the_same_window():
-    result = thresholds.evaluate([pattern(0.97, "MSFT"), pattern(0.99, "NVDA")], confidence_threshold=0.9, error_threshold=1)
+    result = thresholds.evaluate([pattern(0.97, "MSFT"), pattern(0.99, "NVDA")], confidence_threshold=0.9, min_breaches=2)
     end = datetime(2026, 1, 1, 12, tzinfo=timezone.utc)
     make = lambda: thresholds.threshold_alert(  # noqa: E731
-        result, window_start=end - timedelta(minutes=5), window_end=end, confidence_threshold=0.9, error_threshold=1
+        result, window_start=end - timedelta(minutes=5), window_end=end, confidence_threshold=0.9, min_breaches=2
     )
     assert make() == make()
     assert make().details["topSymbol"] == "NVDA"

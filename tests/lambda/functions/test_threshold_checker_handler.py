@@ -7,7 +7,7 @@ import pytest
 
 from lambda_testkit import RecordingClient, install_client, metric_values, scheduled_event
 from patternwatch_shared.config import ConfigurationError
-from patternwatch_shared.names.functions import ENV_ERROR_THRESHOLD, ENV_PATTERN_CONFIDENCE_THRESHOLD
+from patternwatch_shared.names.functions import ENV_ALERT_CONFIDENCE_THRESHOLD, ENV_THRESHOLD_CHECK_MIN_BREACHES
 from patternwatch_shared.names.metrics import METRIC_PATTERNS_EVALUATED, METRIC_THRESHOLD_CHECKS
 from patternwatch_shared.names.table import ALERT_STATE_NOT_REQUIRED
 from patternwatch_shared.storage import StoredPattern, TradingPatternsTable
@@ -60,9 +60,19 @@ def test_below_threshold_queues_nothing(aws_resources, lambda_context, capsys):
     store(aws_resources, "AAPL", "double-top", 0.95, NOW - timedelta(minutes=1))
     store(aws_resources, "MSFT", "double-top", 0.96, NOW - timedelta(minutes=1))
     summary = handler.lambda_handler(scheduled_event(NOW), lambda_context)
-    assert (summary["breaches"], summary["exceeded"], summary["alertId"]) == (2, False, None)  # 2 is not > 2
+    assert (summary["breaches"], summary["exceeded"], summary["alertId"]) == (2, False, None)  # 2 breaches, 3 needed
     assert aws_resources.drain(aws_resources.alert_queue_url) == []
     assert metric_values(capsys.readouterr().out, METRIC_THRESHOLD_CHECKS) == [1.0]
+
+
+def test_a_pattern_exactly_at_the_threshold_is_a_breach(aws_resources, lambda_context):
+    """The same inclusive cut (>=) as the stream's events, the rule and the workflow's decision."""
+    for i, symbol in enumerate(("AAPL", "MSFT", "NVDA")):
+        store(aws_resources, symbol, "double-top", 0.9, NOW - timedelta(minutes=1), end=1_700_000_000 + i)
+    summary = handler.lambda_handler(scheduled_event(NOW), lambda_context)
+    assert (summary["breaches"], summary["exceeded"]) == (3, True)  # THRESHOLD_CHECK_MIN_BREACHES is 3 here
+    (alert,) = aws_resources.drain(aws_resources.alert_queue_url)
+    assert alert["details"]["minBreaches"] == 3 and alert["details"]["confidenceThreshold"] == 0.9
 
 
 def test_many_recent_patterns_are_read_page_by_page(aws_resources, lambda_context, monkeypatch):
@@ -99,9 +109,11 @@ def test_a_malformed_event_is_a_clear_error(aws_resources, lambda_context, event
 @pytest.mark.parametrize(
     ("key", "value", "message"),
     [
-        (ENV_ERROR_THRESHOLD, "many", "not a number"),
-        (ENV_PATTERN_CONFIDENCE_THRESHOLD, "1.5", "above"),
-        (ENV_ERROR_THRESHOLD, "", "not set"),
+        (ENV_THRESHOLD_CHECK_MIN_BREACHES, "many", "not a whole number"),
+        (ENV_THRESHOLD_CHECK_MIN_BREACHES, "0", "not a whole number of at least 1"),
+        (ENV_THRESHOLD_CHECK_MIN_BREACHES, "2.5", "not a whole number"),
+        (ENV_ALERT_CONFIDENCE_THRESHOLD, "1.5", "above"),
+        (ENV_THRESHOLD_CHECK_MIN_BREACHES, "", "not set"),
     ],
 )
 def test_misconfiguration_is_a_clear_error(aws_resources, lambda_context, monkeypatch, key, value, message):
