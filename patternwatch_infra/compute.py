@@ -31,9 +31,10 @@ from patternwatch_shared.evidence import EVIDENCE_PREFIX
 from patternwatch_shared.names.functions import (
     ALERT_PROCESSOR, APPROVAL_EXPIRY, APPROVAL_PROCESSOR, ENV_ALERT_CONFIDENCE_THRESHOLD, ENV_ALERT_QUEUE_URL,
     ENV_APPROVAL_EXPIRY_SECONDS, ENV_APPROVAL_REQUESTS_TOPIC_ARN, ENV_APPROVAL_TABLE, ENV_APPROVERS, ENV_DATA_BUCKET,
-    ENV_PENDING_APPROVALS_QUEUE_URL, ENV_THRESHOLD_CHECK_MIN_BREACHES, ENV_TRADING_ALERTS_TOPIC_ARN,
-    ENV_TRADING_PATTERNS_TABLE, KINESIS_CONSUMER, PATTERN_DETECTOR, THRESHOLD_CHECKER, LambdaFunctionSpec,
+    ENV_PENDING_APPROVALS_QUEUE_URL, ENV_THRESHOLD_CHECK_MIN_BREACHES, ENV_THRESHOLD_CHECK_RULE_NAME,
+    ENV_TRADING_ALERTS_TOPIC_ARN, ENV_TRADING_PATTERNS_TABLE, KINESIS_CONSUMER, PATTERN_DETECTOR, THRESHOLD_CHECKER, LambdaFunctionSpec,
 )
+from patternwatch_shared.names.messages import THRESHOLD_CHECK_RULE_BASE_NAME
 from patternwatch_shared.names.table import RECENT_PATTERNS_INDEX
 
 from .architecture_layer import ArchitectureLayer
@@ -200,6 +201,8 @@ class ComputeLayer(ArchitectureLayer):
                 ENV_ALERT_QUEUE_URL: alert_queue.url,
                 ENV_ALERT_CONFIDENCE_THRESHOLD: alert_threshold,
                 ENV_THRESHOLD_CHECK_MIN_BREACHES: str(config.alerts.threshold_check_min_breaches),
+                # The orchestration layer's schedule has this name; the function accepts only its events.
+                ENV_THRESHOLD_CHECK_RULE_NAME: naming.name(THRESHOLD_CHECK_RULE_BASE_NAME),
             },
             [
                 statement(

@@ -18,8 +18,9 @@ from patternwatch_shared.names.messages import (
 )
 from patternwatch_shared.names.metrics import (
     DIMENSION_ACTION, DIMENSION_PATTERN_TYPE, DIMENSION_SERVICE, DIMENSION_SEVERITY, METRICS_NAMESPACE,
-    METRIC_ALERT_PRIORITY, METRIC_APPROVALS_PROCESSED, METRIC_CONFIDENCE_SCORE, METRIC_PATTERNS_EVALUATED,
-    METRIC_PATTERN_DETECTION_DURATION, METRIC_THRESHOLD_CHECKS, PATTERN_TYPE_ALL,
+    METRIC_ALERT_PRIORITY, METRIC_APPROVALS_PROCESSED, METRIC_CONFIDENCE_SCORE, METRIC_EVENTS_REJECTED,
+    METRIC_PATTERN_DETECTION_DURATION, METRIC_PATTERN_ITEMS_SKIPPED, METRIC_PATTERNS_EVALUATED,
+    METRIC_THRESHOLD_CHECKS, PATTERN_TYPE_ALL,
 )
 
 WIDTH, HEIGHT = 12, 6
@@ -125,7 +126,13 @@ def widgets(inputs: DashboardInputs) -> list[dict]:
         ),
         metric_widget(
             "Threshold checks and patterns evaluated",
-            [custom(METRIC_THRESHOLD_CHECKS, service, checker), custom(METRIC_PATTERNS_EVALUATED, service, checker)],
+            [
+                custom(METRIC_THRESHOLD_CHECKS, service, checker),
+                custom(METRIC_PATTERNS_EVALUATED, service, checker),
+                # Both should stay at zero: unreadable index items, events that were not the schedule's.
+                custom(METRIC_PATTERN_ITEMS_SKIPPED, service, checker),
+                custom(METRIC_EVENTS_REJECTED, service, checker),
+            ],
             stacked=True, region=r,
         ),
         metric_widget(

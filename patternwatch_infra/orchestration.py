@@ -34,7 +34,7 @@ from patternwatch_shared.names.functions import (
     POWER_TUNING_OPTIMIZER, POWER_TUNING_PACKAGE, LambdaFunctionSpec,
 )
 from patternwatch_shared.names.messages import (
-    EVENT_DETAIL_TYPE_PATTERN_DETECTED, EVENT_FIELD_CONFIDENCE, EVENT_SOURCE_PATTERNS,
+    EVENT_DETAIL_TYPE_PATTERN_DETECTED, EVENT_FIELD_CONFIDENCE, EVENT_SOURCE_PATTERNS, THRESHOLD_CHECK_RULE_BASE_NAME,
 )
 
 from .architecture_layer import ArchitectureLayer
@@ -217,7 +217,7 @@ class OrchestrationLayer(ArchitectureLayer):
         self.threshold_rule = CloudwatchEventRule(
             self,
             "threshold_check_rule",
-            name=naming.name("threshold-check"),
+            name=naming.name(THRESHOLD_CHECK_RULE_BASE_NAME),
             description="Runs ThresholdChecker:live every five minutes",
             schedule_expression=THRESHOLD_CHECK_SCHEDULE,
         )

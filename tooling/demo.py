@@ -2,27 +2,28 @@
 
 1. starts the AWS emulator (moto server with tooling/moto_extensions.py), or reuses a running one;
 2. synthesizes `local`, runs terraform init and apply (progress per resource);
-3. streams real daily bars (AAPL, IBM, MSFT, GOOG from bokeh_sampledata, or --csv FILE) into
-   MarketDataStream-local, plus two seeded synthetic series with a planted pattern each so the
-   alert -> approval path always has something to show (real stocks rarely reach the 0.9 alerting bar):
-   one alert is approved on its page, the other stays pending;
+3. streams real daily bars (AAPL, IBM, MSFT, GOOG from bokeh_sampledata) into MarketDataStream-local,
+   plus two seeded synthetic series with a planted pattern each so the alert -> approval path always has
+   something to show (real stocks rarely reach the 0.9 alerting bar): one alert is approved on its page,
+   the other stays pending; or the bars of --csv FILE, checked in full before anything is deployed
+   (tooling/demo_input.py), without the synthetic series unless --with-synthetic;
 4. lets the local trigger runner (tooling/local_runner.py) deliver them through the emulator's local
    Lambda service (each function in its own worker process): the consumer stores bars and patterns and
    puts a PatternDetected event on EventBridge for every match at or above the alert threshold; the
    `pattern-detected` rule starts PatternAnalysisWorkflow on the emulator's ASL interpreter, whose
    decide step queues the alert; the runner waits for those executions and drains the alert queue;
    then it fires the threshold checker's schedule through its EventBridge rule;
-5. prints a summary (with the workflow's executions by status); approves one CRITICAL alert on its
-   approval page in headless Chromium (the link as the approver received it, a screenshot in
-   demo-output/approval-page.png) and prints the link of another one that is still pending
-   (tooling/demo_approvals.py); writes one PNG per symbol to demo-output/.
+5. prints a summary (with the workflow's executions by status, and the reason for every record the
+   platform refused, tooling/demo_results.py); approves one CRITICAL alert on its approval page in
+   headless Chromium (the link as the approver received it, a screenshot in demo-output/approval-page.png)
+   and prints the link of another one that is still pending (tooling/demo_approvals.py); writes one PNG
+   per symbol to demo-output/ (removing charts an earlier run left there).
 
 Run it twice: the second run applies no changes and writes no duplicate patterns.
 """
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import sys
 import time
@@ -30,8 +31,9 @@ from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
 
-from . import demo_approvals, local_platform
+from . import demo_approvals, demo_input, demo_results, local_platform
 from .local_platform import PROJECT_ROOT, say
+from patternwatch_shared.names.functions import KINESIS_CONSUMER
 
 OUTPUT_DIR = PROJECT_ROOT / "demo-output"
 REAL_SYMBOLS = ("AAPL", "IBM", "MSFT", "GOOG")
@@ -51,12 +53,6 @@ def real_bars(symbol: str, limit: int) -> list[dict]:
     return rows[-limit:]
 
 
-def csv_bars(path: Path) -> list[dict]:
-    """symbol,date,open,high,low,close,volume (header required; date as YYYY-MM-DD or epoch seconds)."""
-    with path.open(newline="") as handle:
-        return [_bar(r["symbol"], r["date"], float(r["open"]), float(r["high"]), float(r["low"]), float(r["close"]), float(r["volume"])) for r in csv.DictReader(handle)]
-
-
 def planted_bars() -> list[dict]:
     """The seeded synthetic series with a clean head-and-shoulders, daily from 2021-01-04, priced near 10,000."""
     from pattern_engine.synthetic import planted_bar_records
@@ -74,8 +70,11 @@ def _bar(symbol: str, date, open_, high, low, close, volume) -> dict:
             "close": round(close, 4), "volume": float(volume)}
 
 
-def stream(kinesis, stream_name: str, bars: list[dict], runner) -> int:
-    """Put bars in time order (symbols interleaved, as a feed would) and let the runner keep up."""
+def stream(kinesis, stream_name: str, bars: list[dict], runner, sent: dict[str, dict] | None = None) -> int:
+    """Put bars in time order (symbols interleaved, as a feed would) and let the runner keep up.
+
+    `sent`, if given, receives each record's sequence number -> its bar (to explain refusals).
+    """
     bars = sorted(bars, key=lambda b: (b["timestamp"], b["symbol"]))
     put = 0
     for offset in range(0, len(bars), PUT_RECORDS_LIMIT):
@@ -85,6 +84,8 @@ def stream(kinesis, stream_name: str, bars: list[dict], runner) -> int:
             Records=[{"Data": json.dumps(b).encode(), "PartitionKey": b["symbol"]} for b in chunk],
         )
         put += len(chunk) - response.get("FailedRecordCount", 0)
+        if sent is not None:
+            sent.update({r["SequenceNumber"]: b for r, b in zip(response["Records"], chunk) if "SequenceNumber" in r})
         runner.drain(idle_rounds=1)
         say(f"  streamed {put:,}/{len(bars):,} bars")
     return put
@@ -94,9 +95,28 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--csv", type=Path, help="stream this CSV (symbol,date,open,high,low,close,volume) instead of the sample stocks")
     parser.add_argument("--bars-per-symbol", type=int, default=750, help="newest N daily bars of each sample stock (default 750)")
+    parser.add_argument("--with-synthetic", action="store_true",
+                        help=f"with --csv, also stream the synthetic {PLANTED_SYMBOL} series (always streamed without --csv)")
     args = parser.parse_args(argv)
     timings: dict[str, float] = {}
     started = time.monotonic()
+
+    # --- what to stream, checked before anything is deployed (tooling/demo_input.py) ---------------
+    csv_input = None
+    if args.csv:
+        try:
+            csv_input = demo_input.read_csv_bars(args.csv)
+        except demo_input.InvalidInput as error:
+            print(f"error: {args.csv} cannot be streamed (nothing was deployed):\n{error}", file=sys.stderr)
+            return 2
+        bars, source = csv_input.bars, csv_input.source
+    else:
+        bars = [b for s in REAL_SYMBOLS for b in real_bars(s, args.bars_per_symbol)]
+        source = f"bokeh_sampledata (newest {args.bars_per_symbol} days of each sample stock)"
+    if not args.csv or args.with_synthetic:
+        bars += planted_bars() + demo_approvals.pending_series_bars()
+        source += (f" + {PLANTED_SYMBOL}, {demo_approvals.PENDING_SYMBOL} (synthetic, planted head-and-shoulders, "
+                   f"{demo_approvals.PENDING_PATTERN})")
 
     outputs = local_platform.deploy(timings=timings)
     session, config = local_platform.emulator_session()
@@ -109,17 +129,10 @@ def main(argv: list[str] | None = None) -> int:
     runner = LocalRunner(session, endpoint, suffix=config.resource_suffix)
     say(f"runner: {len(runner.streams)} stream + {len(runner.queues)} queue mappings, {len(runner.schedules)} schedule(s), "
         f"{len(runner.routes)} API routes read back from the emulator")
-    if args.csv:
-        bars = csv_bars(args.csv)
-        source = str(args.csv)
-    else:
-        bars = [b for s in REAL_SYMBOLS for b in real_bars(s, args.bars_per_symbol)]
-        source = f"bokeh_sampledata ({', '.join(REAL_SYMBOLS)}, newest {args.bars_per_symbol} days each)"
-    bars += planted_bars() + demo_approvals.pending_series_bars()
-    say(f"streaming {len(bars):,} bars from {source} + {PLANTED_SYMBOL}, {demo_approvals.PENDING_SYMBOL} (synthetic, "
-        f"planted head-and-shoulders, {demo_approvals.PENDING_PATTERN})")
+    say(f"streaming {demo_input.describe_bars(bars, source)}")
     kinesis = session.client("kinesis", endpoint_url=endpoint)
-    streamed = stream(kinesis, outputs["market_data_stream_name"], bars, runner)
+    sent: dict[str, dict] = {}
+    streamed = stream(kinesis, outputs["market_data_stream_name"], bars, runner, sent)
     runner.drain()  # the workflows the stream's PatternDetected events started, and the alerts they queued
     runner.run_schedules(force=True)
     runner.drain()
@@ -131,11 +144,15 @@ def main(argv: list[str] | None = None) -> int:
     OUTPUT_DIR.mkdir(exist_ok=True)
     approval = demo_approvals.approval_step(session, endpoint, runner, inboxes, output_dir=OUTPUT_DIR)
     charts = draw_charts(session, endpoint, outputs, sorted({b["symbol"] for b in bars}))
+    demo_results.remove_stale_charts(OUTPUT_DIR, keep=charts)
+    rejections = demo_results.read_rejections(consumer_log_lines(session, endpoint, outputs), sent)
     timings["summary+charts"] = time.monotonic() - step
     timings["total"] = time.monotonic() - started
 
     say("\n=== PatternWatch on the local emulator ===")
+    say(f"streamed: {demo_input.describe_bars(bars, source)}")
     say(summary)
+    say(demo_results.describe_rejections(rejections, sent, csv_input.lines if csv_input else None, str(args.csv)))
     say(workflow)
     say(runtime_summary(session, endpoint, outputs))
     say(approval.text)
@@ -163,6 +180,17 @@ def workflow_summary(session, endpoint: str, outputs: dict) -> str:
         return (f"{line}\n  newest PatternDetected({PLANTED_SYMBOL}) from the stream -> {execution['status']} via {path}; "
                 f"output {execution.get('output', execution.get('error'))}")
     return line
+
+
+def consumer_log_lines(session, endpoint: str, outputs: dict) -> list[str]:
+    """Every line the stream consumer logged on the emulator (its /aws/lambda/<name> group)."""
+    logs = session.client("logs", endpoint_url=endpoint)
+    group = f"/aws/lambda/{outputs[f'{KINESIS_CONSUMER.package}_function_name']}"
+    try:
+        pages = list(logs.get_paginator("filter_log_events").paginate(logGroupName=group))
+    except logs.exceptions.ResourceNotFoundException:
+        return []  # it never ran
+    return [event["message"] for page in pages for event in page["events"]]
 
 
 def runtime_summary(session, endpoint: str, outputs: dict) -> str:

@@ -19,7 +19,7 @@ from patternwatch_shared.approvers import parse_approvers
 from patternwatch_shared.batch import ReportingBatchProcessor, empty_batch_response, require_records
 from patternwatch_shared.config import EnvReader
 from patternwatch_shared.decoding import decode_alert_body
-from patternwatch_shared.delivery import Claim, DeliveryClaims, Refusal
+from patternwatch_shared.delivery import Claim, DeliveryClaims
 from patternwatch_shared.messaging import alert_json
 from patternwatch_shared.models import AlertMessage, utc_now
 from patternwatch_shared.names.functions import (
@@ -64,9 +64,10 @@ class AlertRouter:
         logger.append_keys(alert_id=alert.alertId)
         # Held until this invocation can no longer be running, so a live holder is never overtaken.
         lease = self.context.get_remaining_time_in_millis() / 1000 + CLAIM_LEASE_MARGIN_SECONDS
+        # AlertInFlight (another delivery holds it now) fails this message: SQS hands it back later.
         claim = self.claims.claim(alert.alertId, now=utc_now(), lease_seconds=lease)
-        if isinstance(claim, Refusal):
-            logger.info("alert skipped: " + ("already delivered" if claim.delivered else "another delivery holds it"))
+        if claim is None:
+            logger.info("alert already delivered; skipped")
             metrics.add_metric(name=METRIC_DUPLICATE_ALERTS_SKIPPED, unit=MetricUnit.Count, value=1)
             return
         try:

@@ -18,7 +18,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import TypeAdapter, ValidationError
 
 from approval_processor.pages import Answer, Chart, answer, media_type, refusal, wants_json
-from patternwatch_shared import aws
+from patternwatch_shared import aws, strict_json
+from patternwatch_shared.api_body import MalformedBody, request_text
 from patternwatch_shared.approvals import Approval, ApprovalWorkflow, LinkState, MalformedToken, RequestSource, token_hash
 from patternwatch_shared.approvers import parse_approvers
 from patternwatch_shared.config import EnvReader
@@ -36,7 +37,7 @@ from patternwatch_shared.telemetry import DimensionedMetrics, powertools_for
 
 SPEC = APPROVAL_PROCESSOR
 logger, tracer, metrics = powertools_for(SPEC)
-app = APIGatewayRestResolver()
+app = APIGatewayRestResolver(serializer=strict_json.dumps)
 
 FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
 # A comment of MAX_APPROVAL_COMMENT_CHARS, percent-encoded (up to 9 bytes a character), plus the action.
@@ -65,7 +66,10 @@ def parse_decision(body: str | None, content_type: str | None) -> tuple[str, str
     if text in BARE_ACTIONS:  # the bare word, which is not JSON
         return text, None
     try:
-        decision = APPROVAL_DECISION.validate_json(text)
+        # Read strictly first: pydantic's JSON parser keeps the last of a repeated "action".
+        decision = APPROVAL_DECISION.validate_python(strict_json.loads(text))
+    except strict_json.StrictJsonError as error:
+        raise BadDecision(f"{error}; {DECISION_FORMS}") from None
     except ValidationError:
         raise BadDecision(DECISION_FORMS) from None
     if isinstance(decision, str):
@@ -153,8 +157,8 @@ def decide(token: str) -> Response:
     as_json = client_wants_json()
     try:
         token_hash(token)
-        action, comment = parse_decision(event.decoded_body, event.headers.get("content-type"))
-    except (MalformedToken, BadDecision) as error:
+        action, comment = parse_decision(request_text(event), event.headers.get("content-type"))
+    except (MalformedToken, MalformedBody, BadDecision) as error:
         metrics.add_metric(name=METRIC_API_REQUESTS_REJECTED, unit=MetricUnit.Count, value=1)
         return respond(refusal(str(error), as_json=as_json))
     links, now = ApprovalLinks(), utc_now()

@@ -24,11 +24,11 @@ from __future__ import annotations
 import base64
 import hashlib
 import html
-import json
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
+from patternwatch_shared import strict_json
 from patternwatch_shared.approvals import Approval, LinkOutcome, LinkState
 from patternwatch_shared.names.messages import (
     ACTION_APPROVE, ACTION_AUTO_REJECT, ACTION_REJECT, APPROVAL_STATUS_APPROVED, APPROVAL_STATUS_EXPIRED,
@@ -144,7 +144,7 @@ def refusal(message: str, *, as_json: bool, status: int = 400) -> Answer:
 
 
 def json_answer(status: int, body: dict[str, Any]) -> Answer:
-    return Answer(status, JSON_CONTENT_TYPE, json.dumps(body), {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"})
+    return Answer(status, JSON_CONTENT_TYPE, strict_json.dumps(body), {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"})
 
 
 def html_answer(status: int, title: str, content: str) -> Answer:

@@ -69,10 +69,17 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     logger.set_correlation_id(records[0].get("eventID") if isinstance(records[0], dict) else None)
     accepted = AcceptedBars()
     response = process_partial_response(event=event, record_handler=accepted.accept, processor=processor, context=context)
-    metrics.add_metric(name=METRIC_RECORDS_REJECTED, unit=MetricUnit.Count, value=processor.rejected)
+    rejected = processor.rejected
     if accepted.bars:
         result = build_ingestor().ingest(accepted.bars)
-        retry = [seq for seq, bar in zip(accepted.sequence_numbers, accepted.bars) if bar.symbol in result.failed_symbols]
+        retry = []
+        for seq, bar in zip(accepted.sequence_numbers, accepted.bars):
+            refusal = result.refused_bars.get((bar.symbol, bar.timestamp))
+            if refusal is not None:
+                rejected += 1
+                logger.warning("record rejected", extra={"record_id": seq, "reason": refusal})
+            if refusal is not None or bar.symbol in result.failed_symbols:
+                retry.append(seq)
         # Kinesis resumes from the lowest reported sequence number; listing every record of a
         # failed symbol keeps the response honest even though only the first one matters.
         response["batchItemFailures"].extend({"itemIdentifier": seq} for seq in retry)
@@ -85,8 +92,10 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
                 "patterns_detected": len(result.new_detections),
                 "events_emitted": result.events_emitted,
                 "failed_symbols": sorted(result.failed_symbols),
+                "bars_refused": len(result.refused_bars),
             },
         )
+    metrics.add_metric(name=METRIC_RECORDS_REJECTED, unit=MetricUnit.Count, value=rejected)
     return response
 
 

@@ -16,11 +16,11 @@ from aws_lambda_powertools.event_handler.exceptions import BadRequestError
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import ValidationError
 
-from patternwatch_shared import aws, keys, workflow
+from patternwatch_shared import aws, keys, strict_json, workflow
+from patternwatch_shared.api_body import MalformedBody, request_text
 from patternwatch_shared.config import EnvReader, alert_confidence_threshold
-from patternwatch_shared.decoding import describe_validation_error
+from patternwatch_shared.decoding import RecordRejected, parse_document
 from patternwatch_shared.detection import detect_in, detection_span, pattern_names
 from patternwatch_shared.messaging import AlertQueue
 from patternwatch_shared.models import SYMBOL_PATTERN, PatternsRequest
@@ -38,13 +38,14 @@ from patternwatch_shared.telemetry import DimensionedMetrics, powertools_for
 
 SPEC = PATTERN_DETECTOR
 logger, tracer, metrics = powertools_for(SPEC)
-app = APIGatewayRestResolver()
+app = APIGatewayRestResolver(serializer=strict_json.dumps)
 
 MAX_BODY_CHARS = 1_000_000
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
 MAX_NEXT_TOKEN_CHARS = 1_024
 _SYMBOL = re.compile(SYMBOL_PATTERN)
+_PAGE_SIZE_TEXT = re.compile(rf"[0-9]{{1,{len(str(MAX_PAGE_SIZE))}}}")
 
 
 def trading_patterns() -> TradingPatternsTable:
@@ -59,15 +60,18 @@ def _reject(message: str) -> NoReturn:
 
 @app.post(PATTERNS_ROUTE)
 def submit_bars() -> dict[str, Any]:
-    body = app.current_event.decoded_body
+    try:
+        body = request_text(app.current_event)
+    except MalformedBody as error:
+        _reject(str(error))
     if not body:
         _reject("request body is required")
     if len(body) > MAX_BODY_CHARS:
         _reject(f"request body is longer than {MAX_BODY_CHARS} characters")
     try:
-        request = PatternsRequest.model_validate_json(body)
-    except ValidationError as error:
-        _reject(describe_validation_error(error))
+        request = parse_document(PatternsRequest.model_validate, body)
+    except RecordRejected as error:
+        _reject(str(error))
     known = set(pattern_names())
     unknown = [p for p in request.patterns or () if p not in known]
     if unknown:
@@ -99,7 +103,9 @@ def stored_patterns(symbol: str) -> dict[str, Any]:
 def _page_size(raw: str | None) -> int:
     if raw is None:
         return DEFAULT_PAGE_SIZE
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_PAGE_SIZE:
+    # ASCII digits only, and few of them: str.isdigit() also accepts "²" or "٣", which int() refuses,
+    # and int() refuses more than 4,300 digits.
+    if not _PAGE_SIZE_TEXT.fullmatch(raw) or not 1 <= int(raw) <= MAX_PAGE_SIZE:
         _reject(f"limit must be an integer from 1 to {MAX_PAGE_SIZE}")
     return int(raw)
 
@@ -108,7 +114,7 @@ def _encode_next_token(last_key: dict[str, Any] | None) -> str | None:
     if not last_key:
         return None
     compact = {"pk": last_key[TABLE_PARTITION_KEY]["S"], "sk": last_key[TABLE_SORT_KEY]["S"]}
-    return base64.urlsafe_b64encode(json.dumps(compact, separators=(",", ":")).encode()).decode().rstrip("=")
+    return base64.urlsafe_b64encode(strict_json.dumps(compact).encode()).decode().rstrip("=")
 
 
 def _decode_next_token(token: str | None, symbol: str) -> dict[str, Any] | None:
@@ -118,8 +124,8 @@ def _decode_next_token(token: str | None, symbol: str) -> dict[str, Any] | None:
     if len(token) > MAX_NEXT_TOKEN_CHARS:
         _reject("nextToken is too long")
     try:
-        decoded = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
-    except (binascii.Error, ValueError, UnicodeDecodeError):
+        decoded = strict_json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+    except (binascii.Error, ValueError):  # StrictJsonError is a ValueError
         _reject("nextToken is not valid")
     if (
         not isinstance(decoded, dict)
@@ -134,7 +140,7 @@ def _decode_next_token(token: str | None, symbol: str) -> dict[str, Any] | None:
 
 @app.exception_handler(json.JSONDecodeError)
 def _bad_json(error: json.JSONDecodeError) -> Response:
-    return Response(status_code=400, content_type=content_types.APPLICATION_JSON, body=json.dumps({"message": "body is not valid JSON"}))
+    return Response(status_code=400, content_type=content_types.APPLICATION_JSON, body=strict_json.dumps({"message": "body is not valid JSON"}))
 
 
 # --- Step Functions ----------------------------------------------------------------------------
@@ -182,4 +188,5 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         metrics.add_metric(name=METRIC_API_REQUESTS, unit=MetricUnit.Count, value=1)
         return app.resolve(event, context)
     metrics.add_metric(name=METRIC_WORKFLOW_ACTIONS, unit=MetricUnit.Count, value=1)
-    return run_workflow_action(event)
+    # The runtime would serialise NaN or Infinity as tokens that Step Functions refuses.
+    return strict_json.require_json(run_workflow_action(event))

@@ -131,6 +131,8 @@ from typing import Any
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from .limits import MIN_WINDOW
+
 WINDOW = 38
 BANDWIDTH_BARS = 2.0
 CONFIRM_BARS = 4
@@ -152,7 +154,6 @@ GEOMETRY_WEIGHT = 0.2
 CLARITY_R2_FLOOR = 0.7
 CLARITY_R2_FULL = 0.9
 
-MIN_WINDOW = 12
 
 PATTERN_NAMES: tuple[str, ...] = (
     "head-and-shoulders",

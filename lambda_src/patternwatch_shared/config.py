@@ -48,9 +48,9 @@ class EnvReader:
             raise ConfigurationError(f"environment variable {key}={raw!r} is not a whole number of at least 1")
         return int(raw)
 
-    def optional_float(self, key: str, default: float, *, minimum: float | None = None) -> float:
+    def optional_float(self, key: str, default: float, *, minimum: float | None = None, maximum: float | None = None) -> float:
         raw = self.optional(key)
-        return default if raw is None else _bounded_float(key, raw, minimum, None)
+        return default if raw is None else _bounded_float(key, raw, minimum, maximum)
 
 
 def alert_confidence_threshold(env: EnvReader) -> float:

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import base64
 import binascii
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
+from patternwatch_shared import strict_json
 from patternwatch_shared.models import AlertMessage, Bar
+
+Parsed = TypeVar("Parsed")
 
 # A bar is ~150 bytes of JSON; anything far larger is a producer bug or abuse, refused before parsing.
 MAX_BAR_JSON_BYTES = 2_048
@@ -44,14 +48,30 @@ def decode_bar_record(data_base64: Any) -> Bar:
     return parse_bar_json(raw)
 
 
+def parse_document(validate: Callable[[Any], Parsed], raw: bytes | str, what: str | None = None) -> Parsed:
+    """A JSON object's text -> `validate(document)`, or RecordRejected("invalid <what>: <reason>").
+
+    The text is read by strict_json (no repeated keys, no NaN or Infinity, ...) and then validated
+    as a Python object, e.g. `parse_document(Bar.model_validate, raw, "bar")`: pydantic's own JSON
+    parser keeps the last of a repeated key.
+    """
+    prefix = f"invalid {what}: " if what else ""
+    try:
+        document = strict_json.loads(raw)
+    except strict_json.StrictJsonError as error:
+        raise RecordRejected(f"{prefix}{error}") from None
+    if not isinstance(document, dict):
+        raise RecordRejected(f"{prefix}must be a JSON object")
+    try:
+        return validate(document)
+    except ValidationError as error:
+        raise RecordRejected(f"{prefix}{describe_validation_error(error)}") from None
+
+
 def parse_bar_json(raw: bytes | str) -> Bar:
     if len(raw) > MAX_BAR_JSON_BYTES:
         raise RecordRejected(f"bar JSON is larger than {MAX_BAR_JSON_BYTES} bytes")
-    try:
-        # pydantic's JSON parser rejects NaN/Infinity tokens that json.loads would accept.
-        return Bar.model_validate_json(raw)
-    except ValidationError as error:
-        raise RecordRejected(f"invalid bar: {describe_validation_error(error)}") from None
+    return parse_document(Bar.model_validate, raw, "bar")
 
 
 def decode_alert_body(body: Any) -> AlertMessage:
@@ -60,7 +80,4 @@ def decode_alert_body(body: Any) -> AlertMessage:
         raise RecordRejected("message body is missing or not text")
     if len(body) > MAX_ALERT_BODY_CHARS:
         raise RecordRejected(f"message body is longer than {MAX_ALERT_BODY_CHARS} characters")
-    try:
-        return AlertMessage.model_validate_json(body)
-    except ValidationError as error:
-        raise RecordRejected(f"invalid alert: {describe_validation_error(error)}") from None
+    return parse_document(AlertMessage.model_validate, body, "alert")

@@ -22,7 +22,7 @@ from patternwatch_shared.names.messages import DETECTION_WINDOW_BARS
 from patternwatch_shared.names.metrics import PATTERN_TYPE_ALL
 from patternwatch_shared.names.table import ALERT_STATE_NOT_REQUIRED, ALERT_STATE_PENDING
 from patternwatch_shared.pattern_events import PatternEvents, pattern_detected_detail
-from patternwatch_shared.storage import StoredPattern, TradingPatternsTable
+from patternwatch_shared.storage import BarKey, StoredPattern, TradingPatternsTable
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +37,8 @@ WINDOW = DETECTION_WINDOW_BARS
 class IngestResult:
     bars_stored: int = 0
     failed_symbols: set[str] = field(default_factory=set)
+    # Bars DynamoDB refused for their content, with the reason: only their own records fail.
+    refused_bars: dict[BarKey, str] = field(default_factory=dict)
     new_detections: list[Detection] = field(default_factory=list)
     events_emitted: int = 0
     detection_ms: list[float] = field(default_factory=list)
@@ -62,10 +64,12 @@ class BarIngestor:
         result = IngestResult()
         # A retried or duplicated record carries the same (symbol, timestamp): keep the last one.
         unique = list({(bar.symbol, bar.timestamp): bar for bar in bars}.values())
-        result.failed_symbols = self._table.put_bars(unique)
+        writes = self._table.put_bars(unique)
+        result.failed_symbols, result.refused_bars = writes.failed_symbols, writes.refused
         by_symbol: dict[str, list[Bar]] = defaultdict(list)
         for bar in unique:
-            by_symbol[bar.symbol].append(bar)
+            if (bar.symbol, bar.timestamp) not in writes.refused:
+                by_symbol[bar.symbol].append(bar)
         result.bars_stored = sum(len(group) for symbol, group in by_symbol.items() if symbol not in result.failed_symbols)
 
         to_emit: list[tuple[PatternDetectedDetail, StoredPattern]] = []

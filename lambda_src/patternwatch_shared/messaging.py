@@ -1,11 +1,11 @@
 """AlertQueue / PendingApprovals / SNS senders over the low-level clients."""
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Sequence
 from typing import Any
 
+from patternwatch_shared import strict_json
 from patternwatch_shared.models import AlertMessage
 from patternwatch_shared.storage import is_aws_error
 
@@ -51,7 +51,7 @@ class AlertQueue:
 
 
 def send_json(sqs_client: Any, queue_url: str, payload: dict[str, Any]) -> None:
-    sqs_client.send_message(QueueUrl=queue_url, MessageBody=json.dumps(payload, separators=(",", ":")))
+    sqs_client.send_message(QueueUrl=queue_url, MessageBody=strict_json.dumps(payload))
 
 
 def publish_json(
@@ -59,10 +59,10 @@ def publish_json(
 ) -> None:
     """Publish `payload` as JSON; with `email`, e-mail subscribers get that text instead (the other
     protocols, SQS and Lambda among them, still get the JSON)."""
-    message = json.dumps(payload, separators=(",", ":"))
+    message = strict_json.dumps(payload)
     structure = {}
     if email is not None:
-        message = json.dumps({"default": message, "email": email})
+        message = strict_json.dumps({"default": message, "email": email})
         structure = {"MessageStructure": "json"}
     sns_client.publish(
         TopicArn=topic_arn,

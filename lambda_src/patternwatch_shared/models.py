@@ -16,8 +16,9 @@ from typing import Annotated, Any, Literal, Union
 
 # pydantic directly rather than through aws_lambda_powertools.utilities.parser (same classes): the
 # parser package also loads every built-in event model, ~30 ms of import the stream path never uses.
-from pydantic import BaseModel, ConfigDict, Field, Strict, StrictInt, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict, StrictInt, field_validator, model_validator
 
+from pattern_engine.limits import MIN_WINDOW  # numpy-free
 from patternwatch_shared import keys
 from patternwatch_shared.names.messages import (
     ALERT_SOURCE_THRESHOLD, DETECTION_CONTEXT_BARS, DETECTION_WINDOW_BARS, MAX_APPROVAL_COMMENT_CHARS, PATTERN_FAMILIES,
@@ -30,12 +31,33 @@ MAX_TIMESTAMP_TEXT = 40
 MAX_EPOCH_SECONDS = 32_503_680_000  # year 3000: anything later is a unit mistake (ms or µs)
 MIN_EPOCH_SECONDS = 946_684_800  # 2000-01-01: older data is not market data we ingest
 MAX_BARS_PER_REQUEST = 5_000  # bounds CPU of one synchronous detection (API and workflow)
+# POST /patterns `window`: from the engine's minimum (which refuses shorter windows with the same
+# number) to this maximum, which bounds the CPU of one request like MAX_BARS_PER_REQUEST.
+MAX_REQUEST_WINDOW = 500
 MAX_ID_LENGTH = 256
+
+# DynamoDB numbers: 0, or a magnitude from 1e-130 to 9.9999999999999999999999999999999999999e+125
+# (38 significant digits). Bars are stored with repr(float) (at most 17 significant digits): a
+# float's repr is at or above 1e-130 exactly when the float is, and below that maximum exactly when
+# the float is below 1e126, so two float comparisons decide what DynamoDB accepts.
+DYNAMODB_MIN_MAGNITUDE = 1e-130
+DYNAMODB_MAGNITUDE_BOUND = 1e126  # exclusive
+DYNAMODB_RANGE_TEXT = "magnitude 1e-130 to 9.9999999999999999999999999999999999999e+125, or 0"
+
+
+def _storable_in_dynamodb(value: float) -> float:
+    magnitude = abs(value)
+    if magnitude and not DYNAMODB_MIN_MAGNITUDE <= magnitude < DYNAMODB_MAGNITUDE_BOUND:
+        raise ValueError(f"{value!r} is outside the range DynamoDB can store ({DYNAMODB_RANGE_TEXT})")
+    return value
+
 
 Symbol = Annotated[str, Field(pattern=SYMBOL_PATTERN, max_length=MAX_SYMBOL_LENGTH)]
 PatternName = Annotated[str, Field(pattern=PATTERN_NAME_PATTERN, max_length=64)]
-Price = Annotated[float, Field(gt=0, allow_inf_nan=False)]
-Volume = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+# A bar's numbers are stored in TradingPatterns; one that DynamoDB refuses must be refused here, with
+# the reason, and not fail the write of the other bars that share its batch.
+Price = Annotated[float, Field(gt=0, allow_inf_nan=False), AfterValidator(_storable_in_dynamodb)]
+Volume = Annotated[float, Field(ge=0, allow_inf_nan=False), AfterValidator(_storable_in_dynamodb)]
 Confidence = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
 EpochSeconds = Annotated[StrictInt, Field(ge=MIN_EPOCH_SECONDS, le=MAX_EPOCH_SECONDS)]
 TimestampText = Annotated[str, Field(max_length=MAX_TIMESTAMP_TEXT)]
@@ -43,7 +65,9 @@ Identifier = Annotated[str, Field(min_length=1, max_length=MAX_ID_LENGTH)]
 
 
 class StrictModel(BaseModel):
-    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+    # allow_inf_nan=False for every float, including the free-form ones (alert details): a NaN that
+    # is accepted is later written as a NaN token, which is not JSON.
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 def _epoch_seconds_from(value: Any) -> Any:
@@ -274,7 +298,7 @@ class PatternsRequest(StrictModel):
     symbol: Symbol
     bars: BarList
     patterns: Annotated[list[PatternName], Field(min_length=1, max_length=32)] | None = None
-    window: Annotated[StrictInt, Field(ge=5, le=500)] = DETECTION_WINDOW_BARS
+    window: Annotated[StrictInt, Field(ge=MIN_WINDOW, le=MAX_REQUEST_WINDOW)] = DETECTION_WINDOW_BARS
 
     _order_bars = field_validator("bars", mode="after")(_sorted_unique_bars)
 

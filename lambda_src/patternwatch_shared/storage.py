@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -22,6 +22,8 @@ from patternwatch_shared.names.table import (
 logger = logging.getLogger(__name__)
 
 BATCH_WRITE_LIMIT = 25  # DynamoDB BatchWriteItem maximum
+# The error code of a request DynamoDB refuses for its content (for example a number it cannot store).
+ITEM_REFUSED = "ValidationException"
 UNPROCESSED_RETRY_ATTEMPTS = 5
 UNPROCESSED_BACKOFF_SECONDS = 0.05
 
@@ -68,6 +70,23 @@ def bar_item(bar: Bar) -> dict[str, Any]:
     }
 
 
+BarKey = tuple[str, int]  # (symbol, timestamp): a bar's identity, and its item's key
+
+
+@dataclass
+class BarWrites:
+    """What put_bars could not store.
+
+    failed_symbols: a write failed for a reason that may pass (throttling, a network or service
+    error): the caller fails every record of the symbol, and the retry writes them again.
+    refused: DynamoDB refused the item itself (ValidationException: a number it cannot store, an
+    item too large), which no retry changes; reason per bar. Only that bar's record fails.
+    """
+
+    failed_symbols: set[str] = field(default_factory=set)
+    refused: dict[BarKey, str] = field(default_factory=dict)
+
+
 @dataclass(frozen=True)
 class StoredPattern:
     symbol: str
@@ -104,21 +123,38 @@ class StoredPattern:
         }
 
 
+class UnreadableItem(ValueError):
+    """A stored item lacks an attribute a reader needs, or holds it with another type."""
+
+
+def _attribute(item: dict[str, Any], name: str, kind: str) -> Any:
+    value = item.get(name)
+    if not isinstance(value, dict) or kind not in value:
+        raise UnreadableItem(f"attribute {name!r} is missing or not of type {kind}")
+    return value[kind]
+
+
 def pattern_from_item(item: dict[str, Any]) -> dict[str, Any]:
-    """A stored pattern as plain JSON-ready data (API responses, threshold checks)."""
-    return {
-        "symbol": item["symbol"]["S"],
-        "pattern": item["pattern"]["S"],
-        "confidence": float(item["confidence"]["N"]),
-        "startTimestamp": int(item["startTimestamp"]["N"]),
-        "endTimestamp": int(item["endTimestamp"]["N"]),
-        "detectedAt": item["detectedAt"]["S"],
-        "severity": item.get("severity", {}).get("S"),
-        "extrema": [
-            {"timestamp": int(point["M"]["timestamp"]["N"]), "price": float(point["M"]["price"]["N"])}
-            for point in item.get("extrema", {}).get("L", [])
-        ],
-    }
+    """A stored pattern as plain JSON-ready data (API responses, threshold checks); UnreadableItem
+    when an attribute is missing or of another type (written by hand or by another version)."""
+    try:
+        return {
+            "symbol": _attribute(item, "symbol", "S"),
+            "pattern": _attribute(item, "pattern", "S"),
+            "confidence": float(_attribute(item, "confidence", "N")),
+            "startTimestamp": int(_attribute(item, "startTimestamp", "N")),
+            "endTimestamp": int(_attribute(item, "endTimestamp", "N")),
+            "detectedAt": _attribute(item, "detectedAt", "S"),
+            "severity": item.get("severity", {}).get("S"),
+            "extrema": [
+                {"timestamp": int(point["M"]["timestamp"]["N"]), "price": float(point["M"]["price"]["N"])}
+                for point in item.get("extrema", {}).get("L", [])
+            ],
+        }
+    except (KeyError, TypeError, ValueError) as error:
+        if isinstance(error, UnreadableItem):
+            raise
+        raise UnreadableItem(f"attribute extrema is not a list of timestamp/price maps ({type(error).__name__})") from None
 
 
 class TradingPatternsTable:
@@ -128,12 +164,12 @@ class TradingPatternsTable:
         self._sleep = sleep
 
     # --- bars ----------------------------------------------------------------------------------
-    def put_bars(self, bars: Sequence[Bar]) -> set[str]:
-        """Upsert bars in batches of 25. Returns the symbols some of whose bars could not be written.
+    def put_bars(self, bars: Sequence[Bar]) -> BarWrites:
+        """Upsert bars in batches of 25 and say which could not be written (see BarWrites).
 
         Re-putting a bar overwrites it with identical attributes, so retried batches are harmless.
         """
-        failed_symbols: set[str] = set()
+        writes = BarWrites()
         for start in range(0, len(bars), BATCH_WRITE_LIMIT):
             chunk = bars[start : start + BATCH_WRITE_LIMIT]
             requests = [{"PutRequest": {"Item": bar_item(bar)}} for bar in chunk]
@@ -142,12 +178,32 @@ class TradingPatternsTable:
             except Exception as error:
                 if not is_aws_error(error):
                     raise
+                if error_code(error) == ITEM_REFUSED:
+                    # One item DynamoDB refuses fails the whole request: write this chunk item by
+                    # item, so that only that item fails and the other symbols' bars are stored.
+                    self._put_one_by_one(chunk, writes)
+                    continue
                 logger.warning("bar batch write failed: %s", error)
-                failed_symbols.update(bar.symbol for bar in chunk)
+                writes.failed_symbols.update(bar.symbol for bar in chunk)
                 continue
             for request in unprocessed:
-                failed_symbols.add(request["PutRequest"]["Item"]["symbol"]["S"])
-        return failed_symbols
+                writes.failed_symbols.add(request["PutRequest"]["Item"]["symbol"]["S"])
+        return writes
+
+    def _put_one_by_one(self, bars: Sequence[Bar], writes: BarWrites) -> None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        for bar in bars:
+            try:
+                self._client.put_item(TableName=self._table, Item=bar_item(bar))
+            except ClientError as error:
+                if error_code(error) != ITEM_REFUSED:
+                    writes.failed_symbols.add(bar.symbol)
+                    continue
+                reason = error.response.get("Error", {}).get("Message") or ITEM_REFUSED
+                writes.refused[(bar.symbol, bar.timestamp)] = f"DynamoDB refused the bar: {reason}"[:500]
+            except BotoCoreError:
+                writes.failed_symbols.add(bar.symbol)
 
     def _batch_write(self, requests: list[dict[str, Any]]) -> list[dict[str, Any]]:
         pending = requests
@@ -236,8 +292,14 @@ class TradingPatternsTable:
         items = [pattern_from_item(item) for item in response.get("Items", [])]
         return items, response.get("LastEvaluatedKey")
 
-    def recent_patterns(self, since: datetime, until: datetime) -> Iterator[dict[str, Any]]:
-        """Patterns detected in [since, until], through RecentPatternsIndex (Query per UTC day)."""
+    def recent_patterns(
+        self, since: datetime, until: datetime, *, skip: Callable[[dict[str, Any], str], None] | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """Patterns detected in [since, until], through RecentPatternsIndex (Query per UTC day).
+
+        An item pattern_from_item cannot read raises UnreadableItem, or, with `skip`, is handed to
+        skip(item, reason) and left out.
+        """
         for partition in _day_partitions(since, until):
             request: dict[str, Any] = {
                 "TableName": self._table,
@@ -254,7 +316,14 @@ class TradingPatternsTable:
             while True:
                 response = self._client.query(**request)
                 for item in response.get("Items", []):
-                    yield pattern_from_item(item)
+                    try:
+                        pattern = pattern_from_item(item)
+                    except UnreadableItem as error:
+                        if skip is None:
+                            raise
+                        skip(item, str(error))
+                        continue
+                    yield pattern
                 last_key = response.get("LastEvaluatedKey")
                 if not last_key:
                     break

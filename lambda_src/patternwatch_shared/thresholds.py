@@ -8,14 +8,63 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
+from pydantic import ValidationError
+
 from patternwatch_shared import keys
+from patternwatch_shared.decoding import describe_validation_error
 from patternwatch_shared.detection import alerts
 from patternwatch_shared.models import AlertMessage
-from patternwatch_shared.names.messages import ALERT_SOURCE_THRESHOLD, SEVERITY_HIGH
+from patternwatch_shared.names.messages import (
+    ALERT_SOURCE_THRESHOLD, SCHEDULED_EVENT_DETAIL_TYPE, SCHEDULED_EVENT_SOURCE, SEVERITY_HIGH,
+)
 from patternwatch_shared.names.table import KEY_SEPARATOR
+
+# How late a scheduled event may arrive: EventBridge retries delivery to a target for up to 24 hours
+# and Lambda keeps an asynchronous event for up to 6 more. How early: clock skew.
+MAX_SCHEDULE_DELAY = timedelta(hours=30)
+MAX_CLOCK_SKEW = timedelta(minutes=5)
+
+
+class ForeignEvent(ValueError):
+    """An event that is not the threshold checker's own schedule; the message says why."""
+
+
+def scheduled_time(event: Any, *, rule_name: str, now: datetime) -> datetime:
+    """The `time` of a scheduled event from the rule `rule_name`, in UTC; ForeignEvent for any other event.
+
+    Only that rule may start a check: an event from another source or rule (anything that can
+    invoke the function) would otherwise run one, and the time bounds keep a replayed or forged
+    event from evaluating a window far from now (a year-1 time made the window arithmetic overflow).
+    """
+    try:
+        scheduled = EventBridgeModel.model_validate(event)
+    except ValidationError as error:
+        raise ForeignEvent(f"not an EventBridge event: {describe_validation_error(error)}") from None
+    if scheduled.source != SCHEDULED_EVENT_SOURCE:
+        raise ForeignEvent(f"source {scheduled.source[:64]!r} is not {SCHEDULED_EVENT_SOURCE!r}")
+    if scheduled.detail_type != SCHEDULED_EVENT_DETAIL_TYPE:
+        raise ForeignEvent(f"detail-type {scheduled.detail_type[:64]!r} is not {SCHEDULED_EVENT_DETAIL_TYPE!r}")
+    if not any(_is_rule(resource, rule_name) for resource in scheduled.resources):
+        raise ForeignEvent(f"not from rule {rule_name} (resources name no such rule)")
+    moment = scheduled.time
+    if moment.tzinfo is None:
+        raise ForeignEvent("time has no time zone")
+    if not now - MAX_SCHEDULE_DELAY <= moment <= now + MAX_CLOCK_SKEW:
+        raise ForeignEvent(
+            f"time {moment.isoformat()} is not within {MAX_SCHEDULE_DELAY} before or {MAX_CLOCK_SKEW} after "
+            f"the clock ({now.isoformat()})"
+        )
+    return moment.astimezone(timezone.utc)
+
+
+def _is_rule(resource: str, rule_name: str) -> bool:
+    """`arn:<partition>:events:<region>:<account>:rule/<rule_name>` (schedules live on the default bus)."""
+    parts = resource.split(":", 5)
+    return len(parts) == 6 and parts[0] == "arn" and parts[2] == "events" and parts[5] == f"rule/{rule_name}"
 
 
 @dataclass

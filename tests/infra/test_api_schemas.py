@@ -12,7 +12,8 @@ import json
 import jsonschema
 import pytest
 from pydantic import TypeAdapter, ValidationError
-from patternwatch_shared.models import ApprovalDecision, PatternsRequest
+from pattern_engine.limits import MIN_WINDOW
+from patternwatch_shared.models import MAX_REQUEST_WINDOW, ApprovalDecision, PatternsRequest
 
 from patternwatch_infra.api import APPROVAL_DECISION_SCHEMA, PATTERNS_REQUEST_SCHEMA
 from patternwatch_infra.json_schema import DRAFT_04, draft4
@@ -44,8 +45,8 @@ def schema_accepts(schema: dict, body) -> bool:
 
 VALID_PATTERNS_REQUESTS = [
     patterns_body(),
-    patterns_body(window=5, patterns=["head-and-shoulders", "double-top"]),
-    patterns_body(window=500, patterns=None),
+    patterns_body(window=MIN_WINDOW, patterns=["head-and-shoulders", "double-top"]),
+    patterns_body(window=MAX_REQUEST_WINDOW, patterns=None),
     patterns_body(bars=[bar(timestamp="2026-01-02T00:00:00Z"), bar(timestamp=1_700_086_400)]),
     patterns_body(bars=[bar(open=10, high=11, low=9, close=10, volume=0)]),
     patterns_body(symbol="BRK.B"),
@@ -71,7 +72,8 @@ INVALID_PATTERNS_REQUESTS = [
     patterns_body(bars=[bar(timestamp="2026-01-02T00:00:00.000000000000000000000000Z")]),
     patterns_body(bars=[bar(timestamp=None)]),
     patterns_body(window=4),
-    patterns_body(window=501),
+    patterns_body(window=MIN_WINDOW - 1),  # the engine needs at least MIN_WINDOW bars
+    patterns_body(window=MAX_REQUEST_WINDOW + 1),
     patterns_body(window="38"),
     patterns_body(window=38.5),
     patterns_body(patterns=[]),
@@ -90,6 +92,7 @@ MODEL_ONLY_REFUSALS = [
     patterns_body(bars=[BAR, BAR]),  # two bars share a timestamp
     patterns_body(bars=[bar(timestamp="yesterday")]),  # not ISO 8601
     patterns_body(bars=[bar(timestamp="2026-01-02T00:00:00")]),  # no time zone
+    patterns_body(bars=[bar(open=10.0, high=1e200)]),  # a number DynamoDB cannot store
 ]
 
 

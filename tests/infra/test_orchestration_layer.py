@@ -343,6 +343,9 @@ def test_threshold_check_runs_every_five_minutes_on_the_live_alias(stacks, env):
     checker_id = logical_id(doc, "aws_lambda_function", function_name=f"ThresholdChecker-{env}")
     assert permission == {**permission, "action": "lambda:InvokeFunction", "principal": "events.amazonaws.com", "qualifier": "live",
                           "function_name": reference_to("aws_lambda_function", checker_id, "function_name")}
+    # The function accepts only this rule's events, by the name it is given.
+    checker = resources(doc, "aws_lambda_function")[checker_id]
+    assert checker["environment"]["variables"]["THRESHOLD_CHECK_RULE_NAME"] == f"threshold-check-{env}"
 
 
 def test_pattern_detected_events_at_or_above_the_threshold_start_the_analysis_workflow(dev):

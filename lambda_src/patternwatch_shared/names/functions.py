@@ -43,6 +43,8 @@ ENV_ALERT_CONFIDENCE_THRESHOLD: Final = "ALERT_CONFIDENCE_THRESHOLD"
 ENV_THRESHOLD_CHECK_MIN_BREACHES: Final = "THRESHOLD_CHECK_MIN_BREACHES"
 # Optional: how far back (minutes) the threshold checker looks on each run.
 ENV_THRESHOLD_LOOKBACK_MINUTES: Final = "THRESHOLD_LOOKBACK_MINUTES"
+# The name of the EventBridge rule whose scheduled events the threshold checker accepts (and no other).
+ENV_THRESHOLD_CHECK_RULE_NAME: Final = "THRESHOLD_CHECK_RULE_NAME"
 # Optional everywhere: the emulator's endpoint when the platform runs locally.
 ENV_AWS_ENDPOINT_URL: Final = "AWS_ENDPOINT_URL"
 ENV_POWERTOOLS_SERVICE_NAME: Final = "POWERTOOLS_SERVICE_NAME"
@@ -122,7 +124,13 @@ ALERT_PROCESSOR: Final = LambdaFunctionSpec(
 THRESHOLD_CHECKER: Final = LambdaFunctionSpec(
     "ThresholdChecker",
     "threshold_checker",
-    env_keys=(ENV_TRADING_PATTERNS_TABLE, ENV_ALERT_QUEUE_URL, ENV_ALERT_CONFIDENCE_THRESHOLD, ENV_THRESHOLD_CHECK_MIN_BREACHES),
+    env_keys=(
+        ENV_TRADING_PATTERNS_TABLE,
+        ENV_ALERT_QUEUE_URL,
+        ENV_ALERT_CONFIDENCE_THRESHOLD,
+        ENV_THRESHOLD_CHECK_MIN_BREACHES,
+        ENV_THRESHOLD_CHECK_RULE_NAME,
+    ),
     optional_env_keys=(ENV_AWS_ENDPOINT_URL, ENV_THRESHOLD_LOOKBACK_MINUTES),
 )
 APPROVAL_PROCESSOR: Final = LambdaFunctionSpec(

@@ -94,6 +94,13 @@ WORKFLOW_ACTIONS: Final = (WORKFLOW_ACTION_VALIDATE, WORKFLOW_ACTION_DETECT, WOR
 # Error names a Step Functions Catch/Retry can match (Lambda reports the exception class name).
 WORKFLOW_ERROR_INVALID_INPUT: Final = "InvalidInputError"
 
+# --- EventBridge: the threshold checker's schedule -------------------------------------------------
+# The rule is `<this>-<suffix>`; its name reaches the function as THRESHOLD_CHECK_RULE_NAME, and the
+# function accepts only that rule's scheduled events.
+THRESHOLD_CHECK_RULE_BASE_NAME: Final = "threshold-check"
+SCHEDULED_EVENT_SOURCE: Final = "aws.events"
+SCHEDULED_EVENT_DETAIL_TYPE: Final = "Scheduled Event"
+
 # --- EventBridge: pattern events that start PatternAnalysisWorkflow ---------------------------------
 # kinesis-consumer puts {"Source": EVENT_SOURCE_PATTERNS, "DetailType": EVENT_DETAIL_TYPE_PATTERN_DETECTED,
 # "Detail": <PATTERN_DETECTED_FIELDS>} on the default bus for every new match at or above the alert

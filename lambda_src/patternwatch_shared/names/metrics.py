@@ -13,6 +13,10 @@ METRIC_APPROVALS_PROCESSED: Final = "ApprovalsProcessed"
 METRIC_APPROVALS_REQUESTED: Final = "ApprovalsRequested"
 METRIC_THRESHOLD_CHECKS: Final = "ThresholdChecks"
 METRIC_THRESHOLD_BREACHES: Final = "ThresholdBreaches"
+# Events the threshold checker refused: not its own schedule's (source, detail-type, rule, time).
+METRIC_EVENTS_REJECTED: Final = "EventsRejected"
+# RecentPatternsIndex items the threshold checker could not read (a field missing or of the wrong type).
+METRIC_PATTERN_ITEMS_SKIPPED: Final = "PatternItemsSkipped"
 METRIC_PATTERNS_EVALUATED: Final = "PatternsEvaluated"
 METRIC_PATTERNS_DETECTED: Final = "PatternsDetected"
 METRIC_RECORDS_PROCESSED: Final = "RecordsProcessed"

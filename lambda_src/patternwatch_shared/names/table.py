@@ -52,3 +52,9 @@ APPROVAL_RECORD_RETENTION_SECONDS: Final = 90 * 86_400
 # day, so a redelivered or duplicated alert is delivered once.
 DELIVERED_ALERT_KEY_PREFIX: Final = "delivered#"
 DELIVERED_ALERT_RETENTION_SECONDS: Final = 86_400
+# A ledger item is a claim while one invocation delivers the alert (until `leaseUntil`, epoch
+# seconds), then the mark that it was delivered. Marks written before states existed have no state.
+DELIVERY_STATE_ATTRIBUTE: Final = "deliveryState"
+DELIVERY_LEASE_ATTRIBUTE: Final = "leaseUntil"
+DELIVERY_STATE_CLAIMED: Final = "CLAIMED"
+DELIVERY_STATE_DELIVERED: Final = "DELIVERED"

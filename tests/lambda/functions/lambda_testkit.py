@@ -2,20 +2,29 @@
 from __future__ import annotations
 
 import base64
+import importlib.util
 import json
+import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from types import ModuleType
 from typing import Any
 
 from patternwatch_shared import aws
-from patternwatch_shared.approvers import Approver
+from patternwatch_shared.approvers import Approver, approvers_json
+from patternwatch_shared.names.functions import (
+    ENV_ALERT_CONFIDENCE_THRESHOLD, ENV_ALERT_QUEUE_URL, ENV_APPROVAL_API_BASE_URL, ENV_APPROVAL_EXPIRY_SECONDS,
+    ENV_APPROVAL_REQUESTS_TOPIC_ARN, ENV_APPROVAL_TABLE, ENV_APPROVERS, ENV_DATA_BUCKET, ENV_PENDING_APPROVALS_QUEUE_URL,
+    ENV_THRESHOLD_CHECK_MIN_BREACHES, ENV_THRESHOLD_CHECK_RULE_NAME, ENV_TRADING_ALERTS_TOPIC_ARN, ENV_TRADING_PATTERNS_TABLE,
+)
 from patternwatch_shared.names.messages import (
     CRITICAL_CONFIDENCE_THRESHOLD, EVENT_DETAIL_TYPE_PATTERN_DETECTED, EVENT_SOURCE_PATTERNS,
 )
 from patternwatch_shared.names.table import (
-    RECENT_PATTERNS_INDEX, RECENT_PATTERNS_INDEX_PARTITION_KEY, RECENT_PATTERNS_INDEX_SORT_KEY,
-    TABLE_PARTITION_KEY, TABLE_SORT_KEY,
+    APPROVAL_PARTITION_KEY, RECENT_PATTERNS_INDEX, RECENT_PATTERNS_INDEX_PARTITION_KEY,
+    RECENT_PATTERNS_INDEX_SORT_KEY, TABLE_PARTITION_KEY, TABLE_SORT_KEY,
 )
 
 REGION = "us-east-1"
@@ -24,6 +33,7 @@ APPROVAL_TRACKING = "ApprovalTracking-test"
 API_BASE_URL = "https://api.example.test/v1"  # the stage is v1 (patternwatch_infra/api.py)
 DATA_BUCKET = "patternwatch-data-test"
 APPROVERS = (Approver("ada", "Ada Lovelace"), Approver("grace", "Grace Hopper"))
+THRESHOLD_CHECK_RULE = "threshold-check-test"  # the EventBridge schedule that runs the threshold checker
 T0 = 1_700_000_000  # a bar timestamp well inside the accepted epoch range
 
 
@@ -73,6 +83,76 @@ class AwsResources:
             if "LastEvaluatedKey" not in response:
                 return items
             request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+
+def create_resources() -> AwsResources:
+    """The tables, queues and topics the handlers use, created in the current moto context, with an
+    SQS inbox subscribed to each topic to read what was published, and one receiving the
+    PatternDetected events put on the default bus."""
+    import boto3
+
+    dynamodb = boto3.client("dynamodb", region_name=REGION)
+    sqs = boto3.client("sqs", region_name=REGION)
+    sns = boto3.client("sns", region_name=REGION)
+    events = boto3.client("events", region_name=REGION)
+    s3 = boto3.client("s3", region_name=REGION)
+    s3.create_bucket(Bucket=DATA_BUCKET)
+    create_trading_patterns_table(dynamodb)
+    create_approval_tracking_table(dynamodb)
+    alert_queue = sqs.create_queue(QueueName="AlertQueue")["QueueUrl"]
+    pending_queue = sqs.create_queue(QueueName="PendingApprovals")["QueueUrl"]
+    trading_alerts = sns.create_topic(Name="TradingAlerts")["TopicArn"]
+    approval_requests = sns.create_topic(Name="AlertApprovalRequests")["TopicArn"]
+    inboxes = {}
+    for topic, inbox in ((trading_alerts, "trading-alerts-inbox"), (approval_requests, "approval-requests-inbox")):
+        url = sqs.create_queue(QueueName=inbox)["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=arn)
+        inboxes[topic] = url
+    # What the consumer emits: a rule on the default bus like the deployed one, delivering to a queue.
+    pattern_events = subscribe_to_pattern_events(events, sqs)
+    return AwsResources(
+        dynamodb=dynamodb,
+        sqs=sqs,
+        sns=sns,
+        s3=s3,
+        events=events,
+        alert_queue_url=alert_queue,
+        pending_queue_url=pending_queue,
+        trading_alerts_topic=trading_alerts,
+        approval_requests_topic=approval_requests,
+        trading_alerts_inbox=inboxes[trading_alerts],
+        approval_requests_inbox=inboxes[approval_requests],
+        pattern_events_inbox=pattern_events,
+    )
+
+
+def handler_environment(resources: AwsResources) -> dict[str, str]:
+    """Every variable the six handlers read, pointing at `resources`."""
+    return {
+        ENV_TRADING_PATTERNS_TABLE: TRADING_PATTERNS,
+        ENV_APPROVAL_TABLE: APPROVAL_TRACKING,
+        ENV_ALERT_QUEUE_URL: resources.alert_queue_url,
+        ENV_PENDING_APPROVALS_QUEUE_URL: resources.pending_queue_url,
+        ENV_TRADING_ALERTS_TOPIC_ARN: resources.trading_alerts_topic,
+        ENV_APPROVAL_REQUESTS_TOPIC_ARN: resources.approval_requests_topic,
+        ENV_APPROVAL_EXPIRY_SECONDS: "3600",
+        ENV_APPROVAL_API_BASE_URL: API_BASE_URL,
+        ENV_APPROVERS: approvers_json(APPROVERS),
+        ENV_DATA_BUCKET: DATA_BUCKET,
+        ENV_ALERT_CONFIDENCE_THRESHOLD: "0.9",
+        ENV_THRESHOLD_CHECK_MIN_BREACHES: "3",
+        ENV_THRESHOLD_CHECK_RULE_NAME: THRESHOLD_CHECK_RULE,
+    }
+
+
+def create_approval_tracking_table(dynamodb) -> None:
+    dynamodb.create_table(
+        TableName=APPROVAL_TRACKING,
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[{"AttributeName": APPROVAL_PARTITION_KEY, "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": APPROVAL_PARTITION_KEY, "KeyType": "HASH"}],
+    )
 
 
 def subscribe_to_pattern_events(events, sqs) -> str:
@@ -164,6 +244,29 @@ def kinesis_bars_event(bars: list[dict[str, Any]], **kwargs: Any) -> dict[str, A
     return kinesis_event([b64(bar) for bar in bars], partition_keys=[bar["symbol"] for bar in bars], **kwargs)
 
 
+def deliver_like_kinesis(handler: Any, datas: list[str], context: Any, *, batch_size: int = 100, retries: int = 3) -> list[str]:
+    """What the stream's event source mapping does with `datas`, in order; returns the data of the
+    records that end at its on-failure destination.
+
+    Batches of `batch_size` records; a batch whose response lists item failures is delivered again
+    from its first failed record, at most `retries` times; the records still failing after the last
+    retry go to the on-failure destination (for Lambda, the batch's metadata: the records are skipped).
+    """
+    destination: list[str] = []
+    for start in range(0, len(datas), batch_size):
+        batch = kinesis_event(datas[start : start + batch_size], first_sequence=start)
+        for attempt in range(retries + 1):
+            failed = set(failed_ids(handler(batch, context)))
+            if not failed:
+                break
+            records = batch["Records"]
+            first = next(i for i, record in enumerate(records) if record["kinesis"]["sequenceNumber"] in failed)
+            if attempt == retries:
+                destination.extend(r["kinesis"]["data"] for r in records[first:] if r["kinesis"]["sequenceNumber"] in failed)
+            batch = {"Records": records[first:]}
+    return destination
+
+
 def sequence_numbers(event: dict[str, Any]) -> list[str]:
     return [record["kinesis"]["sequenceNumber"] for record in event["Records"]]
 
@@ -196,8 +299,15 @@ def failed_ids(response: dict[str, Any]) -> list[str]:
     return [item["itemIdentifier"] for item in response["batchItemFailures"]]
 
 
+# Bodies flagged isBase64Encoded that are not base64 of UTF-8 text: not base64 at all, bad padding,
+# non-ASCII characters, and valid base64 of bytes that are not UTF-8.
+BAD_BASE64_BODIES = ("%%% not base64 %%%", "Q===", "QUJ", "w6k=\u00e9", base64.b64encode(b"\xff\xfe{}").decode())
+
+
 def api_event(method: str, resource: str, path: str, *, body: str | None = None,
-              path_parameters: dict[str, str] | None = None, query: dict[str, str] | None = None) -> dict[str, Any]:
+              path_parameters: dict[str, str] | None = None, query: dict[str, str] | None = None,
+              base64_encoded: bool = False) -> dict[str, Any]:
+    """An API Gateway REST proxy event; with base64_encoded, `body` is sent as is, flagged isBase64Encoded."""
     return {
         "resource": resource,
         "path": path,
@@ -226,7 +336,7 @@ def api_event(method: str, resource: str, path: str, *, body: str | None = None,
             "apiId": "abcdef1234",
         },
         "body": body,
-        "isBase64Encoded": False,
+        "isBase64Encoded": base64_encoded,
     }
 
 
@@ -239,7 +349,7 @@ def scheduled_event(moment: datetime) -> dict[str, Any]:
         "account": "123456789012",
         "time": moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "region": REGION,
-        "resources": ["arn:aws:events:us-east-1:123456789012:rule/threshold-checker"],
+        "resources": [f"arn:aws:events:{REGION}:123456789012:rule/{THRESHOLD_CHECK_RULE}"],
         "detail": {},
     }
 
@@ -392,3 +502,76 @@ def alert_body(**overrides) -> dict[str, Any]:
     }
     body.update(overrides)
     return body
+
+
+# --- concurrent deliveries -------------------------------------------------------------------------
+_HANDLER_COPIES: dict[str, list[ModuleType]] = {}
+
+
+def handler_copies(package: str, count: int = 2) -> list[ModuleType]:
+    """`count` separate copies of `<package>.handler`, as separate Lambda execution environments have
+    them: each with its own module globals (batch processor, Powertools objects). Concurrent
+    deliveries in one test process must not share those, as they never do in Lambda."""
+    copies = _HANDLER_COPIES.setdefault(package, [])
+    origin = importlib.util.find_spec(f"{package}.handler").origin
+    while len(copies) < count:
+        spec = importlib.util.spec_from_file_location(f"{package}.handler_container_{len(copies)}", origin)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        copies.append(module)
+    return copies[:count]
+
+
+def run_concurrently(calls: list[Callable[[], Any]], *, outer: Callable[[Any], Any] = lambda client: client) -> list[Any]:
+    """Start every call at the same moment on its own thread; their results, or the first error raised.
+
+    DynamoDB applies each request atomically, which moto in process does not: the DynamoDB client is
+    serialised per call (LinearizableClient) while the handlers' own steps interleave freely.
+    `outer` may wrap that client once more, outside the serialisation (to hold threads at a point).
+    """
+    real = aws.client("dynamodb")
+    install_client("dynamodb", outer(LinearizableClient(real)))
+    barrier = threading.Barrier(len(calls))
+    results: list[Any] = [None] * len(calls)
+    errors: list[BaseException] = []
+
+    def run(index: int) -> None:
+        try:
+            barrier.wait()
+            results[index] = calls[index]()
+        except BaseException as error:  # surfaced below: a crashed thread must fail the example
+            errors.append(error)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(calls))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    install_client("dynamodb", real)
+    if errors:
+        raise errors[0]
+    return results
+
+
+class MeetAtFirstCall:
+    """Holds each thread's first call that `matches` until every one of `parties` threads has made
+    one: the concurrent deliveries then all take their first step before any takes a second."""
+
+    def __init__(self, client: Any, parties: int, matches: Callable[[str, dict], bool]):
+        self._client = client
+        self._barrier = threading.Barrier(parties, timeout=10)
+        self._matches = matches
+        self._local = threading.local()
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._client, name)
+        if not callable(attribute) or name.startswith("_"):
+            return attribute
+
+        def meet(**request: Any) -> Any:
+            if not getattr(self._local, "met", False) and self._matches(name, request):
+                self._local.met = True
+                self._barrier.wait()
+            return attribute(**request)
+
+        return meet

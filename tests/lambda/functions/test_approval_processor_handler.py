@@ -1,6 +1,7 @@
 """approval-processor: GET and POST /approve/{token} with real API Gateway REST event shapes."""
 from __future__ import annotations
 
+import base64
 import json
 import threading
 from datetime import datetime, timedelta, timezone
@@ -9,7 +10,7 @@ import pytest
 
 from approval_processor import handler
 from approval_testkit import ALERT_ID, BROWSER, FORM, PNG, approval_item, browse, call, headers_of, request, start_approval, store_chart
-from lambda_testkit import APPROVERS, FlakyClient, LinearizableClient, api_event, install_client, metric_values
+from lambda_testkit import APPROVERS, BAD_BASE64_BODIES, FlakyClient, LinearizableClient, api_event, install_client, metric_values
 from patternwatch_shared.approvers import Approver, approvers_json
 from patternwatch_shared.names.functions import ENV_APPROVERS
 from patternwatch_shared.names.metrics import METRIC_APPROVALS_PROCESSED
@@ -44,6 +45,12 @@ def test_a_missing_chart_is_said_so(aws_resources, lambda_context):
     page = browse("GET", tokens["grace"], lambda_context)["body"]
     assert "The evidence chart for this alert is missing." in page
     assert "data:image/png" not in page
+
+
+def approve_event(token: str, body: str | None, *, base64_encoded: bool = False) -> dict:
+    return api_event(
+        "POST", "/approve/{token}", f"/approve/{token}", body=body, path_parameters={"token": token}, base64_encoded=base64_encoded
+    )
 
 
 def test_an_unreadable_bucket_leaves_the_page_working(aws_resources, lambda_context, monkeypatch):
@@ -220,6 +227,34 @@ def test_a_malformed_link_in_a_browser_gets_a_page(aws_resources, lambda_context
     response = browse("GET", "not-a-token", lambda_context)
     assert response["statusCode"] == 400
     assert headers_of(response)["Content-Type"].startswith("text/html") and "Not an approval request" in response["body"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    ['{"action":"reject","action":"approve"}', '{"action":"approve","action":"approve"}', '{"action":"approve","action":"reject"}'],
+)
+def test_a_body_with_a_repeated_key_is_400_and_decides_nothing(aws_resources, lambda_context, body):
+    tokens = start_approval(aws_resources)
+    code, payload = call(tokens["ada"], body, lambda_context)
+    assert code == 400 and "duplicate key 'action'" in payload["message"]
+    assert approval_item(aws_resources)["status"]["S"] == "PENDING"
+
+
+@pytest.mark.parametrize("body", BAD_BASE64_BODIES)
+def test_a_base64_flagged_body_that_does_not_decode_is_400_and_decides_nothing(aws_resources, lambda_context, body):
+    tokens = start_approval(aws_resources)
+    response = handler.lambda_handler(approve_event(tokens["ada"], body, base64_encoded=True), lambda_context)
+    assert response["statusCode"] == 400
+    assert "base64" in json.loads(response["body"])["message"]
+    assert approval_item(aws_resources)["status"]["S"] == "PENDING"
+
+
+def test_a_base64_encoded_decision_is_read_like_a_plain_one(aws_resources, lambda_context):
+    tokens = start_approval(aws_resources)
+    body = base64.b64encode(b'{"action": "reject"}').decode()
+    response = handler.lambda_handler(approve_event(tokens["ada"], body, base64_encoded=True), lambda_context)
+    assert response["statusCode"] == 200
+    assert approval_item(aws_resources)["status"]["S"] == "REJECTED"
 
 
 def test_unknown_methods_are_not_served(aws_resources, lambda_context):

@@ -11,6 +11,7 @@ from lambda_testkit import (
     RecordingClient,
     b64,
     bar_json,
+    deliver_like_kinesis,
     failed_ids,
     flat_bars,
     install_client,
@@ -357,3 +358,97 @@ def test_log_lines_carry_the_batch_correlation_id(aws_resources, lambda_context)
     assert rejected[0]["service"] == "kinesis-consumer"
     summary = [line for line in logs if line["message"] == "batch ingested"]
     assert summary and summary[0]["bars_stored"] == 1
+
+
+def test_a_record_with_a_repeated_key_is_reported_and_the_rest_stored(aws_resources, lambda_context):
+    good = bar_json("DUPK", T0, 10.0)
+    repeated = json.dumps(bar_json("DUPK", T0 + 60, 10.0)).replace('"close": 10.0', '"close": 10.0, "close": 10.05')
+    event = kinesis_event([b64(good), b64(repeated)])
+    response = handler.lambda_handler(event, lambda_context)
+    assert failed_ids(response) == sequence_numbers(event)[1:]
+    assert [i["SK"]["S"] for i in stored_bars(aws_resources, "DUPK")] == [str(T0).zfill(12)]
+
+
+def interleaved_feed(symbols: int, bars_each: int, *, unstorable_every: int) -> tuple[list[str], list[str]]:
+    """A feed in time order, symbols interleaved, with a bar of a price DynamoDB cannot store
+    (1e200, of its own symbol HUGE) after every `unstorable_every` valid bars: (valid, unstorable) data."""
+    valid, unstorable, feed = [], [], []
+    for step in range(bars_each):
+        for index in range(symbols):
+            valid.append(b64(bar_json(f"S{index:02d}", T0 + 60 * step, 50.0 + index)))
+            feed.append(valid[-1])
+            if len(valid) % unstorable_every == 0:
+                unstorable.append(b64(bar_json("HUGE", T0 + len(valid), 1e200)))
+                feed.append(unstorable[-1])
+    return feed, unstorable
+
+
+def test_one_unstorable_price_sends_no_valid_record_to_the_failure_destination(aws_resources, lambda_context):
+    # Issue 12: one bar with a finite price outside DynamoDB's range failed its 25-item BatchWriteItem
+    # chunk; the other symbols' bars in the chunk failed on every retry and 902 valid records ended at
+    # the on-failure destination. Here: 300 valid bars of 30 symbols and 3 such bars, batches of 100
+    # (before the fix, 164 of the valid bars ended there).
+    feed, unstorable = interleaved_feed(30, 10, unstorable_every=100)
+    destination = deliver_like_kinesis(handler.lambda_handler, feed, lambda_context)
+    assert sorted(destination) == sorted(unstorable)
+    stored = [i for i in aws_resources.table_items() if i["PK"]["S"].startswith("BAR#")]
+    assert len(stored) == 300 and {i["symbol"]["S"] for i in stored} == {f"S{i:02d}" for i in range(30)}
+
+
+class RefusingItems:
+    """DynamoDB that refuses every item of one symbol with a ValidationException, as it refuses an
+    item it cannot store: in BatchWriteItem the whole request fails, in PutItem that item."""
+
+    def __init__(self, client, symbol: str):
+        self._client = client
+        self._symbol = symbol
+
+    def __getattr__(self, name):
+        return getattr(self._client, name)
+
+    def _refuse(self, items, operation):
+        from botocore.exceptions import ClientError
+
+        if any(item.get("symbol", {}).get("S") == self._symbol for item in items):
+            raise ClientError({"Error": {"Code": "ValidationException", "Message": "Item size has exceeded the maximum allowed size"}}, operation)
+
+    def batch_write_item(self, RequestItems):
+        self._refuse([r["PutRequest"]["Item"] for requests in RequestItems.values() for r in requests], "BatchWriteItem")
+        return self._client.batch_write_item(RequestItems=RequestItems)
+
+    def put_item(self, **request):
+        self._refuse([request["Item"]], "PutItem")
+        return self._client.put_item(**request)
+
+
+def test_an_item_dynamodb_refuses_fails_alone_and_its_reason_is_logged(aws_resources, lambda_context, capsys):
+    import io
+
+    bars = [bar_json(f"OK{i}", T0, 10.0 + i) for i in range(12)] + [bar_json("BIG", T0, 10.0)] + [bar_json("OK0", T0 + 60, 11.0)]
+    event = kinesis_bars_event(bars)
+    install_client("dynamodb", RefusingItems(aws_resources.dynamodb, "BIG"))
+    stream = handler.logger.registered_handler.setStream(buffer := io.StringIO())
+    try:
+        response = handler.lambda_handler(event, lambda_context)
+    finally:
+        handler.logger.registered_handler.setStream(stream)
+    assert failed_ids(response) == sequence_numbers(event)[12:13]
+    assert len([i for i in aws_resources.table_items() if i["PK"]["S"].startswith("BAR#OK")]) == 13
+    logs = [json.loads(line) for line in buffer.getvalue().splitlines()]
+    refused = [line for line in logs if line["message"] == "record rejected"]
+    assert [line["record_id"] for line in refused] == sequence_numbers(event)[12:13]
+    assert "Item size has exceeded" in refused[0]["reason"]
+    assert metric_values(capsys.readouterr().out, METRIC_RECORDS_REJECTED) == [1.0]
+
+
+def test_a_chunk_dynamodb_refuses_is_written_item_by_item_and_only_the_refused_bar_is_reported(aws_resources):
+    from patternwatch_shared.models import Bar
+    from patternwatch_shared.storage import TradingPatternsTable
+
+    # model_construct skips validation, as a bar that got past it would: moto refuses 1e200 like DynamoDB.
+    unstorable = Bar.model_construct(symbol="HUGE", timestamp=T0, open=1e200, high=1e200, low=1e200, close=1e200, volume=1.0)
+    bars = [Bar(**bar_json(f"S{i:02d}", T0, 10.0)) for i in range(12)] + [unstorable] + [Bar(**bar_json(f"S{i:02d}", T0, 10.0)) for i in range(12, 24)]
+    writes = TradingPatternsTable(aws_resources.dynamodb, "TradingPatterns-test").put_bars(bars)
+    assert writes.failed_symbols == set()
+    assert list(writes.refused) == [("HUGE", T0)] and "Number overflow" in writes.refused[("HUGE", T0)]
+    assert len(aws_resources.table_items()) == 24

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from lambda_testkit import api_event, planted_bars
+from lambda_testkit import BAD_BASE64_BODIES, api_event, planted_bars
 from patternwatch_shared.names.table import ALERT_STATE_NOT_REQUIRED
 from patternwatch_shared.storage import StoredPattern, TradingPatternsTable
 from pattern_detector import handler
@@ -69,12 +69,55 @@ GOOD = {"timestamp": 1_700_000_000, "open": 2.0, "high": 3.0, "low": 1.0, "close
         ({"symbol": "AAPL", "bars": [GOOD], "window": "38"}, "window"),
         ({"symbol": "AAPL", "bars": [{**GOOD, "timestamp": 1_700_000_000 + i} for i in range(5001)]}, "bars"),
         ({"symbol": "A" * 100, "bars": [GOOD]}, "symbol"),
+        ('{"symbol":"AAPL","symbol":"MSFT","bars":[]}', "duplicate key 'symbol'"),
+        (json.dumps({"symbol": "AAPL", "bars": [GOOD]}).replace('"volume": 1.0', '"volume": 1.0, "volume": 2.0'), "duplicate key 'volume'"),
+        ("[" * 50_000 + "]" * 50_000, "nested too deeply"),
     ],
 )
 def test_post_patterns_rejects_bad_bodies_with_400(aws_resources, lambda_context, body, reason):
     code, payload = post_patterns(body, lambda_context)
     assert code == 400
     assert reason in payload["message"]
+
+
+@pytest.mark.parametrize("body", BAD_BASE64_BODIES)
+def test_post_patterns_with_a_base64_flag_and_a_body_that_does_not_decode_is_400(aws_resources, lambda_context, body):
+    event = api_event("POST", "/patterns", "/patterns", body=body, base64_encoded=True)
+    response = handler.lambda_handler(event, lambda_context)
+    assert response["statusCode"] == 400
+    assert "base64" in json.loads(response["body"])["message"]
+
+
+def test_post_patterns_accepts_a_base64_encoded_body(aws_resources, lambda_context):
+    bars, _ = request_bars()
+    body = base64.b64encode(json.dumps({"symbol": "API", "bars": bars}).encode()).decode()
+    response = handler.lambda_handler(api_event("POST", "/patterns", "/patterns", body=body, base64_encoded=True), lambda_context)
+    assert response["statusCode"] == 200
+    assert json.loads(response["body"])["barCount"] == len(bars)
+
+
+def test_the_window_is_one_contract_in_the_model_the_engine_and_the_api_docs():
+    from pathlib import Path
+
+    from pattern_engine import detect
+    from pattern_engine.limits import MIN_WINDOW
+    from patternwatch_shared.models import MAX_REQUEST_WINDOW, PatternsRequest
+
+    window = PatternsRequest.model_json_schema()["properties"]["window"]
+    assert (window["minimum"], window["maximum"]) == (MIN_WINDOW, MAX_REQUEST_WINDOW)
+    with pytest.raises(ValueError, match=f"window must be at least {MIN_WINDOW} bars"):
+        detect({"timestamp": [], "open": [], "high": [], "low": [], "close": [], "volume": []}, window=MIN_WINDOW - 1)
+    docs = (Path(__file__).resolve().parents[3] / "docs" / "lambda.md").read_text()
+    assert f'"window"?:{MIN_WINDOW}..{MAX_REQUEST_WINDOW}' in docs
+
+
+@pytest.mark.parametrize(("window", "code"), [(5, 400), (11, 400), (12, 200), (500, 200), (501, 400)])
+def test_post_patterns_window_bounds_are_the_engines(aws_resources, lambda_context, window, code):
+    bars, _ = request_bars()
+    status, body = post_patterns({"symbol": "API", "bars": bars, "window": window}, lambda_context)
+    assert status == code
+    if code == 400:
+        assert body["message"].startswith("window: Input should be")
 
 
 def store_patterns(resources, symbol: str, count: int) -> list[str]:
@@ -130,12 +173,32 @@ def foreign_token(symbol: str) -> str:
         ("AAPL", {"limit": "0"}),
         ("AAPL", {"limit": "101"}),
         ("AAPL", {"limit": "ten"}),
+        # Unicode digits pass str.isdigit() but not int(); 4,301 digits exceed int()'s default limit.
+        ("AAPL", {"limit": "\u00b2"}),
+        ("AAPL", {"limit": "\u0663"}),
+        ("AAPL", {"limit": "\uff15"}),
+        ("AAPL", {"limit": "1" * 4301}),
+        ("AAPL", {"limit": "0" * 4300 + "5"}),
+        ("AAPL", {"limit": " 5"}),
+        ("AAPL", {"limit": "+5"}),
+        ("AAPL", {"limit": ""}),
         ("AAPL", {"nextToken": "%%%"}),
         ("AAPL", {"nextToken": base64.urlsafe_b64encode(b"[1,2]").decode()}),
         ("AAPL", {"nextToken": foreign_token("MSFT")}),
         ("AAPL", {"nextToken": "A" * 5000}),
+        ("AAPL", {"nextToken": base64.urlsafe_b64encode(b'{"pk":"PATTERN#MSFT","pk":"PATTERN#AAPL","sk":"1"}').decode()}),
     ],
 )
 def test_get_patterns_rejects_bad_symbol_limit_and_token(aws_resources, lambda_context, symbol, query):
     code, body = get_patterns(symbol, lambda_context, **query)
     assert code == 400 and body["message"]
+
+
+def test_a_non_finite_number_never_leaves_in_an_api_response(aws_resources, lambda_context, monkeypatch):
+    from patternwatch_shared.detection import Detection
+
+    broken = Detection("double-top", float("nan"), 0, 37, 1_700_000_000, 1_700_002_220, ((1_700_000_000, float("inf")),))
+    monkeypatch.setattr(handler, "detect_in", lambda *args, **kwargs: [broken])
+    bars, _ = request_bars()
+    with pytest.raises(ValueError, match="not JSON compliant"):
+        post_patterns({"symbol": "API", "bars": bars}, lambda_context)

@@ -235,3 +235,14 @@ def test_decide_queue_fault_raises_for_the_state_machine_retry(aws_resources, la
         run(event, lambda_context)
     assert run(event, lambda_context)["decision"] == "ALERT"
     assert len(aws_resources.drain(aws_resources.alert_queue_url)) == 1
+
+
+@pytest.mark.parametrize("confidence", [float("nan"), float("inf")])
+def test_a_non_finite_number_never_leaves_as_workflow_output(aws_resources, lambda_context, monkeypatch, confidence):
+    from patternwatch_shared.detection import Detection
+
+    broken = Detection("double-top", confidence, 0, 37, 1_700_000_000, 1_700_002_220, ((1_700_000_000, 1.0),))
+    monkeypatch.setattr("patternwatch_shared.workflow.detect_in", lambda *args, **kwargs: [broken])
+    bars, _ = series("double-top")
+    with pytest.raises(ValueError, match="not JSON compliant"):
+        run({"action": "detect", "family": "double-top", "symbol": "WF", "bars": bars}, lambda_context)

@@ -38,7 +38,7 @@ def valid_bars(draw) -> dict:
         "high": high,
         "low": low,
         "close": close,
-        "volume": draw(st.one_of(st.integers(0, 10**12), st.floats(0, 1e12, allow_nan=False))),
+        "volume": draw(st.one_of(st.integers(0, 10**12), st.just(0.0), st.floats(1e-130, 1e12))),
     }
 
 
@@ -117,6 +117,10 @@ def test_zero_or_negative_prices_are_rejected(raw, field, value):
         (b64(bar_json("AAPL", T0, 10.0, open="10.0")), "open"),
         (b64(bar_json("AAPL", T0, 10.0, note="x" * 5000)), f"larger than {MAX_BAR_JSON_BYTES}"),
         (12345, "not base64 text"),
+        # A repeated key would silently keep its last value.
+        (b64('{"symbol":"AAPL","timestamp":1700000000,"open":1.5,"high":2,"low":1,"close":1.5,"close":1.9,"volume":1}'), "duplicate key 'close'"),
+        (b64('{"symbol":"AAPL","symbol":"MSFT","timestamp":1700000000,"open":1.5,"high":2,"low":1,"close":1.5,"volume":1}'), "duplicate key 'symbol'"),
+        (b64("[" * 1000 + "]" * 1000), "nested too deeply"),
     ],
 )
 def test_bad_records_are_rejected_with_a_reason(data, reason):
@@ -124,6 +128,54 @@ def test_bad_records_are_rejected_with_a_reason(data, reason):
         decode_bar_record(data)
     assert reason in str(caught.value)
     assert len(str(caught.value)) <= 520
+
+
+def flat_bar(price: float, volume: float = 1.0) -> dict:
+    return bar_json("AAPL", T0, price, high=price, low=price, volume=volume)
+
+
+# DynamoDB numbers: magnitude from 1e-130 to 9.9999999999999999999999999999999999999e+125 (or 0).
+# These passed validation, then failed the whole BatchWriteItem chunk they were in.
+@pytest.mark.parametrize(
+    ("bar", "field"),
+    [
+        (flat_bar(1e200), "open"),
+        (flat_bar(1e-200), "open"),
+        (flat_bar(5e-324), "open"),
+        (flat_bar(1e126), "open"),
+        (flat_bar(9.9e-131), "open"),
+        (flat_bar(10.0, volume=1e300), "volume"),
+        (flat_bar(10.0, volume=5e-324), "volume"),
+        (flat_bar(10.0, volume=10**200), "volume"),
+        (bar_json("AAPL", T0, 10.0, high=1e130), "high"),
+    ],
+)
+def test_numbers_dynamodb_cannot_store_are_rejected_with_the_field_and_the_reason(bar, field):
+    with pytest.raises(RecordRejected) as caught:
+        decode_bar_record(b64(bar))
+    assert f"{field}: Value error" in str(caught.value)
+    assert "outside the range DynamoDB can store" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "bar",
+    [flat_bar(1e-130), flat_bar(math.nextafter(1e126, 0)), flat_bar(10.0, volume=0), flat_bar(10.0, volume=1e-130), flat_bar(10.0, volume=10**20)],
+)
+def test_numbers_at_dynamodbs_limits_are_accepted(bar):
+    decoded = decode_bar_record(b64(bar))
+    assert (decoded.close, decoded.volume) == (bar["close"], bar["volume"])
+
+
+@given(st.floats(min_value=5e-324, max_value=1.7e308))
+def test_a_positive_price_is_accepted_exactly_when_dynamodb_can_store_it(price):
+    from decimal import Decimal
+
+    storable = Decimal("1e-130") <= Decimal(repr(price)) <= Decimal("9.9999999999999999999999999999999999999e+125")
+    if storable:
+        assert decode_bar_record(b64(flat_bar(price))).close == price
+    else:
+        with pytest.raises(RecordRejected, match="outside the range DynamoDB can store"):
+            decode_bar_record(b64(flat_bar(price)))
 
 
 def test_iso_timestamps_are_normalised_to_epoch_seconds():
@@ -162,6 +214,14 @@ def test_valid_alert_decodes():
         (json.dumps(alert_body(alertId="x" * 300)), "alertId"),
         ("x" * 20_000, "longer than"),
         ('{"alertId":"a","source":"stream","severity":"HIGH","detectedAt":"t","confidence":NaN,"symbol":"A","pattern":"double-top"}', "confidence"),
+        # Non-finite numbers in details were accepted, then re-emitted as invalid JSON (NaN tokens).
+        (json.dumps(alert_body(details={"ratio": float("nan")})), "details.ratio"),
+        (json.dumps(alert_body(details={"ratio": float("inf")})), "details.ratio"),
+        (json.dumps(alert_body(details={"ratio": float("-inf")})), "details.ratio"),
+        (json.dumps(alert_body(details={"ok": 1.5, "huge": 1e400})), "details.huge"),  # 1e400 reads as infinity
+        ('{"alertId":"a","alertId":"b","source":"threshold","severity":"HIGH","detectedAt":"t","confidence":0.5}', "duplicate key 'alertId'"),
+        (json.dumps(alert_body()).replace('"severity": "HIGH"', '"severity": "LOW", "severity": "CRITICAL"'), "duplicate key 'severity'"),
+        (json.dumps(alert_body(details={"a": 1})).replace('{"a": 1}', '{"a": 1, "a": 2}'), "duplicate key 'a'"),
     ],
 )
 def test_bad_alert_bodies_are_rejected(body, reason):

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import json
-import sys
+import math
 from datetime import datetime, timezone
 
 import pytest
@@ -68,7 +68,9 @@ def test_a_match_near_the_start_of_a_history_sends_the_bars_there_are():
 
 def worst_case_detail() -> PatternDetectedDetail:
     """The largest detail the model admits: longest names, 43 bars, every number at its longest JSON spelling."""
-    longest = sys.float_info.max  # 1.7976931348623157e+308: 23 characters, as long as any float gets
+    # 1.0000000000000003e-130: 23 characters, as long as any float gets (sys.float_info.max too), and
+    # one DynamoDB can store, as the models require.
+    longest = math.nextafter(1e-130, 1)
     end = 32_503_680_000  # the largest epoch seconds accepted (11 digits)
     times = [end - DETECTION_CONTEXT_BARS + 1 + i for i in range(DETECTION_CONTEXT_BARS)]
     symbol, pattern = "A" * 12, "p" + "-x" * 31 + "y"  # 12 and 64 characters, the models' limits

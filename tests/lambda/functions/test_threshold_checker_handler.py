@@ -1,14 +1,20 @@
 """threshold-checker with real EventBridge scheduled events; recent patterns come from the GSI."""
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta, timezone
 
 import pytest
 
 from lambda_testkit import RecordingClient, install_client, metric_values, scheduled_event
 from patternwatch_shared.config import ConfigurationError
-from patternwatch_shared.names.functions import ENV_ALERT_CONFIDENCE_THRESHOLD, ENV_THRESHOLD_CHECK_MIN_BREACHES
-from patternwatch_shared.names.metrics import METRIC_PATTERNS_EVALUATED, METRIC_THRESHOLD_CHECKS
+from patternwatch_shared.names.functions import (
+    ENV_ALERT_CONFIDENCE_THRESHOLD, ENV_THRESHOLD_CHECK_MIN_BREACHES, ENV_THRESHOLD_CHECK_RULE_NAME,
+    ENV_THRESHOLD_LOOKBACK_MINUTES,
+)
+from patternwatch_shared.names.metrics import (
+    METRIC_EVENTS_REJECTED, METRIC_PATTERN_ITEMS_SKIPPED, METRIC_PATTERNS_EVALUATED, METRIC_THRESHOLD_CHECKS,
+)
 from patternwatch_shared.names.table import ALERT_STATE_NOT_REQUIRED
 from patternwatch_shared.storage import StoredPattern, TradingPatternsTable
 from threshold_checker import handler
@@ -92,18 +98,58 @@ def test_many_recent_patterns_are_read_page_by_page(aws_resources, lambda_contex
     assert summary["evaluated"] == 30
 
 
-@pytest.mark.parametrize(
-    "event",
-    [
-        {},
-        {"detail-type": "Scheduled Event", "source": "aws.events"},
-        {**scheduled_event(NOW), "time": "not a time"},
-        "a string",
-    ],
-)
-def test_a_malformed_event_is_a_clear_error(aws_resources, lambda_context, event):
-    with pytest.raises(handler.InvalidScheduleEvent, match="not an EventBridge scheduled event"):
-        handler.lambda_handler(event, lambda_context)
+@pytest.fixture(autouse=True)
+def clock_at_now(monkeypatch):
+    """The handler's clock reads NOW: a scheduled event's time must be close to it."""
+    monkeypatch.setattr(handler, "utc_now", lambda: NOW)
+
+
+def rule_arn(name: str) -> str:
+    return f"arn:aws:events:us-east-1:123456789012:rule/{name}"
+
+
+FOREIGN_EVENTS = {
+    "empty": ({}, "not an EventBridge event"),
+    "not an object": ("a string", "not an EventBridge event"),
+    "a list": ([scheduled_event(NOW)], "not an EventBridge event"),
+    "half an event": ({"detail-type": "Scheduled Event", "source": "aws.events"}, "not an EventBridge event"),
+    "bad time": ({**scheduled_event(NOW), "time": "not a time"}, "not an EventBridge event"),
+    "an S3 event": ({**scheduled_event(NOW), "source": "aws.s3", "detail-type": "Object Created"}, "source 'aws.s3'"),
+    "another detail-type": ({**scheduled_event(NOW), "detail-type": "PatternDetected"}, "detail-type 'PatternDetected'"),
+    "another rule": ({**scheduled_event(NOW), "resources": [rule_arn("someone-elses-rule")]}, "not from rule threshold-check-test"),
+    "a rule with our name as a suffix": ({**scheduled_event(NOW), "resources": [rule_arn("x-threshold-check-test")]}, "not from rule"),
+    "no resources": ({**scheduled_event(NOW), "resources": []}, "not from rule"),
+    "year 1": ({**scheduled_event(NOW), "time": "0001-01-01T00:00:00Z"}, "time 0001-01-01T00:00:00+00:00 is not within"),
+    "year 9999": ({**scheduled_event(NOW), "time": "9999-12-31T23:59:59Z"}, "is not within"),
+    "two days old": (scheduled_event(NOW - timedelta(days=2)), "is not within"),
+    "an hour ahead": (scheduled_event(NOW + timedelta(hours=1)), "is not within"),
+}
+
+
+@pytest.mark.parametrize(("event", "reason"), FOREIGN_EVENTS.values(), ids=FOREIGN_EVENTS.keys())
+def test_an_event_that_is_not_its_own_schedule_is_refused_with_a_logged_reason(aws_resources, lambda_context, capsys, event, reason):
+    import io
+    import json
+
+    recording = RecordingClient(aws_resources.dynamodb)
+    install_client("dynamodb", recording)
+    stream = handler.logger.registered_handler.setStream(buffer := io.StringIO())
+    try:
+        answer = handler.lambda_handler(event, lambda_context)
+    finally:
+        handler.logger.registered_handler.setStream(stream)
+    assert reason in answer["rejected"]
+    assert recording.operations == []
+    assert aws_resources.drain(aws_resources.alert_queue_url) == []
+    logged = [json.loads(line) for line in buffer.getvalue().splitlines()]
+    assert [line["reason"] for line in logged if line["message"] == "event rejected"] == [answer["rejected"]]
+    assert metric_values(capsys.readouterr().out, METRIC_EVENTS_REJECTED) == [1.0]
+
+
+def test_its_own_schedule_is_accepted_up_to_a_day_late_as_eventbridge_retries_it(aws_resources, lambda_context):
+    for late in (timedelta(0), timedelta(hours=23), timedelta(minutes=-4)):
+        summary = handler.lambda_handler(scheduled_event(NOW - late), lambda_context)
+        assert "rejected" not in summary and summary["windowEnd"] == (NOW - late).isoformat()
 
 
 @pytest.mark.parametrize(
@@ -114,6 +160,8 @@ def test_a_malformed_event_is_a_clear_error(aws_resources, lambda_context, event
         (ENV_THRESHOLD_CHECK_MIN_BREACHES, "2.5", "not a whole number"),
         (ENV_ALERT_CONFIDENCE_THRESHOLD, "1.5", "above"),
         (ENV_THRESHOLD_CHECK_MIN_BREACHES, "", "not set"),
+        (ENV_THRESHOLD_CHECK_RULE_NAME, "", "not set"),
+        (ENV_THRESHOLD_LOOKBACK_MINUTES, "1e300", "above"),  # would overflow the window's start
     ],
 )
 def test_misconfiguration_is_a_clear_error(aws_resources, lambda_context, monkeypatch, key, value, message):
@@ -132,3 +180,42 @@ def test_queue_fault_raises_so_the_scheduled_run_is_retried_with_the_same_alert_
         handler.lambda_handler(scheduled_event(NOW), lambda_context)
     summary = handler.lambda_handler(scheduled_event(NOW), lambda_context)
     assert [a["alertId"] for a in aws_resources.drain(aws_resources.alert_queue_url)] == [summary["alertId"]]
+
+
+def test_index_items_without_pattern_or_confidence_are_skipped_and_counted(aws_resources, lambda_context, capsys):
+    for i in range(3):
+        store(aws_resources, f"S{i}", "double-top", 0.99, NOW - timedelta(seconds=i), end=1_700_000_000 + i)
+    complete = aws_resources.table_items()[0]
+    broken = {
+        "pattern": {k: v for k, v in complete.items() if k != "pattern"},
+        "confidence": {k: v for k, v in complete.items() if k != "confidence"},
+        "confidence as text": {**complete, "confidence": {"S": "high"}},
+        "symbol": {k: v for k, v in complete.items() if k != "symbol"},
+    }
+    for index, (what, item) in enumerate(broken.items()):
+        item = {**item, "SK": {"S": f"broken-{index}"}, "GSI1SK": {"S": f"{complete['GSI1SK']['S'][:27]}#BROKEN{index}#{what}"}}
+        aws_resources.dynamodb.put_item(TableName="TradingPatterns-test", Item=item)
+
+    summary = handler.lambda_handler(scheduled_event(NOW), lambda_context)
+
+    assert (summary["evaluated"], summary["breaches"], summary["exceeded"], summary["skipped"]) == (3, 3, True, 4)
+    assert len(aws_resources.drain(aws_resources.alert_queue_url)) == 1
+    assert metric_values(capsys.readouterr().out, METRIC_PATTERN_ITEMS_SKIPPED) == [4.0]
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"pattern": None}, "attribute 'pattern' is missing or not of type S"),
+        ({"confidence": {"S": "0.9"}}, "attribute 'confidence' is missing or not of type N"),
+        ({"detectedAt": "2026"}, "attribute 'detectedAt' is missing or not of type S"),
+        ({"extrema": {"L": [{"M": {}}]}}, "attribute extrema"),
+    ],
+)
+def test_an_unreadable_pattern_item_names_its_attribute(change, reason):
+    from patternwatch_shared.storage import UnreadableItem, pattern_from_item
+
+    item = StoredPattern("AAPL", "double-top", 0.9, 1_700_000_000, 1_700_003_000, NOW, "HIGH", ALERT_STATE_NOT_REQUIRED).to_item()
+    item = {key: value for key, value in {**item, **change}.items() if value is not None}
+    with pytest.raises(UnreadableItem, match=re.escape(reason)):
+        pattern_from_item(item)
