@@ -26,7 +26,9 @@ from patternwatch_shared.names.messages import (
 from pattern_engine.synthetic import planted_bar_records
 
 from patternwatch_infra.config import ENVIRONMENT_NAMES, load_environment
-from patternwatch_infra.testing import find_resource, logical_id, policy_statements, reference_to, resolve, resources
+from patternwatch_infra.testing import (
+    find_resource, logical_id, policy_statements, reference_to, resolve, resolve_name, resources,
+)
 from patternwatch_infra.workflows import analysis, reachable_states, state_machines, task_states, transitions
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -345,7 +347,7 @@ def test_threshold_check_runs_every_five_minutes_on_the_live_alias(stacks, env):
                           "function_name": reference_to("aws_lambda_function", checker_id, "function_name")}
     # The function accepts only this rule's events, by the name it is given.
     checker = resources(doc, "aws_lambda_function")[checker_id]
-    assert checker["environment"]["variables"]["THRESHOLD_CHECK_RULE_NAME"] == f"threshold-check-{env}"
+    assert resolve_name(doc, checker["environment"]["variables"]["THRESHOLD_CHECK_RULE_NAME"]) == f"threshold-check-{env}"
 
 
 def test_pattern_detected_events_at_or_above_the_threshold_start_the_analysis_workflow(dev):
