@@ -1,7 +1,9 @@
-"""Compute layer: the six Lambda functions, their shared layer, event sources and canary releases.
+"""Compute layer: the six Lambda functions, their layers, event sources and canary releases.
 
 Creates:
 - the layer `shared-dependencies-<s>` (pattern engine, shared code, third-party wheels for arm64)
+- the layer `chart-dependencies-<s>` (the chart renderer with mplfinance, matplotlib, pandas), attached
+  only to the function that draws (AlertProcessor, for each alert's evidence chart)
 - KinesisConsumer-<s>, PatternDetector-<s>, AlertProcessor-<s>, ThresholdChecker-<s>, ApprovalProcessor-<s>,
   ApprovalExpiry-<s>, each a MonitoredFunction (role, log group, alias `live`, alarms, deployment group)
 - CodeDeploy application `patternwatch-functions-<s>` (every function's deployment group) and the role it
@@ -49,7 +51,7 @@ from .function import (
     canary_deployment_role,
     grant_canary_deployments,
 )
-from .packaging import Package, build_all
+from .packaging import BuiltPackages, Package, build_all, check_lambda_limits
 from .policies import statement
 
 # Kinesis: small batches at most 5 s old keep detection near real time.
@@ -72,23 +74,21 @@ USE_KEY = ["kms:Decrypt", "kms:GenerateDataKey"]
 class ComputeLayer(ArchitectureLayer):
     def __init__(
         self, scope: Construct, id: str, *, config: EnvironmentConfig, naming: Naming, data: DataLayer,
-        packages: tuple[Package, dict[str, Package]] | None = None,
+        packages: BuiltPackages | None = None,
     ) -> None:
         super().__init__(scope, id, config=config, naming=naming)
         self.data = data
         naming = self.naming
-        layer_package, function_packages = packages or build_all()
+        built = packages or build_all()
 
-        layer_asset = TerraformAsset(self, "layer_code", path=str(layer_package.path), type=AssetType.FILE)
-        self.shared_layer = LambdaLayerVersion(
-            self,
-            "shared_layer",
-            layer_name=naming.name("shared-dependencies"),
-            description="PatternWatch pattern engine, shared code and third-party packages (python3.12, arm64)",
-            filename=layer_asset.path,
-            source_code_hash=layer_package.source_code_hash,
-            compatible_runtimes=[RUNTIME],
-            compatible_architectures=[ARCHITECTURE],
+        self.shared_layer = self._layer(
+            "shared_layer", "layer_code", built.shared_layer, "shared-dependencies",
+            "PatternWatch pattern engine, shared code and third-party packages (python3.12, arm64)",
+        )
+        # Only functions that draw carry the renderer's ~100 MiB: the others' cold starts stay as they were.
+        self.chart_layer = self._layer(
+            "chart_layer", "chart_layer_code", built.chart_layer, "chart-dependencies",
+            "PatternWatch chart renderer with mplfinance, matplotlib and pandas (python3.12, arm64); on top of shared-dependencies",
         )
         # One application for every function (the power tuner's too); each function is a deployment group.
         self.deployment_app = CodedeployApp(self, "deployment_app", name=naming.name("patternwatch-functions"), compute_platform="Lambda")
@@ -112,9 +112,12 @@ class ComputeLayer(ArchitectureLayer):
         # The account's default bus: PutEvents needs no bus of our own, and the rule listens there.
         self.default_event_bus_arn = f"arn:aws:events:{config.region}:{data.caller.account_id}:event-bus/default"
 
-        def function(spec: LambdaFunctionSpec, environment: dict[str, str], statements: list) -> MonitoredFunction:
+        def function(spec: LambdaFunctionSpec, environment: dict[str, str], statements: list, draws: bool = False) -> MonitoredFunction:
+            code = built.functions[spec.package]
+            check_lambda_limits(spec.base_name, code, [built.shared_layer, *([built.chart_layer] if draws else [])])
             return MonitoredFunction(
-                self, spec=spec, code=function_packages[spec.package], platform=platform, environment=environment, statements=statements
+                self, spec=spec, code=code, platform=platform, environment=environment, statements=statements,
+                extra_layers=[self.chart_layer] if draws else [],
             )
 
         self.kinesis_consumer = function(
@@ -169,6 +172,8 @@ class ComputeLayer(ArchitectureLayer):
                 ENV_APPROVAL_REQUESTS_TOPIC_ARN: data.approval_requests_topic.topic.arn,
                 ENV_APPROVAL_EXPIRY_SECONDS: str(config.approval_expiry_seconds),
                 ENV_APPROVERS: approvers,
+                ENV_TRADING_PATTERNS_TABLE: table.name,
+                ENV_DATA_BUCKET: data.data_bucket.bucket.bucket,
             },
             [
                 # The SQS event source mapping polls and deletes with the function's role.
@@ -190,8 +195,19 @@ class ComputeLayer(ArchitectureLayer):
                     actions=["sns:Publish"],
                     resources=[data.trading_alerts_topic.topic.arn, data.approval_requests_topic.topic.arn],
                 ),
+                # Evidence: the bars window and the stored match, or a threshold alert's breaches (the index).
+                statement(
+                    sid="ReadEvidenceFromTradingPatterns",
+                    actions=["dynamodb:Query"],
+                    resources=[table.arn, f"{table.arn}/index/{RECENT_PATTERNS_INDEX}"],
+                ),
+                # Wildcard: evidence objects are named per alert (evidence/<sha256 of the alertId>/...), so the
+                # prefix is the narrowest resource S3 can name; nothing outside evidence/ can be written.
+                statement(sid="WriteEvidence", actions=["s3:PutObject"], resources=[f"{data.data_bucket.bucket.arn}/{EVIDENCE_PREFIX}*"]),
+                # Also what SSE-KMS needs for the evidence objects (GenerateDataKey to write).
                 statement(sid="UsePlatformKey", actions=USE_KEY, resources=key),
             ],
+            draws=True,
         )
 
         self.threshold_checker = function(
@@ -293,6 +309,7 @@ class ComputeLayer(ArchitectureLayer):
             self.output(f"{key_name}_alias_arn", f.alias.arn, description=f"{f.function_name}:live alias ARN")
             self.output(f"{key_name}_deployment_group", f.deployment_group.deployment_group_name, description=f"{f.function_name} CodeDeploy group")
         self.output("shared_layer_arn", self.shared_layer.arn, description="shared-dependencies layer version ARN")
+        self.output("chart_layer_arn", self.chart_layer.arn, description="chart-dependencies layer version ARN")
         self.output("deployment_app_name", self.deployment_app.name, description="CodeDeploy application for canary releases")
 
     def _queue_mapping(self, id: str, queue: SqsQueue, target: MonitoredFunction, *, batch_size: int, maximum_concurrency: int) -> LambdaEventSourceMapping:
@@ -307,4 +324,17 @@ class ComputeLayer(ArchitectureLayer):
             scaling_config=LambdaEventSourceMappingScalingConfig(maximum_concurrency=maximum_concurrency),
             # The role must be able to read the queue before the mapping is created.
             depends_on=[target.policy],
+        )
+
+    def _layer(self, id: str, asset_id: str, package: Package, base_name: str, description: str) -> LambdaLayerVersion:
+        asset = TerraformAsset(self, asset_id, path=str(package.path), type=AssetType.FILE)
+        return LambdaLayerVersion(
+            self,
+            id,
+            layer_name=self.naming.name(base_name),
+            description=description,
+            filename=asset.path,
+            source_code_hash=package.source_code_hash,
+            compatible_runtimes=[RUNTIME],
+            compatible_architectures=[ARCHITECTURE],
         )

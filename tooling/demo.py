@@ -17,7 +17,9 @@
    platform refused, tooling/demo_results.py); approves one CRITICAL alert on its approval page in
    headless Chromium (the link as the approver received it, a screenshot in demo-output/approval-page.png)
    and prints the link of another one that is still pending (tooling/demo_approvals.py); writes one PNG
-   per symbol to demo-output/ (removing charts an earlier run left there).
+   per symbol to demo-output/ with the same renderer as the evidence charts (pattern_charts) and removes
+   charts an earlier run left there, and lists the evidence objects the alert processor wrote to the
+   data bucket (one of its charts copied to demo-output/).
 
 Run it twice: the second run applies no changes and writes no duplicate patterns.
 """
@@ -143,8 +145,9 @@ def main(argv: list[str] | None = None) -> int:
     summary = summarize(session, endpoint, outputs, runner, streamed, sorted({b["symbol"] for b in bars}))
     OUTPUT_DIR.mkdir(exist_ok=True)
     approval = demo_approvals.approval_step(session, endpoint, runner, inboxes, output_dir=OUTPUT_DIR)
-    charts = draw_charts(session, endpoint, outputs, sorted({b["symbol"] for b in bars}))
-    demo_results.remove_stale_charts(OUTPUT_DIR, keep=charts)
+    charts = draw_charts(session, endpoint, outputs, sorted({b["symbol"] for b in bars}), args.csv)
+    demo_results.remove_stale_charts(OUTPUT_DIR, keep=[*charts, *([approval.screenshot] if approval.screenshot else [])])
+    evidence = evidence_summary(session, endpoint, outputs)  # after the stale charts went: it adds one
     rejections = demo_results.read_rejections(consumer_log_lines(session, endpoint, outputs), sent)
     timings["summary+charts"] = time.monotonic() - step
     timings["total"] = time.monotonic() - started
@@ -156,6 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     say(workflow)
     say(runtime_summary(session, endpoint, outputs))
     say(approval.text)
+    say(evidence)
     say(f"charts: {', '.join(str(c.relative_to(PROJECT_ROOT)) for c in charts)}")
     say("timings: " + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items()))
     say("tear down with: make down")
@@ -252,44 +256,66 @@ def _count(dynamodb, table: str, partition: str) -> int:
         request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
 
-def draw_charts(session, endpoint: str, outputs: dict, symbols: list[str]) -> list[Path]:
-    import matplotlib
+# What the demo's prices are, per source (the chart's title and price axis say it).
+REAL_PRICE_BASIS = "split- and dividend-adjusted"
+PLANTED_PRICE_BASIS = "synthetic (seeded series with a planted pattern)"
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+
+def price_basis(symbol: str, csv_path: Path | None) -> str:
+    if symbol in (PLANTED_SYMBOL, demo_approvals.PENDING_SYMBOL):
+        return PLANTED_PRICE_BASIS
+    return f"as given in {csv_path.name}" if csv_path else REAL_PRICE_BASIS
+
+
+def draw_charts(session, endpoint: str, outputs: dict, symbols: list[str], csv_path: Path | None = None) -> dict[Path, object]:
+    """One PNG per symbol from the renderer the evidence uses: every stored bar and pattern, alerted ones
+    (alertState other than NOT_REQUIRED) prominent. Returns each PNG's path with what the renderer drew."""
+    from pattern_charts.render import ChartMatch, render_chart
+    from patternwatch_shared.names.table import ALERT_STATE_NOT_REQUIRED, PATTERN_ALERT_STATE_ATTRIBUTE
     from patternwatch_shared.storage import pattern_from_item
 
     dynamodb = session.client("dynamodb", endpoint_url=endpoint)
     table = outputs["trading_patterns_table_name"]
     OUTPUT_DIR.mkdir(exist_ok=True)
-    written = []
+    written = {}
     for symbol in symbols:
-        bars = _query_all(dynamodb, table, f"BAR#{symbol}")
+        bars = [{"timestamp": int(b["timestamp"]["N"]), **{k: float(b[k]["N"]) for k in ("open", "high", "low", "close", "volume")}}
+                for b in _query_all(dynamodb, table, f"BAR#{symbol}")]
         if not bars:
             continue
-        times = [datetime.fromtimestamp(int(b["SK"]["S"]), timezone.utc) for b in bars]
-        closes = [float(b["close"]["N"]) for b in bars]
-        patterns = [pattern_from_item(i) for i in _query_all(dynamodb, table, f"PATTERN#{symbol}")]
-        figure, axis = plt.subplots(figsize=(12, 5))
-        axis.plot(times, closes, color="0.45", linewidth=0.9, label=f"{symbol} close")
-        colours = plt.get_cmap("tab20")
-        names = sorted({p["pattern"] for p in patterns})
-        for p in patterns:
-            xs = [datetime.fromtimestamp(e["timestamp"], timezone.utc) for e in p["extrema"]]
-            ys = [e["price"] for e in p["extrema"]]
-            strong = p["confidence"] >= 0.9
-            axis.plot(xs, ys, marker="o", markersize=4 if strong else 2, linewidth=2.2 if strong else 0.9,
-                      color=colours(names.index(p["pattern"]) % 20), alpha=1.0 if strong else 0.6)
-        for name in names:
-            axis.plot([], [], color=colours(names.index(name) % 20), label=name)
-        axis.set_title(f"{symbol}: {len(bars)} bars, {len(patterns)} detected patterns (thick: confidence >= 0.9)")
-        axis.legend(fontsize=7, ncol=4, loc="upper left")
-        figure.tight_layout()
+        matches = []
+        for item in _query_all(dynamodb, table, f"PATTERN#{symbol}"):
+            stored = pattern_from_item(item)
+            alerted = item.get(PATTERN_ALERT_STATE_ATTRIBUTE, {}).get("S", ALERT_STATE_NOT_REQUIRED) != ALERT_STATE_NOT_REQUIRED
+            matches.append(ChartMatch(stored["pattern"], stored["confidence"], stored["startTimestamp"], stored["endTimestamp"],
+                                      tuple((e["timestamp"], e["price"]) for e in stored["extrema"]), alerted=alerted))
+        first, last = (datetime.fromtimestamp(bars[i]["timestamp"], timezone.utc).date() for i in (0, -1))
+        alerts = sum(m.alerted for m in matches)
+        chart = render_chart(symbol, bars, matches, price_basis=price_basis(symbol, csv_path),
+                             headline=f"{len(bars)} bars, {first} to {last}; {len(matches)} detected patterns, {alerts} alerted")
         path = OUTPUT_DIR / f"{symbol}.png"
-        figure.savefig(path, dpi=110)
-        plt.close(figure)
-        written.append(path)
+        path.write_bytes(chart.png)
+        written[path] = chart
     return written
+
+
+def evidence_summary(session, endpoint: str, outputs: dict) -> str:
+    """What the alert processor stored in the data bucket, and one evidence chart copied out to look at."""
+    from patternwatch_shared.evidence import CHART_FILE, DATA_FILE, EVIDENCE_PREFIX
+
+    s3 = session.client("s3", endpoint_url=endpoint)
+    bucket = outputs["data_bucket_name"]
+    keys = [o["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=EVIDENCE_PREFIX) for o in page.get("Contents", [])]
+    charts = sorted(k for k in keys if k.endswith(f"/{CHART_FILE}"))
+    line = (f"evidence objects written: {len(keys)} in s3://{bucket}/{EVIDENCE_PREFIX} "
+            f"({sum(k.endswith(f'/{DATA_FILE}') for k in keys)} evidence.json, {len(charts)} chart.png)")
+    if charts:
+        OUTPUT_DIR.mkdir(exist_ok=True)
+        example = OUTPUT_DIR / "evidence-chart.png"
+        example.write_bytes(s3.get_object(Bucket=bucket, Key=charts[0])["Body"].read())
+        shown = example.relative_to(PROJECT_ROOT) if example.is_relative_to(PROJECT_ROOT) else example
+        line += f"; one of the charts: {shown} (from {charts[0]})"
+    return line
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""alert-processor: AlertQueue (SQS) -> CRITICAL alerts start a human approval, others go to TradingAlerts.
+"""alert-processor: AlertQueue (SQS) -> each alert's evidence to the data bucket; then CRITICAL alerts start
+a human approval, others go to TradingAlerts.
 
 Each message succeeds or fails on its own (partial batch response); failed messages are redelivered
 by SQS and dead-lettered after the queue's maxReceiveCount. Each alert is claimed before anything
@@ -14,6 +15,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from patternwatch_shared import aws
+from patternwatch_shared.alert_evidence import EvidenceWriter
 from patternwatch_shared.approvals import ApprovalWorkflow
 from patternwatch_shared.approvers import parse_approvers
 from patternwatch_shared.batch import ReportingBatchProcessor, empty_batch_response, require_records
@@ -24,13 +26,15 @@ from patternwatch_shared.messaging import alert_json
 from patternwatch_shared.models import AlertMessage, utc_now
 from patternwatch_shared.names.functions import (
     ALERT_PROCESSOR, ENV_APPROVAL_API_BASE_URL, ENV_APPROVAL_EXPIRY_SECONDS, ENV_APPROVAL_REQUESTS_TOPIC_ARN,
-    ENV_APPROVAL_TABLE, ENV_APPROVERS, ENV_PENDING_APPROVALS_QUEUE_URL, ENV_TRADING_ALERTS_TOPIC_ARN,
+    ENV_APPROVAL_TABLE, ENV_APPROVERS, ENV_DATA_BUCKET, ENV_PENDING_APPROVALS_QUEUE_URL, ENV_TRADING_ALERTS_TOPIC_ARN,
+    ENV_TRADING_PATTERNS_TABLE,
 )
 from patternwatch_shared.names.messages import MAX_APPROVAL_EXPIRY_SECONDS, SEVERITY_CRITICAL
 from patternwatch_shared.names.metrics import (
     DIMENSION_SEVERITY, METRIC_ALERT_PRIORITY, METRIC_APPROVALS_REQUESTED, METRIC_DUPLICATE_ALERTS_SKIPPED,
     METRIC_RECORDS_PROCESSED, METRIC_RECORDS_REJECTED,
 )
+from patternwatch_shared.storage import TradingPatternsTable
 from patternwatch_shared.telemetry import DimensionedMetrics, powertools_for
 
 SPEC = ALERT_PROCESSOR
@@ -56,6 +60,8 @@ class AlertRouter:
         self.requests_topic_arn = env.require(ENV_APPROVAL_REQUESTS_TOPIC_ARN)
         self.alerts_topic_arn = env.require(ENV_TRADING_ALERTS_TOPIC_ARN)
         self.priorities = DimensionedMetrics(SPEC.service_name)
+        trading_patterns = TradingPatternsTable(aws.client("dynamodb"), env.require(ENV_TRADING_PATTERNS_TABLE))
+        self.evidence = EvidenceWriter(aws.client("s3"), env.require(ENV_DATA_BUCKET), trading_patterns)
 
     def handle(self, record: SQSRecord) -> None:
         logger.set_correlation_id(record.message_id)
@@ -91,12 +97,17 @@ class AlertRouter:
             logger.warning("claim not released; its lease frees it", exc_info=True)
 
     def deliver(self, alert: AlertMessage) -> None:
+        # Evidence first: nothing is published about an alert whose evidence is not stored (a failed
+        # write raises: the claim is released, the message fails and is retried).
+        evidence = self.evidence.write(alert).written_keys()
+        logger.info("evidence written", extra={"evidence": evidence})
         if alert.severity != SEVERITY_CRITICAL:
             publish_alert(alert, self.alerts_topic_arn)
             return
         opened = self.approvals.open(
             alert,
             self.approvers,
+            evidence=evidence,
             now=utc_now(),
             expiry_seconds=self.expiry_seconds,
             api_base_url=self.api_base_url,

@@ -172,6 +172,7 @@ class ApprovalWorkflow:
         alert: AlertMessage,
         approvers: Mapping[str, Approver],
         *,
+        evidence: dict[str, str] | None = None,
         now: datetime,
         expiry_seconds: int,
         api_base_url: str,
@@ -211,7 +212,8 @@ class ApprovalWorkflow:
                 ConditionExpression="attribute_not_exists(#hash)",  # a 128-bit collision is a bug, not data
                 ExpressionAttributeNames={"#hash": HASH_KEY},
             )
-            self._publish_request(alert, approver, token, deadline=deadline, api_base_url=api_base_url, topic_arn=requests_topic_arn)
+            self._publish_request(alert, approver, token, deadline=deadline, api_base_url=api_base_url, topic_arn=requests_topic_arn,
+                                  evidence=evidence)
             self._ddb.update_item(
                 TableName=self._table,
                 Key=approval_key(alert.alertId),
@@ -258,7 +260,8 @@ class ApprovalWorkflow:
         )
 
     def _publish_request(
-        self, alert: AlertMessage, approver: Approver, token: str, *, deadline: int, api_base_url: str, topic_arn: str
+        self, alert: AlertMessage, approver: Approver, token: str, *, deadline: int, api_base_url: str, topic_arn: str,
+        evidence: dict[str, str] | None = None,
     ) -> None:
         link = approve_link(api_base_url, token)
         expires = keys.iso_utc(datetime.fromtimestamp(deadline, tz=timezone.utc))
@@ -272,6 +275,9 @@ class ApprovalWorkflow:
             "alert": alert.model_dump(exclude_none=True),
             "approveUrl": link,
         }
+        if evidence:
+            # Keys in the data bucket, not a presigned URL: the link's page shows the chart inline.
+            payload["evidence"] = evidence
         what = f"{alert.pattern or 'threshold breach'} on {alert.symbol}" if alert.symbol else (alert.pattern or "threshold breach")
         email = (
             f"Hello {approver.name},\n\n"

@@ -1,24 +1,29 @@
-"""Where an alert's evidence lives in the data bucket (the contract between its writer and its readers).
+"""Where an alert's evidence lives in the data bucket: one helper computes the keys, for writers and readers.
 
-The alert processor writes, for every alert, `evidence/<sha256 hex of the alertId>/evidence.json` and, for
-a pattern alert, `evidence/<same>/chart.png`; the approval page reads the chart back. The alertId is
-hashed so that any alertId (it contains `#` and may contain `/`) gives a fixed-length, URL-safe key.
+    evidence/<sha256 hex of the alertId>/evidence.json   the alert, the match, the bars window (application/json)
+    evidence/<sha256 hex of the alertId>/chart.png       that window with the pattern's extrema marked (image/png)
+
+The alert processor writes both before it publishes anything about the alert (threshold alerts get no
+chart); the approval page reads the chart. Hashing the alertId keeps keys fixed-length and free of the
+`#` and symbols an id carries, and the same alert always lands on the same keys.
 """
 from __future__ import annotations
 
 import hashlib
-from typing import NamedTuple
+from typing import Final, NamedTuple
 
-EVIDENCE_PREFIX = "evidence/"
-CHART_FILE = "chart.png"
-DATA_FILE = "evidence.json"
+EVIDENCE_PREFIX: Final = "evidence/"
+CHART_FILE: Final = "chart.png"
+DATA_FILE: Final = "evidence.json"
+CHART_CONTENT_TYPE: Final = "image/png"
+DATA_CONTENT_TYPE: Final = "application/json"
 
 
 class EvidenceKeys(NamedTuple):
-    chart: str  # image/png; absent in the bucket for threshold alerts (they have no single pattern)
-    data: str  # application/json
+    chart: str
+    data: str
 
 
 def evidence_keys(alert_id: str) -> EvidenceKeys:
     folder = f"{EVIDENCE_PREFIX}{hashlib.sha256(alert_id.encode('utf-8')).hexdigest()}/"
-    return EvidenceKeys(chart=f"{folder}{CHART_FILE}", data=f"{folder}{DATA_FILE}")
+    return EvidenceKeys(chart=folder + CHART_FILE, data=folder + DATA_FILE)

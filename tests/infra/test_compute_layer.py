@@ -54,8 +54,10 @@ def test_every_function_is_arm64_traced_published_and_sized_from_config(dev, nam
     assert fn["handler"] == spec.handler == f"{spec.package}.handler.lambda_handler"
     (key_id,) = resources(dev, "aws_kms_key")
     assert fn["kms_key_arn"] == reference_to("aws_kms_key", key_id, "arn")
-    (layer_id,) = resources(dev, "aws_lambda_layer_version")
-    assert fn["layers"] == [reference_to("aws_lambda_layer_version", layer_id, "arn")]
+    shared = reference_to("aws_lambda_layer_version", logical_id(dev, "aws_lambda_layer_version", layer_name="shared-dependencies-dev"), "arn")
+    chart = reference_to("aws_lambda_layer_version", logical_id(dev, "aws_lambda_layer_version", layer_name="chart-dependencies-dev"), "arn")
+    # Only the function that draws (each alert's evidence chart) carries the chart layer, above the shared one.
+    assert fn["layers"] == ([shared, chart] if name == "AlertProcessor-dev" else [shared])
     assert fn["filename"].startswith("assets/") and fn["filename"].endswith(f"/{spec.package}.zip")
     assert len(fn["source_code_hash"]) == 44  # base64 of a SHA-256
 
@@ -224,12 +226,20 @@ def test_every_event_source_mapping_targets_an_alias(dev):
         assert mapping["function_name"].startswith("${aws_lambda_alias.")
 
 
-def test_shared_layer_is_built_for_arm64_python_312(dev):
-    layer = find_resource(dev, "aws_lambda_layer_version", layer_name="shared-dependencies-dev")
+@pytest.mark.parametrize("layer_name", ["shared-dependencies", "chart-dependencies"])
+def test_layers_are_built_for_arm64_python_312(dev, layer_name):
+    layer = find_resource(dev, "aws_lambda_layer_version", layer_name=f"{layer_name}-dev")
     assert layer["compatible_runtimes"] == ["python3.12"]
     assert layer["compatible_architectures"] == ["arm64"]
-    assert layer["filename"].endswith("/shared-dependencies.zip")
+    assert layer["filename"].endswith(f"/{layer_name}.zip")
     assert len(layer["source_code_hash"]) == 44
+    assert len(resources(dev, "aws_lambda_layer_version")) == 2
+
+
+def test_the_alert_processor_knows_the_data_bucket_and_the_trading_patterns_table(dev):
+    alerts = find_resource(dev, "aws_lambda_function", function_name="AlertProcessor-dev")["environment"]["variables"]
+    assert alerts[ENV_DATA_BUCKET] == reference_to("aws_s3_bucket", logical_id(dev, "aws_s3_bucket", bucket="patternwatch-data-111111111111-dev"), "bucket")
+    assert alerts[ENV_TRADING_PATTERNS_TABLE] == reference_to("aws_dynamodb_table", logical_id(dev, "aws_dynamodb_table", name="TradingPatterns-dev"), "name")
 
 
 def test_outputs_name_every_function_alias_and_deployment_group(dev):
@@ -238,4 +248,7 @@ def test_outputs_name_every_function_alias_and_deployment_group(dev):
         assert dev["output"][f"{package}_function_name"]["value"] == reference_to("aws_lambda_function", function_id(dev, name), "function_name")
         assert dev["output"][f"{package}_alias_arn"]["value"] == reference_to("aws_lambda_alias", alias_of(dev, name)[0], "arn")
         assert dev["output"][f"{package}_deployment_group"]["value"].endswith(".deployment_group_name}")
+    assert dev["output"]["chart_layer_arn"]["value"] == reference_to(
+        "aws_lambda_layer_version", logical_id(dev, "aws_lambda_layer_version", layer_name="chart-dependencies-dev"), "arn"
+    )
     assert json.dumps(dev["output"]["deployment_app_name"]["value"]).count("aws_codedeploy_app") == 1

@@ -6,7 +6,7 @@ import json
 import pytest
 
 from patternwatch_infra.config import ENVIRONMENT_NAMES
-from patternwatch_infra.testing import find_resource, logical_id, policy_statements, resolve, resolve_name, resources
+from patternwatch_infra.testing import find_resource, logical_id, policy_statements, reference_to, resolve, resolve_name, resources
 
 # Statements allowed a wildcard in a resource, each with the reason AWS forces it. Anything else fails.
 WILDCARD_RESOURCE_ALLOWLIST = {
@@ -22,6 +22,7 @@ WILDCARD_RESOURCE_ALLOWLIST = {
     "RemoveTuningAliases": "the tuner's aliases are RAM<memory>: <function arn>:RAM* names only those",
     "RemoveTuningVersions": "versions are <function arn>:<version>; the unqualified function is not matched",
     "ReadEvidence": "objects are named per alert under the data bucket's evidence/ prefix; <bucket arn>/evidence/* names only those",
+    "WriteEvidence": "evidence objects are named per alert (evidence/<sha256 of the alertId>/...): only that prefix",
 }
 # Actions AWS accepts only with the bare "*" resource.
 STAR_ONLY_ACTIONS = {
@@ -91,6 +92,8 @@ EXPECTED_ACTIONS = {
         # The delivery claim (Put; Update to DELIVERED; Delete to release it after a failure) and the approval
         # with its links (Put; Update step by step; Get to resume a half-done one).
         "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "sqs:SendMessage", "sns:Publish",
+        # Evidence: the bars window and the stored match (Query), written to the data bucket (PutObject).
+        "dynamodb:Query", "s3:PutObject",
     },
     "ThresholdCheckerRole-dev": {"dynamodb:Query", "sqs:SendMessage"},
     "ApprovalProcessorRole-dev": {"dynamodb:GetItem", "dynamodb:UpdateItem", "sns:Publish", "s3:GetObject"},
@@ -156,6 +159,16 @@ def test_the_expiry_timer_consumes_only_pending_approvals(dev):
     statements = {s["sid"]: s for s in role_policies(dev)["ApprovalExpiryRole-dev"]}
     queue_id = [k for k, q in resources(dev, "aws_sqs_queue").items() if resolve_name(dev, q["name"]) == "PendingApprovals-dev"][0]
     assert statements["ConsumePendingApprovals"]["resources"] == [f"${{aws_sqs_queue.{queue_id}.arn}}"]
+
+
+def test_the_alert_processor_writes_evidence_only_under_its_prefix_and_reads_only_trading_patterns(dev):
+    statements = {s["sid"]: s for s in role_policies(dev)["AlertProcessorRole-dev"]}
+    bucket = reference_to("aws_s3_bucket", logical_id(dev, "aws_s3_bucket", bucket="patternwatch-data-111111111111-dev"), "arn")
+    assert statements["WriteEvidence"]["actions"] == ["s3:PutObject"]
+    assert statements["WriteEvidence"]["resources"] == [f"{bucket}/evidence/*"]
+    table = reference_to("aws_dynamodb_table", logical_id(dev, "aws_dynamodb_table", name="TradingPatterns-dev"), "arn")
+    assert statements["ReadEvidenceFromTradingPatterns"]["actions"] == ["dynamodb:Query"]
+    assert statements["ReadEvidenceFromTradingPatterns"]["resources"] == [table, f"{table}/index/RecentPatternsIndex"]
 
 
 @pytest.mark.parametrize("env", ENVIRONMENT_NAMES)

@@ -5,36 +5,17 @@ and it reaches an inbox subscribed with the approver's own filter policy, as it 
 """
 from __future__ import annotations
 
-import io
-import json
+import base64
 import time
-from datetime import datetime, timezone
 
 import pytest
 from patternwatch_shared.evidence import evidence_keys
 
-from integration_helpers import planted_bars
+from integration_helpers import as_records, planted_bars, put_records
 from tooling import demo_approvals
 from tooling.approval_links import approval_requests, approve_in_browser
 
 pytestmark = pytest.mark.integration
-
-
-def chart_png(symbol: str) -> bytes:
-    """A price chart of the planted series, standing in for the evidence chart where no evidence writer has run."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    bars = planted_bars(symbol)
-    figure, axis = plt.subplots(figsize=(8, 4))
-    axis.plot([b["timestamp"] for b in bars], [b["close"] for b in bars], color="0.3")
-    axis.set_title(f"{symbol}: close (evidence)")
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=80)
-    plt.close(figure)
-    return buffer.getvalue()
 
 
 def test_an_approver_approves_on_the_page_in_chromium_and_the_link_then_says_who_decided(
@@ -44,26 +25,27 @@ def test_an_approver_approves_on_the_page_in_chromium_and_the_link_then_says_who
                                               prefix="ItBrowserInbox")
     for url in inboxes.values():
         approval_requests(clients.sqs, url)
-    alert = {
-        "alertId": f"ITBROWSER#{time.time_ns()}#head-and-shoulders", "source": "stream", "severity": "CRITICAL",
-        "detectedAt": datetime.now(timezone.utc).isoformat(), "confidence": 0.97, "symbol": "ITBROWSER",
-        "pattern": "head-and-shoulders", "startTimestamp": 1_609_718_400, "endTimestamp": 1_619_000_000,
-    }
-    clients.sqs.send_message(QueueUrl=deployed["alert_queue_url"], MessageBody=json.dumps(alert))
+    # A planted head-and-shoulders on the stream: the consumer, the workflow and the alert processor raise
+    # the CRITICAL alert, write its evidence (the chart) and send each approver their link.
+    symbol = f"ITB{time.time_ns() % 10**8}"  # its own series: a reused emulator does not alert a stored pattern twice
+    put_records(clients, deployed["market_data_stream_name"], as_records(planted_bars(symbol)), symbol)
     runner.drain()
-    (request,) = approval_requests(clients.sqs, inboxes["ada"])
-    (other,) = approval_requests(clients.sqs, inboxes["grace"])
-    assert (request["approver"], other["approver"], request["alertId"]) == ("ada", "grace", alert["alertId"])
-    s3 = session.client("s3", endpoint_url=endpoint)
-    chart = evidence_keys(alert["alertId"]).chart
-    if "Contents" not in s3.list_objects_v2(Bucket=deployed["data_bucket_name"], Prefix=chart):
-        s3.put_object(Bucket=deployed["data_bucket_name"], Key=chart, Body=chart_png("ITBROWSER"), ContentType="image/png")
+    (request,) = [r for r in approval_requests(clients.sqs, inboxes["ada"]) if r["alert"]["symbol"] == symbol]
+    (other,) = [r for r in approval_requests(clients.sqs, inboxes["grace"]) if r["alert"]["symbol"] == symbol]
+    alert = request["alert"]
+    assert (request["approver"], other["approver"], other["alertId"]) == ("ada", "grace", request["alertId"])
+    # The page shows the evidence chart the alert processor stored, inline (no stand-in: the real one).
+    chart = session.client("s3", endpoint_url=endpoint).get_object(
+        Bucket=deployed["data_bucket_name"], Key=evidence_keys(request["alertId"]).chart
+    )["Body"].read()
+    page = runner.request("GET", demo_approvals.api_path(request["approveUrl"]), headers={"Accept": "text/html"})
+    assert f"data:image/png;base64,{base64.b64encode(chart).decode()}" in page["body"]
 
     screenshot = tmp_path / "approval-page.png"
     seen = approve_in_browser(request["approveUrl"], [screenshot], comment="Neckline broken on volume: approve")
 
     assert seen.page_status == 200
-    assert seen.page_heading == "Approve head-and-shoulders on ITBROWSER?"
+    assert seen.page_heading == f"Approve {alert['pattern']} on {symbol}?"
     assert seen.chart_shown, "the evidence chart did not load on the page"
     assert screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and screenshot.stat().st_size > 20_000
     assert seen.confirmation_status == 200
@@ -71,7 +53,7 @@ def test_an_approver_approves_on_the_page_in_chromium_and_the_link_then_says_who
     assert seen.revisit_status == 200
     assert seen.revisit.startswith("Already decided: This alert was already decided by Ada Lovelace at ")
     item = clients.dynamodb.get_item(TableName=deployed["approval_tracking_table_name"],
-                                     Key={"tokenHash": {"S": f"approval#{alert['alertId']}"}}, ConsistentRead=True)["Item"]
+                                     Key={"tokenHash": {"S": f"approval#{request['alertId']}"}}, ConsistentRead=True)["Item"]
     assert (item["status"]["S"], item["decidedBy"]["S"], item["comment"]["S"]) == ("APPROVED", "ada", "Neckline broken on volume: approve")
     assert item["sourceIp"]["S"] == "127.0.0.1" and item["userAgent"]["S"] == seen.user_agent and "Chrome" in seen.user_agent
     # The other approver's link now says who decided, and decides nothing.

@@ -20,7 +20,7 @@ from patternwatch_shared.names.functions import (
     ENV_THRESHOLD_CHECK_MIN_BREACHES, ENV_THRESHOLD_CHECK_RULE_NAME, ENV_TRADING_ALERTS_TOPIC_ARN, ENV_TRADING_PATTERNS_TABLE,
 )
 from patternwatch_shared.names.messages import (
-    CRITICAL_CONFIDENCE_THRESHOLD, EVENT_DETAIL_TYPE_PATTERN_DETECTED, EVENT_SOURCE_PATTERNS,
+    CRITICAL_CONFIDENCE_THRESHOLD, EVENT_DETAIL_TYPE_PATTERN_DETECTED, EVENT_SOURCE_PATTERNS, PATTERN_FAMILIES,
 )
 from patternwatch_shared.names.table import (
     APPROVAL_PARTITION_KEY, RECENT_PATTERNS_INDEX, RECENT_PATTERNS_INDEX_PARTITION_KEY,
@@ -30,6 +30,7 @@ from patternwatch_shared.names.table import (
 REGION = "us-east-1"
 TRADING_PATTERNS = "TradingPatterns-test"
 APPROVAL_TRACKING = "ApprovalTracking-test"
+DATA_BUCKET = "patternwatch-data-test"
 API_BASE_URL = "https://api.example.test/v1"  # the stage is v1 (patternwatch_infra/api.py)
 DATA_BUCKET = "patternwatch-data-test"
 APPROVERS = (Approver("ada", "Ada Lovelace"), Approver("grace", "Grace Hopper"))
@@ -51,6 +52,12 @@ class AwsResources:
     trading_alerts_inbox: str  # SQS queue subscribed to TradingAlerts, to read what was published
     approval_requests_inbox: str
     pattern_events_inbox: str  # SQS queue targeted by a PatternDetected rule on the default bus
+    s3: Any = None
+
+    def objects(self, prefix: str = "") -> dict[str, bytes]:
+        """Every object in the data bucket under `prefix`, by key."""
+        listed = self.s3.list_objects_v2(Bucket=DATA_BUCKET, Prefix=prefix).get("Contents", [])
+        return {o["Key"]: self.s3.get_object(Bucket=DATA_BUCKET, Key=o["Key"])["Body"].read() for o in listed}
 
     def drain(self, queue_url: str) -> list[dict[str, Any]]:
         """Every message currently in the queue (deleted as read), bodies parsed."""
@@ -86,8 +93,8 @@ class AwsResources:
 
 
 def create_resources() -> AwsResources:
-    """The tables, queues and topics the handlers use, created in the current moto context, with an
-    SQS inbox subscribed to each topic to read what was published, and one receiving the
+    """The tables, queues, topics and data bucket the handlers use, created in the current moto context,
+    with an SQS inbox subscribed to each topic to read what was published, and one receiving the
     PatternDetected events put on the default bus."""
     import boto3
 
@@ -124,6 +131,7 @@ def create_resources() -> AwsResources:
         trading_alerts_inbox=inboxes[trading_alerts],
         approval_requests_inbox=inboxes[approval_requests],
         pattern_events_inbox=pattern_events,
+        s3=s3,
     )
 
 
@@ -452,6 +460,25 @@ def pattern_event_detail(symbol: str, pattern: str = "head-and-shoulders", seed:
     detection = next(d for d in detect_in(columns, latest_only=True) if d.pattern == pattern)
     detail = pattern_detected_detail(symbol, detection, datetime(2026, 3, 2, tzinfo=timezone.utc), columns)
     return json.loads(detail.model_dump_json())
+
+
+def run_workflow(detail: dict[str, Any], context: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """pattern-detector's actions on one PatternDetected detail, chained as PatternAnalysisWorkflow chains them:
+    validate -> one detect per family (the Parallel state) -> score -> decide. Returns (scored, decided)."""
+    from pattern_detector import handler
+
+    validated = handler.lambda_handler({"action": "validate", "detail": detail, "correlationId": "exec-1"}, context)
+    branches = [
+        handler.lambda_handler({"action": "detect", "family": family, "symbol": validated["symbol"], "bars": validated["bars"]}, context)
+        for family in PATTERN_FAMILIES
+    ]
+    scored = handler.lambda_handler(
+        {"action": "score", "symbol": validated["symbol"], "candidate": validated["candidate"], "results": branches}, context
+    )
+    decided = handler.lambda_handler(
+        {"action": "decide", "symbol": scored["symbol"], "candidate": scored["candidate"], "confirmed": scored["confirmed"]}, context
+    )
+    return scored, decided
 
 
 def flat_bars(symbol: str, count: int, *, start: int = 1_700_000_000, price: float = 50.0) -> list[dict[str, Any]]:
