@@ -32,9 +32,11 @@ ENV_APPROVAL_EXPIRY_SECONDS: Final = "APPROVAL_EXPIRY_SECONDS"
 # Base URL of the REST API stage that serves POST /approve/{token}, e.g.
 # "https://abc123.execute-api.us-east-1.amazonaws.com/v1". The approve link is <base>/approve/<token>.
 ENV_APPROVAL_API_BASE_URL: Final = "APPROVAL_API_BASE_URL"
-        ENV_APPROVERS,
-        ENV_TRADING_PATTERNS_TABLE,
-        ENV_DATA_BUCKET,
+# The environment's approvers as JSON, [{"id": ..., "name": ...}] (patternwatch_shared.approvers): who is
+# sent an approval request, and whose link may still decide. E-mail addresses stay in the SNS subscriptions.
+ENV_APPROVERS: Final = "APPROVERS"
+# The data bucket: alert-processor writes each alert's evidence there, the approval page reads its chart
+# (patternwatch_shared.evidence keys).
 ENV_DATA_BUCKET: Final = "DATA_BUCKET_NAME"
 # envs/*.json `alerts.confidence_threshold`: a detection alerts when its confidence is at or above it.
 ENV_ALERT_CONFIDENCE_THRESHOLD: Final = "ALERT_CONFIDENCE_THRESHOLD"
@@ -117,11 +119,9 @@ ALERT_PROCESSOR: Final = LambdaFunctionSpec(
         ENV_APPROVAL_REQUESTS_TOPIC_ARN,
         ENV_APPROVAL_EXPIRY_SECONDS,
         ENV_APPROVAL_API_BASE_URL,
-# The environment's approvers as JSON, [{"id": ..., "name": ...}] (patternwatch_shared.approvers): who is
-# sent an approval request, and whose link may still decide. E-mail addresses stay in the SNS subscriptions.
-ENV_APPROVERS: Final = "APPROVERS"
-# The data bucket: alert-processor writes each alert's evidence there, the approval page reads its chart
-# (patternwatch_shared.evidence keys).
+        ENV_APPROVERS,
+        ENV_TRADING_PATTERNS_TABLE,
+        ENV_DATA_BUCKET,
     ),
 )
 THRESHOLD_CHECKER: Final = LambdaFunctionSpec(
