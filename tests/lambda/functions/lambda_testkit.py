@@ -32,7 +32,6 @@ TRADING_PATTERNS = "TradingPatterns-test"
 APPROVAL_TRACKING = "ApprovalTracking-test"
 DATA_BUCKET = "patternwatch-data-test"
 API_BASE_URL = "https://api.example.test/v1"  # the stage is v1 (patternwatch_infra/api.py)
-DATA_BUCKET = "patternwatch-data-test"
 APPROVERS = (Approver("ada", "Ada Lovelace"), Approver("grace", "Grace Hopper"))
 THRESHOLD_CHECK_RULE = "threshold-check-test"  # the EventBridge schedule that runs the threshold checker
 T0 = 1_700_000_000  # a bar timestamp well inside the accepted epoch range
@@ -52,7 +51,6 @@ class AwsResources:
     trading_alerts_inbox: str  # SQS queue subscribed to TradingAlerts, to read what was published
     approval_requests_inbox: str
     pattern_events_inbox: str  # SQS queue targeted by a PatternDetected rule on the default bus
-    s3: Any = None
 
     def objects(self, prefix: str = "") -> dict[str, bytes]:
         """Every object in the data bucket under `prefix`, by key."""
@@ -131,7 +129,6 @@ def create_resources() -> AwsResources:
         trading_alerts_inbox=inboxes[trading_alerts],
         approval_requests_inbox=inboxes[approval_requests],
         pattern_events_inbox=pattern_events,
-        s3=s3,
     )
 
 

@@ -74,9 +74,11 @@ def test_a_critical_alert_gets_its_chart_and_evidence_before_its_approval_reques
     assert f"Prices in USD, {STREAM_PRICE_BASIS}" in chart["title"]
     assert evidence["display"] == {"displayThreshold": 0.5, "alertThreshold": 0.9, "contextBars": CONTEXT_BARS}
 
-    (request,) = aws_resources.published(aws_resources.approval_requests_inbox)
-    assert request["Message"]["evidence"] == {"chart": where.chart, "data": where.data}
-    assert "X-Amz-Signature" not in json.dumps(request)
+    requests = aws_resources.published(aws_resources.approval_requests_inbox)  # one per approver
+    assert len(requests) == 2
+    for request in requests:
+        assert request["Message"]["evidence"] == {"chart": where.chart, "data": where.data}
+        assert "X-Amz-Signature" not in json.dumps(request)
 
 
 def test_a_failed_evidence_write_fails_the_message_and_nothing_is_published(aws_resources, lambda_context, streamed_critical_alert):
