@@ -77,6 +77,7 @@ class MonitoredFunction(Construct):
         environment: Mapping[str, str],
         statements: Sequence[DataAwsIamPolicyDocumentStatement],
         timeout_seconds: int | None = None,
+        extra_layers: Sequence[LambdaLayerVersion] = (),
     ) -> None:
         super().__init__(scope, spec.construct_id)
         config, naming = platform.config, platform.naming
@@ -124,7 +125,8 @@ class MonitoredFunction(Construct):
             handler=spec.handler,
             filename=asset.path,
             source_code_hash=code.source_code_hash,
-            layers=[platform.layer.arn],
+            # The shared layer first: a layer above it (the chart layer) relies on what it provides.
+            layers=[platform.layer.arn, *(layer.arn for layer in extra_layers)],
             memory_size=config.lambda_.memory_mb,
             timeout=self.timeout_seconds,
             publish=True,

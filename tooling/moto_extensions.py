@@ -286,6 +286,35 @@ def lambda_create_function_retry_safe() -> None:
     _register("lambda:CreateFunction retry after a dropped connection")
 
 
+def s3_bucket_policy_over_tls() -> None:
+    """PutObject/GetObject/HeadObject on a bucket with our TLS-only policy (SecureBucket): moto evaluates
+    bucket policies without their conditions, so the Deny that applies only when aws:SecureTransport is
+    false denies every object request (403). SDKs reach S3 over TLS, and the emulator stands in for that
+    HTTPS endpoint: statements whose one condition is aws:SecureTransport=false are left out of moto's
+    evaluation. Every other statement is evaluated as before."""
+    from moto.iam.access_control import IAMPolicy, PermissionResult
+    from moto.s3.models import FakeBucket
+
+    def only_insecure_transport(condition) -> bool:
+        if not isinstance(condition, dict) or list(condition) != ["Bool"] or list(condition["Bool"]) != ["aws:SecureTransport"]:
+            return False
+        value = condition["Bool"]["aws:SecureTransport"]
+        return [str(v).lower() for v in (value if isinstance(value, list) else [value])] == ["false"]
+
+    def get_permission(self, action, resource):
+        if self.policy is None:
+            return PermissionResult.NEUTRAL
+        document = json.loads(self.policy.decode())
+        statements = document.get("Statement", [])
+        kept = [s for s in (statements if isinstance(statements, list) else [statements]) if not only_insecure_transport(s.get("Condition"))]
+        if not kept:
+            return PermissionResult.NEUTRAL
+        return IAMPolicy(json.dumps({**document, "Statement": kept})).is_action_permitted(action, resource)
+
+    FakeBucket.get_permission = get_permission
+    _register("s3:object requests under a TLS-only bucket policy")
+
+
 def install() -> list[str]:
     """Apply every addition once; returns what was installed."""
     if not INSTALLED:
@@ -298,6 +327,7 @@ def install() -> list[str]:
         budgets_subscribers_and_tags()
         kinesis_create_stream_tags()
         lambda_create_function_retry_safe()
+        s3_bucket_policy_over_tls()
         INSTALLED.extend(moto_cloudwatch.install())  # metric reads: percentiles, dimension order, ListMetrics
         from . import local_aws
 

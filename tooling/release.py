@@ -3,7 +3,7 @@
 Usage: python -m tooling.release --env dev [--workspace pr123] pattern_detector [--timeout 900] [--no-wait]
        (or: make release ENV=dev [WORKSPACE=pr123] FUNCTION=pattern_detector)
 
-The five platform functions (PLATFORM_FUNCTIONS) are released this way. The power tuner's functions
+The six platform functions (PLATFORM_FUNCTIONS) are released this way. The power tuner's functions
 (package power_tuning) are tooling and ship with `make deploy`: they have no canary to roll out through.
 
 Steps: build the function's deterministic zip, upload it to $LATEST, wait for the update, publish a version,

@@ -336,7 +336,7 @@ def test_credentials_for_another_account_are_refused_before_anything_changes(com
 
 
 def test_the_command_line_offers_only_the_functions_that_can_be_released(capsys):
-    releasable = "releasable: kinesis_consumer, pattern_detector, alert_processor, threshold_checker, approval_processor"
+    releasable = "releasable: kinesis_consumer, pattern_detector, alert_processor, threshold_checker, approval_processor, approval_expiry"
     assert rel.main(["no_such_function", "--env", "dev"]) == rel.EXIT_USAGE
     assert f"'no_such_function' is not a releasable function package ({releasable})" in capsys.readouterr().err
     # The power tuner's package is a folder of lambda_src/ too, but its functions have no canary to release through.

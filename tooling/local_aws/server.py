@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from typing import Any
 
 from . import api_gateway, call_counts, clock, event_delivery, service_metrics
@@ -129,12 +130,36 @@ def application():
     return PlatformApp(DomainDispatcherApplication(create_backend_app))
 
 
+def redacted_request_line(line: str) -> str:
+    """A request line (or path) for the emulator's own log, with the path below a REST API stage cut off.
+
+    Like API Gateway's access log (which records $context.resourcePath), the emulator's log must not
+    keep what the path carries: an approval link's token.
+    """
+    return _USER_REQUEST_PATH.sub(r"\1/…", line)
+
+
+_USER_REQUEST_PATH = re.compile(r"(/restapis/[^/\s]+/[^/\s]+/_user_request_)/[^\s\"]*")
+
+
 def serve(host: str, port: int) -> None:
     """Run the emulator in the foreground (python -m tooling.moto_extensions does this)."""
     import signal
     import sys
 
-    from werkzeug.serving import run_simple
+    from werkzeug.serving import WSGIRequestHandler, run_simple
+
+    class RedactingRequestHandler(WSGIRequestHandler):
+        def log_request(self, code="-", size="-"):
+            path = getattr(self, "path", None)
+            if path is not None:
+                self.path = redacted_request_line(path)
+            self.requestline = redacted_request_line(self.requestline)
+            try:
+                super().log_request(code, size)
+            finally:
+                if path is not None:
+                    self.path = path
 
     os.environ.setdefault("MOTO_PORT", str(port))
     os.environ.setdefault("MOTO_HOST", host)
@@ -145,5 +170,5 @@ def serve(host: str, port: int) -> None:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    run_simple(host, port, application(), threaded=True)
+    run_simple(host, port, application(), threaded=True, request_handler=RedactingRequestHandler)
 
