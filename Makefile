@@ -19,7 +19,7 @@ WORKSPACE ?= default
 # a terminal, CI=true makes cdktf-cli 0.21 (Ink) print each line once (an explicit CI=... is kept).
 CDKTF := CI=$${CI:-$$([ -t 1 ] || echo true)} TF_WORKSPACE=$(WORKSPACE) npx cdktf
 
-.PHONY: help setup demo dashboard down run test synth validate plan-local deploy diff release destroy emulator-start emulator-stop clean
+.PHONY: help setup demo load capacity dashboard down run test synth validate plan-local deploy diff release destroy emulator-start emulator-stop clean
 
 help: ## List the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -29,6 +29,12 @@ setup: ## Install everything (pipenv, npm) and check the toolchain; safe to re-r
 
 demo: setup ## The platform on this machine: emulator, deploy `local`, stream real bars, summary + PNGs
 	@$(PY) -m tooling.demo $(DEMO_ARGS)
+
+load: setup ## Load test on `local`: generated 1-minute bars, latency/throughput/calls per bar into load-output/ [LOAD_ARGS="--symbols 20 --bars-per-symbol 110 --rate 8 --duration 400"]
+	@$(PY) -m tooling.load_test $(LOAD_ARGS)
+
+capacity: ## Monthly AWS cost and limits at 100/1,000/10,000 symbols (docs/capacity.md) [CAPACITY_ARGS="--measured load-output/load-report.json"]
+	@$(PY) -m tooling.capacity_model $(CAPACITY_ARGS)
 
 dashboard: ## Draw the deployed `local` dashboard from the emulator's metrics into demo-output/dashboard.png [DASHBOARD_ARGS="--hours 6"]
 	@$(PY) -m tooling.dashboard_render $(DASHBOARD_ARGS)

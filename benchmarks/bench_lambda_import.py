@@ -14,11 +14,19 @@ wall clock) and the process CPU time of the same import (less sensitive to other
 shared machine), medians of --repeats fresh interpreters; and whether numpy / pattern_engine.engine /
 boto3 were loaded (they load lazily, on first use).
 
+Then the chart renderer's cold-start cost, paid by the alert processor on its first alert: in a fresh
+interpreter ("lambda" environment, one BLAS/OpenMP thread as Lambda's small instances run), after the
+handler module is imported, the import of matplotlib, pandas and mplfinance, the first evidence
+`build_evidence` (chart of a 70-bar window and its JSON) and a second one (warm). Twice: with an empty
+MPLCONFIGDIR (a new execution environment, matplotlib builds its font cache in /tmp) and with the cache
+left by an earlier run (a later cold start on a reused /tmp does not happen in Lambda; shown for scale).
+
     .venv/bin/python benchmarks/bench_lambda_import.py [--repeats 5]
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import subprocess
@@ -83,6 +91,72 @@ def measure(module: str, environment: str) -> tuple[float, float, set[str]]:
     return cumulative_us / 1000.0, cpu_ms, imported & set(LAZY)
 
 
+BLAS_THREADS = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+# Run in the child: the handler module, then the renderer's libraries, then two evidence builds.
+RENDER_PROBE = """
+import json, sys, time
+def clock(): return time.perf_counter(), time.process_time()
+def since(start): now = clock(); return [(now[0] - start[0]) * 1000, (now[1] - start[1]) * 1000]
+alert, rows, extrema = json.load(open(sys.argv[1]))
+t = clock(); import alert_processor.handler; handler = since(t)
+from patternwatch_shared.alert_evidence import build_evidence
+from patternwatch_shared.models import AlertMessage
+from pattern_charts import render
+message = AlertMessage.model_validate(alert)
+t = clock(); render._libraries(); libraries = since(t)
+t = clock(); first = build_evidence(message, bars=rows, extrema=extrema); first_ms = since(t)
+t = clock(); build_evidence(message, bars=rows, extrema=extrema); second_ms = since(t)
+print(json.dumps({"handler": handler, "libraries": libraries, "first": first_ms, "second": second_ms, "png": len(first.chart_png)}))
+"""
+
+
+def evidence_input(path: Path) -> None:
+    """The alert processor's input for a planted head-and-shoulders: the alert, its 70-bar window, extrema."""
+    from pattern_engine import detect
+    from pattern_engine.synthetic import planted_bar_records
+
+    from patternwatch_shared.alert_evidence import CONTEXT_BARS
+
+    bars = planted_bar_records("BENCH", "head-and-shoulders", seed=7, start=1_609_718_400, scale=100)
+    columns = {k: [b[k] for b in bars] for k in ("timestamp", "open", "high", "low", "close", "volume")}
+    match = max(detect(columns, patterns=["head-and-shoulders"]), key=lambda m: m.confidence)
+    rows = [{k: b[k] for k in columns} for b in bars[max(0, match.start - CONTEXT_BARS) : match.end + 1]]
+    alert = {
+        "alertId": "BENCH#bench", "source": "stream", "severity": "CRITICAL", "detectedAt": "2026-01-01T00:00:00.000000Z",
+        "confidence": match.confidence, "symbol": "BENCH", "pattern": match.pattern,
+        "startTimestamp": bars[match.start]["timestamp"], "endTimestamp": bars[match.end]["timestamp"],
+    }
+    path.write_text(json.dumps([alert, rows, [[bars[i]["timestamp"], price] for i, price in match.extrema]]))
+
+
+def measure_renderer(input_path: Path, config_dir: Path) -> dict:
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("AWS_", "LAMBDA_", "POWERTOOLS_", "MPL"))}
+    env.update(ENVIRONMENTS["lambda"], **BLAS_THREADS, PYTHONPATH=str(LAMBDA_SRC), MPLCONFIGDIR=str(config_dir))
+    completed = subprocess.run([sys.executable, "-c", RENDER_PROBE, str(input_path)], env=env, capture_output=True, text=True, check=True)
+    return json.loads(completed.stdout.strip().splitlines()[-1])
+
+
+def renderer_table(repeats: int) -> None:
+    with tempfile.TemporaryDirectory() as scratch:
+        input_path = Path(scratch) / "evidence-input.json"
+        evidence_input(input_path)
+        measure_renderer(input_path, Path(scratch) / "warm-up")  # .pyc files exist, as in the layer
+        runs: dict[str, list[dict]] = {"empty font cache (new environment)": [], "font cache present": []}
+        for index in range(repeats):
+            runs["empty font cache (new environment)"].append(measure_renderer(input_path, Path(scratch) / f"fresh-{index}"))
+            runs["font cache present"].append(measure_renderer(input_path, Path(scratch) / "warm-up"))
+    print(f"\nchart renderer in the alert processor, median of {repeats} fresh interpreters, one BLAS thread "
+          f"(PNG {runs['font cache present'][0]['png'] / 1024:.0f} KiB)")
+    print("| MPLCONFIGDIR | step | wall ms | CPU ms |")
+    print("|---|---|---:|---:|")
+    for label, results in runs.items():
+        for step, name in (("handler", "import alert_processor.handler"), ("libraries", "import matplotlib, pandas, mplfinance"),
+                           ("first", "first build_evidence (chart + JSON)"), ("second", "second build_evidence (warm)")):
+            wall = statistics.median(r[step][0] for r in results)
+            cpu = statistics.median(r[step][1] for r in results)
+            print(f"| {label} | {name} | {wall:.0f} | {cpu:.0f} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
@@ -105,6 +179,7 @@ def main() -> None:
             row += [statistics.median(wall), statistics.median(cpu)]
         cells = " | ".join(f"{value:.1f}" for value in row)
         print(f"| {module} | {cells} | {', '.join(sorted(loaded)) or 'none'} |")
+    renderer_table(args.repeats)
 
 
 if __name__ == "__main__":

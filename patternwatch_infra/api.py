@@ -1,7 +1,8 @@
 """API layer: the REST API `pattern-detection-api-<s>` behind the WAF `PatternDetectionWAF-<s>`.
 
 Creates:
-- the REST API with POST /patterns, GET /patterns/{symbol}, POST /approve/{token} (Lambda proxy to `live`)
+- the REST API with POST /patterns, GET /patterns/{symbol} (API key required), GET and POST /approve/{token}
+  (the approval page: the link's token is the credential, no API key), Lambda proxy to `live`
 - request validators, JSON-schema models for bodies (generated from the handlers' pydantic types, see
   json_schema.py), required path parameters; paths come from patternwatch_shared.names.routes
 - the stage `v1` (X-Ray, JSON access logs, method throttling) and its first deployment; every later change
@@ -9,7 +10,8 @@ Creates:
 - an API key with a usage plan (throttle + quota)
 - Lambda permissions scoped to each route's execution ARN
 - the account-level CloudWatch role API Gateway needs to write logs
-- the WAF web ACL (rate limit, geo block, AWS common rules, API-key header check), its logging and association
+- the WAF web ACL (waf.py: rate limit, geo block, AWS common rules, body sizes, API-key header check
+  except on approval links), its redacted logging and association
 
 Terraform and the release divide the API between them. Terraform owns the definition (resources, methods,
 integrations, models, validators: API Gateway's working copy), the stage's settings and the first
@@ -57,20 +59,7 @@ from cdktf_cdktf_provider_aws.api_gateway_usage_plan import (
 )
 from cdktf_cdktf_provider_aws.api_gateway_usage_plan_key import ApiGatewayUsagePlanKey
 from cdktf_cdktf_provider_aws.lambda_permission import LambdaPermission
-from cdktf_cdktf_provider_aws.wafv2_web_acl import (
-    Wafv2WebAcl,
-    Wafv2WebAclDefaultAction,
-    Wafv2WebAclDefaultActionAllow,
-    Wafv2WebAclRule,
-    Wafv2WebAclRuleAction,
-    Wafv2WebAclRuleActionBlock,
-    Wafv2WebAclRuleOverrideAction,
-    Wafv2WebAclRuleOverrideActionNone,
-    Wafv2WebAclRuleVisibilityConfig,
-    Wafv2WebAclVisibilityConfig,
-)
 from cdktf_cdktf_provider_aws.wafv2_web_acl_association import Wafv2WebAclAssociation
-from cdktf_cdktf_provider_aws.wafv2_web_acl_logging_configuration import Wafv2WebAclLoggingConfiguration
 from constructs import Construct
 from patternwatch_shared.models import ApprovalDecision, PatternsRequest
 from patternwatch_shared.names.functions import (
@@ -93,12 +82,10 @@ from .naming import DEFAULT_WORKSPACE_ONLY, Naming
 from .policies import statement
 from .release_contract import deployment_description
 from .scan_skips import skip_check
+from .waf import web_acl, web_acl_logging
 
 API_BASE_NAME = "pattern-detection-api"
 STAGE_NAME = "v1"
-API_KEY_HEADER = "x-api-key"
-# API keys that API Gateway generates are 40 characters; anything under 20 is not one of ours.
-MIN_API_KEY_LENGTH = 20
 # Per-method limits for everyone together, and per-key limits from the usage plan.
 METHOD_THROTTLE_RATE = 50
 METHOD_THROTTLE_BURST = 100
@@ -140,6 +127,8 @@ class Route:
     served_by: LambdaFunctionSpec
     body_schema: dict | None = None
     query_parameters: tuple[str, ...] = ()
+    # False only where something else is the credential (an approval link's token and its approver).
+    api_key_required: bool = True
 
     @property
     def path_parameters(self) -> tuple[str, ...]:
@@ -154,7 +143,9 @@ class Route:
 ROUTES = (
     Route("POST", PATTERNS_RESOURCE_PATH, PATTERN_DETECTOR, body_schema=PATTERNS_REQUEST_SCHEMA),
     Route("GET", PATTERNS_BY_SYMBOL_RESOURCE_PATH, PATTERN_DETECTOR, query_parameters=(QUERY_LIMIT, QUERY_NEXT_TOKEN)),
-    Route("POST", APPROVAL_RESOURCE_PATH, APPROVAL_PROCESSOR, body_schema=APPROVAL_DECISION_SCHEMA),
+    # The approval page and its form: opened from an e-mail, so no API key; the shared key grants nothing here.
+    Route("GET", APPROVAL_RESOURCE_PATH, APPROVAL_PROCESSOR, api_key_required=False),
+    Route("POST", APPROVAL_RESOURCE_PATH, APPROVAL_PROCESSOR, body_schema=APPROVAL_DECISION_SCHEMA, api_key_required=False),
 )
 
 
@@ -371,11 +362,13 @@ class ApiLayer(ArchitectureLayer):
             **on_resource,
             http_method=route.method,
             authorization="NONE",
-            api_key_required=True,
+            api_key_required=route.api_key_required,
             request_validator_id=(self.body_validator if route.body_schema else self.parameter_validator).id,
             request_models=request_models,
             request_parameters=parameters or None,
         )
+        if not route.api_key_required:
+            skip_check(method, "CKV_AWS_59", "an approval link: its token, bound to one approver, is the credential; people open it from an e-mail, without an API key")
         integration = ApiGatewayIntegration(
             self,
             f"integration_{logical}",
@@ -401,73 +394,8 @@ class ApiLayer(ArchitectureLayer):
         self.permissions.append(permission)
 
     def _waf(self) -> None:
-        config = self.config
-        acl_name = self.naming.name("PatternDetectionWAF")
-        block = Wafv2WebAclRuleAction(block=Wafv2WebAclRuleActionBlock())
-
-        def rule(priority: int, name: str, metric: str, statement: dict, *, override_action=None) -> Wafv2WebAclRule:
-            """Blocks what `statement` matches (a managed rule group keeps its own actions: `override_action`)."""
-            return Wafv2WebAclRule(
-                name=name,
-                priority=priority,
-                action=None if override_action else block,
-                override_action=override_action,
-                statement=statement,
-                visibility_config=Wafv2WebAclRuleVisibilityConfig(cloudwatch_metrics_enabled=True, metric_name=metric, sampled_requests_enabled=True),
-            )
-
-        # "Not (header length >= 20)" matches both a short header and a missing one.
-        short_or_missing_key = {
-            "not_statement": {
-                "statement": [
-                    {
-                        "size_constraint_statement": {
-                            "comparison_operator": "GE",
-                            "size": MIN_API_KEY_LENGTH,
-                            "field_to_match": {"single_header": {"name": API_KEY_HEADER}},
-                            "text_transformation": [{"priority": 0, "type": "NONE"}],
-                        }
-                    }
-                ]
-            }
-        }
-        self.web_acl = Wafv2WebAcl(
-            self,
-            "web_acl",
-            name=acl_name,
-            description="Rate limit, geo block, AWS common rules and API-key header check for the PatternWatch API",
-            scope="REGIONAL",
-            default_action=Wafv2WebAclDefaultAction(allow=Wafv2WebAclDefaultActionAllow()),
-            visibility_config=Wafv2WebAclVisibilityConfig(
-                cloudwatch_metrics_enabled=True, metric_name=acl_name, sampled_requests_enabled=True
-            ),
-            rule=[
-                rule(
-                    1,
-                    "rate-limit-per-ip",
-                    "RateLimitPerIp",
-                    {"rate_based_statement": {"limit": config.waf.rate_limit_per_5_minutes, "aggregate_key_type": "IP", "evaluation_window_sec": 300}},
-                ),
-                rule(2, "geo-block", "GeoBlock", {"geo_match_statement": {"country_codes": list(config.waf.geo_block_countries)}}),
-                rule(
-                    3,
-                    "aws-common-rule-set",
-                    "AWSCommonRuleSet",
-                    {"managed_rule_group_statement": {"name": "AWSManagedRulesCommonRuleSet", "vendor_name": "AWS"}},
-                    override_action=Wafv2WebAclRuleOverrideAction(none=Wafv2WebAclRuleOverrideActionNone()),
-                ),
-                rule(4, "require-api-key-header", "RequireApiKeyHeader", short_or_missing_key),
-            ],
-        )
-        skip_check(self.web_acl, "CKV_AWS_192", "the agreed four rules; the handlers are Python, so the Log4j rule set protects nothing here")
-        # WAF writes to AWSLogs/<account>/WAFLogs/<region>/<acl>/... in the bucket; the S3 destination takes
-        # the bucket ARN only (no custom prefix), which is why the bucket is dedicated to WAF logs.
-        self.web_acl_logging = Wafv2WebAclLoggingConfiguration(
-            self,
-            "web_acl_logging",
-            resource_arn=self.web_acl.arn,
-            log_destination_configs=[self.data.waf_log_bucket.bucket.arn],
-        )
+        self.web_acl = web_acl(self, name=self.naming.name("PatternDetectionWAF"), config=self.config, stage=STAGE_NAME)
+        self.web_acl_logging = web_acl_logging(self, acl=self.web_acl, bucket_arn=self.data.waf_log_bucket.bucket.arn)
         self.web_acl_association = Wafv2WebAclAssociation(
             self, "web_acl_association", resource_arn=self.stage.arn, web_acl_arn=self.web_acl.arn
         )

@@ -1,18 +1,21 @@
-"""Compute layer: the five Lambda functions, their shared layer, event sources and canary releases.
+"""Compute layer: the six Lambda functions, their layers, event sources and canary releases.
 
 Creates:
 - the code artifacts (code_artifacts.py): the artifact bucket, and where code is signed the Signer profile
   and the code signing config every function carries
 - the layer `shared-dependencies-<s>` (pattern engine, shared code, third-party wheels for arm64), signed
+- the layer `chart-dependencies-<s>` (the chart renderer with mplfinance, matplotlib, pandas), signed,
+  attached only to the function that draws (AlertProcessor, for each alert's evidence chart)
 - KinesisConsumer-<s>, PatternDetector-<s>, AlertProcessor-<s>, ThresholdChecker-<s>, ApprovalProcessor-<s>,
-  each a MonitoredFunction (role, log group, alias `live`, alarms, deployment group)
+  ApprovalExpiry-<s>, each a MonitoredFunction (role, log group, alias `live`, alarms, deployment group)
 - CodeDeploy application `patternwatch-functions-<s>` (every function's deployment group) and the role it
   deploys with
 - event sources: the Kinesis enhanced fan-out consumer MarketDataFanOut -> KinesisConsumer:live,
-  AlertQueue -> AlertProcessor:live (KinesisConsumer emits PatternDetected events to the default
-  EventBridge bus; the orchestration layer's rule takes them to the analysis workflow, which queues alerts)
+  AlertQueue -> AlertProcessor:live, PendingApprovals -> ApprovalExpiry:live (the approvals' expiry timer)
+  (KinesisConsumer emits PatternDetected events to the default EventBridge bus; the orchestration layer's
+  rule takes them to the analysis workflow, which queues alerts)
 
-Packaging runs here, during synth (packaging.py): zips are deterministic and cached. The five functions'
+Packaging runs here, during synth (packaging.py): zips are deterministic and cached. The six functions'
 code is released (tooling/release.py): Terraform deploys their first package and ignores later ones.
 """
 from __future__ import annotations
@@ -25,12 +28,15 @@ from cdktf_cdktf_provider_aws.lambda_event_source_mapping import (
     LambdaEventSourceMappingScalingConfig,
 )
 from cdktf_cdktf_provider_aws.lambda_layer_version import LambdaLayerVersion
+from cdktf_cdktf_provider_aws.sqs_queue import SqsQueue
 from constructs import Construct
+from patternwatch_shared.approvers import approvers_json
+from patternwatch_shared.evidence import EVIDENCE_PREFIX
 from patternwatch_shared.names.functions import (
-    ALERT_PROCESSOR, APPROVAL_PROCESSOR, ENV_ALERT_CONFIDENCE_THRESHOLD, ENV_ALERT_QUEUE_URL,
-    ENV_APPROVAL_EXPIRY_SECONDS, ENV_APPROVAL_REQUESTS_TOPIC_ARN, ENV_APPROVAL_TABLE, ENV_PENDING_APPROVALS_QUEUE_URL,
-    ENV_THRESHOLD_CHECK_MIN_BREACHES, ENV_THRESHOLD_CHECK_RULE_NAME, ENV_TRADING_ALERTS_TOPIC_ARN,
-    ENV_TRADING_PATTERNS_TABLE, KINESIS_CONSUMER, PATTERN_DETECTOR, THRESHOLD_CHECKER, LambdaFunctionSpec,
+    ALERT_PROCESSOR, APPROVAL_EXPIRY, APPROVAL_PROCESSOR, ENV_ALERT_CONFIDENCE_THRESHOLD, ENV_ALERT_QUEUE_URL,
+    ENV_APPROVAL_EXPIRY_SECONDS, ENV_APPROVAL_REQUESTS_TOPIC_ARN, ENV_APPROVAL_TABLE, ENV_APPROVERS, ENV_DATA_BUCKET,
+    ENV_PENDING_APPROVALS_QUEUE_URL, ENV_THRESHOLD_CHECK_MIN_BREACHES, ENV_THRESHOLD_CHECK_RULE_NAME,
+    ENV_TRADING_ALERTS_TOPIC_ARN, ENV_TRADING_PATTERNS_TABLE, KINESIS_CONSUMER, PATTERN_DETECTOR, THRESHOLD_CHECKER, LambdaFunctionSpec,
 )
 from patternwatch_shared.names.messages import THRESHOLD_CHECK_RULE_BASE_NAME
 from patternwatch_shared.names.table import RECENT_PATTERNS_INDEX
@@ -48,7 +54,7 @@ from .function import (
     canary_deployment_role,
     grant_canary_deployments,
 )
-from .packaging import Package, build_all
+from .packaging import BuiltPackages, Package, build_all, check_lambda_limits
 from .policies import statement
 from .release_contract import LAYERS_PREFIX
 
@@ -61,6 +67,9 @@ STREAM_MAX_RECORD_AGE_SECONDS = 3600
 ALERT_BATCH_SIZE = 10
 # Caps how many AlertProcessor instances SQS may drive, protecting SNS and DynamoDB from bursts.
 ALERT_MAX_CONCURRENCY = 5
+# Expiry is a trickle (one message per approval, twice); the mapping's smallest concurrency is plenty.
+EXPIRY_BATCH_SIZE = 10
+EXPIRY_MAX_CONCURRENCY = 2
 
 # Key use needed to read from or write to KMS-encrypted SQS, SNS, Kinesis and DynamoDB.
 USE_KEY = ["kms:Decrypt", "kms:GenerateDataKey"]
@@ -69,27 +78,24 @@ USE_KEY = ["kms:Decrypt", "kms:GenerateDataKey"]
 class ComputeLayer(ArchitectureLayer):
     def __init__(
         self, scope: Construct, id: str, *, config: EnvironmentConfig, naming: Naming, data: DataLayer,
-        packages: tuple[Package, dict[str, Package]] | None = None,
+        packages: BuiltPackages | None = None,
     ) -> None:
         super().__init__(scope, id, config=config, naming=naming)
         self.data = data
         naming = self.naming
-        layer_package, function_packages = packages or build_all()
+        built = packages or build_all()
 
         self.artifacts = CodeArtifacts(
             self, "artifacts", config=config, naming=naming, kms_key=data.kms_key, lifecycle=self.stateful_lifecycle
         )
-        layer_name = naming.name("shared-dependencies")
-        layer_code = self.artifacts.upload(self, "layer_code", layer_package, kind=LAYERS_PREFIX, name=layer_name)
-        self.shared_layer = LambdaLayerVersion(
-            self,
-            "shared_layer",
-            layer_name=layer_name,
-            description="PatternWatch pattern engine, shared code and third-party packages (python3.12, arm64)",
-            s3_bucket=layer_code.bucket,
-            s3_key=layer_code.key,
-            compatible_runtimes=[RUNTIME],
-            compatible_architectures=[ARCHITECTURE],
+        self.shared_layer = self._layer(
+            "shared_layer", "layer_code", built.shared_layer, "shared-dependencies",
+            "PatternWatch pattern engine, shared code and third-party packages (python3.12, arm64)",
+        )
+        # Only functions that draw carry the renderer's ~100 MiB: the others' cold starts stay as they were.
+        self.chart_layer = self._layer(
+            "chart_layer", "chart_layer_code", built.chart_layer, "chart-dependencies",
+            "PatternWatch chart renderer with mplfinance, matplotlib and pandas (python3.12, arm64); on top of shared-dependencies",
         )
         # One application for every function (the power tuner's too); each function is a deployment group.
         self.deployment_app = CodedeployApp(self, "deployment_app", name=naming.name("patternwatch-functions"), compute_platform="Lambda")
@@ -115,10 +121,12 @@ class ComputeLayer(ArchitectureLayer):
         # The account's default bus: PutEvents needs no bus of our own, and the rule listens there.
         self.default_event_bus_arn = f"arn:aws:events:{config.region}:{data.caller.account_id}:event-bus/default"
 
-        def function(spec: LambdaFunctionSpec, environment: dict[str, str], statements: list) -> MonitoredFunction:
+        def function(spec: LambdaFunctionSpec, environment: dict[str, str], statements: list, draws: bool = False) -> MonitoredFunction:
+            code = built.functions[spec.package]
+            check_lambda_limits(spec.base_name, code, [built.shared_layer, *([built.chart_layer] if draws else [])])
             return MonitoredFunction(
-                self, spec=spec, code=function_packages[spec.package], platform=platform, environment=environment, statements=statements,
-                release_owns_code=True,
+                self, spec=spec, code=code, platform=platform, environment=environment, statements=statements,
+                extra_layers=[self.chart_layer] if draws else [], release_owns_code=True,
             )
 
         self.kinesis_consumer = function(
@@ -162,14 +170,19 @@ class ComputeLayer(ArchitectureLayer):
             ],
         )
 
+        pending_approvals = data.pending_approvals_queue.queue
+        approvers = approvers_json(a.approver for a in config.approvers)
         self.alert_processor = function(
             ALERT_PROCESSOR,
             {
                 ENV_APPROVAL_TABLE: approvals.name,
-                ENV_PENDING_APPROVALS_QUEUE_URL: data.pending_approvals_queue.queue.url,
+                ENV_PENDING_APPROVALS_QUEUE_URL: pending_approvals.url,
                 ENV_TRADING_ALERTS_TOPIC_ARN: data.trading_alerts_topic.topic.arn,
                 ENV_APPROVAL_REQUESTS_TOPIC_ARN: data.approval_requests_topic.topic.arn,
                 ENV_APPROVAL_EXPIRY_SECONDS: str(config.approval_expiry_seconds),
+                ENV_APPROVERS: approvers,
+                ENV_TRADING_PATTERNS_TABLE: table.name,
+                ENV_DATA_BUCKET: data.data_bucket.bucket.bucket,
             },
             [
                 # The SQS event source mapping polls and deletes with the function's role.
@@ -178,17 +191,32 @@ class ComputeLayer(ArchitectureLayer):
                     actions=["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ChangeMessageVisibility"],
                     resources=[alert_queue.arn],
                 ),
-                # GetItem and the conditional PutItem also keep the delivery ledger, which stops a redelivered
-                # or concurrently delivered alert from opening a second approval.
-                statement(sid="RecordApprovals", actions=["dynamodb:GetItem", "dynamodb:PutItem"], resources=[approvals.arn]),
-                statement(sid="QueuePendingApprovals", actions=["sqs:SendMessage"], resources=[data.pending_approvals_queue.queue.arn]),
+                # The delivery claim (Put, then Update to DELIVERED, or Delete to release it after a failure), the
+                # approval and its links (Put, Update as each step is done, Get to resume a half-done one).
+                statement(
+                    sid="ClaimAlertsAndOpenApprovals",
+                    actions=["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"],
+                    resources=[approvals.arn],
+                ),
+                statement(sid="QueuePendingApprovals", actions=["sqs:SendMessage"], resources=[pending_approvals.arn]),
                 statement(
                     sid="PublishAlerts",
                     actions=["sns:Publish"],
                     resources=[data.trading_alerts_topic.topic.arn, data.approval_requests_topic.topic.arn],
                 ),
+                # Evidence: the bars window and the stored match, or a threshold alert's breaches (the index).
+                statement(
+                    sid="ReadEvidenceFromTradingPatterns",
+                    actions=["dynamodb:Query"],
+                    resources=[table.arn, f"{table.arn}/index/{RECENT_PATTERNS_INDEX}"],
+                ),
+                # Wildcard: evidence objects are named per alert (evidence/<sha256 of the alertId>/...), so the
+                # prefix is the narrowest resource S3 can name; nothing outside evidence/ can be written.
+                statement(sid="WriteEvidence", actions=["s3:PutObject"], resources=[f"{data.data_bucket.bucket.arn}/{EVIDENCE_PREFIX}*"]),
+                # Also what SSE-KMS needs for the evidence objects (GenerateDataKey to write).
                 statement(sid="UsePlatformKey", actions=USE_KEY, resources=key),
             ],
+            draws=True,
         )
 
         self.threshold_checker = function(
@@ -214,10 +242,37 @@ class ComputeLayer(ArchitectureLayer):
 
         self.approval_processor = function(
             APPROVAL_PROCESSOR,
-            {ENV_APPROVAL_TABLE: approvals.name, ENV_TRADING_ALERTS_TOPIC_ARN: data.trading_alerts_topic.topic.arn},
+            {
+                ENV_APPROVAL_TABLE: approvals.name,
+                ENV_TRADING_ALERTS_TOPIC_ARN: data.trading_alerts_topic.topic.arn,
+                ENV_APPROVERS: approvers,
+                ENV_DATA_BUCKET: data.data_bucket.bucket.bucket,
+            },
             [
                 statement(sid="DecideApprovals", actions=["dynamodb:GetItem", "dynamodb:UpdateItem"], resources=[approvals.arn]),
                 statement(sid="PublishDecisions", actions=["sns:Publish"], resources=[data.trading_alerts_topic.topic.arn]),
+                # The page shows the alert's chart: objects under the evidence prefix only, nothing else in the bucket.
+                statement(sid="ReadEvidence", actions=["s3:GetObject"], resources=[f"{data.data_bucket.bucket.arn}/{EVIDENCE_PREFIX}*"]),
+                statement(sid="UsePlatformKey", actions=USE_KEY, resources=key),
+            ],
+        )
+
+        self.approval_expiry = function(
+            APPROVAL_EXPIRY,
+            {
+                ENV_APPROVAL_TABLE: approvals.name,
+                ENV_TRADING_ALERTS_TOPIC_ARN: data.trading_alerts_topic.topic.arn,
+                ENV_PENDING_APPROVALS_QUEUE_URL: pending_approvals.url,
+            },
+            [
+                # The event source mapping polls and deletes; the handler re-arms a message to its deadline.
+                statement(
+                    sid="ConsumePendingApprovals",
+                    actions=["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ChangeMessageVisibility"],
+                    resources=[pending_approvals.arn],
+                ),
+                statement(sid="ExpireApprovals", actions=["dynamodb:GetItem", "dynamodb:UpdateItem"], resources=[approvals.arn]),
+                statement(sid="PublishAutoRejects", actions=["sns:Publish"], resources=[data.trading_alerts_topic.topic.arn]),
                 statement(sid="UsePlatformKey", actions=USE_KEY, resources=key),
             ],
         )
@@ -228,6 +283,7 @@ class ComputeLayer(ArchitectureLayer):
             self.alert_processor,
             self.threshold_checker,
             self.approval_processor,
+            self.approval_expiry,
         ]
         grant_canary_deployments(self.deployment_role, self.functions)
 
@@ -249,15 +305,11 @@ class ComputeLayer(ArchitectureLayer):
             # The role must be able to read the stream before the mapping is created.
             depends_on=[self.kinesis_consumer.policy],
         )
-        self.alert_mapping = LambdaEventSourceMapping(
-            self,
-            "alert_mapping",
-            event_source_arn=alert_queue.arn,
-            function_name=self.alert_processor.alias.arn,
-            batch_size=ALERT_BATCH_SIZE,
-            function_response_types=["ReportBatchItemFailures"],
-            scaling_config=LambdaEventSourceMappingScalingConfig(maximum_concurrency=ALERT_MAX_CONCURRENCY),
-            depends_on=[self.alert_processor.policy],
+        self.alert_mapping = self._queue_mapping(
+            "alert_mapping", alert_queue, self.alert_processor, batch_size=ALERT_BATCH_SIZE, maximum_concurrency=ALERT_MAX_CONCURRENCY
+        )
+        self.expiry_mapping = self._queue_mapping(
+            "expiry_mapping", pending_approvals, self.approval_expiry, batch_size=EXPIRY_BATCH_SIZE, maximum_concurrency=EXPIRY_MAX_CONCURRENCY
         )
 
         for f in self.functions:
@@ -266,7 +318,37 @@ class ComputeLayer(ArchitectureLayer):
             self.output(f"{key_name}_alias_arn", f.alias.arn, description=f"{f.function_name}:live alias ARN")
             self.output(f"{key_name}_deployment_group", f.deployment_group.deployment_group_name, description=f"{f.function_name} CodeDeploy group")
         self.output("shared_layer_arn", self.shared_layer.arn, description="shared-dependencies layer version ARN")
+        self.output("chart_layer_arn", self.chart_layer.arn, description="chart-dependencies layer version ARN")
         self.output("deployment_app_name", self.deployment_app.name, description="CodeDeploy application for canary releases")
         self.output("artifact_bucket_name", self.artifacts.bucket.bucket, description="S3 bucket releases upload function code to")
         if self.artifacts.signing_profile is not None:
             self.output("signing_profile_name", self.artifacts.signing_profile.name, description="Signer profile releases sign code with")
+
+    def _queue_mapping(self, id: str, queue: SqsQueue, target: MonitoredFunction, *, batch_size: int, maximum_concurrency: int) -> LambdaEventSourceMapping:
+        """SQS -> the function's `live` alias, reporting item failures, with a bound on concurrent instances."""
+        return LambdaEventSourceMapping(
+            self,
+            id,
+            event_source_arn=queue.arn,
+            function_name=target.alias.arn,
+            batch_size=batch_size,
+            function_response_types=["ReportBatchItemFailures"],
+            scaling_config=LambdaEventSourceMappingScalingConfig(maximum_concurrency=maximum_concurrency),
+            # The role must be able to read the queue before the mapping is created.
+            depends_on=[target.policy],
+        )
+
+    def _layer(self, id: str, code_id: str, package: Package, base_name: str, description: str) -> LambdaLayerVersion:
+        """A layer deployed from the artifact bucket, signed like the functions' code where code is signed."""
+        layer_name = self.naming.name(base_name)
+        code = self.artifacts.upload(self, code_id, package, kind=LAYERS_PREFIX, name=layer_name)
+        return LambdaLayerVersion(
+            self,
+            id,
+            layer_name=layer_name,
+            description=description,
+            s3_bucket=code.bucket,
+            s3_key=code.key,
+            compatible_runtimes=[RUNTIME],
+            compatible_architectures=[ARCHITECTURE],
+        )

@@ -16,6 +16,9 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, TypeVar
 
+from patternwatch_shared.approvers import APPROVER_ID_PATTERN, MAX_APPROVER_NAME_CHARS, MAX_APPROVERS, Approver
+from patternwatch_shared.names.messages import MAX_APPROVAL_EXPIRY_SECONDS
+
 from .workspaces import ENVIRONMENT_SUFFIX_PATTERN
 
 ENVS_DIR = Path(__file__).resolve().parent.parent / "envs"
@@ -34,6 +37,8 @@ _SUFFIX = re.compile(ENVIRONMENT_SUFFIX_PATTERN)
 _ACCOUNT_ID = re.compile(r"^\d{12}$")
 _COUNTRY_CODE = re.compile(r"^[A-Z]{2}$")
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+# A plain address: SNS sends the subscription confirmation there, so it must at least look deliverable.
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 # CloudWatch Logs accepts only these retention periods.
 LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653)
 REQUIRED_TAGS = ("Project", "Environment", "CostCenter")
@@ -123,6 +128,20 @@ class WafConfig:
 
 
 @dataclass(frozen=True)
+class ApproverConfig:
+    """A person who may approve CRITICAL alerts: gets their own link by e-mail, decides under their name."""
+
+    id: str
+    name: str
+    email: str
+
+    @property
+    def approver(self) -> Approver:
+        """What the functions know of them (no e-mail: that lives in the SNS subscription only)."""
+        return Approver(self.id, self.name)
+
+
+@dataclass(frozen=True)
 class EnvironmentConfig:
     name: str
     resource_suffix: str
@@ -139,6 +158,7 @@ class EnvironmentConfig:
     canary_percent: float = 10.0
     kinesis_retention_hours: int = 24
     approval_expiry_seconds: int = 3600
+    approvers: tuple[ApproverConfig, ...] = ()
     prevent_destroy: bool = False
 
     @property
@@ -316,6 +336,34 @@ def _read_alarms(section: _Section, d: AlarmConfig) -> AlarmConfig:
     )
 
 
+def _read_approvers(top: _Section) -> tuple[ApproverConfig, ...]:
+    entries = top._get("approvers", None, True)
+    if not isinstance(entries, list) or not entries:
+        raise top.error("approvers", "must list at least one approver: [{\"id\", \"name\", \"email\"}, ...]")
+    if len(entries) > MAX_APPROVERS:
+        raise top.error("approvers", f"lists {len(entries)} approvers; at most {MAX_APPROVERS} fit in a function's environment")
+    approvers = []
+    for index, entry in enumerate(entries):
+        section = _Section(top.source, entry, f"approvers[{index}]")
+        approver = ApproverConfig(
+            id=section.string("id", pattern=APPROVER_ID_PATTERN),
+            name=section.string("name"),
+            email=section.string("email", pattern=_EMAIL),
+        )
+        if len(approver.name) > MAX_APPROVER_NAME_CHARS:
+            raise section.error("name", f"is longer than {MAX_APPROVER_NAME_CHARS} characters")
+        section.done()
+        approvers.append(approver)
+    for key in ("id", "email"):
+        seen: set[str] = set()
+        for index, approver in enumerate(approvers):
+            value = getattr(approver, key).lower()
+            if value in seen:
+                raise top.error(f"approvers[{index}].{key}", f"{getattr(approver, key)!r} is listed twice")
+            seen.add(value)
+    return tuple(approvers)
+
+
 def parse_environment(data: Any, source: str) -> EnvironmentConfig:
     """Validate one environment document; `source` names it in error messages."""
     top = _Section(source, data)
@@ -344,7 +392,8 @@ def parse_environment(data: Any, source: str) -> EnvironmentConfig:
         code_signing=_optional_section(top.section("code_signing"), CodeSigningConfig(), _read_code_signing),
         canary_percent=top.number("canary_percent", 0.0, 100.0, 10.0),
         kinesis_retention_hours=top.integer("kinesis_retention_hours", 24, 8760, 24),
-        approval_expiry_seconds=top.integer("approval_expiry_seconds", 60, 7 * 24 * 3600, 3600),
+        approval_expiry_seconds=top.integer("approval_expiry_seconds", 60, MAX_APPROVAL_EXPIRY_SECONDS, 3600),
+        approvers=_read_approvers(top),
         prevent_destroy=top.boolean("prevent_destroy", False),
     )
     top.done()

@@ -85,6 +85,7 @@ class MonitoredFunction(Construct):
         environment: Mapping[str, str],
         statements: Sequence[DataAwsIamPolicyDocumentStatement],
         timeout_seconds: int | None = None,
+        extra_layers: Sequence[LambdaLayerVersion] = (),
         release_owns_code: bool = False,
     ) -> None:
         super().__init__(scope, spec.construct_id)
@@ -141,7 +142,8 @@ class MonitoredFunction(Construct):
             s3_bucket=self.code.bucket,
             s3_key=self.code.key,
             code_signing_config_arn=signing.arn if signing is not None else None,
-            layers=[platform.layer.arn],
+            # The shared layer first: a layer above it (the chart layer) relies on what it provides.
+            layers=[platform.layer.arn, *(layer.arn for layer in extra_layers)],
             memory_size=config.lambda_.memory_mb,
             timeout=self.timeout_seconds,
             publish=True,

@@ -1,12 +1,17 @@
-"""Deterministic Lambda packages: one zip per function and the shared-dependencies layer.
+"""Deterministic Lambda packages: one zip per function and two layers.
 
 Same inputs give the same bytes: entries are sorted, timestamps and permissions fixed, caches left out.
 So the zip's SHA-256 (which is what Lambda reports as CodeSha256) changes only when the code does, and an
 unchanged tree plans no changes. Zips are rewritten only when their content hash changes.
 
-The layer holds the pattern engine, the shared code and the third-party wheels, built for the Lambda
-runtime (python3.12 on arm64) with pip's cross-platform install. pip fetches the wheels from the package
-index on first build and they are cached under .build/ keyed by the requirement set.
+- `shared-dependencies`: the pattern engine, the shared code and their third-party wheels; every function.
+- `chart-dependencies`: the chart renderer (pattern_charts) with mplfinance, matplotlib and pandas; only
+  the functions that draw. It sits on top of the shared layer and leaves out what that layer already has
+  (numpy, python-dateutil, ...), and the wheels' own test suites, which nothing imports.
+
+Wheels are built for the Lambda runtime (python3.12 on arm64) with pip's cross-platform install. pip
+fetches them from the package index on first build and they are cached under .build/ keyed by the
+requirement set. `check_lambda_limits` holds every function, with its layers, to Lambda's size limits.
 
 Usage: python -m patternwatch_infra.packaging  (synth calls the same code through `build_all`)
 """
@@ -29,7 +34,7 @@ LAMBDA_SRC = PROJECT_ROOT / "lambda_src"
 BUILD_DIR = PROJECT_ROOT / ".build"
 PIPFILE_LOCK = PROJECT_ROOT / "Pipfile.lock"
 
-# Code that every function imports: it ships once, in the layer.
+# Code that every function imports: it ships once, in the shared layer.
 LAYER_PACKAGES = ("pattern_engine", "patternwatch_shared")
 # Third-party packages the handlers import at run time; their versions come from Pipfile.lock.
 LAYER_REQUIREMENTS = ("aws-lambda-powertools[tracer,parser]", "numpy")
@@ -43,6 +48,27 @@ LAMBDA_PLATFORMS = ("manylinux2014_aarch64", "manylinux_2_28_aarch64")
 FIXED_ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 SKIPPED_NAMES = {"__pycache__", ".pytest_cache", ".mypy_cache"}
 SKIPPED_SUFFIXES = (".pyc", ".pyo")
+# Lambda's limits (https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html): a zip
+# uploaded directly (function code or layer), and the function's code plus all its layers, unzipped.
+DIRECT_UPLOAD_LIMIT_BYTES = 50 * 1024 * 1024
+UNZIPPED_LIMIT_BYTES = 250 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class LayerSpec:
+    """One Lambda layer: our packages from lambda_src and third-party requirements, under python/."""
+
+    name: str  # the zip's name and the layer's base name (`<name>-<suffix>`)
+    packages: tuple[str, ...]
+    requirements: tuple[str, ...]
+    # Folder names inside the installed wheels that nothing imports at run time (test suites).
+    trimmed_folders: frozenset[str] = frozenset()
+
+
+SHARED_LAYER = LayerSpec("shared-dependencies", LAYER_PACKAGES, LAYER_REQUIREMENTS)
+# The wheels' test suites (pandas 18 MiB, matplotlib 2 MiB unzipped) are never imported: left out, they cost
+# neither upload nor cold-start unzip time (sizes in docs/lambda.md).
+CHART_LAYER = LayerSpec("chart-dependencies", ("pattern_charts",), ("mplfinance", "matplotlib", "pandas"), frozenset({"tests"}))
 
 
 @dataclass(frozen=True)
@@ -105,11 +131,11 @@ def locked_versions(lock_file: Path = PIPFILE_LOCK) -> dict[str, str]:
     return {name: spec["version"] for name, spec in lock["default"].items() if "version" in spec}
 
 
-def layer_requirements(lock_file: Path = PIPFILE_LOCK) -> list[str]:
+def layer_requirements(lock_file: Path = PIPFILE_LOCK, spec: LayerSpec = SHARED_LAYER) -> list[str]:
     """The layer's requirements, each pinned to the version in Pipfile.lock."""
     versions = locked_versions(lock_file)
     pinned = []
-    for requirement in LAYER_REQUIREMENTS:
+    for requirement in spec.requirements:
         name = requirement.split("[")[0]
         if name not in versions:
             raise KeyError(f"{name} is not in Pipfile.lock [packages]; add it to the Pipfile and re-lock")
@@ -156,15 +182,68 @@ def install_layer_dependencies(
     return target
 
 
-def build_layer(*, source_root: Path = LAMBDA_SRC, dependencies: Path | None = None, out_dir: Path = BUILD_DIR) -> Package:
-    """The shared layer: python/<our packages> plus python/<third-party wheels>."""
+def build_layer(
+    spec: LayerSpec = SHARED_LAYER,
+    *,
+    source_root: Path = LAMBDA_SRC,
+    dependencies: Path | None = None,
+    out_dir: Path = BUILD_DIR,
+    below: Path | None = None,
+) -> Package:
+    """python/<our packages> plus python/<third-party wheels>, minus what the layer `below` (its installed
+    wheels folder) already provides and the spec's trimmed folders."""
     if dependencies is None:
-        dependencies = install_layer_dependencies(layer_requirements())
-    entries = [(f"python/{p.relative_to(dependencies).as_posix()}", p) for p in _files_under(dependencies) if p.name != ".complete"]
-    for package in LAYER_PACKAGES:
+        dependencies = install_layer_dependencies(layer_requirements(spec=spec))
+    provided = {p.name for p in below.iterdir()} if below is not None else set()
+    entries = [
+        (f"python/{relative.as_posix()}", p)
+        for p in _files_under(dependencies)
+        if p.name != ".complete"
+        and (relative := p.relative_to(dependencies)).parts[0] not in provided
+        and not spec.trimmed_folders & set(relative.parts[1:-1])
+    ]
+    for package in spec.packages:
         root = source_root / package
         entries += [(f"python/{package}/{p.relative_to(root).as_posix()}", p) for p in _files_under(root)]
-    return _write_if_changed(deterministic_zip(entries), out_dir / "shared-dependencies.zip")
+    return _write_if_changed(deterministic_zip(entries), out_dir / f"{spec.name}.zip")
+
+
+@dataclass(frozen=True)
+class BuiltPackages:
+    shared_layer: Package
+    chart_layer: Package
+    functions: dict[str, Package]
+
+
+@dataclass(frozen=True)
+class DeploymentSize:
+    largest_zip_bytes: int
+    unzipped_bytes: int
+
+
+class PackageTooLarge(ValueError):
+    pass
+
+
+def unzipped_bytes(path: Path) -> int:
+    with zipfile.ZipFile(path) as archive:
+        return sum(info.file_size for info in archive.infolist())
+
+
+def check_lambda_limits(name: str, code: Package, layers: Iterable[Package]) -> DeploymentSize:
+    """Refuse a function whose zips Lambda would reject: any zip over the direct-upload limit, or code
+    plus layers over the unzipped limit. Synth fails here, not the apply."""
+    packages = [code, *layers]
+    sizes = DeploymentSize(
+        largest_zip_bytes=max(p.path.stat().st_size for p in packages),
+        unzipped_bytes=sum(unzipped_bytes(p.path) for p in packages),
+    )
+    if sizes.largest_zip_bytes > DIRECT_UPLOAD_LIMIT_BYTES:
+        largest = max(packages, key=lambda p: p.path.stat().st_size)
+        raise PackageTooLarge(f"{name}: {largest.path.name} is {sizes.largest_zip_bytes / 2**20:.1f} MiB zipped, over Lambda's 50 MiB direct upload")
+    if sizes.unzipped_bytes > UNZIPPED_LIMIT_BYTES:
+        raise PackageTooLarge(f"{name}: code and layers unzip to {sizes.unzipped_bytes / 2**20:.1f} MiB, over Lambda's 250 MiB")
+    return sizes
 
 
 def function_packages(source_root: Path = LAMBDA_SRC) -> list[str]:
@@ -172,17 +251,22 @@ def function_packages(source_root: Path = LAMBDA_SRC) -> list[str]:
     return sorted(p.parent.name for p in source_root.glob("*/handler.py"))
 
 
-def build_all() -> tuple[Package, dict[str, Package]]:
-    layer = build_layer()
-    functions = {package: build_function(package) for package in function_packages()}
-    return layer, functions
+def build_all() -> BuiltPackages:
+    shared_dependencies = install_layer_dependencies(layer_requirements(spec=SHARED_LAYER))
+    return BuiltPackages(
+        shared_layer=build_layer(SHARED_LAYER, dependencies=shared_dependencies),
+        chart_layer=build_layer(CHART_LAYER, below=shared_dependencies),
+        functions={package: build_function(package) for package in function_packages()},
+    )
 
 
 def main() -> int:
-    layer, functions = build_all()
-    print(f"layer  {layer.path.relative_to(PROJECT_ROOT)}  {layer.source_code_hash}")
-    for package, built in functions.items():
-        print(f"{package:<20} {built.path.relative_to(PROJECT_ROOT)}  {built.source_code_hash}")
+    built = build_all()
+    for layer in (built.shared_layer, built.chart_layer):
+        print(f"layer  {layer.path.relative_to(PROJECT_ROOT)}  {layer.source_code_hash}  "
+              f"{layer.path.stat().st_size / 2**20:.1f} MiB zipped, {unzipped_bytes(layer.path) / 2**20:.1f} MiB unzipped")
+    for package, function in built.functions.items():
+        print(f"{package:<20} {function.path.relative_to(PROJECT_ROOT)}  {function.source_code_hash}")
     return 0
 
 

@@ -2,7 +2,7 @@
 
 Creates `PatternWatchRelease-<s>`, attached to nothing here: the CI role or the operators' group that
 releases attaches it. Every statement names this environment's resources:
-- the five released functions (and their versions and aliases): read the alias, upload code, publish;
+- the six released functions (and their versions and aliases): read the alias, upload code, publish;
 - their CodeDeploy deployment groups: create and follow canary deployments;
 - the artifact bucket's `functions/` prefix (upload, and read: Signer and Lambda read it with the caller's
   credentials) and, where code is signed, `signed/functions/` (Signer writes there, Lambda reads), with

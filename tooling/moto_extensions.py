@@ -286,43 +286,33 @@ def lambda_create_function_retry_safe() -> None:
     _register("lambda:CreateFunction retry after a dropped connection")
 
 
-def s3_bucket_policies_over_tls() -> None:
-    """S3 object requests against a bucket policy: every bucket's TLS-only statement (Deny when
-    aws:SecureTransport is false) refused every object request, for three reasons, each fixed here:
-
-    - moto knows only the StringEquals condition operator and treats any other condition (here `Bool`) as
-      met, so the Deny applied to every request;
-    - moto evaluates bucket policies without request context. The emulator speaks plain HTTP on 127.0.0.1 in
-      place of AWS's TLS endpoints, so its requests are evaluated as TLS requests (aws:SecureTransport true);
-    - moto answers DENIED for any statement whose condition does not hold, Allow or Deny; in IAM a statement
-      whose condition does not hold does not apply.
-    """
-    from moto.iam import policy_conditions
-    from moto.iam.access_control import IAMPolicy, IAMPolicyStatement, PermissionResult
+def s3_bucket_policy_over_tls() -> None:
+    """PutObject/GetObject/HeadObject on a bucket with our TLS-only policy (SecureBucket): moto evaluates
+    bucket policies without their conditions, so the Deny that applies only when aws:SecureTransport is
+    false denies every object request (403). SDKs reach S3 over TLS, and the emulator stands in for that
+    HTTPS endpoint: statements whose one condition is aws:SecureTransport=false are left out of moto's
+    evaluation. Every other statement is evaluated as before."""
+    from moto.iam.access_control import IAMPolicy, PermissionResult
     from moto.s3.models import FakeBucket
 
-    def bool_operation(expected, actual: str) -> bool:
-        expected_values = expected if isinstance(expected, list) else [expected]
-        return str(actual).lower() in {str(value).lower() for value in expected_values}
-
-    policy_conditions.CONDITION_OPERATIONS["Bool"] = bool_operation
-
-    original_statement = IAMPolicyStatement.is_action_permitted
-
-    def is_action_permitted(self, action, resource="*", principal=None, incoming_condition_values=None):
-        result = original_statement(self, action, resource, principal, incoming_condition_values)
-        if result == PermissionResult.DENIED and self._statement.get("Condition") and not self._check_conditions(incoming_condition_values):
-            return PermissionResult.NEUTRAL
-        return result
+    def only_insecure_transport(condition) -> bool:
+        if not isinstance(condition, dict) or list(condition) != ["Bool"] or list(condition["Bool"]) != ["aws:SecureTransport"]:
+            return False
+        value = condition["Bool"]["aws:SecureTransport"]
+        return [str(v).lower() for v in (value if isinstance(value, list) else [value])] == ["false"]
 
     def get_permission(self, action, resource):
         if self.policy is None:
             return PermissionResult.NEUTRAL
-        return IAMPolicy(self.policy.decode()).is_action_permitted(action, resource, incoming_condition_values={"aws:SecureTransport": "true"})
+        document = json.loads(self.policy.decode())
+        statements = document.get("Statement", [])
+        kept = [s for s in (statements if isinstance(statements, list) else [statements]) if not only_insecure_transport(s.get("Condition"))]
+        if not kept:
+            return PermissionResult.NEUTRAL
+        return IAMPolicy(json.dumps({**document, "Statement": kept})).is_action_permitted(action, resource)
 
-    IAMPolicyStatement.is_action_permitted = is_action_permitted
     FakeBucket.get_permission = get_permission
-    _register("s3: bucket policies see TLS requests; a statement whose condition does not hold does not apply")
+    _register("s3:object requests under a TLS-only bucket policy")
 
 
 def install() -> list[str]:
@@ -337,7 +327,7 @@ def install() -> list[str]:
         budgets_subscribers_and_tags()
         kinesis_create_stream_tags()
         lambda_create_function_retry_safe()
-        s3_bucket_policies_over_tls()
+        s3_bucket_policy_over_tls()
         INSTALLED.extend(moto_cloudwatch.install())  # metric reads: percentiles, dimension order, ListMetrics
         from . import local_aws
 

@@ -5,8 +5,8 @@ Usage: python -m tooling.release --env dev [--workspace pr123] pattern_detector 
        python -m tooling.release --env dev [--workspace pr123] api [--bake-seconds 300] [--no-wait]
        (or: make release ENV=dev [WORKSPACE=pr123] FUNCTION=pattern_detector / make release ENV=dev API=1)
 
-Function code, for the five platform functions (PLATFORM_FUNCTIONS; the power tuner's functions are
-tooling and ship with `make deploy`):
+Function code, for the six platform functions (PLATFORM_FUNCTIONS; the power tuner's functions, package
+power_tuning, are tooling and ship with `make deploy`: they have no canary to roll out through):
 1. build the function's deterministic zip and upload it to the artifact bucket as
    functions/<function>/<sha256>.zip (release_contract.artifact_key: the key Terraform's first upload used);
 2. where the environment signs code (its outputs name a Signer profile), start a signing job on that

@@ -816,8 +816,9 @@ def _pairwise_sum(values: list[float]) -> float:
 
 
 def _segment_sum(values: list[float]) -> float:
-    """One segment of np.add.reduceat: the first value plus the pairwise sum of the others."""
-    return values[0] + _pairwise_sum(values[1:])
+    """One segment of np.add.reduceat: the first value plus the pairwise sum of the others. A segment of
+    one value is that value as it is (reduceat copies it: -0.0 stays -0.0, where -0.0 + 0.0 is 0.0)."""
+    return values[0] + _pairwise_sum(values[1:]) if len(values) > 1 else values[0]
 
 
 def _leg_r2(prices: list[float], t0: int, t1: int) -> float:

@@ -157,6 +157,11 @@ def pattern_from_item(item: dict[str, Any]) -> dict[str, Any]:
         raise UnreadableItem(f"attribute extrema is not a list of timestamp/price maps ({type(error).__name__})") from None
 
 
+def _bar_row(item: dict[str, Any]) -> dict[str, float]:
+    row: dict[str, float] = {field: float(item[field]["N"]) for field in BAR_COLUMNS if field != "timestamp"}
+    return {"timestamp": int(item["timestamp"]["N"]), **row}
+
+
 class TradingPatternsTable:
     def __init__(self, client: Any, table_name: str, *, sleep=time.sleep):
         self._client = client
@@ -227,14 +232,7 @@ class TradingPatternsTable:
             # Strongly consistent: the bars this invocation just wrote must be in the window.
             "ConsistentRead": True,
         }
-        items: list[dict[str, Any]] = []
-        while len(items) < limit:  # a page stops at 1 MB, so a long catch-up may need several
-            request["Limit"] = limit - len(items)
-            response = self._client.query(**request)
-            items.extend(response.get("Items", []))
-            if not response.get("LastEvaluatedKey"):
-                break
-            request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        items = self._query_all(request, limit=limit)
         items.reverse()
         columns: dict[str, list[float]] = {
             field: [float(item[field]["N"]) for item in items] for field in BAR_COLUMNS if field != "timestamp"
@@ -242,7 +240,58 @@ class TradingPatternsTable:
         columns["timestamp"] = [int(item["timestamp"]["N"]) for item in items]
         return columns
 
+    def bars_around(self, symbol: str, start: int, end: int, *, before: int) -> list[dict[str, float]]:
+        """Bars of `symbol` from `start` to `end` (epoch seconds, inclusive) and the `before` bars ahead of
+        them, as rows oldest first: two Queries (the range, then the lead-in newest first), never a Scan."""
+        names = {"#pk": PK, "#sk": SK, **{f"#{field}": field for field in BAR_COLUMNS}}
+        common: dict[str, Any] = {
+            "TableName": self._table,
+            "ExpressionAttributeNames": names,
+            "ProjectionExpression": ", ".join(f"#{field}" for field in BAR_COLUMNS),
+            "ConsistentRead": True,
+        }
+        pk = {"S": keys.bar_partition_key(symbol)}
+        span = self._query_all({
+            **common,
+            "KeyConditionExpression": "#pk = :pk AND #sk BETWEEN :start AND :end",
+            "ExpressionAttributeValues": {":pk": pk, ":start": {"S": keys.bar_sort_key(start)}, ":end": {"S": keys.bar_sort_key(end)}},
+        })
+        lead_in = []
+        if before > 0:
+            lead_in = self._query_all({
+                **common,
+                "KeyConditionExpression": "#pk = :pk AND #sk < :start",
+                "ExpressionAttributeValues": {":pk": pk, ":start": {"S": keys.bar_sort_key(start)}},
+                "ScanIndexForward": False,
+            }, limit=before)
+            lead_in.reverse()
+        return [_bar_row(item) for item in [*lead_in, *span]]
+
+    def _query_all(self, request: dict[str, Any], *, limit: int | None = None) -> list[dict[str, Any]]:
+        """Every item of a Query, or the first `limit`: a page stops at 1 MB, so a long range may need several."""
+        items: list[dict[str, Any]] = []
+        while limit is None or len(items) < limit:
+            if limit is not None:
+                request["Limit"] = limit - len(items)
+            response = self._client.query(**request)
+            items.extend(response.get("Items", []))
+            if not response.get("LastEvaluatedKey"):
+                break
+            request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        return items
+
     # --- patterns -------------------------------------------------------------------------------
+    def pattern(self, symbol: str, sort_key: str) -> dict[str, Any] | None:
+        """One stored pattern (as pattern_from_item), found with a Query on its full key."""
+        items = self._client.query(
+            TableName=self._table,
+            KeyConditionExpression="#pk = :pk AND #sk = :sk",
+            ExpressionAttributeNames={"#pk": PK, "#sk": SK},
+            ExpressionAttributeValues={":pk": {"S": keys.pattern_partition_key(symbol)}, ":sk": {"S": sort_key}},
+            ConsistentRead=True,
+        ).get("Items", [])
+        return pattern_from_item(items[0]) if items else None
+
     def put_pattern_once(self, pattern: StoredPattern) -> bool:
         """Store a detection unless it is already stored.
 

@@ -96,5 +96,5 @@ def test_an_encrypted_log_group_keeps_the_retention_it_is_given(dev):
     assert group["kms_key_id"].startswith("${aws_kms_key.")
     # Every log group of a stack comes from it, so each carries the reason for its short retention.
     groups = resources(dev, "aws_cloudwatch_log_group")
-    assert len(groups) == 13
+    assert len(groups) == 14
     assert all("CKV_AWS_338" in dev["//"]["checkov_skip"][group_id] for group_id in groups)

@@ -4,10 +4,12 @@ from __future__ import annotations
 import json
 
 import pytest
+from patternwatch_shared.approvers import parse_approvers
 from patternwatch_shared.names.functions import (
-    ALERT_PROCESSOR, APPROVAL_PROCESSOR, ENV_ALERT_CONFIDENCE_THRESHOLD, ENV_ALERT_QUEUE_URL, ENV_APPROVAL_API_BASE_URL,
-    ENV_APPROVAL_EXPIRY_SECONDS, ENV_POWERTOOLS_METRICS_NAMESPACE, ENV_POWERTOOLS_SERVICE_NAME,
-    ENV_THRESHOLD_CHECK_MIN_BREACHES, ENV_TRADING_PATTERNS_TABLE, KINESIS_CONSUMER, PATTERN_DETECTOR, THRESHOLD_CHECKER,
+    ALERT_PROCESSOR, APPROVAL_EXPIRY, APPROVAL_PROCESSOR, ENV_ALERT_CONFIDENCE_THRESHOLD, ENV_ALERT_QUEUE_URL,
+    ENV_APPROVAL_API_BASE_URL, ENV_APPROVAL_EXPIRY_SECONDS, ENV_APPROVERS, ENV_DATA_BUCKET, ENV_PENDING_APPROVALS_QUEUE_URL,
+    ENV_POWERTOOLS_METRICS_NAMESPACE, ENV_POWERTOOLS_SERVICE_NAME, ENV_THRESHOLD_CHECK_MIN_BREACHES,
+    ENV_TRADING_PATTERNS_TABLE, KINESIS_CONSUMER, PATTERN_DETECTOR, THRESHOLD_CHECKER,
 )
 from patternwatch_shared.names.metrics import METRICS_NAMESPACE
 
@@ -20,6 +22,7 @@ FUNCTIONS = {
     "AlertProcessor-dev": ALERT_PROCESSOR,
     "ThresholdChecker-dev": THRESHOLD_CHECKER,
     "ApprovalProcessor-dev": APPROVAL_PROCESSOR,
+    "ApprovalExpiry-dev": APPROVAL_EXPIRY,
 }
 DEV = load_environment("dev")
 
@@ -34,7 +37,7 @@ def alias_of(doc: dict, name: str) -> tuple[str, dict]:
     return alias_id, resources(doc, "aws_lambda_alias")[alias_id]
 
 
-def test_the_five_functions_exist_with_their_names(dev):
+def test_the_six_functions_exist_with_their_names(dev):
     assert {resolve_name(dev, f["function_name"]) for f in resources(dev, "aws_lambda_function").values()} >= set(FUNCTIONS)
 
 
@@ -51,8 +54,10 @@ def test_every_function_is_arm64_traced_published_and_sized_from_config(dev, nam
     assert fn["handler"] == spec.handler == f"{spec.package}.handler.lambda_handler"
     (key_id,) = resources(dev, "aws_kms_key")
     assert fn["kms_key_arn"] == reference_to("aws_kms_key", key_id, "arn")
-    (layer_id,) = resources(dev, "aws_lambda_layer_version")
-    assert fn["layers"] == [reference_to("aws_lambda_layer_version", layer_id, "arn")]
+    shared = reference_to("aws_lambda_layer_version", logical_id(dev, "aws_lambda_layer_version", layer_name="shared-dependencies-dev"), "arn")
+    chart = reference_to("aws_lambda_layer_version", logical_id(dev, "aws_lambda_layer_version", layer_name="chart-dependencies-dev"), "arn")
+    # Only the function that draws (each alert's evidence chart) carries the chart layer, above the shared one.
+    assert fn["layers"] == ([shared, chart] if name == "AlertProcessor-dev" else [shared])
     # The code comes from the artifact bucket, signed (test_code_signing.py has the rest).
     assert fn["s3_key"].startswith("${aws_signer_signing_job.") and fn["s3_key"].endswith(".signed_object[0].s3[0].key}")
     assert "filename" not in fn and "source_code_hash" not in fn
@@ -85,10 +90,26 @@ def test_environment_values_point_at_the_data_layer(dev, local):
     assert alerts[ENV_APPROVAL_EXPIRY_SECONDS] == "3600"
     rest_api_id = reference_to("aws_api_gateway_rest_api", logical_id(dev, "aws_api_gateway_rest_api", name="pattern-detection-api-dev"), "id")
     assert alerts[ENV_APPROVAL_API_BASE_URL] == f"https://{rest_api_id}.execute-api.us-east-1.amazonaws.com/v1"
+    queue = reference_to("aws_sqs_queue", logical_id(dev, "aws_sqs_queue", name="PendingApprovals-dev"), "url")
+    assert alerts[ENV_PENDING_APPROVALS_QUEUE_URL] == queue
+    expiry = find_resource(dev, "aws_lambda_function", function_name="ApprovalExpiry-dev")["environment"]["variables"]
+    assert expiry[ENV_PENDING_APPROVALS_QUEUE_URL] == queue
+    page = find_resource(dev, "aws_lambda_function", function_name="ApprovalProcessor-dev")["environment"]["variables"]
+    assert page[ENV_DATA_BUCKET] == reference_to("aws_s3_bucket", logical_id(dev, "aws_s3_bucket", bucket="patternwatch-data-111111111111-dev"), "bucket")
     local_alerts = find_resource(local, "aws_lambda_function", function_name="AlertProcessor-local")["environment"]["variables"]
     local_api = reference_to("aws_api_gateway_rest_api", logical_id(local, "aws_api_gateway_rest_api", name="pattern-detection-api-local"), "id")
     emulator = load_environment("local").emulator.endpoint
     assert local_alerts[ENV_APPROVAL_API_BASE_URL] == f"{emulator}/restapis/{local_api}/v1/_user_request_"
+
+
+@pytest.mark.parametrize("env", ["local", "dev", "prod"])
+def test_both_approval_functions_know_the_configured_approvers_without_their_addresses(stacks, env):
+    config = load_environment(env)
+    for name in ("AlertProcessor", "ApprovalProcessor"):
+        variables = find_resource(stacks[env], "aws_lambda_function", function_name=f"{name}-{env}")["environment"]["variables"]
+        approvers = parse_approvers(variables[ENV_APPROVERS])
+        assert [(a.id, a.name) for a in approvers.values()] == [(a.id, a.name) for a in config.approvers]
+        assert "@" not in variables[ENV_APPROVERS]
 
 
 @pytest.mark.parametrize("name", FUNCTIONS)
@@ -185,13 +206,19 @@ def test_stream_mapping_reads_through_the_enhanced_fan_out_consumer_into_the_ali
     assert mapping["destination_config"] == {"on_failure": {"destination_arn": failures}}
 
 
-def test_alert_queue_mapping_reports_item_failures_with_bounded_concurrency(dev):
-    queue = reference_to("aws_sqs_queue", logical_id(dev, "aws_sqs_queue", name="AlertQueue-dev"), "arn")
-    mapping = find_resource(dev, "aws_lambda_event_source_mapping", event_source_arn=queue)
-    alias_id, _ = alias_of(dev, "AlertProcessor-dev")
+@pytest.mark.parametrize(
+    ("queue", "function", "concurrency"),
+    # PendingApprovals: reporting a not-yet-due approval as failed is what keeps its timer message, at the
+    # visibility approval-expiry gave it.
+    [("AlertQueue-dev", "AlertProcessor-dev", 5), ("PendingApprovals-dev", "ApprovalExpiry-dev", 2)],
+)
+def test_queue_mappings_report_item_failures_into_the_alias_with_bounded_concurrency(dev, queue, function, concurrency):
+    arn = reference_to("aws_sqs_queue", logical_id(dev, "aws_sqs_queue", name=queue), "arn")
+    mapping = find_resource(dev, "aws_lambda_event_source_mapping", event_source_arn=arn)
+    alias_id, _ = alias_of(dev, function)
     assert mapping["function_name"] == reference_to("aws_lambda_alias", alias_id, "arn")
     assert mapping["function_response_types"] == ["ReportBatchItemFailures"]
-    assert mapping["scaling_config"] == {"maximum_concurrency": 5}
+    assert mapping["scaling_config"] == {"maximum_concurrency": concurrency}
     assert mapping["batch_size"] == 10
 
 
@@ -200,11 +227,19 @@ def test_every_event_source_mapping_targets_an_alias(dev):
         assert mapping["function_name"].startswith("${aws_lambda_alias.")
 
 
-def test_shared_layer_is_built_for_arm64_python_312(dev):
-    layer = find_resource(dev, "aws_lambda_layer_version", layer_name="shared-dependencies-dev")
+@pytest.mark.parametrize("layer_name", ["shared-dependencies", "chart-dependencies"])
+def test_layers_are_built_for_arm64_python_312(dev, layer_name):
+    layer = find_resource(dev, "aws_lambda_layer_version", layer_name=f"{layer_name}-dev")
     assert layer["compatible_runtimes"] == ["python3.12"]
     assert layer["compatible_architectures"] == ["arm64"]
     assert layer["s3_key"].startswith("${aws_signer_signing_job.") and "filename" not in layer
+    assert len(resources(dev, "aws_lambda_layer_version")) == 2
+
+
+def test_the_alert_processor_knows_the_data_bucket_and_the_trading_patterns_table(dev):
+    alerts = find_resource(dev, "aws_lambda_function", function_name="AlertProcessor-dev")["environment"]["variables"]
+    assert alerts[ENV_DATA_BUCKET] == reference_to("aws_s3_bucket", logical_id(dev, "aws_s3_bucket", bucket="patternwatch-data-111111111111-dev"), "bucket")
+    assert alerts[ENV_TRADING_PATTERNS_TABLE] == reference_to("aws_dynamodb_table", logical_id(dev, "aws_dynamodb_table", name="TradingPatterns-dev"), "name")
 
 
 def test_outputs_name_every_function_alias_and_deployment_group(dev):
@@ -213,4 +248,7 @@ def test_outputs_name_every_function_alias_and_deployment_group(dev):
         assert dev["output"][f"{package}_function_name"]["value"] == reference_to("aws_lambda_function", function_id(dev, name), "function_name")
         assert dev["output"][f"{package}_alias_arn"]["value"] == reference_to("aws_lambda_alias", alias_of(dev, name)[0], "arn")
         assert dev["output"][f"{package}_deployment_group"]["value"].endswith(".deployment_group_name}")
+    assert dev["output"]["chart_layer_arn"]["value"] == reference_to(
+        "aws_lambda_layer_version", logical_id(dev, "aws_lambda_layer_version", layer_name="chart-dependencies-dev"), "arn"
+    )
     assert json.dumps(dev["output"]["deployment_app_name"]["value"]).count("aws_codedeploy_app") == 1

@@ -43,6 +43,9 @@ def test_the_shipped_environments_load_with_the_documented_defaults(monkeypatch)
         assert config.kinesis_retention_hours == 24
         assert config.approval_expiry_seconds == 3600
         assert set(config.tags) >= {"Project", "Environment", "CostCenter"}
+    for name, config in configs.items():  # every environment names the people who approve its CRITICAL alerts
+        assert config.approvers and all(a.id and a.name and "@" in a.email for a in config.approvers), name
+    assert [a.approver.name for a in configs["local"].approvers] == ["Ada Lovelace", "Grace Hopper"]
     assert configs["prod"].prevent_destroy is True
     # Untrusted code is refused in prod and deployed with a warning everywhere else.
     assert configs["prod"].code_signing.untrusted_artifact_on_deployment == "Enforce" and configs["prod"].code_signing.enforced
@@ -126,6 +129,21 @@ def test_omitted_sections_take_the_defaults(dev_document):
         (lambda d: d.update(state_backend={"type": "local", "key_prefix": "dev"}), "envs/dev.json: state_backend.type: 'local' state is only for the emulator"),
         (lambda d: d.update(emulator={"port": 70000}), "envs/dev.json: emulator.port: 70000 is out of range [1, 65535]"),
         (lambda d: d.pop("state_backend"), "envs/dev.json: state_backend: is required"),
+        (lambda d: d.update(approval_expiry_seconds=13 * 3600), "envs/dev.json: approval_expiry_seconds: 46800 is out of range [60, 43200]"),
+        (lambda d: d.pop("approvers"), "envs/dev.json: approvers: is required"),
+        (lambda d: d.update(approvers=[]), "envs/dev.json: approvers: must list at least one approver"),
+        (lambda d: d.update(approvers={"id": "a"}), "envs/dev.json: approvers: must list at least one approver"),
+        (lambda d: d["approvers"][0].pop("email"), "envs/dev.json: approvers[0].email: is required"),
+        (lambda d: d["approvers"][0].update(email="not an address"), "envs/dev.json: approvers[0].email: 'not an address' is not valid"),
+        (lambda d: d["approvers"][0].update(id="Dev Lead"), "envs/dev.json: approvers[0].id: 'Dev Lead' is not valid"),
+        (lambda d: d["approvers"][0].update(name=""), "envs/dev.json: approvers[0].name: must not be empty"),
+        (lambda d: d["approvers"][0].update(name="N" * 65), "envs/dev.json: approvers[0].name: is longer than 64 characters"),
+        (lambda d: d["approvers"][0].update(phone="555"), "envs/dev.json: approvers[0].phone: unknown key"),
+        (lambda d: d["approvers"].append(dict(d["approvers"][0], email="other@example.com")), "envs/dev.json: approvers[1].id: 'dev-lead' is listed twice"),
+        (lambda d: d["approvers"].append(dict(d["approvers"][0], id="other")), "envs/dev.json: approvers[1].email: 'dev-trading-lead@example.com' is listed twice"),
+        (lambda d: d.update(approvers=[dict(d["approvers"][0], id=f"a{i}", email=f"a{i}@example.com") for i in range(21)]),
+         "envs/dev.json: approvers: lists 21 approvers; at most 20"),
+        (lambda d: d["approvers"].append("alice"), "envs/dev.json: approvers[1]: must be a JSON object, got str"),
     ],
 )
 def test_bad_environment_files_name_the_file_and_the_key(tmp_path, dev_document, mutate, message):

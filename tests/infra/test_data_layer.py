@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 from patternwatch_shared.names.table import (
@@ -9,6 +10,7 @@ from patternwatch_shared.names.table import (
     RECENT_PATTERNS_INDEX_SORT_KEY,
 )
 
+from patternwatch_infra.data import pending_approvals_max_receives
 from patternwatch_infra.testing import (
     find_resource,
     logical_id,
@@ -115,18 +117,46 @@ def test_approval_tracking_expires_items_by_ttl(dev):
 # --- SQS ---------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize(
-    ("queue", "visibility"), [("AlertQueue-dev", 6 * 30), ("PendingApprovals-dev", 2 * 3600)]
+    # PendingApprovals: each message's visibility is set to its approval's deadline by approval-expiry; the
+    # queue's own only paces retries. A 1-hour approval needs 2 receives (arm, expire), plus 3 spare.
+    ("queue", "visibility", "receives"), [("AlertQueue-dev", 6 * 30, 3), ("PendingApprovals-dev", 6 * 30, 5)]
 )
-def test_work_queues_redrive_to_their_own_dead_letter_queue(dev, queue, visibility):
+def test_work_queues_redrive_to_their_own_dead_letter_queue(dev, queue, visibility, receives):
     main = find_resource(dev, "aws_sqs_queue", name=queue)
     assert main["visibility_timeout_seconds"] == visibility
     dlq_name = queue.replace("-dev", "-DLQ-dev")
     dlq_id = logical_id(dev, "aws_sqs_queue", name=dlq_name)
     assert json.loads(main["redrive_policy"]) == {
         "deadLetterTargetArn": reference_to("aws_sqs_queue", dlq_id, "arn"),
-        "maxReceiveCount": 3,
+        "maxReceiveCount": receives,
     }
     assert find_resource(dev, "aws_sqs_queue", name=dlq_name)["message_retention_seconds"] == 14 * 24 * 3600
+
+
+@pytest.mark.parametrize(
+    ("expiry_seconds", "receives"), [(60, 5), (3600, 5), (12 * 3600, 5), (12 * 3600 + 1, 6), (36 * 3600, 7)]
+)
+def test_a_waiting_approval_is_never_dead_lettered(expiry_seconds, receives):
+    """One receive per 12 hours of waiting (SQS's visibility maximum), one at the deadline, three spare."""
+    assert pending_approvals_max_receives(expiry_seconds) == receives
+    spare = receives - math.ceil(expiry_seconds / (12 * 3600)) - 1
+    assert spare == 3
+
+
+def test_each_approver_gets_an_email_subscription_that_passes_only_their_own_requests(stacks):
+    from patternwatch_infra.config import load_environment
+
+    for env in ("local", "dev", "staging", "prod"):
+        doc, config = stacks[env], load_environment(env)
+        topic = reference_to("aws_sns_topic", logical_id(doc, "aws_sns_topic", name=f"AlertApprovalRequests-{env}"), "arn")
+        subscriptions = [s for s in resources(doc, "aws_sns_topic_subscription").values() if s["topic_arn"] == topic]
+        assert len(subscriptions) == len(config.approvers) >= 1
+        by_endpoint = {s["endpoint"]: s for s in subscriptions}
+        for approver in config.approvers:
+            subscription = by_endpoint[approver.email]
+            assert subscription["protocol"] == "email"
+            assert subscription["filter_policy_scope"] == "MessageAttributes"
+            assert json.loads(subscription["filter_policy"]) == {"approver": [approver.id]}
 
 
 def test_stream_consumer_failures_have_their_own_queue(dev):

@@ -6,7 +6,9 @@ import json
 import pytest
 
 from patternwatch_infra.config import ENVIRONMENT_NAMES
-from patternwatch_infra.testing import find_resource, logical_id, policy_statements, resolve, resolve_name, resources
+from patternwatch_shared.names.functions import PLATFORM_FUNCTIONS
+
+from patternwatch_infra.testing import find_resource, logical_id, policy_statements, reference_to, resolve, resolve_name, resources
 
 # Statements allowed a wildcard in a resource, each with the reason AWS forces it. Anything else fails.
 WILDCARD_RESOURCE_ALLOWLIST = {
@@ -21,6 +23,8 @@ WILDCARD_RESOURCE_ALLOWLIST = {
     "InvokeTuningAliases": "the executor may invoke only the RAM<memory> aliases, never `live`",
     "RemoveTuningAliases": "the tuner's aliases are RAM<memory>: <function arn>:RAM* names only those",
     "RemoveTuningVersions": "versions are <function arn>:<version>; the unqualified function is not matched",
+    "ReadEvidence": "objects are named per alert under the data bucket's evidence/ prefix; <bucket arn>/evidence/* names only those",
+    "WriteEvidence": "evidence objects are named per alert (evidence/<sha256 of the alertId>/...): only that prefix",
 }
 # Actions AWS accepts only with the bare "*" resource.
 STAR_ONLY_ACTIONS = {
@@ -87,12 +91,18 @@ EXPECTED_ACTIONS = {
     "PatternDetectorRole-dev": {"dynamodb:Query", "sqs:SendMessage"},
     "AlertProcessorRole-dev": {
         "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ChangeMessageVisibility",
-        # The approval item is written once (PutItem) and read back (GetItem, the delivery ledger); only the
-        # approval processor updates it.
-        "dynamodb:GetItem", "dynamodb:PutItem", "sqs:SendMessage", "sns:Publish",
+        # The delivery claim (Put; Update to DELIVERED; Delete to release it after a failure) and the approval
+        # with its links (Put; Update step by step; Get to resume a half-done one).
+        "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "sqs:SendMessage", "sns:Publish",
+        # Evidence: the bars window and the stored match (Query), written to the data bucket (PutObject).
+        "dynamodb:Query", "s3:PutObject",
     },
     "ThresholdCheckerRole-dev": {"dynamodb:Query", "sqs:SendMessage"},
-    "ApprovalProcessorRole-dev": {"dynamodb:GetItem", "dynamodb:UpdateItem", "sns:Publish"},
+    "ApprovalProcessorRole-dev": {"dynamodb:GetItem", "dynamodb:UpdateItem", "sns:Publish", "s3:GetObject"},
+    "ApprovalExpiryRole-dev": {
+        "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ChangeMessageVisibility",
+        "dynamodb:GetItem", "dynamodb:UpdateItem", "sns:Publish",
+    },
 }
 EVERY_FUNCTION_ROLE = {"logs:CreateLogStream", "logs:PutLogEvents", "xray:PutTraceSegments", "xray:PutTelemetryRecords", "kms:Decrypt", "kms:GenerateDataKey"}
 
@@ -131,8 +141,8 @@ def test_codedeploy_may_only_move_our_aliases(dev):
     # must not make Terraform re-read this policy at apply and show it as changing.
     caller = next(iter(dev["data"]["aws_caller_identity"]))
     assert sorted(resolve_name(dev, function_arns)) == sorted(
-        f"arn:aws:lambda:us-east-1:${{data.aws_caller_identity.{caller}.account_id}}:function:{name}-dev"
-        for name in ("KinesisConsumer", "PatternDetector", "AlertProcessor", "ThresholdChecker", "ApprovalProcessor")
+        f"arn:aws:lambda:us-east-1:${{data.aws_caller_identity.{caller}.account_id}}:function:{spec.base_name}-dev"
+        for spec in PLATFORM_FUNCTIONS
     )
     assert not any("aws_lambda_function." in r for r in shift["resources"])
     assert {f"{r}:*" for r in function_arns} == {r for r in shift["resources"] if r.endswith(":*")}
@@ -144,6 +154,30 @@ def test_the_threshold_checker_may_only_query_the_recent_patterns_index(dev):
     assert table["global_secondary_index"][0]["name"] == "RecentPatternsIndex"
     (resource,) = statements["QueryRecentPatterns"]["resources"]
     assert resource.endswith(".arn}/index/RecentPatternsIndex")
+
+
+def test_the_approval_page_reads_only_evidence_from_the_data_bucket(dev):
+    statements = {s["sid"]: s for s in role_policies(dev)["ApprovalProcessorRole-dev"]}
+    (resource,) = statements["ReadEvidence"]["resources"]
+    bucket_id = [k for k, b in resources(dev, "aws_s3_bucket").items() if resolve_name(dev, b["bucket"]) == "patternwatch-data-111111111111-dev"][0]
+    assert resource == f"${{aws_s3_bucket.{bucket_id}.arn}}/evidence/*"
+    assert statements["ReadEvidence"]["actions"] == ["s3:GetObject"]
+
+
+def test_the_expiry_timer_consumes_only_pending_approvals(dev):
+    statements = {s["sid"]: s for s in role_policies(dev)["ApprovalExpiryRole-dev"]}
+    queue_id = [k for k, q in resources(dev, "aws_sqs_queue").items() if resolve_name(dev, q["name"]) == "PendingApprovals-dev"][0]
+    assert statements["ConsumePendingApprovals"]["resources"] == [f"${{aws_sqs_queue.{queue_id}.arn}}"]
+
+
+def test_the_alert_processor_writes_evidence_only_under_its_prefix_and_reads_only_trading_patterns(dev):
+    statements = {s["sid"]: s for s in role_policies(dev)["AlertProcessorRole-dev"]}
+    bucket = reference_to("aws_s3_bucket", logical_id(dev, "aws_s3_bucket", bucket="patternwatch-data-111111111111-dev"), "arn")
+    assert statements["WriteEvidence"]["actions"] == ["s3:PutObject"]
+    assert statements["WriteEvidence"]["resources"] == [f"{bucket}/evidence/*"]
+    table = reference_to("aws_dynamodb_table", logical_id(dev, "aws_dynamodb_table", name="TradingPatterns-dev"), "arn")
+    assert statements["ReadEvidenceFromTradingPatterns"]["actions"] == ["dynamodb:Query"]
+    assert statements["ReadEvidenceFromTradingPatterns"]["resources"] == [table, f"{table}/index/RecentPatternsIndex"]
 
 
 @pytest.mark.parametrize("env", ENVIRONMENT_NAMES)

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from patternwatch_shared import workflow
 from patternwatch_shared.detection import COLUMNS, detect_in
-from patternwatch_shared.names.functions import ENV_ALERT_CONFIDENCE_THRESHOLD
+from patternwatch_shared.names.functions import ENV_ALERT_CONFIDENCE_THRESHOLD, PLATFORM_FUNCTIONS
 from patternwatch_shared.pattern_events import pattern_detected_detail
 from patternwatch_shared.names.messages import (
     EVENT_DETAIL_TYPE_PATTERN_DETECTED, EVENT_FIELD_CONFIDENCE, EVENT_SOURCE_PATTERNS, PATTERN_FAMILIES,
@@ -289,8 +289,8 @@ def test_tuner_functions_share_one_package_with_their_own_entry_point(dev, base,
 def test_tuner_roles_hold_only_their_step_s_actions(dev):
     # The platform functions' ARNs, built from their names (function.MonitoredFunction.arn).
     caller = next(iter(dev["data"]["aws_caller_identity"]))
-    targets = [f"arn:aws:lambda:us-east-1:${{data.aws_caller_identity.{caller}.account_id}}:function:{n}-${{local.name_suffix}}"
-               for n in ("KinesisConsumer", "PatternDetector", "AlertProcessor", "ThresholdChecker", "ApprovalProcessor")]
+    targets = [f"arn:aws:lambda:us-east-1:${{data.aws_caller_identity.{caller}.account_id}}:function:{spec.base_name}-${{local.name_suffix}}"
+               for spec in PLATFORM_FUNCTIONS]
     initializer = role_statements(dev, "PowerTuningInitializerRole-dev")
     assert set(initializer["ResizeAndPublishTargets"]["actions"]) == {
         "lambda:GetFunctionConfiguration", "lambda:UpdateFunctionConfiguration", "lambda:PublishVersion"}

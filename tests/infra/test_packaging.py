@@ -116,14 +116,77 @@ def test_layer_requirements_are_pinned_from_the_lock_and_leave_out_the_sdk(tmp_p
         layer_requirements(lock)
 
 
-def test_the_real_layer_has_the_engine_and_no_aws_sdk():
-    """The layer synth builds: wheels for arm64 (from the cache after the first build), minus boto3."""
-    layer, _ = packaging.build_all()
-    with zipfile.ZipFile(layer.path) as archive:
-        tops = {n.split("/")[1] for n in archive.namelist()}
+@pytest.fixture(scope="module")
+def built():
+    """What synth builds: wheels for arm64 (from the cache after the first build)."""
+    return packaging.build_all()
+
+
+def _top_levels(package) -> set[str]:
+    with zipfile.ZipFile(package.path) as archive:
+        return {n.split("/")[1] for n in archive.namelist()}
+
+
+def test_the_real_layer_has_the_engine_and_no_aws_sdk(built):
+    tops = _top_levels(built.shared_layer)
     assert {"pattern_engine", "patternwatch_shared", "aws_lambda_powertools", "numpy", "pydantic"} <= tops
-    assert not {"boto3", "botocore", "s3transfer"} & tops
-    assert any(n.endswith("aarch64-linux-gnu.so") for n in zipfile.ZipFile(layer.path).namelist())
+    assert not {"boto3", "botocore", "s3transfer", "pattern_charts"} & tops
+    assert any(n.endswith("aarch64-linux-gnu.so") for n in zipfile.ZipFile(built.shared_layer.path).namelist())
+
+
+def test_the_chart_layer_has_the_renderer_and_nothing_the_shared_layer_already_has(built):
+    tops = _top_levels(built.chart_layer)
+    assert {"pattern_charts", "mplfinance", "matplotlib", "pandas", "PIL"} <= tops
+    assert not {"numpy", "dateutil", "six.py", "pattern_engine", "patternwatch_shared", "boto3", "botocore"} & tops
+    assert not tops & _top_levels(built.shared_layer)
+    names = zipfile.ZipFile(built.chart_layer.path).namelist()
+    assert not [n for n in names if "/tests/" in n], "the wheels' test suites are trimmed"
+    assert any(n.startswith("python/pandas/") and n.endswith("aarch64-linux-gnu.so") for n in names)
+
+
+def test_every_function_with_its_layers_fits_lambdas_limits(built):
+    sizes = packaging.check_lambda_limits("AlertProcessor", built.functions["alert_processor"], [built.shared_layer, built.chart_layer])
+    assert sizes.largest_zip_bytes <= packaging.DIRECT_UPLOAD_LIMIT_BYTES
+    assert sizes.unzipped_bytes <= packaging.UNZIPPED_LIMIT_BYTES
+    without_charts = packaging.check_lambda_limits("KinesisConsumer", built.functions["kinesis_consumer"], [built.shared_layer])
+    assert without_charts.unzipped_bytes < sizes.unzipped_bytes
+
+
+def test_a_function_over_lambdas_limits_is_refused_at_synth(source_tree, tmp_path, monkeypatch):
+    src, deps = source_tree
+    code = build_function("my_function", source_root=src, out_dir=tmp_path)
+    layer = build_layer(source_root=src, dependencies=deps, out_dir=tmp_path)
+    fits = packaging.check_lambda_limits("Mine", code, [layer])
+    assert fits.unzipped_bytes == packaging.unzipped_bytes(code.path) + packaging.unzipped_bytes(layer.path)
+    monkeypatch.setattr(packaging, "UNZIPPED_LIMIT_BYTES", fits.unzipped_bytes - 1)
+    with pytest.raises(packaging.PackageTooLarge, match="Mine: code and layers unzip to .* over Lambda's 250 MiB"):
+        packaging.check_lambda_limits("Mine", code, [layer])
+    monkeypatch.setattr(packaging, "DIRECT_UPLOAD_LIMIT_BYTES", fits.largest_zip_bytes - 1)
+    with pytest.raises(packaging.PackageTooLarge, match="over Lambda's 50 MiB direct upload"):
+        packaging.check_lambda_limits("Mine", code, [layer])
+
+
+def test_a_layer_above_another_leaves_out_what_is_below_and_its_trimmed_folders(tmp_path):
+    src = tmp_path / "lambda_src"
+    (src / "charts").mkdir(parents=True)
+    (src / "charts" / "__init__.py").write_text("")
+    deps = tmp_path / "deps"
+    for path in ("plotting/__init__.py", "plotting/tests/test_x.py", "plotting/core/tests/data.csv", "numpy/__init__.py", "six.py"):
+        (deps / path).parent.mkdir(parents=True, exist_ok=True)
+        (deps / path).write_text("")
+    below = tmp_path / "below"
+    (below / "numpy").mkdir(parents=True)
+    (below / "six.py").write_text("")
+    spec = packaging.LayerSpec("charts-layer", ("charts",), ("plotting",), frozenset({"tests"}))
+    built_layer = build_layer(spec, source_root=src, dependencies=deps, out_dir=tmp_path, below=below)
+    assert built_layer.path.name == "charts-layer.zip"
+    assert zipfile.ZipFile(built_layer.path).namelist() == ["python/charts/__init__.py", "python/plotting/__init__.py"]
+
+
+def test_chart_layer_requirements_are_pinned_from_the_lock():
+    requirements = layer_requirements(spec=packaging.CHART_LAYER)
+    assert "mplfinance==0.12.10b0" in requirements
+    assert any(r.startswith("matplotlib==") for r in requirements) and any(r.startswith("pandas==") for r in requirements)
 
 
 def test_layer_dependencies_are_installed_for_lambda_once_then_cached(tmp_path):
@@ -174,5 +237,6 @@ def test_the_command_line_builds_and_lists_every_package(capsys):
     assert packaging.main() == 0
     printed = capsys.readouterr().out
     assert printed.startswith("layer  .build/shared-dependencies.zip  ")
+    assert "\nlayer  .build/chart-dependencies.zip  " in printed and "MiB unzipped" in printed
     for package in function_packages():
         assert f".build/functions/{package}.zip" in printed

@@ -448,7 +448,7 @@ def test_credentials_for_another_account_are_refused_before_anything_changes(com
 
 
 def test_the_command_line_offers_only_the_functions_that_can_be_released(capsys):
-    releasable = "releasable: kinesis_consumer, pattern_detector, alert_processor, threshold_checker, approval_processor, or 'api'"
+    releasable = "releasable: kinesis_consumer, pattern_detector, alert_processor, threshold_checker, approval_processor, approval_expiry, or 'api'"
     assert rel.main(["no_such_function", "--env", "dev"]) == rel.EXIT_USAGE
     assert f"'no_such_function' is not a releasable function package ({releasable} for the API's definition)" in capsys.readouterr().err
     # The power tuner's package is a folder of lambda_src/ too, but its functions have no canary to release through.

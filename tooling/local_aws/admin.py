@@ -54,3 +54,8 @@ def fire_rule(endpoint: str, rule: str, *, region: str | None = None, when: floa
 
 def lambda_stats(endpoint: str) -> dict:
     return _call(endpoint, "GET", "lambda/stats")
+
+
+def call_counts(endpoint: str) -> dict:
+    """{"calls": {"service.Operation": n}, "dynamodb": {table: {"writeUnits", "readUnits", ...}}}: running totals."""
+    return _call(endpoint, "GET", "calls")

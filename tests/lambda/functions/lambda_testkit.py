@@ -13,13 +13,14 @@ from types import ModuleType
 from typing import Any
 
 from patternwatch_shared import aws
+from patternwatch_shared.approvers import Approver, approvers_json
 from patternwatch_shared.names.functions import (
     ENV_ALERT_CONFIDENCE_THRESHOLD, ENV_ALERT_QUEUE_URL, ENV_APPROVAL_API_BASE_URL, ENV_APPROVAL_EXPIRY_SECONDS,
-    ENV_APPROVAL_REQUESTS_TOPIC_ARN, ENV_APPROVAL_TABLE, ENV_PENDING_APPROVALS_QUEUE_URL, ENV_THRESHOLD_CHECK_MIN_BREACHES,
-    ENV_THRESHOLD_CHECK_RULE_NAME, ENV_TRADING_ALERTS_TOPIC_ARN, ENV_TRADING_PATTERNS_TABLE,
+    ENV_APPROVAL_REQUESTS_TOPIC_ARN, ENV_APPROVAL_TABLE, ENV_APPROVERS, ENV_DATA_BUCKET, ENV_PENDING_APPROVALS_QUEUE_URL,
+    ENV_THRESHOLD_CHECK_MIN_BREACHES, ENV_THRESHOLD_CHECK_RULE_NAME, ENV_TRADING_ALERTS_TOPIC_ARN, ENV_TRADING_PATTERNS_TABLE,
 )
 from patternwatch_shared.names.messages import (
-    CRITICAL_CONFIDENCE_THRESHOLD, EVENT_DETAIL_TYPE_PATTERN_DETECTED, EVENT_SOURCE_PATTERNS,
+    CRITICAL_CONFIDENCE_THRESHOLD, EVENT_DETAIL_TYPE_PATTERN_DETECTED, EVENT_SOURCE_PATTERNS, PATTERN_FAMILIES,
 )
 from patternwatch_shared.names.table import (
     APPROVAL_PARTITION_KEY, RECENT_PATTERNS_INDEX, RECENT_PATTERNS_INDEX_PARTITION_KEY,
@@ -29,7 +30,9 @@ from patternwatch_shared.names.table import (
 REGION = "us-east-1"
 TRADING_PATTERNS = "TradingPatterns-test"
 APPROVAL_TRACKING = "ApprovalTracking-test"
+DATA_BUCKET = "patternwatch-data-test"
 API_BASE_URL = "https://api.example.test/v1"  # the stage is v1 (patternwatch_infra/api.py)
+APPROVERS = (Approver("ada", "Ada Lovelace"), Approver("grace", "Grace Hopper"))
 THRESHOLD_CHECK_RULE = "threshold-check-test"  # the EventBridge schedule that runs the threshold checker
 T0 = 1_700_000_000  # a bar timestamp well inside the accepted epoch range
 
@@ -39,6 +42,7 @@ class AwsResources:
     dynamodb: Any
     sqs: Any
     sns: Any
+    s3: Any
     events: Any
     alert_queue_url: str
     pending_queue_url: str
@@ -47,6 +51,11 @@ class AwsResources:
     trading_alerts_inbox: str  # SQS queue subscribed to TradingAlerts, to read what was published
     approval_requests_inbox: str
     pattern_events_inbox: str  # SQS queue targeted by a PatternDetected rule on the default bus
+
+    def objects(self, prefix: str = "") -> dict[str, bytes]:
+        """Every object in the data bucket under `prefix`, by key."""
+        listed = self.s3.list_objects_v2(Bucket=DATA_BUCKET, Prefix=prefix).get("Contents", [])
+        return {o["Key"]: self.s3.get_object(Bucket=DATA_BUCKET, Key=o["Key"])["Body"].read() for o in listed}
 
     def drain(self, queue_url: str) -> list[dict[str, Any]]:
         """Every message currently in the queue (deleted as read), bodies parsed."""
@@ -82,8 +91,8 @@ class AwsResources:
 
 
 def create_resources() -> AwsResources:
-    """The tables, queues and topics the handlers use, created in the current moto context, with an
-    SQS inbox subscribed to each topic to read what was published, and one receiving the
+    """The tables, queues, topics and data bucket the handlers use, created in the current moto context,
+    with an SQS inbox subscribed to each topic to read what was published, and one receiving the
     PatternDetected events put on the default bus."""
     import boto3
 
@@ -91,6 +100,8 @@ def create_resources() -> AwsResources:
     sqs = boto3.client("sqs", region_name=REGION)
     sns = boto3.client("sns", region_name=REGION)
     events = boto3.client("events", region_name=REGION)
+    s3 = boto3.client("s3", region_name=REGION)
+    s3.create_bucket(Bucket=DATA_BUCKET)
     create_trading_patterns_table(dynamodb)
     create_approval_tracking_table(dynamodb)
     alert_queue = sqs.create_queue(QueueName="AlertQueue")["QueueUrl"]
@@ -109,6 +120,7 @@ def create_resources() -> AwsResources:
         dynamodb=dynamodb,
         sqs=sqs,
         sns=sns,
+        s3=s3,
         events=events,
         alert_queue_url=alert_queue,
         pending_queue_url=pending_queue,
@@ -121,7 +133,7 @@ def create_resources() -> AwsResources:
 
 
 def handler_environment(resources: AwsResources) -> dict[str, str]:
-    """Every variable the five handlers read, pointing at `resources`."""
+    """Every variable the six handlers read, pointing at `resources`."""
     return {
         ENV_TRADING_PATTERNS_TABLE: TRADING_PATTERNS,
         ENV_APPROVAL_TABLE: APPROVAL_TRACKING,
@@ -131,6 +143,8 @@ def handler_environment(resources: AwsResources) -> dict[str, str]:
         ENV_APPROVAL_REQUESTS_TOPIC_ARN: resources.approval_requests_topic,
         ENV_APPROVAL_EXPIRY_SECONDS: "3600",
         ENV_APPROVAL_API_BASE_URL: API_BASE_URL,
+        ENV_APPROVERS: approvers_json(APPROVERS),
+        ENV_DATA_BUCKET: DATA_BUCKET,
         ENV_ALERT_CONFIDENCE_THRESHOLD: "0.9",
         ENV_THRESHOLD_CHECK_MIN_BREACHES: "3",
         ENV_THRESHOLD_CHECK_RULE_NAME: THRESHOLD_CHECK_RULE,
@@ -443,6 +457,25 @@ def pattern_event_detail(symbol: str, pattern: str = "head-and-shoulders", seed:
     detection = next(d for d in detect_in(columns, latest_only=True) if d.pattern == pattern)
     detail = pattern_detected_detail(symbol, detection, datetime(2026, 3, 2, tzinfo=timezone.utc), columns)
     return json.loads(detail.model_dump_json())
+
+
+def run_workflow(detail: dict[str, Any], context: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """pattern-detector's actions on one PatternDetected detail, chained as PatternAnalysisWorkflow chains them:
+    validate -> one detect per family (the Parallel state) -> score -> decide. Returns (scored, decided)."""
+    from pattern_detector import handler
+
+    validated = handler.lambda_handler({"action": "validate", "detail": detail, "correlationId": "exec-1"}, context)
+    branches = [
+        handler.lambda_handler({"action": "detect", "family": family, "symbol": validated["symbol"], "bars": validated["bars"]}, context)
+        for family in PATTERN_FAMILIES
+    ]
+    scored = handler.lambda_handler(
+        {"action": "score", "symbol": validated["symbol"], "candidate": validated["candidate"], "results": branches}, context
+    )
+    decided = handler.lambda_handler(
+        {"action": "decide", "symbol": scored["symbol"], "candidate": scored["candidate"], "confirmed": scored["confirmed"]}, context
+    )
+    return scored, decided
 
 
 def flat_bars(symbol: str, count: int, *, start: int = 1_700_000_000, price: float = 50.0) -> list[dict[str, Any]]:

@@ -5,7 +5,7 @@ import copy
 
 import pytest
 
-from lambda_testkit import metric_values, pattern_event_detail, planted_bars
+from lambda_testkit import metric_values, pattern_event_detail, planted_bars, run_workflow
 from patternwatch_shared.names.messages import PATTERN_FAMILIES, WORKFLOW_ERROR_INVALID_INPUT
 from patternwatch_shared.names.metrics import METRIC_PATTERN_DETECTION_DURATION
 from patternwatch_shared.workflow import InvalidInputError
@@ -21,18 +21,6 @@ def series(pattern: str) -> tuple[list[dict], int]:
 
 def run(event, context):
     return handler.lambda_handler(event, context)
-
-
-def run_workflow(detail: dict, context) -> tuple[dict, dict]:
-    """validate -> one detect per family (the Parallel state) -> score -> decide, as the definition wires them."""
-    validated = run({"action": "validate", "detail": detail, "correlationId": "exec-1"}, context)
-    branches = [
-        run({"action": "detect", "family": family, "symbol": validated["symbol"], "bars": validated["bars"]}, context)
-        for family in PATTERN_FAMILIES
-    ]
-    scored = run({"action": "score", "symbol": validated["symbol"], "candidate": validated["candidate"], "results": branches}, context)
-    decided = run({"action": "decide", "symbol": scored["symbol"], "candidate": scored["candidate"], "confirmed": scored["confirmed"]}, context)
-    return scored, decided
 
 
 @pytest.mark.parametrize("family", PATTERN_FAMILIES)
