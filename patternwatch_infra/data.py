@@ -5,14 +5,18 @@ Creates:
 - DynamoDB `TradingPatterns-<s>` (bars, patterns, RecentPatternsIndex) and `ApprovalTracking-<s>` (TTL)
 - SQS `AlertQueue-<s>`, `PendingApprovals-<s>`, each with a DLQ, `StreamConsumerFailures-<s>` and
   `ThresholdChecker-DLQ-<s>` (the events the threshold checker failed on every retry)
-- SNS `TradingAlerts-<s>`, `AlertApprovalRequests-<s>` and `PatternWatchOps-<s>` (alarms), each logging
-  its delivery status to two encrypted log groups through `SnsDeliveryStatusRole-<s>`
+- SNS `TradingAlerts-<s>`, `AlertApprovalRequests-<s>` (one e-mail subscription per approver, filtered on
+  the `approver` attribute, so each person receives only their own link) and `PatternWatchOps-<s>` (alarms),
+  each logging its delivery status to two encrypted log groups through `SnsDeliveryStatusRole-<s>`
 - Kinesis `MarketDataStream-<s>` (on-demand, retention per environment) with the enhanced fan-out
   consumer `MarketDataFanOut-<s>` (KinesisConsumer reads through it)
 - S3 data bucket and the `aws-waf-logs-` bucket (platform key), which deliver their server access logs to
   `patternwatch-access-logs-<s>` (SSE-S3: the one bucket S3's log delivery can write to)
 """
 from __future__ import annotations
+
+import json
+import math
 
 from cdktf import Token
 from cdktf_cdktf_provider_aws.data_aws_caller_identity import DataAwsCallerIdentity
@@ -28,7 +32,9 @@ from cdktf_cdktf_provider_aws.kinesis_stream import KinesisStream, KinesisStream
 from cdktf_cdktf_provider_aws.kinesis_stream_consumer import KinesisStreamConsumer
 from cdktf_cdktf_provider_aws.kms_alias import KmsAlias
 from cdktf_cdktf_provider_aws.kms_key import KmsKey
+from cdktf_cdktf_provider_aws.sns_topic_subscription import SnsTopicSubscription
 from constructs import Construct
+from patternwatch_shared.names.messages import APPROVER_MESSAGE_ATTRIBUTE
 from patternwatch_shared.names.table import (
     APPROVAL_PARTITION_KEY, APPROVAL_TTL_ATTRIBUTE, RECENT_PATTERNS_INDEX, RECENT_PATTERNS_INDEX_PARTITION_KEY,
     RECENT_PATTERNS_INDEX_SORT_KEY, TABLE_PARTITION_KEY, TABLE_SORT_KEY,
@@ -38,15 +44,19 @@ from .architecture_layer import ArchitectureLayer
 from .blocks import (
     AccessLogs, DeliveryStatusLogging, EncryptedQueue, EncryptedTopic, SecureBucket, ServiceRole, access_log_delivery_statement,
 )
+from .code_artifacts import ARTIFACT_BUCKET_ACCESS_LOG_PREFIX, ARTIFACT_BUCKET_BASE_NAME
 from .config import EnvironmentConfig
 from .naming import Naming
 from .policies import account_principal, condition, policy_document, service_principal, statement
 from .scan_skips import skip_check
 
-# PendingApprovals holds a request while a human decides; 2 h covers the 1 h expiry with room to spare.
-PENDING_APPROVALS_VISIBILITY_SECONDS = 2 * 3600
 # AWS asks for a queue visibility timeout of at least six times the timeout of the function reading it.
 VISIBILITY_TIMEOUTS_PER_FUNCTION_TIMEOUT = 6
+# SQS holds a received message invisible for at most 12 hours; approval-expiry re-arms longer waits.
+SQS_MAX_VISIBILITY_SECONDS = 12 * 3600
+# Receives a PendingApprovals message may fail for other reasons (throttling, a deployment) before it is
+# dead-lettered, on top of the receives its timer needs.
+PENDING_APPROVALS_SPARE_RECEIVES = 3
 WAF_LOG_BUCKET_PREFIX = "aws-waf-logs-"
 # Where each bucket's server access logs go in the access-log bucket.
 DATA_BUCKET_ACCESS_LOG_PREFIX = "data/"
@@ -59,6 +69,17 @@ ACCESS_LOGS_NEED_SSE_S3 = (
 )
 # A workspace is a throwaway copy (`make destroy WORKSPACE=...` must remove it); the environment itself is protected.
 DELETION_PROTECTED_IN_DEFAULT_WORKSPACE = '${terraform.workspace == "default"}'
+
+
+def pending_approvals_max_receives(approval_expiry_seconds: int) -> int:
+    """maxReceiveCount of PendingApprovals: enough receives that no approval is dead-lettered while it waits.
+
+    A timer message is received once when it is queued (approval-expiry sets its visibility to the time
+    left, at most 12 hours), once more for every further 12 hours, and once at the deadline (the
+    auto-reject), plus spare receives for failures.
+    """
+    arms = math.ceil(approval_expiry_seconds / SQS_MAX_VISIBILITY_SECONDS)
+    return arms + 1 + PENDING_APPROVALS_SPARE_RECEIVES
 
 
 class DataLayer(ArchitectureLayer):
@@ -115,13 +136,16 @@ class DataLayer(ArchitectureLayer):
             kms_key=self.kms_key,
             visibility_timeout_seconds=VISIBILITY_TIMEOUTS_PER_FUNCTION_TIMEOUT * config.lambda_.timeout_seconds,
         )
+        # The approvals' expiry timer (approval-expiry reads it): each message is re-armed to its approval's
+        # deadline, so the queue's own visibility only paces retries after a failure.
         self.pending_approvals_queue = EncryptedQueue(
             self,
             "pending_approvals_queue",
             queue_name=naming.name("PendingApprovals"),
             dead_letter_queue_name=naming.name("PendingApprovals-DLQ"),
             kms_key=self.kms_key,
-            visibility_timeout_seconds=PENDING_APPROVALS_VISIBILITY_SECONDS,
+            visibility_timeout_seconds=VISIBILITY_TIMEOUTS_PER_FUNCTION_TIMEOUT * config.lambda_.timeout_seconds,
+            max_receive_count=pending_approvals_max_receives(config.approval_expiry_seconds),
         )
         # Kinesis records the consumer gives up on land here (the mapping's on-failure destination).
         self.stream_failure_queue = EncryptedQueue.for_failures(
@@ -149,6 +173,20 @@ class DataLayer(ArchitectureLayer):
         self.approval_requests_topic = EncryptedTopic(
             self, "approval_requests", topic_name=naming.name("AlertApprovalRequests"), kms_key=self.kms_key, delivery_status=delivery_status
         )
+        # Each approver's own link reaches only them: the alert processor publishes one request per approver
+        # with the `approver` attribute, and each subscription lets through only its approver's.
+        self.approver_subscriptions = {
+            approver.id: SnsTopicSubscription(
+                self,
+                f"approver_{approver.id.replace('-', '_')}",
+                topic_arn=self.approval_requests_topic.topic.arn,
+                protocol="email",
+                endpoint=approver.email,
+                filter_policy=json.dumps({APPROVER_MESSAGE_ATTRIBUTE: [approver.id]}),
+                filter_policy_scope="MessageAttributes",
+            )
+            for approver in config.approvers
+        }
         # Every alarm of the platform notifies operators here.
         self.ops_topic = EncryptedTopic(
             self,
@@ -192,7 +230,7 @@ class DataLayer(ArchitectureLayer):
 
         data_bucket_name = naming.bucket("patternwatch-data")
         waf_log_bucket_name = naming.bucket(f"{WAF_LOG_BUCKET_PREFIX}patternwatch")
-        # Server access logs of both buckets (FSBP S3.9); S3's logging service may write each one's under its prefix only.
+        # Server access logs of every bucket (FSBP S3.9); S3's logging service may write each one's under its prefix only.
         access_log_bucket_name = naming.bucket("patternwatch-access-logs")
         access_log_bucket_arn = f"arn:aws:s3:::{access_log_bucket_name}"
         self.access_log_bucket = SecureBucket(
@@ -211,6 +249,11 @@ class DataLayer(ArchitectureLayer):
                 access_log_delivery_statement("DataBucketAccessLogs", access_log_bucket_arn, DATA_BUCKET_ACCESS_LOG_PREFIX, data_bucket_name, account),
                 access_log_delivery_statement(
                     "WafLogBucketAccessLogs", access_log_bucket_arn, WAF_LOG_BUCKET_ACCESS_LOG_PREFIX, waf_log_bucket_name, account
+                ),
+                # The compute layer's artifact bucket (code_artifacts.py) logs here too.
+                access_log_delivery_statement(
+                    "ArtifactBucketAccessLogs", access_log_bucket_arn, ARTIFACT_BUCKET_ACCESS_LOG_PREFIX,
+                    naming.bucket(ARTIFACT_BUCKET_BASE_NAME), account,
                 ),
             ],
         )

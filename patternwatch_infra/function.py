@@ -3,7 +3,9 @@
 Creates, per function:
 - an IAM role with one inline least-privilege policy (its own statements + logs + X-Ray + the platform key)
 - a KMS-encrypted log group with the configured retention
-- the function: python3.12 on arm64, X-Ray Active, published versions, env vars encrypted with the platform key
+- the function: python3.12 on arm64, X-Ray Active, published versions, env vars encrypted with the platform key,
+  its code from the artifact bucket (signed, and checked by the code signing config, where code is signed;
+  code_artifacts.py); the code is the release's after the first apply when `release_owns_code`
 - reserved concurrency (envs/<env>.json), so a flood on one path cannot starve another function
 - for a function invoked asynchronously: a dead-letter queue and the retry limits of its `live` alias
 - the alias `live` (CodeDeploy, not Terraform, moves it between versions)
@@ -17,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from cdktf import AssetType, TerraformAsset, TerraformResourceLifecycle
+from cdktf import TerraformResourceLifecycle
 from cdktf_cdktf_provider_aws.cloudwatch_metric_alarm import CloudwatchMetricAlarm, CloudwatchMetricAlarmMetricQuery
 from cdktf_cdktf_provider_aws.codedeploy_app import CodedeployApp
 from cdktf_cdktf_provider_aws.codedeploy_deployment_group import (
@@ -47,11 +49,13 @@ from patternwatch_shared.names.functions import LambdaFunctionSpec
 
 from .alarms import ABOVE, THREE_OF_FIVE_MINUTES, Evaluation, Metric, alarm
 from .blocks import ServiceRole, encrypted_log_group
+from .code_artifacts import CodeArtifacts
 from .config import EnvironmentConfig
 from .naming import Naming
 from .packaging import Package
 from .policies import statement
-from .scan_skips import CODE_SIGNING_PENDING, skip_check
+from .release_contract import FUNCTIONS_PREFIX
+from .scan_skips import EMULATOR_HAS_NO_CODE_SIGNING, skip_check
 
 RUNTIME = "python3.12"
 ARCHITECTURE = "arm64"
@@ -60,6 +64,8 @@ CANARY_DEPLOYMENT_CONFIG = "CodeDeployDefault.LambdaCanary10Percent5Minutes"
 ALARM_PERIOD_SECONDS = 60
 # Actions that have no resource-level permissions in IAM: "*" is the only resource AWS accepts for them.
 XRAY_ACTIONS = ("xray:PutTraceSegments", "xray:PutTelemetryRecords")
+# What tooling/release.py changes on a function it releases; Terraform leaves these alone after creating it.
+RELEASED_CODE_ATTRIBUTES = ["s3_key", "s3_object_version", "source_code_hash"]
 
 
 @dataclass(frozen=True)
@@ -72,8 +78,10 @@ class FunctionPlatform:
 
     config: EnvironmentConfig
     naming: Naming
+    account_id: str
     kms_key: KmsKey | DataAwsKmsKey
     alarm_topic: SnsTopic | DataAwsSnsTopic
+    artifacts: CodeArtifacts
     layer: LambdaLayerVersion | None = None
     deployment_app: CodedeployApp | None = None
     deployment_role: IamRole | None = None
@@ -117,12 +125,17 @@ class MonitoredFunction(Construct):
         unreserved_because: str | None = None,
         timeout_seconds: int | None = None,
         extra_layers: Sequence[LambdaLayerVersion] = (),
+        release_owns_code: bool = False,
     ) -> None:
         super().__init__(scope, spec.construct_id)
         config, naming = platform.config, platform.naming
         base_name = spec.base_name
         self.spec = spec
         self.function_name = naming.name(base_name)
+        # Built from the name rather than read from the function: a policy document that referenced the
+        # function resource would be re-read at apply, and its policy shown as changing, whenever the function
+        # itself changes (a code or configuration update).
+        self.arn = f"arn:aws:lambda:{config.region}:{platform.account_id}:function:{self.function_name}"
         # Tooling functions (the power tuner's executor) may need longer than the platform's handlers.
         self.timeout_seconds = timeout_seconds or config.lambda_.timeout_seconds
         self.alarm_actions = [platform.alarm_topic.arn]
@@ -164,7 +177,10 @@ class MonitoredFunction(Construct):
             ],
         )
         self.role, self.policy = self.service_role.role, self.service_role.policy
-        asset = TerraformAsset(self, "code", path=str(code.path), type=AssetType.FILE)
+        self.code = platform.artifacts.upload(
+            self, "code", code, kind=FUNCTIONS_PREFIX, name=self.function_name, release_owns_code=release_owns_code
+        )
+        signing = platform.artifacts.code_signing_config
         self.environment = {**spec.powertools_environment(), **environment}
         self.function = LambdaFunction(
             self,
@@ -174,8 +190,9 @@ class MonitoredFunction(Construct):
             runtime=RUNTIME,
             architectures=[ARCHITECTURE],
             handler=spec.handler,
-            filename=asset.path,
-            source_code_hash=code.source_code_hash,
+            s3_bucket=self.code.bucket,
+            s3_key=self.code.key,
+            code_signing_config_arn=signing.arn if signing is not None else None,
             # The shared layer first: a layer above it (the chart layer) relies on what it provides. Tooling has none.
             layers=[*([platform.layer.arn] if platform.layer is not None else []), *(layer.arn for layer in extra_layers)] or None,
             memory_size=config.lambda_.memory_mb,
@@ -188,6 +205,8 @@ class MonitoredFunction(Construct):
             dead_letter_config=LambdaFunctionDeadLetterConfig(target_arn=invocation.dead_letter_queue.arn) if asynchronous else None,
             # The log group and the permission to write to it must exist before the first invocation.
             depends_on=[self.log_group, self.policy],
+            # A released function's code is the release's: Terraform deployed its first package only.
+            lifecycle=TerraformResourceLifecycle(ignore_changes=RELEASED_CODE_ATTRIBUTES) if release_owns_code else None,
         )
         skip_check(self.function, "CKV_AWS_117", "no VPC: the functions only call AWS APIs, and a VPC would add NAT cost and cold-start time")
         if not asynchronous:
@@ -196,7 +215,8 @@ class MonitoredFunction(Construct):
             )
         if reserved_concurrency is None:
             skip_check(self.function, "CKV_AWS_115", unreserved_because)
-        skip_check(self.function, "CKV_AWS_272", CODE_SIGNING_PENDING)
+        if signing is None:
+            skip_check(self.function, "CKV_AWS_272", EMULATOR_HAS_NO_CODE_SIGNING)
         released_by_codedeploy = platform.deployment_app is not None
         self.alias = LambdaAlias(
             self,
@@ -312,7 +332,7 @@ def canary_deployment_role(scope: Construct, id: str, *, naming: Naming, base_na
 def grant_canary_deployments(role: ServiceRole, functions: Sequence[MonitoredFunction]) -> None:
     role.grant(
         deployment_role_statements(
-            [f.function.arn for f in functions],
+            [f.arn for f in functions],
             [alarm.arn for f in functions for alarm in (f.canary_alarm, f.errors_alarm)],
         )
     )

@@ -6,9 +6,13 @@ Creates:
   least-privilege role each, no CodeDeploy: their alias `live` follows each version Terraform publishes)
 - `PowerTuningWorkflow-<s>` (STANDARD: runs can outlast Express's 5 minutes), its role, a KMS-encrypted
   log group (level ALL) and X-Ray tracing
+- its code in the platform's artifact bucket (found by name) and, where code is signed, a Signer profile
+  `PatternWatchTuner_<s>_...` and a code signing config of its own (Enforce or Warn as envs/<env>.json
+  `code_signing` says), so the tuner's functions are signed like the platform's (code_artifacts.py)
 
 It finds what it needs by name, through data sources (never through the platform stack's construct ids or
-state): the platform's five functions, the platform key (`alias/patternwatch-<s>`) and the ops topic. So
+state): the platform's six functions, the platform key (`alias/patternwatch-<s>`), the ops topic and the
+artifact bucket. So
 the platform is deployed first, and the two stacks keep separate states (`<env>/power-tuner.tfstate`).
 
 What its roles may do to the platform's functions, and nothing more (docs/orchestration.md lists every action):
@@ -26,6 +30,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from cdktf import TerraformOutput
+from cdktf_cdktf_provider_aws.data_aws_caller_identity import DataAwsCallerIdentity
 from cdktf_cdktf_provider_aws.data_aws_kms_key import DataAwsKmsKey
 from cdktf_cdktf_provider_aws.data_aws_lambda_function import DataAwsLambdaFunction
 from cdktf_cdktf_provider_aws.data_aws_sns_topic import DataAwsSnsTopic
@@ -37,6 +42,7 @@ from patternwatch_shared.names.functions import (
 from power_tuning.analysis import TUNING_ALIAS_PREFIX
 
 from .blocks import ServiceRole
+from .code_artifacts import CodeArtifacts
 from .compute import USE_KEY
 from .config import POWER_TUNER_STATE_FILE_NAME, ConfigError, EnvironmentConfig
 from .function import FunctionPlatform, InvokedSynchronously, MonitoredFunction
@@ -181,10 +187,14 @@ class PowerTunerStack(EnvironmentStack):
         ]
         self.platform_key = DataAwsKmsKey(self, "platform_key", key_id=naming.name("alias/patternwatch"))
         self.ops_topic = DataAwsSnsTopic(self, "ops_topic", name=naming.name("PatternWatchOps"))
+        self.caller = DataAwsCallerIdentity(self, "caller")
         self.tuner = PowerTuner(
             self,
             "power_tuner",
-            platform=FunctionPlatform(config=config, naming=naming, kms_key=self.platform_key, alarm_topic=self.ops_topic),
+            platform=FunctionPlatform(
+                config=config, naming=naming, account_id=self.caller.account_id, kms_key=self.platform_key, alarm_topic=self.ops_topic,
+                artifacts=CodeArtifacts(self, "artifacts", config=config, naming=naming, kms_key=None, signer_base_name="PatternWatchTuner"),
+            ),
             targets=[t.arn for t in self.targets],
             package=package,
         )

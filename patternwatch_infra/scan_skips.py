@@ -16,11 +16,11 @@ if TYPE_CHECKING:  # the scanner imports SKIP_KEY without paying for jsii
 SKIP_KEY = "checkov_skip"
 # Reasons that recur across layers.
 RETENTION_SET_PER_ENVIRONMENT = "retention is set per environment in envs/*.json (cost), KMS-encrypted"
-# Issue 12 §4 gives every function an AWS Signer profile and a code signing config (enforced in prod, warn
-# elsewhere) together with signed releases; until that lands, this skip says what is missing.
-CODE_SIGNING_PENDING = (
-    "no code signing config yet: issue 12 §4 (code signing, with releases) adds an AWS Signer profile and a code signing "
-    "config on every function; until then the zips are deterministic and their SHA-256 is pinned in the plan"
+# Code signing (code_artifacts.py) puts a code signing config on every function where code is signed: everywhere
+# but the emulator, which has no AWS Signer and no Lambda code signing configs. Only `local` skips the check.
+EMULATOR_HAS_NO_CODE_SIGNING = (
+    "the emulator has no AWS Signer and no Lambda code signing configs (emulator.signs_code); every real environment's "
+    "functions carry a code signing config that trusts only that environment's Signer profile"
 )
 
 

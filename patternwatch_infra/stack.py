@@ -2,7 +2,7 @@
 
 `EnvironmentStack` is what every stack of an environment shares: its own state (S3 key or local file per
 stack), the AWS provider (or the emulator's), the `name_suffix` local and cost tags. `PatternWatchStack`
-is the platform: the five layers. The tuner's stack is in power_tuner.py.
+is the platform: the five layers and the release policy. The tuner's stack is in power_tuner.py.
 """
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from .emulator import EmulatorWorkarounds, emulator_provider_settings
 from .monitoring import MonitoringLayer
 from .naming import declare_naming
 from .orchestration import OrchestrationLayer
+from .release_access import ReleaseAccess
 from .tagging import CostTags
 
 # S3 state locking with a lockfile (no DynamoDB table) needs Terraform 1.10 or newer.
@@ -98,4 +99,7 @@ class PatternWatchStack(EnvironmentStack):
             api=self.api,
             orchestration=self.orchestration,
             billing_provider=self.billing_provider,
+        )
+        self.release_access = ReleaseAccess(
+            self, "release", config=config, naming=naming, compute=self.compute, api=self.api, monitoring=self.monitoring
         )

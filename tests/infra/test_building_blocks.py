@@ -120,14 +120,15 @@ def test_an_encrypted_log_group_keeps_the_retention_it_is_given(dev):
     assert group["kms_key_id"].startswith("${aws_kms_key.")
     # Every log group of a stack comes from it, so each carries the reason for its short retention.
     groups = resources(dev, "aws_cloudwatch_log_group")
-    assert len(groups) == 13
+    assert len(groups) == 14
     assert all("CKV_AWS_338" in dev["//"]["checkov_skip"][group_id] for group_id in groups)
 
 
 def test_a_function_without_reserved_concurrency_must_say_why():
     def build(scope):
         platform = FunctionPlatform(
-            config=load_environment("dev"), naming=Naming(), kms_key=KmsKey(scope, "key"), alarm_topic=SnsTopic(scope, "topic", name="ops-test")
+            config=load_environment("dev"), naming=Naming(), account_id="111111111111", kms_key=KmsKey(scope, "key"),
+            alarm_topic=SnsTopic(scope, "topic", name="ops-test"), artifacts=None,  # refused before it uploads anything
         )
         MonitoredFunction(
             scope, spec=THRESHOLD_CHECKER, code=None, platform=platform, environment={}, statements=[],

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 from patternwatch_shared.names.table import (
@@ -9,6 +10,7 @@ from patternwatch_shared.names.table import (
     RECENT_PATTERNS_INDEX_SORT_KEY,
 )
 
+from patternwatch_infra.data import pending_approvals_max_receives
 from patternwatch_infra.testing import (
     find_resource,
     logical_id,
@@ -22,6 +24,8 @@ from patternwatch_infra.testing import (
 
 
 ACCESS_LOG_BUCKET = "patternwatch-access-logs-111111111111-dev"
+# The compute layer's (code_artifacts.py), logging to the data layer's access-log bucket like the others.
+ARTIFACT_BUCKET = "patternwatch-artifacts-111111111111-dev"
 
 
 def key_arn(doc: dict) -> str:
@@ -79,7 +83,8 @@ def test_every_data_resource_is_encrypted_with_the_platform_key(dev):
         assert (stream["encryption_type"], stream["kms_key_id"]) == ("KMS", arn)
     encryption = {resolve(dev, c["bucket"].replace(".id}", ".arn}"))["bucket"]: c
                   for c in resources(dev, "aws_s3_bucket_server_side_encryption_configuration").values()}
-    assert len(encryption) == len(resources(dev, "aws_s3_bucket")) == 3
+    # The data, WAF-log and access-log buckets, and the compute layer's artifact bucket (code_artifacts.py).
+    assert len(encryption) == len(resources(dev, "aws_s3_bucket")) == 4
     for bucket, config in encryption.items():
         (rule,) = config["rule"]
         if resolve_name(dev, bucket) == ACCESS_LOG_BUCKET:
@@ -122,16 +127,18 @@ def test_approval_tracking_expires_items_by_ttl(dev):
 # --- SQS ---------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize(
-    ("queue", "visibility"), [("AlertQueue-dev", 6 * 30), ("PendingApprovals-dev", 2 * 3600)]
+    # PendingApprovals: each message's visibility is set to its approval's deadline by approval-expiry; the
+    # queue's own only paces retries. A 1-hour approval needs 2 receives (arm, expire), plus 3 spare.
+    ("queue", "visibility", "receives"), [("AlertQueue-dev", 6 * 30, 3), ("PendingApprovals-dev", 6 * 30, 5)]
 )
-def test_work_queues_redrive_to_their_own_dead_letter_queue(dev, queue, visibility):
+def test_work_queues_redrive_to_their_own_dead_letter_queue(dev, queue, visibility, receives):
     main = find_resource(dev, "aws_sqs_queue", name=queue)
     assert main["visibility_timeout_seconds"] == visibility
     dlq_name = queue.replace("-dev", "-DLQ-dev")
     dlq_id = logical_id(dev, "aws_sqs_queue", name=dlq_name)
     assert json.loads(main["redrive_policy"]) == {
         "deadLetterTargetArn": reference_to("aws_sqs_queue", dlq_id, "arn"),
-        "maxReceiveCount": 3,
+        "maxReceiveCount": receives,
     }
     assert find_resource(dev, "aws_sqs_queue", name=dlq_name)["message_retention_seconds"] == 14 * 24 * 3600
 
@@ -139,6 +146,33 @@ def test_work_queues_redrive_to_their_own_dead_letter_queue(dev, queue, visibili
 @pytest.mark.parametrize("queue", ["StreamConsumerFailures-dev", "ThresholdChecker-DLQ-dev"])
 def test_failure_queues_keep_what_they_hold_for_the_sqs_maximum(dev, queue):
     assert find_resource(dev, "aws_sqs_queue", name=queue)["message_retention_seconds"] == 14 * 24 * 3600
+
+
+@pytest.mark.parametrize(
+    ("expiry_seconds", "receives"), [(60, 5), (3600, 5), (12 * 3600, 5), (12 * 3600 + 1, 6), (36 * 3600, 7)]
+)
+def test_a_waiting_approval_is_never_dead_lettered(expiry_seconds, receives):
+    """One receive per 12 hours of waiting (SQS's visibility maximum), one at the deadline, three spare."""
+    assert pending_approvals_max_receives(expiry_seconds) == receives
+    spare = receives - math.ceil(expiry_seconds / (12 * 3600)) - 1
+    assert spare == 3
+
+
+def test_each_approver_gets_an_email_subscription_that_passes_only_their_own_requests(stacks):
+    from patternwatch_infra.config import load_environment
+
+    for env in ("local", "dev", "staging", "prod"):
+        doc, config = stacks[env], load_environment(env)
+        topic = reference_to("aws_sns_topic", logical_id(doc, "aws_sns_topic", name=f"AlertApprovalRequests-{env}"), "arn")
+        subscriptions = [s for s in resources(doc, "aws_sns_topic_subscription").values() if s["topic_arn"] == topic]
+        assert len(subscriptions) == len(config.approvers) >= 1
+        by_endpoint = {s["endpoint"]: s for s in subscriptions}
+        for approver in config.approvers:
+            subscription = by_endpoint[approver.email]
+            assert subscription["protocol"] == "email"
+            assert subscription["filter_policy_scope"] == "MessageAttributes"
+            assert json.loads(subscription["filter_policy"]) == {"approver": [approver.id]}
+
 
 
 def test_every_queue_is_tls_only(dev):
@@ -213,7 +247,7 @@ def _bucket_parts(doc: dict, bucket_name: str) -> tuple[str, dict]:
     return bucket_id, parts
 
 
-@pytest.mark.parametrize("bucket", ["patternwatch-data-111111111111-dev", "aws-waf-logs-patternwatch-111111111111-dev", ACCESS_LOG_BUCKET])
+@pytest.mark.parametrize("bucket", ["patternwatch-data-111111111111-dev", "aws-waf-logs-patternwatch-111111111111-dev", ACCESS_LOG_BUCKET, ARTIFACT_BUCKET])
 def test_buckets_are_versioned_private_tls_only_and_tier_from_day_zero(dev, bucket):
     bucket_id, parts = _bucket_parts(dev, bucket)
     assert parts["aws_s3_bucket_versioning"]["versioning_configuration"] == {"status": "Enabled"}
@@ -244,7 +278,10 @@ def test_waf_log_bucket_name_has_the_prefix_waf_requires_and_admits_log_delivery
     assert resolve_name(dev, statements["AWSLogDeliveryAclCheck"]["resources"]) == [f"arn:aws:s3:::{bucket_name}"]
 
 
-@pytest.mark.parametrize(("bucket", "prefix"), [("patternwatch-data-111111111111-dev", "data/"), ("aws-waf-logs-patternwatch-111111111111-dev", "waf-logs/")])
+@pytest.mark.parametrize(
+    ("bucket", "prefix"),
+    [("patternwatch-data-111111111111-dev", "data/"), ("aws-waf-logs-patternwatch-111111111111-dev", "waf-logs/"), (ARTIFACT_BUCKET, "artifacts/")],
+)
 def test_buckets_deliver_server_access_logs_to_the_access_log_bucket(dev, bucket, prefix):
     """FSBP S3.9: each bucket logs under its own prefix; S3's logging service may write there for that bucket only."""
     bucket_id = logical_id(dev, "aws_s3_bucket", bucket=bucket)

@@ -24,6 +24,7 @@ WILDCARD_RESOURCE_ALLOWLIST = {
     "InvokeTuningAliases": "the executor may invoke only the RAM<memory> aliases, never `live`",
     "RemoveTuningAliases": "the tuner's aliases are RAM<memory>: <function arn>:RAM* names only those",
     "RemoveTuningVersions": "versions are <function arn>:<number>: <arn>:1* .. <arn>:9* match every version and no alias",
+    "ReadEvidence": "objects are named per alert under the data bucket's evidence/ prefix; <bucket arn>/evidence/* names only those",
     "WriteEvidence": "evidence objects are named per alert (evidence/<sha256 of the alertId>/...): only that prefix",
 }
 # Actions AWS accepts only with the bare "*" resource.
@@ -91,14 +92,18 @@ EXPECTED_ACTIONS = {
     "PatternDetectorRole-dev": {"dynamodb:Query", "sqs:SendMessage"},
     "AlertProcessorRole-dev": {
         "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ChangeMessageVisibility",
-        # The approval item is written once (PutItem) and read back (GetItem, the delivery ledger); only the
-        # approval processor updates it.
-        "dynamodb:GetItem", "dynamodb:PutItem", "sqs:SendMessage", "sns:Publish",
+        # The delivery claim (Put; Update to DELIVERED; Delete to release it after a failure) and the approval
+        # with its links (Put; Update step by step; Get to resume a half-done one).
+        "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "sqs:SendMessage", "sns:Publish",
         # Evidence: the bars window and the stored match (Query), written to the data bucket (PutObject).
         "dynamodb:Query", "s3:PutObject",
     },
     "ThresholdCheckerRole-dev": {"dynamodb:Query", "sqs:SendMessage"},
-    "ApprovalProcessorRole-dev": {"dynamodb:GetItem", "dynamodb:UpdateItem", "sns:Publish"},
+    "ApprovalProcessorRole-dev": {"dynamodb:GetItem", "dynamodb:UpdateItem", "sns:Publish", "s3:GetObject"},
+    "ApprovalExpiryRole-dev": {
+        "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ChangeMessageVisibility",
+        "dynamodb:GetItem", "dynamodb:UpdateItem", "sns:Publish",
+    },
 }
 EVERY_FUNCTION_ROLE = {"logs:CreateLogStream", "logs:PutLogEvents", "xray:PutTraceSegments", "xray:PutTelemetryRecords", "kms:Decrypt", "kms:GenerateDataKey"}
 
@@ -134,7 +139,7 @@ def test_codedeploy_reads_only_the_alarms_it_rolls_back_on(dev):
     assert watch["actions"] == ["cloudwatch:DescribeAlarms"]
     expected = [
         reference_to("aws_cloudwatch_metric_alarm", logical_id(dev, "aws_cloudwatch_metric_alarm", alarm_name=f"{function}-dev-{metric}"), "arn")
-        for function in ("KinesisConsumer", "PatternDetector", "AlertProcessor", "ThresholdChecker", "ApprovalProcessor")
+        for function in (spec.base_name for spec in PLATFORM_FUNCTIONS)
         for metric in ("CanaryErrorRate", "Errors")
     ]
     assert watch["resources"] == expected
@@ -169,7 +174,14 @@ def test_codedeploy_may_only_move_our_aliases(dev):
     shift = statements["ShiftAliasTraffic"]
     assert set(shift["actions"]) == {"lambda:GetAlias", "lambda:UpdateAlias", "lambda:GetFunction", "lambda:GetProvisionedConcurrencyConfig"}
     function_arns = [r for r in shift["resources"] if not r.endswith(":*")]
-    assert len(function_arns) == 5 and all(r.startswith("${aws_lambda_function.") for r in function_arns)
+    # Built from the functions' names, not read from the functions: a code or configuration change to a function
+    # must not make Terraform re-read this policy at apply and show it as changing.
+    caller = next(iter(dev["data"]["aws_caller_identity"]))
+    assert sorted(resolve_name(dev, function_arns)) == sorted(
+        f"arn:aws:lambda:us-east-1:${{data.aws_caller_identity.{caller}.account_id}}:function:{spec.base_name}-dev"
+        for spec in PLATFORM_FUNCTIONS
+    )
+    assert not any("aws_lambda_function." in r for r in shift["resources"])
     assert {f"{r}:*" for r in function_arns} == {r for r in shift["resources"] if r.endswith(":*")}
 
 
@@ -179,6 +191,20 @@ def test_the_threshold_checker_may_only_query_the_recent_patterns_index(dev):
     assert table["global_secondary_index"][0]["name"] == "RecentPatternsIndex"
     (resource,) = statements["QueryRecentPatterns"]["resources"]
     assert resource.endswith(".arn}/index/RecentPatternsIndex")
+
+
+def test_the_approval_page_reads_only_evidence_from_the_data_bucket(dev):
+    statements = {s["sid"]: s for s in role_policies(dev)["ApprovalProcessorRole-dev"]}
+    (resource,) = statements["ReadEvidence"]["resources"]
+    bucket_id = [k for k, b in resources(dev, "aws_s3_bucket").items() if resolve_name(dev, b["bucket"]) == "patternwatch-data-111111111111-dev"][0]
+    assert resource == f"${{aws_s3_bucket.{bucket_id}.arn}}/evidence/*"
+    assert statements["ReadEvidence"]["actions"] == ["s3:GetObject"]
+
+
+def test_the_expiry_timer_consumes_only_pending_approvals(dev):
+    statements = {s["sid"]: s for s in role_policies(dev)["ApprovalExpiryRole-dev"]}
+    queue_id = [k for k, q in resources(dev, "aws_sqs_queue").items() if resolve_name(dev, q["name"]) == "PendingApprovals-dev"][0]
+    assert statements["ConsumePendingApprovals"]["resources"] == [f"${{aws_sqs_queue.{queue_id}.arn}}"]
 
 
 def test_the_alert_processor_writes_evidence_only_under_its_prefix_and_reads_only_trading_patterns(dev):

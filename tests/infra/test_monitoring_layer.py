@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from patternwatch_shared.names import metrics as metric_names
-from patternwatch_shared.names.functions import KINESIS_CONSUMER
+from patternwatch_shared.names.functions import KINESIS_CONSUMER, PLATFORM_FUNCTIONS
 from patternwatch_shared.names.metrics import (
     DIMENSION_ACTION, DIMENSION_PATTERN_TYPE, DIMENSION_SERVICE, DIMENSION_SEVERITY, METRICS_NAMESPACE,
     METRIC_ALERT_PRIORITY, METRIC_APPROVALS_PROCESSED, METRIC_CONFIDENCE_SCORE, METRIC_EVENTS_REJECTED,
@@ -21,7 +21,7 @@ from patternwatch_infra.monitoring import billing_alarm_region_check
 from patternwatch_infra.testing import find_resource, logical_id, policy_statements, reference_to, resolve, resolve_name, resources
 
 LAMBDA_SRC = Path(__file__).resolve().parents[2] / "lambda_src"
-FUNCTIONS = ("KinesisConsumer", "PatternDetector", "AlertProcessor", "ThresholdChecker", "ApprovalProcessor")
+FUNCTIONS = tuple(spec.base_name for spec in PLATFORM_FUNCTIONS)
 # The metric names the handlers emit with: every METRIC_* constant of the shared names module.
 EMITTED_METRICS = {value for key, value in vars(metric_names).items() if key.startswith("METRIC_")}
 ISSUE_METRICS = {

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from patternwatch_shared import workflow
 from patternwatch_shared.detection import COLUMNS, detect_in
-from patternwatch_shared.names.functions import ENV_ALERT_CONFIDENCE_THRESHOLD
+from patternwatch_shared.names.functions import ENV_ALERT_CONFIDENCE_THRESHOLD, PLATFORM_FUNCTIONS
 from patternwatch_shared.pattern_events import pattern_detected_detail
 from patternwatch_shared.names.messages import (
     EVENT_DETAIL_TYPE_PATTERN_DETECTED, EVENT_FIELD_CONFIDENCE, EVENT_SOURCE_PATTERNS, PATTERN_FAMILIES,

@@ -59,3 +59,8 @@ def lambda_stats(endpoint: str) -> dict:
 def events_stats(endpoint: str) -> dict:
     """{"retriesPending", "undeliverable"}: EventBridge retries still to run, events no dead-letter queue took."""
     return _call(endpoint, "GET", "events/stats")
+
+
+def call_counts(endpoint: str) -> dict:
+    """{"calls": {"service.Operation": n}, "dynamodb": {table: {"writeUnits", "readUnits", ...}}}: running totals."""
+    return _call(endpoint, "GET", "calls")

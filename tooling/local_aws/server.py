@@ -9,14 +9,16 @@ Admin endpoints (JSON; only this emulator has them, no AWS API does):
 - POST /_patternwatch/lambda/wait  {"timeout"?}  wait until EventBridge retries and queued async invocations are done
 - GET  /_patternwatch/lambda/stats               invocations, cold starts, errors, dropped async events
 - GET  /_patternwatch/events/stats               EventBridge retries pending, events that found no dead-letter queue
+- GET  /_patternwatch/calls                      AWS calls served, by service.operation; DynamoDB request units (call_counts.py)
 """
 from __future__ import annotations
 
 import json
 import os
+import re
 from typing import Any
 
-from . import api_gateway, clock, event_delivery, service_metrics
+from . import api_gateway, call_counts, clock, event_delivery, service_metrics
 from .lambda_service import service
 
 DEFAULT_ACCOUNT = "123456789012"
@@ -73,6 +75,8 @@ def _admin(method: str, path: str, body: dict) -> tuple[int, Any]:
         return 200, service().stats()
     if route == "events/stats" and method == "GET":
         return 200, event_delivery.stats()
+    if route == "calls" and method == "GET":
+        return 200, call_counts.snapshot()
     return 404, {"message": f"no admin endpoint {method} {path}"}
 
 
@@ -125,7 +129,7 @@ class PlatformApp:
             account = DEFAULT_ACCOUNT
             response = api_gateway.handle(account, _find_api_region(account, match.group("api")), match.group("api"), match.group("stage"), request)
             return _respond(start_response, response.status, response.body, response.headers)
-        return self.moto_app(environ, start_response)
+        return call_counts.counted(environ, start_response, self.moto_app)
 
 
 def application():
@@ -134,12 +138,36 @@ def application():
     return PlatformApp(DomainDispatcherApplication(create_backend_app))
 
 
+def redacted_request_line(line: str) -> str:
+    """A request line (or path) for the emulator's own log, with the path below a REST API stage cut off.
+
+    Like API Gateway's access log (which records $context.resourcePath), the emulator's log must not
+    keep what the path carries: an approval link's token.
+    """
+    return _USER_REQUEST_PATH.sub(r"\1/…", line)
+
+
+_USER_REQUEST_PATH = re.compile(r"(/restapis/[^/\s]+/[^/\s]+/_user_request_)/[^\s\"]*")
+
+
 def serve(host: str, port: int) -> None:
     """Run the emulator in the foreground (python -m tooling.moto_extensions does this)."""
     import signal
     import sys
 
-    from werkzeug.serving import run_simple
+    from werkzeug.serving import WSGIRequestHandler, run_simple
+
+    class RedactingRequestHandler(WSGIRequestHandler):
+        def log_request(self, code="-", size="-"):
+            path = getattr(self, "path", None)
+            if path is not None:
+                self.path = redacted_request_line(path)
+            self.requestline = redacted_request_line(self.requestline)
+            try:
+                super().log_request(code, size)
+            finally:
+                if path is not None:
+                    self.path = path
 
     os.environ.setdefault("MOTO_PORT", str(port))
     os.environ.setdefault("MOTO_HOST", host)
@@ -150,5 +178,5 @@ def serve(host: str, port: int) -> None:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    run_simple(host, port, application(), threaded=True)
+    run_simple(host, port, application(), threaded=True, request_handler=RedactingRequestHandler)
 
