@@ -19,7 +19,7 @@ WORKSPACE ?= default
 # a terminal, CI=true makes cdktf-cli 0.21 (Ink) print each line once (an explicit CI=... is kept).
 CDKTF := CI=$${CI:-$$([ -t 1 ] || echo true)} TF_WORKSPACE=$(WORKSPACE) npx cdktf
 
-.PHONY: help setup demo dashboard down run test test-fast test-fast-infra test-fast-lambda synth validate plan-local deploy diff release destroy emulator-start emulator-stop clean
+.PHONY: help setup demo load capacity dashboard down run test test-fast test-fast-infra test-fast-lambda synth validate plan-local deploy diff release destroy deploy-tuner destroy-tuner emulator-start emulator-stop clean
 
 help: ## List the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -29,6 +29,12 @@ setup: ## Install everything (pipenv, npm) and check the toolchain; safe to re-r
 
 demo: setup ## The platform on this machine: emulator, deploy `local`, stream real bars, summary + PNGs
 	@$(PY) -m tooling.demo $(DEMO_ARGS)
+
+load: setup ## Load test on `local`: generated 1-minute bars, latency/throughput/calls per bar into load-output/ [LOAD_ARGS="--symbols 20 --bars-per-symbol 110 --rate 8 --duration 400"]
+	@$(PY) -m tooling.load_test $(LOAD_ARGS)
+
+capacity: ## Monthly AWS cost and limits at 100/1,000/10,000 symbols (docs/capacity.md) [CAPACITY_ARGS="--measured load-output/load-report.json"]
+	@$(PY) -m tooling.capacity_model $(CAPACITY_ARGS)
 
 dashboard: ## Draw the deployed `local` dashboard from the emulator's metrics into demo-output/dashboard.png [DASHBOARD_ARGS="--hours 6"]
 	@$(PY) -m tooling.dashboard_render $(DASHBOARD_ARGS)
@@ -73,14 +79,20 @@ deploy: setup ## Deploy one environment: make deploy ENV=dev [WORKSPACE=pr123] (
 diff: setup ## Show what a deploy would change: make diff ENV=dev [WORKSPACE=pr123]
 	PATTERNWATCH_ENVIRONMENTS=$(ENV) $(CDKTF) diff patternwatch-$(ENV)
 
-# FUNCTION is checked before setup runs, so a mistyped command fails at once instead of after an install.
-release: ## Roll out new code through the canary: make release ENV=dev [WORKSPACE=pr123] FUNCTION=pattern_detector [RELEASE_ARGS=--no-wait]
-	@test -n "$(FUNCTION)" || { echo "make release needs FUNCTION=<function package>: kinesis_consumer, pattern_detector, alert_processor, threshold_checker or approval_processor" >&2; exit 2; }
+# FUNCTION or API is checked before setup runs, so a mistyped command fails at once instead of after an install.
+release: ## Roll out through a canary: make release ENV=dev [WORKSPACE=pr123] FUNCTION=pattern_detector | API=1 [RELEASE_ARGS=--no-wait]
+	@test -n "$(FUNCTION)$(API)" -a -z "$(and $(FUNCTION),$(API))" || { echo "make release needs FUNCTION=<function package> (kinesis_consumer, pattern_detector, alert_processor, threshold_checker or approval_processor) or API=1 (the API's definition), not both" >&2; exit 2; }
 	@$(MAKE) --no-print-directory setup
-	$(PY) -m tooling.release --env $(ENV) --workspace $(WORKSPACE) $(FUNCTION) $(RELEASE_ARGS)
+	$(PY) -m tooling.release --env $(ENV) --workspace $(WORKSPACE) $(if $(API),api,$(FUNCTION)) $(RELEASE_ARGS)
 
 destroy: setup ## Destroy one environment or one workspace of it: make destroy ENV=dev [WORKSPACE=pr123]
 	PATTERNWATCH_ENVIRONMENTS=$(ENV) $(CDKTF) destroy patternwatch-$(ENV)
+
+deploy-tuner: setup ## Deploy the power tuner's own stack (tooling; where envs/<ENV>.json enables it; after the platform): make deploy-tuner ENV=dev [WORKSPACE=pr123]
+	PATTERNWATCH_ENVIRONMENTS=$(ENV) $(CDKTF) deploy patternwatch-$(ENV)-power-tuner
+
+destroy-tuner: setup ## Destroy the power tuner's stack (before the platform's): make destroy-tuner ENV=dev [WORKSPACE=pr123]
+	PATTERNWATCH_ENVIRONMENTS=$(ENV) $(CDKTF) destroy patternwatch-$(ENV)-power-tuner
 
 emulator-start: ## Start (or reuse) the local AWS emulator
 	@$(PY) -m tooling.emulator start

@@ -1,24 +1,42 @@
 """API layer: the REST API `pattern-detection-api-<s>` behind the WAF `PatternDetectionWAF-<s>`.
 
 Creates:
-- the REST API with POST /patterns, GET /patterns/{symbol}, POST /approve/{token} (Lambda proxy to `live`)
+- the REST API with POST /patterns, GET /patterns/{symbol} (API key required), GET and POST /approve/{token}
+  (the approval page: the link's token is the credential, no API key), Lambda proxy to `live`
 - request validators, JSON-schema models for bodies (generated from the handlers' pydantic types, see
   json_schema.py), required path parameters; paths come from patternwatch_shared.names.routes
-- a deployment redeployed whenever the API definition changes, and the stage `v1` with X-Ray, JSON access
-  logs, method throttling and canary settings
+- the stage `v1` (X-Ray, JSON access logs, method throttling) and its first deployment; every later change
+  to the definition goes out through tooling/release.py as a canary deployment on the stage (below)
 - an API key with a usage plan (throttle + quota)
 - Lambda permissions scoped to each route's execution ARN
 - the account-level CloudWatch role API Gateway needs to write logs
-- the WAF web ACL (rate limit, geo block, AWS common rules, API-key header check), its logging and association
+- the WAF web ACL (waf.py: rate limit, geo block, AWS common rules, body sizes, API-key header check
+  except on approval links), its redacted logging and association
+
+Terraform and the release divide the API between them. Terraform owns the definition (resources, methods,
+integrations, models, validators: API Gateway's working copy), the stage's settings and the first
+deployment, the snapshot the stage starts with. The release owns what the stage serves after that: it
+snapshots the working definition as a new deployment on the stage's canary (10%, `canary_percent`),
+watches the API alarms, then promotes it (the stage's deployment becomes the canary's, the canary is
+removed) or deletes the canary and its deployment. So the stage's `deployment_id` and `canary_settings`
+are the release's, and Terraform ignores them after creating the stage. Terraform does not create
+deployments on later changes: an API Gateway deployment that a stage serves cannot be deleted, so a
+deployment Terraform replaced would fail to go while the stage still served it, and a canary Terraform
+set would be re-opened by the next apply after the release removed it.
+
+`api_definition_hash` (an output Terraform computes from the definition's resources as deployed) names the
+working definition; each deployment's description carries the hash it snapshotted, which is how the
+release knows whether the stage already serves the current definition.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from dataclasses import dataclass
 
-from cdktf import TerraformResourceLifecycle
+from collections.abc import Sequence
+
+from cdktf import TerraformResource, TerraformResourceLifecycle
 from cdktf_cdktf_provider_aws.api_gateway_account import ApiGatewayAccount
 from cdktf_cdktf_provider_aws.api_gateway_api_key import ApiGatewayApiKey
 from cdktf_cdktf_provider_aws.api_gateway_deployment import ApiGatewayDeployment
@@ -32,11 +50,7 @@ from cdktf_cdktf_provider_aws.api_gateway_model import ApiGatewayModel
 from cdktf_cdktf_provider_aws.api_gateway_request_validator import ApiGatewayRequestValidator
 from cdktf_cdktf_provider_aws.api_gateway_resource import ApiGatewayResource
 from cdktf_cdktf_provider_aws.api_gateway_rest_api import ApiGatewayRestApi, ApiGatewayRestApiEndpointConfiguration
-from cdktf_cdktf_provider_aws.api_gateway_stage import (
-    ApiGatewayStage,
-    ApiGatewayStageAccessLogSettings,
-    ApiGatewayStageCanarySettings,
-)
+from cdktf_cdktf_provider_aws.api_gateway_stage import ApiGatewayStage, ApiGatewayStageAccessLogSettings
 from cdktf_cdktf_provider_aws.api_gateway_usage_plan import (
     ApiGatewayUsagePlan,
     ApiGatewayUsagePlanApiStages,
@@ -45,20 +59,7 @@ from cdktf_cdktf_provider_aws.api_gateway_usage_plan import (
 )
 from cdktf_cdktf_provider_aws.api_gateway_usage_plan_key import ApiGatewayUsagePlanKey
 from cdktf_cdktf_provider_aws.lambda_permission import LambdaPermission
-from cdktf_cdktf_provider_aws.wafv2_web_acl import (
-    Wafv2WebAcl,
-    Wafv2WebAclDefaultAction,
-    Wafv2WebAclDefaultActionAllow,
-    Wafv2WebAclRule,
-    Wafv2WebAclRuleAction,
-    Wafv2WebAclRuleActionBlock,
-    Wafv2WebAclRuleOverrideAction,
-    Wafv2WebAclRuleOverrideActionNone,
-    Wafv2WebAclRuleVisibilityConfig,
-    Wafv2WebAclVisibilityConfig,
-)
 from cdktf_cdktf_provider_aws.wafv2_web_acl_association import Wafv2WebAclAssociation
-from cdktf_cdktf_provider_aws.wafv2_web_acl_logging_configuration import Wafv2WebAclLoggingConfiguration
 from constructs import Construct
 from patternwatch_shared.models import ApprovalDecision, PatternsRequest
 from patternwatch_shared.names.functions import (
@@ -79,13 +80,12 @@ from .function import MonitoredFunction
 from .json_schema import draft4
 from .naming import DEFAULT_WORKSPACE_ONLY, Naming
 from .policies import statement
+from .release_contract import deployment_description
 from .scan_skips import skip_check
+from .waf import web_acl, web_acl_logging
 
 API_BASE_NAME = "pattern-detection-api"
 STAGE_NAME = "v1"
-API_KEY_HEADER = "x-api-key"
-# API keys that API Gateway generates are 40 characters; anything under 20 is not one of ours.
-MIN_API_KEY_LENGTH = 20
 # Per-method limits for everyone together, and per-key limits from the usage plan.
 METHOD_THROTTLE_RATE = 50
 METHOD_THROTTLE_BURST = 100
@@ -106,6 +106,7 @@ ACCESS_LOG_FORMAT = json.dumps(
         "apiKeyId": "$context.identity.apiKeyId",
         "wafStatus": "$context.waf.status",
         "xrayTraceId": "$context.xrayTraceId",
+        "isCanaryRequest": "$context.isCanaryRequest",
     },
     separators=(",", ":"),
 )
@@ -126,6 +127,8 @@ class Route:
     served_by: LambdaFunctionSpec
     body_schema: dict | None = None
     query_parameters: tuple[str, ...] = ()
+    # False only where something else is the credential (an approval link's token and its approver).
+    api_key_required: bool = True
 
     @property
     def path_parameters(self) -> tuple[str, ...]:
@@ -136,22 +139,46 @@ class Route:
         """The path as it appears in an execution ARN: every {parameter} becomes *."""
         return re.sub(r"\{[^}]+\}", "*", self.path)
 
-    def definition(self) -> dict:
-        """Everything API Gateway is told about the route, as plain data."""
-        return {**{k: v for k, v in self.__dict__.items() if k != "served_by"}, "served_by": self.served_by.base_name}
-
 
 ROUTES = (
     Route("POST", PATTERNS_RESOURCE_PATH, PATTERN_DETECTOR, body_schema=PATTERNS_REQUEST_SCHEMA),
     Route("GET", PATTERNS_BY_SYMBOL_RESOURCE_PATH, PATTERN_DETECTOR, query_parameters=(QUERY_LIMIT, QUERY_NEXT_TOKEN)),
-    Route("POST", APPROVAL_RESOURCE_PATH, APPROVAL_PROCESSOR, body_schema=APPROVAL_DECISION_SCHEMA),
+    # The approval page and its form: opened from an e-mail, so no API key; the shared key grants nothing here.
+    Route("GET", APPROVAL_RESOURCE_PATH, APPROVAL_PROCESSOR, api_key_required=False),
+    Route("POST", APPROVAL_RESOURCE_PATH, APPROVAL_PROCESSOR, body_schema=APPROVAL_DECISION_SCHEMA, api_key_required=False),
 )
 
 
-def definition_hash(routes=ROUTES) -> str:
-    """A hash of the API's inputs: any change to a route, schema, parameter or target forces a new deployment."""
-    canonical = json.dumps([r.definition() for r in routes], sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()
+# What API Gateway snapshots into a deployment, by resource type: the attributes the hash of the definition covers.
+DEFINITION_ATTRIBUTES = {
+    "aws_api_gateway_resource": ("id", "parent_id", "path_part"),
+    "aws_api_gateway_method": (
+        "resource_id", "http_method", "authorization", "api_key_required", "request_validator_id", "request_models", "request_parameters",
+    ),
+    "aws_api_gateway_integration": ("resource_id", "http_method", "type", "integration_http_method", "uri"),
+    "aws_api_gateway_model": ("name", "content_type", "schema"),
+    "aws_api_gateway_request_validator": ("id", "validate_request_body", "validate_request_parameters"),
+}
+# The same value can read back in another form (an unset map as {}, a schema re-spaced); the hash sees the meaning.
+CANONICAL_FORM = {"request_models": "merge({{}}, {})", "request_parameters": "merge({{}}, {})", "schema": "jsondecode({})"}
+# The stage's attributes tooling/release.py owns once the stage exists.
+RELEASED_STAGE_ATTRIBUTES = ["deployment_id", "canary_settings"]
+
+
+def definition_hash_expression(resources: Sequence[TerraformResource]) -> str:
+    """A Terraform expression: the SHA-256 of what these resources tell API Gateway, evaluated as applied.
+
+    Terraform computes it from the resources themselves, so any change to the definition, wherever it comes
+    from, gives another hash, and only a change does (jsonencode writes object keys in sorted order).
+    """
+    objects = []
+    for resource in resources:
+        address = f"{resource.terraform_resource_type}.{resource.friendly_unique_id}"
+        fields = ", ".join(
+            f"{a} = {CANONICAL_FORM.get(a, '{}').format(f'{address}.{a}')}" for a in DEFINITION_ATTRIBUTES[resource.terraform_resource_type]
+        )
+        objects.append(f"{{{fields}}}")
+    return "${sha256(jsonencode([" + ", ".join(objects) + "]))}"
 
 
 class ApiLayer(ArchitectureLayer):
@@ -193,13 +220,21 @@ class ApiLayer(ArchitectureLayer):
         for route in ROUTES:
             self._add_route(route, api_functions[route.served_by])
 
+        self.definition_hash = definition_hash_expression(
+            [
+                *self.resources.values(), *self.methods, *self.integrations, *self.models.values(),
+                self.body_validator, self.parameter_validator,
+            ]
+        )
+        # The stage's first snapshot; tooling/release.py deploys every later definition (see the module docstring).
         self.deployment = ApiGatewayDeployment(
             self,
             "deployment",
             rest_api_id=self.rest_api.id,
-            description="Managed by Terraform; replaced whenever the API definition changes",
-            triggers={"redeployment": definition_hash()},
-            lifecycle=TerraformResourceLifecycle(create_before_destroy=True),
+            description=deployment_description(self.definition_hash),
+            # The description says what this snapshot holds, so it must not follow later definitions; `triggers`
+            # is ignored so that stacks deployed when a changed definition replaced the deployment keep theirs.
+            lifecycle=TerraformResourceLifecycle(create_before_destroy=True, ignore_changes=["description", "triggers"]),
             depends_on=[*self.methods, *self.integrations],
         )
         access_logs = f"/aws/apigateway/{self.rest_api.name}"
@@ -238,12 +273,22 @@ class ApiLayer(ArchitectureLayer):
             stage_name=STAGE_NAME,
             xray_tracing_enabled=True,
             access_log_settings=ApiGatewayStageAccessLogSettings(destination_arn=self.access_log_group.arn, format=ACCESS_LOG_FORMAT),
-            canary_settings=ApiGatewayStageCanarySettings(
-                deployment_id=self.deployment.id, percent_traffic=config.canary_percent, use_stage_cache=False
-            ),
             depends_on=[self.account],
+            # Which deployment the stage serves, and its canary, are the release's after the stage exists.
+            lifecycle=TerraformResourceLifecycle(ignore_changes=RELEASED_STAGE_ATTRIBUTES),
         )
-        skip_check(self.stage, "CKV2_AWS_51", "clients authenticate with API keys behind WAF; mutual TLS would need a custom domain and client PKI")
+        skip_check(
+            self.stage,
+            "CKV2_AWS_51",
+            "a client certificate is what API Gateway presents to an HTTP backend; every integration here is AWS_PROXY to Lambda, "
+            "which API Gateway invokes under its resource-policy permission, so there is no backend to present one to",
+        )
+        skip_check(
+            self.stage,
+            "CKV2_AWS_77",
+            "the stage's Web ACL carries the four agreed rules (CKV_AWS_192 on the Web ACL): the Log4j rule set protects Java "
+            "backends, and every handler is Python",
+        )
         skip_check(self.stage, "CKV_AWS_120", "responses are per-request detections and approvals; a cache would serve stale or wrong answers")
         self.method_settings = ApiGatewayMethodSettings(
             self,
@@ -260,7 +305,6 @@ class ApiLayer(ArchitectureLayer):
             ),
         )
         skip_check(self.method_settings, "CKV_AWS_225", "no response caching (see CKV_AWS_120), so there is no cache to enable")
-        skip_check(self.method_settings, "CKV_AWS_308", "no response caching (see CKV_AWS_120), so there is no cache to encrypt")
         self.api_key = ApiGatewayApiKey(self, "api_key", name=naming.name(f"{API_BASE_NAME}-key"), enabled=True)
         self.usage_plan = ApiGatewayUsagePlan(
             self,
@@ -285,6 +329,7 @@ class ApiLayer(ArchitectureLayer):
         self.output("rest_api_id", self.rest_api.id, description="REST API id")
         self.output("api_invoke_url", self.stage.invoke_url, description="base URL of the API stage")
         self.output("api_stage_name", self.stage.stage_name, description="API stage name")
+        self.output("api_definition_hash", self.definition_hash, description="hash of the API definition as applied (tooling/release.py)")
         self.output("api_key_id", self.api_key.id, description="API key id (the value: `terraform output -raw api_key_value`)")
         self.output("api_key_value", self.api_key.value, description="API key value", sensitive=True)
         self.output("web_acl_arn", self.web_acl.arn, description="WAF web ACL ARN")
@@ -327,11 +372,13 @@ class ApiLayer(ArchitectureLayer):
             **on_resource,
             http_method=route.method,
             authorization="NONE",
-            api_key_required=True,
+            api_key_required=route.api_key_required,
             request_validator_id=(self.body_validator if route.body_schema else self.parameter_validator).id,
             request_models=request_models,
             request_parameters=parameters or None,
         )
+        if not route.api_key_required:
+            skip_check(method, "CKV_AWS_59", "an approval link: its token, bound to one approver, is the credential; people open it from an e-mail, without an API key")
         integration = ApiGatewayIntegration(
             self,
             f"integration_{logical}",
@@ -357,73 +404,8 @@ class ApiLayer(ArchitectureLayer):
         self.permissions.append(permission)
 
     def _waf(self) -> None:
-        config = self.config
-        acl_name = self.naming.name("PatternDetectionWAF")
-        block = Wafv2WebAclRuleAction(block=Wafv2WebAclRuleActionBlock())
-
-        def rule(priority: int, name: str, metric: str, statement: dict, *, override_action=None) -> Wafv2WebAclRule:
-            """Blocks what `statement` matches (a managed rule group keeps its own actions: `override_action`)."""
-            return Wafv2WebAclRule(
-                name=name,
-                priority=priority,
-                action=None if override_action else block,
-                override_action=override_action,
-                statement=statement,
-                visibility_config=Wafv2WebAclRuleVisibilityConfig(cloudwatch_metrics_enabled=True, metric_name=metric, sampled_requests_enabled=True),
-            )
-
-        # "Not (header length >= 20)" matches both a short header and a missing one.
-        short_or_missing_key = {
-            "not_statement": {
-                "statement": [
-                    {
-                        "size_constraint_statement": {
-                            "comparison_operator": "GE",
-                            "size": MIN_API_KEY_LENGTH,
-                            "field_to_match": {"single_header": {"name": API_KEY_HEADER}},
-                            "text_transformation": [{"priority": 0, "type": "NONE"}],
-                        }
-                    }
-                ]
-            }
-        }
-        self.web_acl = Wafv2WebAcl(
-            self,
-            "web_acl",
-            name=acl_name,
-            description="Rate limit, geo block, AWS common rules and API-key header check for the PatternWatch API",
-            scope="REGIONAL",
-            default_action=Wafv2WebAclDefaultAction(allow=Wafv2WebAclDefaultActionAllow()),
-            visibility_config=Wafv2WebAclVisibilityConfig(
-                cloudwatch_metrics_enabled=True, metric_name=acl_name, sampled_requests_enabled=True
-            ),
-            rule=[
-                rule(
-                    1,
-                    "rate-limit-per-ip",
-                    "RateLimitPerIp",
-                    {"rate_based_statement": {"limit": config.waf.rate_limit_per_5_minutes, "aggregate_key_type": "IP", "evaluation_window_sec": 300}},
-                ),
-                rule(2, "geo-block", "GeoBlock", {"geo_match_statement": {"country_codes": list(config.waf.geo_block_countries)}}),
-                rule(
-                    3,
-                    "aws-common-rule-set",
-                    "AWSCommonRuleSet",
-                    {"managed_rule_group_statement": {"name": "AWSManagedRulesCommonRuleSet", "vendor_name": "AWS"}},
-                    override_action=Wafv2WebAclRuleOverrideAction(none=Wafv2WebAclRuleOverrideActionNone()),
-                ),
-                rule(4, "require-api-key-header", "RequireApiKeyHeader", short_or_missing_key),
-            ],
-        )
-        skip_check(self.web_acl, "CKV_AWS_192", "the agreed four rules; the handlers are Python, so the Log4j rule set protects nothing here")
-        # WAF writes to AWSLogs/<account>/WAFLogs/<region>/<acl>/... in the bucket; the S3 destination takes
-        # the bucket ARN only (no custom prefix), which is why the bucket is dedicated to WAF logs.
-        self.web_acl_logging = Wafv2WebAclLoggingConfiguration(
-            self,
-            "web_acl_logging",
-            resource_arn=self.web_acl.arn,
-            log_destination_configs=[self.data.waf_log_bucket.bucket.arn],
-        )
+        self.web_acl = web_acl(self, name=self.naming.name("PatternDetectionWAF"), config=self.config, stage=STAGE_NAME)
+        self.web_acl_logging = web_acl_logging(self, acl=self.web_acl, bucket_arn=self.data.waf_log_bucket.bucket.arn)
         self.web_acl_association = Wafv2WebAclAssociation(
             self, "web_acl_association", resource_arn=self.stage.arn, web_acl_arn=self.web_acl.arn
         )

@@ -1,22 +1,28 @@
-"""Compute layer: the five Lambda functions, their layers, event sources and canary releases.
+"""Compute layer: the six Lambda functions, their layers, event sources and canary releases.
 
 Creates:
-- the layer `shared-dependencies-<s>` (pattern engine, shared code, third-party wheels for arm64)
-- the layer `chart-dependencies-<s>` (the chart renderer with mplfinance, matplotlib, pandas), attached
-  only to the function that draws (AlertProcessor, for each alert's evidence chart)
+- the code artifacts (code_artifacts.py): the artifact bucket, and where code is signed the Signer profile
+  and the code signing config every function carries
+- the layer `shared-dependencies-<s>` (pattern engine, shared code, third-party wheels for arm64), signed
+- the layer `chart-dependencies-<s>` (the chart renderer with mplfinance, matplotlib, pandas), signed,
+  attached only to the function that draws (AlertProcessor, for each alert's evidence chart)
 - KinesisConsumer-<s>, PatternDetector-<s>, AlertProcessor-<s>, ThresholdChecker-<s>, ApprovalProcessor-<s>,
-  each a MonitoredFunction (role, log group, alias `live`, alarms, deployment group)
+  ApprovalExpiry-<s>, each a MonitoredFunction (role, log group, alias `live`, alarms, deployment group) with
+  the reserved concurrency of envs/<env>.json; ThresholdChecker, the one invoked asynchronously, with its
+  dead-letter queue
 - CodeDeploy application `patternwatch-functions-<s>` (every function's deployment group) and the role it
   deploys with
 - event sources: the Kinesis enhanced fan-out consumer MarketDataFanOut -> KinesisConsumer:live,
-  AlertQueue -> AlertProcessor:live (KinesisConsumer emits PatternDetected events to the default
-  EventBridge bus; the orchestration layer's rule takes them to the analysis workflow, which queues alerts)
+  AlertQueue -> AlertProcessor:live, PendingApprovals -> ApprovalExpiry:live (the approvals' expiry timer);
+  SQS drives at most as many instances of each as it has reserved
+  (KinesisConsumer emits PatternDetected events to the default EventBridge bus; the orchestration layer's
+  rule takes them to the analysis workflow, which queues alerts)
 
-Packaging runs here, during synth (packaging.py): zips are deterministic and cached.
+Packaging runs here, during synth (packaging.py): zips are deterministic and cached. The six functions'
+code is released (tooling/release.py): Terraform deploys their first package and ignores later ones.
 """
 from __future__ import annotations
 
-from cdktf import AssetType, TerraformAsset
 from cdktf_cdktf_provider_aws.codedeploy_app import CodedeployApp
 from cdktf_cdktf_provider_aws.lambda_event_source_mapping import (
     LambdaEventSourceMapping,
@@ -25,18 +31,22 @@ from cdktf_cdktf_provider_aws.lambda_event_source_mapping import (
     LambdaEventSourceMappingScalingConfig,
 )
 from cdktf_cdktf_provider_aws.lambda_layer_version import LambdaLayerVersion
+from cdktf_cdktf_provider_aws.sqs_queue import SqsQueue
 from constructs import Construct
+from patternwatch_shared.approvers import approvers_json
 from patternwatch_shared.evidence import EVIDENCE_PREFIX
 from patternwatch_shared.names.functions import (
-    ALERT_PROCESSOR, APPROVAL_PROCESSOR, ENV_ALERT_CONFIDENCE_THRESHOLD, ENV_ALERT_QUEUE_URL,
-    ENV_APPROVAL_EXPIRY_SECONDS, ENV_APPROVAL_REQUESTS_TOPIC_ARN, ENV_APPROVAL_TABLE, ENV_DATA_BUCKET, ENV_PENDING_APPROVALS_QUEUE_URL,
-    ENV_THRESHOLD_CHECK_MIN_BREACHES, ENV_THRESHOLD_CHECK_RULE_NAME, ENV_TRADING_ALERTS_TOPIC_ARN,
-    ENV_TRADING_PATTERNS_TABLE, KINESIS_CONSUMER, PATTERN_DETECTOR, THRESHOLD_CHECKER, LambdaFunctionSpec,
+    ALERT_PROCESSOR, APPROVAL_EXPIRY, APPROVAL_PROCESSOR, ENV_ALERT_CONFIDENCE_THRESHOLD, ENV_ALERT_QUEUE_URL,
+    ENV_APPROVAL_EXPIRY_SECONDS, ENV_APPROVAL_REQUESTS_TOPIC_ARN, ENV_APPROVAL_TABLE, ENV_APPROVERS, ENV_DATA_BUCKET,
+    ENV_PENDING_APPROVALS_QUEUE_URL, ENV_THRESHOLD_CHECK_MIN_BREACHES, ENV_THRESHOLD_CHECK_RULE_NAME,
+    ENV_TRADING_ALERTS_TOPIC_ARN, ENV_TRADING_PATTERNS_TABLE, KINESIS_CONSUMER, PATTERN_DETECTOR, THRESHOLD_CHECKER, LambdaFunctionSpec,
 )
 from patternwatch_shared.names.messages import THRESHOLD_CHECK_RULE_BASE_NAME
 from patternwatch_shared.names.table import RECENT_PATTERNS_INDEX
 
 from .architecture_layer import ArchitectureLayer
+from .blocks import AccessLogs
+from .code_artifacts import ARTIFACT_BUCKET_ACCESS_LOG_PREFIX, CodeArtifacts
 from .config import EnvironmentConfig
 from .data import DataLayer
 from .naming import Naming
@@ -44,12 +54,15 @@ from .function import (
     ARCHITECTURE,
     RUNTIME,
     FunctionPlatform,
+    InvokedAsynchronously,
+    InvokedSynchronously,
     MonitoredFunction,
     canary_deployment_role,
     grant_canary_deployments,
 )
 from .packaging import BuiltPackages, Package, build_all, check_lambda_limits
 from .policies import statement
+from .release_contract import LAYERS_PREFIX
 
 # Kinesis: small batches at most 5 s old keep detection near real time.
 STREAM_BATCH_SIZE = 100
@@ -58,8 +71,11 @@ STREAM_BATCHING_WINDOW_SECONDS = 5
 STREAM_MAX_RETRY_ATTEMPTS = 3
 STREAM_MAX_RECORD_AGE_SECONDS = 3600
 ALERT_BATCH_SIZE = 10
-# Caps how many AlertProcessor instances SQS may drive, protecting SNS and DynamoDB from bursts.
-ALERT_MAX_CONCURRENCY = 5
+# A failed threshold check is retried twice (Lambda's default); a check older than an hour is superseded by
+# twelve newer ones, so it goes to the dead-letter queue instead of running late.
+THRESHOLD_CHECK_MAX_EVENT_AGE_SECONDS = 3600
+# Expiry is a trickle (one message per approval, twice).
+EXPIRY_BATCH_SIZE = 10
 
 # Key use needed to read from or write to KMS-encrypted SQS, SNS, Kinesis and DynamoDB.
 USE_KEY = ["kms:Decrypt", "kms:GenerateDataKey"]
@@ -75,6 +91,10 @@ class ComputeLayer(ArchitectureLayer):
         naming = self.naming
         built = packages or build_all()
 
+        self.artifacts = CodeArtifacts(
+            self, "artifacts", config=config, naming=naming, kms_key=data.kms_key, lifecycle=self.stateful_lifecycle,
+            access_logs=AccessLogs(data.access_log_bucket, ARTIFACT_BUCKET_ACCESS_LOG_PREFIX),
+        )
         self.shared_layer = self._layer(
             "shared_layer", "layer_code", built.shared_layer, "shared-dependencies",
             "PatternWatch pattern engine, shared code and third-party packages (python3.12, arm64)",
@@ -84,14 +104,16 @@ class ComputeLayer(ArchitectureLayer):
             "chart_layer", "chart_layer_code", built.chart_layer, "chart-dependencies",
             "PatternWatch chart renderer with mplfinance, matplotlib and pandas (python3.12, arm64); on top of shared-dependencies",
         )
-        # One application for every function (the power tuner's too); each function is a deployment group.
+        # One application for every platform function; each function is a deployment group.
         self.deployment_app = CodedeployApp(self, "deployment_app", name=naming.name("patternwatch-functions"), compute_platform="Lambda")
         # Its policy names the functions, so it is granted once they exist (below).
         self.deployment_role = canary_deployment_role(self, "deployment_role", naming=naming, base_name="CodeDeploy")
         self.platform = platform = FunctionPlatform(
             config=config,
             naming=naming,
+            account_id=data.caller.account_id,
             kms_key=data.kms_key,
+            artifacts=self.artifacts,
             layer=self.shared_layer,
             alarm_topic=data.ops_topic.topic,
             deployment_app=self.deployment_app,
@@ -106,12 +128,19 @@ class ComputeLayer(ArchitectureLayer):
         # The account's default bus: PutEvents needs no bus of our own, and the rule listens there.
         self.default_event_bus_arn = f"arn:aws:events:{config.region}:{data.caller.account_id}:event-bus/default"
 
-        def function(spec: LambdaFunctionSpec, environment: dict[str, str], statements: list, draws: bool = False) -> MonitoredFunction:
+        reserved = config.lambda_.reserved_concurrency
+
+        def function(
+            spec: LambdaFunctionSpec, environment: dict[str, str], statements: list, invocation: InvokedSynchronously | InvokedAsynchronously,
+            draws: bool = False,
+        ) -> MonitoredFunction:
             code = built.functions[spec.package]
             check_lambda_limits(spec.base_name, code, [built.shared_layer, *([built.chart_layer] if draws else [])])
             return MonitoredFunction(
                 self, spec=spec, code=code, platform=platform, environment=environment, statements=statements,
-                extra_layers=[self.chart_layer] if draws else [],
+                extra_layers=[self.chart_layer] if draws else [], release_owns_code=True,
+                invocation=invocation,
+                reserved_concurrency=reserved[spec.package],
             )
 
         self.kinesis_consumer = function(
@@ -142,6 +171,7 @@ class ComputeLayer(ArchitectureLayer):
                 ),
                 statement(sid="UsePlatformKey", actions=USE_KEY, resources=key),
             ],
+            InvokedSynchronously("by the Kinesis event source mapping, whose on-failure destination StreamConsumerFailures keeps failed records"),
         )
         self.kinesis_consumer.add_iterator_age_alarm(config.alarms.iterator_age_ms)
 
@@ -153,16 +183,20 @@ class ComputeLayer(ArchitectureLayer):
                 statement(sid="SendAlerts", actions=["sqs:SendMessage"], resources=[alert_queue.arn]),
                 statement(sid="UsePlatformKey", actions=USE_KEY, resources=key),
             ],
+            InvokedSynchronously("by API Gateway's proxy integration, which answers the error, and by PatternAnalysisWorkflow's tasks, which retry and catch it"),
         )
 
+        pending_approvals = data.pending_approvals_queue.queue
+        approvers = approvers_json(a.approver for a in config.approvers)
         self.alert_processor = function(
             ALERT_PROCESSOR,
             {
                 ENV_APPROVAL_TABLE: approvals.name,
-                ENV_PENDING_APPROVALS_QUEUE_URL: data.pending_approvals_queue.queue.url,
+                ENV_PENDING_APPROVALS_QUEUE_URL: pending_approvals.url,
                 ENV_TRADING_ALERTS_TOPIC_ARN: data.trading_alerts_topic.topic.arn,
                 ENV_APPROVAL_REQUESTS_TOPIC_ARN: data.approval_requests_topic.topic.arn,
                 ENV_APPROVAL_EXPIRY_SECONDS: str(config.approval_expiry_seconds),
+                ENV_APPROVERS: approvers,
                 ENV_TRADING_PATTERNS_TABLE: table.name,
                 ENV_DATA_BUCKET: data.data_bucket.bucket.bucket,
             },
@@ -173,10 +207,14 @@ class ComputeLayer(ArchitectureLayer):
                     actions=["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ChangeMessageVisibility"],
                     resources=[alert_queue.arn],
                 ),
-                # GetItem and the conditional PutItem also keep the delivery ledger, which stops a redelivered
-                # or concurrently delivered alert from opening a second approval.
-                statement(sid="RecordApprovals", actions=["dynamodb:GetItem", "dynamodb:PutItem"], resources=[approvals.arn]),
-                statement(sid="QueuePendingApprovals", actions=["sqs:SendMessage"], resources=[data.pending_approvals_queue.queue.arn]),
+                # The delivery claim (Put, then Update to DELIVERED, or Delete to release it after a failure), the
+                # approval and its links (Put, Update as each step is done, Get to resume a half-done one).
+                statement(
+                    sid="ClaimAlertsAndOpenApprovals",
+                    actions=["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"],
+                    resources=[approvals.arn],
+                ),
+                statement(sid="QueuePendingApprovals", actions=["sqs:SendMessage"], resources=[pending_approvals.arn]),
                 statement(
                     sid="PublishAlerts",
                     actions=["sns:Publish"],
@@ -194,6 +232,7 @@ class ComputeLayer(ArchitectureLayer):
                 # Also what SSE-KMS needs for the evidence objects (GenerateDataKey to write).
                 statement(sid="UsePlatformKey", actions=USE_KEY, resources=key),
             ],
+            InvokedSynchronously("by the AlertQueue event source mapping; a message that fails three receives goes to AlertQueue-DLQ"),
             draws=True,
         )
 
@@ -216,16 +255,47 @@ class ComputeLayer(ArchitectureLayer):
                 statement(sid="SendAlerts", actions=["sqs:SendMessage"], resources=[alert_queue.arn]),
                 statement(sid="UsePlatformKey", actions=USE_KEY, resources=key),
             ],
+            # EventBridge invokes it asynchronously on its schedule: retries, then the dead-letter queue.
+            InvokedAsynchronously(data.threshold_checker_dlq.queue, maximum_event_age_seconds=THRESHOLD_CHECK_MAX_EVENT_AGE_SECONDS),
         )
 
         self.approval_processor = function(
             APPROVAL_PROCESSOR,
-            {ENV_APPROVAL_TABLE: approvals.name, ENV_TRADING_ALERTS_TOPIC_ARN: data.trading_alerts_topic.topic.arn},
+            {
+                ENV_APPROVAL_TABLE: approvals.name,
+                ENV_TRADING_ALERTS_TOPIC_ARN: data.trading_alerts_topic.topic.arn,
+                ENV_APPROVERS: approvers,
+                ENV_DATA_BUCKET: data.data_bucket.bucket.bucket,
+            },
             [
                 statement(sid="DecideApprovals", actions=["dynamodb:GetItem", "dynamodb:UpdateItem"], resources=[approvals.arn]),
                 statement(sid="PublishDecisions", actions=["sns:Publish"], resources=[data.trading_alerts_topic.topic.arn]),
+                # The page shows the alert's chart: objects under the evidence prefix only, nothing else in the bucket.
+                statement(sid="ReadEvidence", actions=["s3:GetObject"], resources=[f"{data.data_bucket.bucket.arn}/{EVIDENCE_PREFIX}*"]),
                 statement(sid="UsePlatformKey", actions=USE_KEY, resources=key),
             ],
+            InvokedSynchronously("by API Gateway's proxy integration, which answers the error to the person who clicked"),
+        )
+
+        self.approval_expiry = function(
+            APPROVAL_EXPIRY,
+            {
+                ENV_APPROVAL_TABLE: approvals.name,
+                ENV_TRADING_ALERTS_TOPIC_ARN: data.trading_alerts_topic.topic.arn,
+                ENV_PENDING_APPROVALS_QUEUE_URL: pending_approvals.url,
+            },
+            [
+                # The event source mapping polls and deletes; the handler re-arms a message to its deadline.
+                statement(
+                    sid="ConsumePendingApprovals",
+                    actions=["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ChangeMessageVisibility"],
+                    resources=[pending_approvals.arn],
+                ),
+                statement(sid="ExpireApprovals", actions=["dynamodb:GetItem", "dynamodb:UpdateItem"], resources=[approvals.arn]),
+                statement(sid="PublishAutoRejects", actions=["sns:Publish"], resources=[data.trading_alerts_topic.topic.arn]),
+                statement(sid="UsePlatformKey", actions=USE_KEY, resources=key),
+            ],
+            InvokedSynchronously("by the PendingApprovals event source mapping; a message that keeps failing goes to PendingApprovals-DLQ"),
         )
 
         self.functions = [
@@ -234,6 +304,7 @@ class ComputeLayer(ArchitectureLayer):
             self.alert_processor,
             self.threshold_checker,
             self.approval_processor,
+            self.approval_expiry,
         ]
         grant_canary_deployments(self.deployment_role, self.functions)
 
@@ -255,16 +326,10 @@ class ComputeLayer(ArchitectureLayer):
             # The role must be able to read the stream before the mapping is created.
             depends_on=[self.kinesis_consumer.policy],
         )
-        self.alert_mapping = LambdaEventSourceMapping(
-            self,
-            "alert_mapping",
-            event_source_arn=alert_queue.arn,
-            function_name=self.alert_processor.alias.arn,
-            batch_size=ALERT_BATCH_SIZE,
-            function_response_types=["ReportBatchItemFailures"],
-            scaling_config=LambdaEventSourceMappingScalingConfig(maximum_concurrency=ALERT_MAX_CONCURRENCY),
-            depends_on=[self.alert_processor.policy],
-        )
+        # SQS drives at most as many instances as the function has reserved, so the poller is never throttled
+        # and SNS and DynamoDB see bursts no larger than that.
+        self.alert_mapping = self._queue_mapping("alert_mapping", alert_queue, self.alert_processor, batch_size=ALERT_BATCH_SIZE)
+        self.expiry_mapping = self._queue_mapping("expiry_mapping", pending_approvals, self.approval_expiry, batch_size=EXPIRY_BATCH_SIZE)
 
         for f in self.functions:
             key_name = f.spec.package
@@ -274,16 +339,36 @@ class ComputeLayer(ArchitectureLayer):
         self.output("shared_layer_arn", self.shared_layer.arn, description="shared-dependencies layer version ARN")
         self.output("chart_layer_arn", self.chart_layer.arn, description="chart-dependencies layer version ARN")
         self.output("deployment_app_name", self.deployment_app.name, description="CodeDeploy application for canary releases")
+        self.output("artifact_bucket_name", self.artifacts.bucket.bucket, description="S3 bucket releases upload function code to")
+        if self.artifacts.signing_profile is not None:
+            self.output("signing_profile_name", self.artifacts.signing_profile.name, description="Signer profile releases sign code with")
 
-    def _layer(self, id: str, asset_id: str, package: Package, base_name: str, description: str) -> LambdaLayerVersion:
-        asset = TerraformAsset(self, asset_id, path=str(package.path), type=AssetType.FILE)
+    def _queue_mapping(self, id: str, queue: SqsQueue, target: MonitoredFunction, *, batch_size: int) -> LambdaEventSourceMapping:
+        """SQS -> the function's `live` alias, reporting item failures, driving at most the function's reserved
+        concurrency (config.QUEUE_DRIVEN_PACKAGES keeps that at SQS's minimum of 2 or more)."""
+        return LambdaEventSourceMapping(
+            self,
+            id,
+            event_source_arn=queue.arn,
+            function_name=target.alias.arn,
+            batch_size=batch_size,
+            function_response_types=["ReportBatchItemFailures"],
+            scaling_config=LambdaEventSourceMappingScalingConfig(maximum_concurrency=target.reserved_concurrency),
+            # The role must be able to read the queue before the mapping is created.
+            depends_on=[target.policy],
+        )
+
+    def _layer(self, id: str, code_id: str, package: Package, base_name: str, description: str) -> LambdaLayerVersion:
+        """A layer deployed from the artifact bucket, signed like the functions' code where code is signed."""
+        layer_name = self.naming.name(base_name)
+        code = self.artifacts.upload(self, code_id, package, kind=LAYERS_PREFIX, name=layer_name)
         return LambdaLayerVersion(
             self,
             id,
-            layer_name=self.naming.name(base_name),
+            layer_name=layer_name,
             description=description,
-            filename=asset.path,
-            source_code_hash=package.source_code_hash,
+            s3_bucket=code.bucket,
+            s3_key=code.key,
             compatible_runtimes=[RUNTIME],
             compatible_architectures=[ARCHITECTURE],
         )

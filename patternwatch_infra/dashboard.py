@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from patternwatch_shared.names.functions import (
-    ALERT_PROCESSOR, APPROVAL_PROCESSOR, KINESIS_CONSUMER, PATTERN_DETECTOR, THRESHOLD_CHECKER,
+    ALERT_PROCESSOR, APPROVAL_EXPIRY, APPROVAL_PROCESSOR, KINESIS_CONSUMER, PATTERN_DETECTOR, THRESHOLD_CHECKER,
 )
 from patternwatch_shared.names.messages import (
     ACTION_APPROVE, ACTION_AUTO_REJECT, ACTION_REJECT, PATTERN_FAMILIES, SEVERITIES,
@@ -113,8 +113,15 @@ def widgets(inputs: DashboardInputs) -> list[dict]:
         ),
         metric_widget(
             "Approvals processed",
-            [custom(METRIC_APPROVALS_PROCESSED, service, APPROVAL_PROCESSOR.service_name, DIMENSION_ACTION, a, label=a)
-             for a in (ACTION_APPROVE, ACTION_REJECT, ACTION_AUTO_REJECT)],
+            [
+                *[custom(METRIC_APPROVALS_PROCESSED, service, APPROVAL_PROCESSOR.service_name, DIMENSION_ACTION, a, label=a)
+                  for a in (ACTION_APPROVE, ACTION_REJECT)],
+                # The expiry timer auto-rejects at the deadline; a link opened after it, before the timer ran, does too.
+                custom(METRIC_APPROVALS_PROCESSED, service, APPROVAL_EXPIRY.service_name, DIMENSION_ACTION, ACTION_AUTO_REJECT,
+                       label="auto-reject at the deadline"),
+                custom(METRIC_APPROVALS_PROCESSED, service, APPROVAL_PROCESSOR.service_name, DIMENSION_ACTION, ACTION_AUTO_REJECT,
+                       label="auto-reject on a late click"),
+            ],
             view="bar", period=DAY_SECONDS, region=r,
         ),
         metric_widget(

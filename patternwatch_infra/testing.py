@@ -33,6 +33,8 @@ from .workspaces import DEFAULT_WORKSPACE, name_suffix
 TEST_REGION = "us-east-1"
 _REFERENCE = re.compile(r"^\$\{(data\.)?([a-z0-9_]+)\.([A-Za-z0-9_]+)\.([a-z_]+)\}$")
 _ANY_REFERENCE = re.compile(r"\$\{([a-z0-9_]+)\.([A-Za-z0-9_]+)\.([a-z_]+)\}")
+# The one function names use (naming.py, `underscored_prefix`), applied to a literal once the suffix is resolved.
+_REPLACE_CALL = re.compile(r'^\$\{replace\("([^"$]*)", "([^"]*)", "([^"]*)"\)\}$')
 _LOCAL_EXPRESSION = re.compile(r'^\$\{terraform\.workspace == "default" \? "([a-z0-9-]+)" :')
 
 
@@ -72,6 +74,9 @@ def resolve_name(document: dict, value: Any, workspace: str = DEFAULT_WORKSPACE)
         return value
     if NAME_SUFFIX_REFERENCE in value:
         value = value.replace(NAME_SUFFIX_REFERENCE, name_suffix(environment_suffix(document), workspace))
+        call = _REPLACE_CALL.match(value)
+        if call:
+            return call.group(1).replace(call.group(2), call.group(3))
 
     def follow(match: re.Match) -> str:
         block = resources(document, match.group(1)).get(match.group(2), {})
@@ -125,3 +130,17 @@ def all_resources(document: dict) -> Iterator[tuple[str, str, dict]]:
     for resource_type, blocks in document.get("resource", {}).items():
         for logical, block in blocks.items():
             yield resource_type, logical, block
+
+
+def role_statements(document: dict, role_name: str) -> dict[str, dict]:
+    """The statements of the one inline policy of the role named `role_name` (as `find_resource` matches names), by Sid."""
+    role_id = logical_id(document, "aws_iam_role", name=role_name)
+    (policy,) = [p for p in resources(document, "aws_iam_role_policy").values() if p["role"] == reference_to("aws_iam_role", role_id, "id")]
+    return {s["sid"]: s for s in policy_statements(document, policy["policy"])}
+
+
+def alias_arn_of(document: dict, function_name: str) -> str:
+    """The `${aws_lambda_alias.<id>.arn}` reference of the alias of the function named `function_name`."""
+    function_id = logical_id(document, "aws_lambda_function", function_name=function_name)
+    alias_id = logical_id(document, "aws_lambda_alias", function_name=reference_to("aws_lambda_function", function_id, "function_name"))
+    return reference_to("aws_lambda_alias", alias_id, "arn")

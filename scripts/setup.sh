@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One-command setup: Python deps (pipenv, from Pipfile.lock), the CDKTF CLI (npm, from package-lock.json),
-# and a check of the Terraform toolchain. Safe to run again: finished steps are skipped. Everything it installs
-# stays in this checkout: .cache/pipenv (pipenv itself), .venv (Python packages), node_modules (cdktf-cli).
+# Chromium for the browser test (Debian package), and a check of the Terraform toolchain. Safe to run again:
+# finished steps are skipped. Everything it installs stays in this checkout (.cache/pipenv: pipenv itself,
+# .venv: Python packages, node_modules: cdktf-cli) except Chromium, a system package.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -46,6 +47,25 @@ if [ ! -x node_modules/.bin/cdktf ] || [ "$(cat node_modules/.package-lock-hash 
   echo "$npm_hash" > node_modules/.package-lock-hash
 else
   echo "CDKTF CLI: up to date with package-lock.json"
+fi
+
+# The approval page's browser test drives Debian's Chromium through Playwright (never `playwright install`:
+# no browser downloads). Installed here when missing and we may (root with apt-get, as CI runs); otherwise
+# one clear line says what to do.
+CHROMIUM=${PATTERNWATCH_CHROMIUM:-/usr/bin/chromium}
+if [ -x "$CHROMIUM" ]; then
+  echo "Chromium: $("$CHROMIUM" --version 2>/dev/null | head -n1)"
+elif [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  step "installing Chromium (Debian package) for the approval page's browser test"
+  if ! { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null 2>&1 ||
+         { apt-get update -qq >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null 2>&1; }; }; then
+    echo "error: apt-get could not install chromium; install it (apt-get install chromium) and re-run" >&2
+    exit 1
+  fi
+  echo "Chromium: $("$CHROMIUM" --version 2>/dev/null | head -n1)"
+else
+  echo "error: Chromium is missing ($CHROMIUM): the approval page's browser test needs it; run 'sudo apt-get install chromium' and re-run" >&2
+  exit 1
 fi
 
 step "checking the toolchain"

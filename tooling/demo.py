@@ -3,10 +3,10 @@
 1. starts the AWS emulator (moto server with tooling/moto_extensions.py), or reuses a running one;
 2. synthesizes `local`, runs terraform init and apply (progress per resource);
 3. streams real daily bars (AAPL, IBM, MSFT, GOOG from bokeh_sampledata) into MarketDataStream-local,
-   plus one seeded synthetic series with a planted head-and-shoulders so the alert -> approval path
-   always has something to show (real stocks rarely reach the 0.9 alerting bar); or the bars of
-   --csv FILE, checked in full before anything is deployed (tooling/demo_input.py), without the
-   synthetic series unless --with-synthetic;
+   plus two seeded synthetic series with a planted pattern each so the alert -> approval path always has
+   something to show (real stocks rarely reach the 0.9 alerting bar): one alert is approved on its page,
+   the other stays pending; or the bars of --csv FILE, checked in full before anything is deployed
+   (tooling/demo_input.py), without the synthetic series unless --with-synthetic;
 4. lets the local trigger runner (tooling/local_runner.py) deliver them through the emulator's local
    Lambda service (each function in its own worker process): the consumer stores bars and patterns and
    puts a PatternDetected event on EventBridge for every match at or above the alert threshold; the
@@ -14,10 +14,12 @@
    decide step queues the alert; the runner waits for those executions and drains the alert queue;
    then it fires the threshold checker's schedule through its EventBridge rule;
 5. prints a summary (with the workflow's executions by status, and the reason for every record the
-   platform refused, tooling/demo_results.py), approves one pending alert through the REST API (HTTP,
-   served by the emulator), writes one PNG per symbol to demo-output/ with the same renderer as the
-   evidence charts (pattern_charts) and removes charts an earlier run left there, and lists the evidence
-   objects the alert processor wrote to the data bucket (one of its charts copied to demo-output/).
+   platform refused, tooling/demo_results.py); approves one CRITICAL alert on its approval page in
+   headless Chromium (the link as the approver received it, a screenshot in demo-output/approval-page.png)
+   and prints the link of another one that is still pending (tooling/demo_approvals.py); writes one PNG
+   per symbol to demo-output/ with the same renderer as the evidence charts (pattern_charts) and removes
+   charts an earlier run left there, and lists the evidence objects the alert processor wrote to the
+   data bucket (one of its charts copied to demo-output/).
 
 Run it twice: the second run applies no changes and writes no duplicate patterns.
 """
@@ -31,14 +33,13 @@ from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
 
-from . import demo_input, demo_results, local_platform
+from . import demo_approvals, demo_input, demo_results, local_platform
 from .local_platform import PROJECT_ROOT, say
 from patternwatch_shared.names.functions import KINESIS_CONSUMER
 
 OUTPUT_DIR = PROJECT_ROOT / "demo-output"
 REAL_SYMBOLS = ("AAPL", "IBM", "MSFT", "GOOG")
 PLANTED_SYMBOL = "SYNTH"
-INBOX_QUEUE = "DemoApprovalInbox-local"
 PUT_RECORDS_LIMIT = 500  # Kinesis PutRecords accepts at most 500 records a call
 
 
@@ -92,17 +93,6 @@ def stream(kinesis, stream_name: str, bars: list[dict], runner, sent: dict[str, 
     return put
 
 
-def approval_inbox(session, endpoint: str, topic_arn: str) -> str:
-    """An SQS inbox subscribed to AlertApprovalRequests: where a human's approve links would arrive."""
-    sqs = session.client("sqs", endpoint_url=endpoint)
-    url = sqs.create_queue(QueueName=INBOX_QUEUE)["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    session.client("sns", endpoint_url=endpoint).subscribe(
-        TopicArn=topic_arn, Protocol="sqs", Endpoint=arn, Attributes={"RawMessageDelivery": "true"}
-    )
-    return url
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--csv", type=Path, help="stream this CSV (symbol,date,open,high,low,close,volume) instead of the sample stocks")
@@ -126,8 +116,9 @@ def main(argv: list[str] | None = None) -> int:
         bars = [b for s in REAL_SYMBOLS for b in real_bars(s, args.bars_per_symbol)]
         source = f"bokeh_sampledata (newest {args.bars_per_symbol} days of each sample stock)"
     if not args.csv or args.with_synthetic:
-        bars += planted_bars()
-        source += f" + {PLANTED_SYMBOL} (synthetic, planted head-and-shoulders)"
+        bars += planted_bars() + demo_approvals.pending_series_bars()
+        source += (f" + {PLANTED_SYMBOL}, {demo_approvals.PENDING_SYMBOL} (synthetic, planted head-and-shoulders, "
+                   f"{demo_approvals.PENDING_PATTERN})")
 
     outputs = local_platform.deploy(timings=timings)
     session, config = local_platform.emulator_session()
@@ -136,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     from .local_runner import LocalRunner
 
     step = time.monotonic()
-    inbox = approval_inbox(session, endpoint, outputs["approval_requests_topic_arn"])
+    inboxes = demo_approvals.approver_inboxes(session, endpoint, outputs["approval_requests_topic_arn"], [a.id for a in config.approvers])
     runner = LocalRunner(session, endpoint, suffix=config.resource_suffix)
     say(f"runner: {len(runner.streams)} stream + {len(runner.queues)} queue mappings, {len(runner.schedules)} schedule(s), "
         f"{len(runner.routes)} API routes read back from the emulator")
@@ -152,9 +143,10 @@ def main(argv: list[str] | None = None) -> int:
 
     step = time.monotonic()
     summary = summarize(session, endpoint, outputs, runner, streamed, sorted({b["symbol"] for b in bars}))
-    approval = approve_one(session, endpoint, inbox, runner, outputs)
+    OUTPUT_DIR.mkdir(exist_ok=True)
+    approval = demo_approvals.approval_step(session, endpoint, runner, inboxes, output_dir=OUTPUT_DIR)
     charts = draw_charts(session, endpoint, outputs, sorted({b["symbol"] for b in bars}), args.csv)
-    demo_results.remove_stale_charts(OUTPUT_DIR, keep=list(charts))
+    demo_results.remove_stale_charts(OUTPUT_DIR, keep=[*charts, *([approval.screenshot] if approval.screenshot else [])])
     evidence = evidence_summary(session, endpoint, outputs)  # after the stale charts went: it adds one
     rejections = demo_results.read_rejections(consumer_log_lines(session, endpoint, outputs), sent)
     timings["summary+charts"] = time.monotonic() - step
@@ -166,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     say(demo_results.describe_rejections(rejections, sent, csv_input.lines if csv_input else None, str(args.csv)))
     say(workflow)
     say(runtime_summary(session, endpoint, outputs))
-    say(approval)
+    say(approval.text)
     say(evidence)
     say(f"charts: {', '.join(str(c.relative_to(PROJECT_ROOT)) for c in charts)}")
     say("timings: " + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items()))
@@ -245,9 +237,12 @@ def summarize(session, endpoint: str, outputs: dict, runner, streamed: int, symb
         patterns = Counter(item["pattern"]["S"] for item in _query_all(dynamodb, table, f"PATTERN#{symbol}"))
         described = ", ".join(f"{name} {count}" for name, count in sorted(patterns.items())) or "none"
         lines.append(f"{symbol:<8} {bars:>6}  {described}")
-    alerts = sum(q.delivered for q in runner.queues)
-    pending = sqs.get_queue_attributes(QueueUrl=outputs["pending_approvals_queue_url"], AttributeNames=["ApproximateNumberOfMessages"])
-    lines.append(f"alerts processed by AlertProcessor: {alerts}; approvals pending: {pending['Attributes']['ApproximateNumberOfMessages']}")
+    alerts = sum(q.delivered for q in runner.queues if q.function.name.startswith("AlertProcessor-"))
+    # Each open approval's expiry timer sits in PendingApprovals, received and waiting for its deadline.
+    timers = sqs.get_queue_attributes(QueueUrl=outputs["pending_approvals_queue_url"],
+                                      AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
+    pending = int(timers["ApproximateNumberOfMessages"]) + int(timers["ApproximateNumberOfMessagesNotVisible"])
+    lines.append(f"alerts processed by AlertProcessor: {alerts}; approvals with a running expiry timer: {pending}")
     return "\n".join(lines)
 
 
@@ -261,36 +256,13 @@ def _count(dynamodb, table: str, partition: str) -> int:
         request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
 
-def approve_one(session, endpoint: str, inbox_url: str, runner, outputs: dict) -> str:
-    """Take the newest approval request from the inbox and approve it through the REST API."""
-    sqs = session.client("sqs", endpoint_url=endpoint)
-    requests = []
-    while True:
-        messages = sqs.receive_message(QueueUrl=inbox_url, MaxNumberOfMessages=10).get("Messages", [])
-        if not messages:
-            break
-        for message in messages:
-            requests.append(json.loads(message["Body"]))
-            sqs.delete_message(QueueUrl=inbox_url, ReceiptHandle=message["ReceiptHandle"])
-    if not requests:
-        return "approval: no new approval request (no new CRITICAL alert: patterns stored by an earlier run do not alert twice)"
-    request = requests[-1]
-    token = request["approveUrl"].rstrip("/").rsplit("/", 1)[-1]
-    api_key = outputs["api_key_value"]
-    first = runner.request("POST", f"/approve/{token}", body={"action": "approve"}, api_key=api_key)
-    again = runner.request("POST", f"/approve/{token}", body={"action": "approve"}, api_key=api_key)
-    alert = request.get("alert", {})
-    return (f"approval: {len(requests)} request(s) in the inbox; approved {alert.get('severity')} {alert.get('pattern')} on "
-            f"{alert.get('symbol')} -> HTTP {first['statusCode']} {first['body']}; the same link again -> HTTP {again['statusCode']}")
-
-
 # What the demo's prices are, per source (the chart's title and price axis say it).
 REAL_PRICE_BASIS = "split- and dividend-adjusted"
-PLANTED_PRICE_BASIS = "synthetic (seeded series with a planted head-and-shoulders)"
+PLANTED_PRICE_BASIS = "synthetic (seeded series with a planted pattern)"
 
 
 def price_basis(symbol: str, csv_path: Path | None) -> str:
-    if symbol == PLANTED_SYMBOL:
+    if symbol in (PLANTED_SYMBOL, demo_approvals.PENDING_SYMBOL):
         return PLANTED_PRICE_BASIS
     return f"as given in {csv_path.name}" if csv_path else REAL_PRICE_BASIS
 

@@ -8,8 +8,9 @@ does what the Lambda pollers and EventBridge's scheduler do:
 - it polls Kinesis and SQS, builds real event shapes and invokes the mapped alias;
 - it reads function errors from the Invoke response (FunctionError) and honours batch-item-failure
   responses: Kinesis records are retried from the first failure, bisected, and after the mapping's
-  retries go to its on-failure destination; failed SQS messages become visible again and the queue's
-  redrive policy moves them to the DLQ;
+  retries go to its on-failure destination; a failed SQS message is left alone, as Lambda leaves it:
+  it is received again when its visibility timeout ends on the platform clock (advance the clock
+  rather than wait), and the queue's redrive policy moves it to the DLQ;
 - it publishes what Lambda's stream poller publishes: IteratorAge (AWS/Lambda) and, for the enhanced
   fan-out consumer, SubscribeToShardEvent.MillisBehindLatest (AWS/Kinesis);
 - it fires schedules through their rule's targets (the emulator's /_patternwatch/events/fire), when a
@@ -281,7 +282,7 @@ class StreamPoller:
 
 
 class QueuePoller:
-    """One SQS event source mapping: receive, invoke, delete what succeeded, release what failed."""
+    """One SQS event source mapping: receive, invoke, delete what succeeded, leave what failed to its visibility timeout."""
 
     def __init__(self, mapping: dict, invoker: LambdaInvoker, session, endpoint: str) -> None:
         self.mapping = mapping
@@ -305,12 +306,10 @@ class QueuePoller:
             failed = {m["MessageId"] for m in messages}
         else:
             failed = set(failed_ids(invocation.payload) or [])
+        # A failed message is not touched, as Lambda does not touch it: it comes back when its visibility
+        # timeout ends (the queue's, or whatever the function set, as approval-expiry's timer does), and
+        # the redrive policy moves it to the DLQ after maxReceiveCount receives.
         done = [m for m in messages if m["MessageId"] not in failed]
-        for m in messages:
-            if m["MessageId"] in failed:
-                # Visible again at once (Lambda would wait out the visibility timeout); the redrive
-                # policy moves it to the DLQ after maxReceiveCount receives.
-                self.sqs.change_message_visibility(QueueUrl=self.queue_url, ReceiptHandle=m["ReceiptHandle"], VisibilityTimeout=0)
         if done:
             self.sqs.delete_message_batch(
                 QueueUrl=self.queue_url, Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done)]

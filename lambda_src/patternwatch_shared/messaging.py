@@ -54,10 +54,20 @@ def send_json(sqs_client: Any, queue_url: str, payload: dict[str, Any]) -> None:
     sqs_client.send_message(QueueUrl=queue_url, MessageBody=strict_json.dumps(payload))
 
 
-def publish_json(sns_client: Any, topic_arn: str, subject: str, payload: dict[str, Any], attributes: dict[str, str]) -> None:
+def publish_json(
+    sns_client: Any, topic_arn: str, subject: str, payload: dict[str, Any], attributes: dict[str, str], *, email: str | None = None
+) -> None:
+    """Publish `payload` as JSON; with `email`, e-mail subscribers get that text instead (the other
+    protocols, SQS and Lambda among them, still get the JSON)."""
+    message = strict_json.dumps(payload)
+    structure = {}
+    if email is not None:
+        message = strict_json.dumps({"default": message, "email": email})
+        structure = {"MessageStructure": "json"}
     sns_client.publish(
         TopicArn=topic_arn,
         Subject=subject[:SNS_SUBJECT_LIMIT],
-        Message=strict_json.dumps(payload),
+        Message=message,
         MessageAttributes={key: {"DataType": "String", "StringValue": value} for key, value in attributes.items()},
+        **structure,
     )

@@ -21,7 +21,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict, Stric
 from pattern_engine.limits import MIN_WINDOW  # numpy-free
 from patternwatch_shared import keys
 from patternwatch_shared.names.messages import (
-    ALERT_SOURCE_THRESHOLD, DETECTION_CONTEXT_BARS, DETECTION_WINDOW_BARS, PATTERN_FAMILIES,
+    ALERT_SOURCE_THRESHOLD, DETECTION_CONTEXT_BARS, DETECTION_WINDOW_BARS, MAX_APPROVAL_COMMENT_CHARS, PATTERN_FAMILIES,
 )
 
 MAX_SYMBOL_LENGTH = 12
@@ -307,9 +307,10 @@ ApprovalAction = Literal["approve", "reject"]
 
 
 class ApprovalDecisionBody(StrictModel):
-    """POST /approve/{token} as an object: {"action": "approve" | "reject"}."""
+    """POST /approve/{token} as an object: {"action": "approve" | "reject", "comment"?: "..."}."""
 
     action: ApprovalAction
+    comment: Annotated[str, Field(max_length=MAX_APPROVAL_COMMENT_CHARS)] | None = None
 
 
 # POST /approve/{token}: the object, or the JSON string "approve" / "reject".

@@ -1,4 +1,4 @@
-"""docs/architecture.md's one diagram shows every function, queue, topic, table and workflow the dev stack creates.
+"""docs/architecture.md's one diagram shows every function, queue, topic, table and workflow the dev stacks create.
 
 A resource is in the diagram when its logical name (the name without `-<name suffix>`, e.g. `AlertQueue-DLQ`)
 appears there as a whole word. The diagram is Mermaid text, so a missing name is fixed by adding a node.
@@ -58,6 +58,15 @@ def test_every_function_queue_topic_table_and_workflow_of_the_dev_stack_is_in_th
         f"docs/architecture.md: add to the diagram (as a node named by its logical name) "
         + "; ".join(f"{kind}s {', '.join(names)}" for kind, names in missing.items())
     )
+
+
+def test_the_power_tuner_s_functions_and_workflow_are_in_the_diagram(dev_tuner):
+    """The tuner is a stack of its own; the one diagram shows it too."""
+    drawn = set(WORD.findall(diagram_text()))
+    in_stack = logical_names(dev_tuner)
+    assert set(in_stack) == {"function", "workflow"}
+    missing = sorted(name for names in in_stack.values() for name in names - drawn)
+    assert not missing, f"docs/architecture.md: add the power tuner's {', '.join(missing)} to the diagram"
 
 
 def test_a_name_only_counts_as_a_whole_word():

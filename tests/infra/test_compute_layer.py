@@ -4,14 +4,16 @@ from __future__ import annotations
 import json
 
 import pytest
+from patternwatch_shared.approvers import parse_approvers
 from patternwatch_shared.names.functions import (
-    ALERT_PROCESSOR, APPROVAL_PROCESSOR, ENV_ALERT_CONFIDENCE_THRESHOLD, ENV_ALERT_QUEUE_URL, ENV_APPROVAL_API_BASE_URL,
-    ENV_APPROVAL_EXPIRY_SECONDS, ENV_DATA_BUCKET, ENV_POWERTOOLS_METRICS_NAMESPACE, ENV_POWERTOOLS_SERVICE_NAME,
-    ENV_THRESHOLD_CHECK_MIN_BREACHES, ENV_TRADING_PATTERNS_TABLE, KINESIS_CONSUMER, PATTERN_DETECTOR, THRESHOLD_CHECKER,
+    ALERT_PROCESSOR, APPROVAL_EXPIRY, APPROVAL_PROCESSOR, ENV_ALERT_CONFIDENCE_THRESHOLD, ENV_ALERT_QUEUE_URL,
+    ENV_APPROVAL_API_BASE_URL, ENV_APPROVAL_EXPIRY_SECONDS, ENV_APPROVERS, ENV_DATA_BUCKET, ENV_PENDING_APPROVALS_QUEUE_URL,
+    ENV_POWERTOOLS_METRICS_NAMESPACE, ENV_POWERTOOLS_SERVICE_NAME, ENV_THRESHOLD_CHECK_MIN_BREACHES,
+    ENV_TRADING_PATTERNS_TABLE, KINESIS_CONSUMER, PATTERN_DETECTOR, THRESHOLD_CHECKER,
 )
 from patternwatch_shared.names.metrics import METRICS_NAMESPACE
 
-from patternwatch_infra.config import load_environment
+from patternwatch_infra.config import ENVIRONMENT_NAMES, load_environment
 from patternwatch_infra.testing import find_resource, logical_id, reference_to, resolve, resolve_name, resources
 
 FUNCTIONS = {
@@ -20,6 +22,7 @@ FUNCTIONS = {
     "AlertProcessor-dev": ALERT_PROCESSOR,
     "ThresholdChecker-dev": THRESHOLD_CHECKER,
     "ApprovalProcessor-dev": APPROVAL_PROCESSOR,
+    "ApprovalExpiry-dev": APPROVAL_EXPIRY,
 }
 DEV = load_environment("dev")
 
@@ -34,7 +37,7 @@ def alias_of(doc: dict, name: str) -> tuple[str, dict]:
     return alias_id, resources(doc, "aws_lambda_alias")[alias_id]
 
 
-def test_the_five_functions_exist_with_their_names(dev):
+def test_the_six_functions_exist_with_their_names(dev):
     assert {resolve_name(dev, f["function_name"]) for f in resources(dev, "aws_lambda_function").values()} >= set(FUNCTIONS)
 
 
@@ -55,8 +58,9 @@ def test_every_function_is_arm64_traced_published_and_sized_from_config(dev, nam
     chart = reference_to("aws_lambda_layer_version", logical_id(dev, "aws_lambda_layer_version", layer_name="chart-dependencies-dev"), "arn")
     # Only the function that draws (each alert's evidence chart) carries the chart layer, above the shared one.
     assert fn["layers"] == ([shared, chart] if name == "AlertProcessor-dev" else [shared])
-    assert fn["filename"].startswith("assets/") and fn["filename"].endswith(f"/{spec.package}.zip")
-    assert len(fn["source_code_hash"]) == 44  # base64 of a SHA-256
+    # The code comes from the artifact bucket, signed (test_code_signing.py has the rest).
+    assert fn["s3_key"].startswith("${aws_signer_signing_job.") and fn["s3_key"].endswith(".signed_object[0].s3[0].key}")
+    assert "filename" not in fn and "source_code_hash" not in fn
 
 
 @pytest.mark.parametrize("name", FUNCTIONS)
@@ -86,10 +90,26 @@ def test_environment_values_point_at_the_data_layer(dev, local):
     assert alerts[ENV_APPROVAL_EXPIRY_SECONDS] == "3600"
     rest_api_id = reference_to("aws_api_gateway_rest_api", logical_id(dev, "aws_api_gateway_rest_api", name="pattern-detection-api-dev"), "id")
     assert alerts[ENV_APPROVAL_API_BASE_URL] == f"https://{rest_api_id}.execute-api.us-east-1.amazonaws.com/v1"
+    queue = reference_to("aws_sqs_queue", logical_id(dev, "aws_sqs_queue", name="PendingApprovals-dev"), "url")
+    assert alerts[ENV_PENDING_APPROVALS_QUEUE_URL] == queue
+    expiry = find_resource(dev, "aws_lambda_function", function_name="ApprovalExpiry-dev")["environment"]["variables"]
+    assert expiry[ENV_PENDING_APPROVALS_QUEUE_URL] == queue
+    page = find_resource(dev, "aws_lambda_function", function_name="ApprovalProcessor-dev")["environment"]["variables"]
+    assert page[ENV_DATA_BUCKET] == reference_to("aws_s3_bucket", logical_id(dev, "aws_s3_bucket", bucket="patternwatch-data-111111111111-dev"), "bucket")
     local_alerts = find_resource(local, "aws_lambda_function", function_name="AlertProcessor-local")["environment"]["variables"]
     local_api = reference_to("aws_api_gateway_rest_api", logical_id(local, "aws_api_gateway_rest_api", name="pattern-detection-api-local"), "id")
     emulator = load_environment("local").emulator.endpoint
     assert local_alerts[ENV_APPROVAL_API_BASE_URL] == f"{emulator}/restapis/{local_api}/v1/_user_request_"
+
+
+@pytest.mark.parametrize("env", ["local", "dev", "prod"])
+def test_both_approval_functions_know_the_configured_approvers_without_their_addresses(stacks, env):
+    config = load_environment(env)
+    for name in ("AlertProcessor", "ApprovalProcessor"):
+        variables = find_resource(stacks[env], "aws_lambda_function", function_name=f"{name}-{env}")["environment"]["variables"]
+        approvers = parse_approvers(variables[ENV_APPROVERS])
+        assert [(a.id, a.name) for a in approvers.values()] == [(a.id, a.name) for a in config.approvers]
+        assert "@" not in variables[ENV_APPROVERS]
 
 
 @pytest.mark.parametrize("name", FUNCTIONS)
@@ -186,13 +206,64 @@ def test_stream_mapping_reads_through_the_enhanced_fan_out_consumer_into_the_ali
     assert mapping["destination_config"] == {"on_failure": {"destination_arn": failures}}
 
 
-def test_alert_queue_mapping_reports_item_failures_with_bounded_concurrency(dev):
-    queue = reference_to("aws_sqs_queue", logical_id(dev, "aws_sqs_queue", name="AlertQueue-dev"), "arn")
-    mapping = find_resource(dev, "aws_lambda_event_source_mapping", event_source_arn=queue)
-    alias_id, _ = alias_of(dev, "AlertProcessor-dev")
+# --- Concurrency and asynchronous failures ---------------------------------------------------------------
+
+@pytest.mark.parametrize("env", ENVIRONMENT_NAMES)
+def test_every_function_reserves_the_concurrency_its_environment_gives_it(stacks, env):
+    """So a flood on one path (the API, say) cannot take the executions the stream consumer or approvals need."""
+    config = load_environment(env)
+    for spec in FUNCTIONS.values():
+        fn = find_resource(stacks[env], "aws_lambda_function", function_name=f"{spec.base_name}-{env}")
+        assert fn["reserved_concurrent_executions"] == config.lambda_.reserved_concurrency[spec.package], spec.base_name
+    assert sum(config.lambda_.reserved_concurrency.values()) <= config.lambda_.concurrency_budget
+
+
+def test_the_reservations_per_environment_are_the_documented_numbers():
+    """docs/security.md explains each number; change them together."""
+    reserved = {env: dict(load_environment(env).lambda_.reserved_concurrency) for env in ENVIRONMENT_NAMES}
+    assert reserved == {
+        "local": {"kinesis_consumer": 8, "pattern_detector": 10, "alert_processor": 5, "threshold_checker": 2, "approval_processor": 5, "approval_expiry": 2},
+        "dev": {"kinesis_consumer": 8, "pattern_detector": 10, "alert_processor": 5, "threshold_checker": 2, "approval_processor": 5, "approval_expiry": 2},
+        "staging": {"kinesis_consumer": 8, "pattern_detector": 20, "alert_processor": 5, "threshold_checker": 2, "approval_processor": 5, "approval_expiry": 2},
+        "prod": {"kinesis_consumer": 24, "pattern_detector": 50, "alert_processor": 5, "threshold_checker": 2, "approval_processor": 10, "approval_expiry": 2},
+    }
+
+
+@pytest.mark.parametrize("env", ENVIRONMENT_NAMES)
+def test_the_threshold_checker_retries_then_dead_letters_its_asynchronous_events(stacks, env):
+    doc = stacks[env]
+    checker = find_resource(doc, "aws_lambda_function", function_name=f"ThresholdChecker-{env}")
+    queue = reference_to("aws_sqs_queue", logical_id(doc, "aws_sqs_queue", name=f"ThresholdChecker-DLQ-{env}"), "arn")
+    assert checker["dead_letter_config"] == {"target_arn": queue}
+    (config,) = resources(doc, "aws_lambda_function_event_invoke_config").values()
+    alias_id, _ = alias_of(doc, f"ThresholdChecker-{env}")
+    assert config == {**config, "qualifier": reference_to("aws_lambda_alias", alias_id, "name"),
+                      "maximum_retry_attempts": 2, "maximum_event_age_in_seconds": 3600}
+    assert config["function_name"] == reference_to("aws_lambda_function", function_id(doc, f"ThresholdChecker-{env}"), "function_name")
+
+
+@pytest.mark.parametrize("name", [n for n in FUNCTIONS if n != "ThresholdChecker-dev"])
+def test_functions_only_invoked_synchronously_have_no_dlq_and_say_who_invokes_them(dev, name):
+    fn_id = function_id(dev, name)
+    assert "dead_letter_config" not in resources(dev, "aws_lambda_function")[fn_id]
+    assert dev["//"]["checkov_skip"][fn_id]["CKV_AWS_116"].startswith("invoked synchronously only (by ")
+
+
+@pytest.mark.parametrize(
+    ("queue", "function", "concurrency"),
+    # PendingApprovals: reporting a not-yet-due approval as failed is what keeps its timer message, at the
+    # visibility approval-expiry gave it.
+    [("AlertQueue-dev", "AlertProcessor-dev", 5), ("PendingApprovals-dev", "ApprovalExpiry-dev", 2)],
+)
+def test_queue_mappings_report_item_failures_into_the_alias_with_bounded_concurrency(dev, queue, function, concurrency):
+    arn = reference_to("aws_sqs_queue", logical_id(dev, "aws_sqs_queue", name=queue), "arn")
+    mapping = find_resource(dev, "aws_lambda_event_source_mapping", event_source_arn=arn)
+    alias_id, _ = alias_of(dev, function)
     assert mapping["function_name"] == reference_to("aws_lambda_alias", alias_id, "arn")
     assert mapping["function_response_types"] == ["ReportBatchItemFailures"]
-    assert mapping["scaling_config"] == {"maximum_concurrency": 5}
+    # At most as many instances as the function reserves: the poller is never throttled.
+    assert mapping["scaling_config"] == {"maximum_concurrency": concurrency}
+    assert concurrency == DEV.lambda_.reserved_concurrency[FUNCTIONS[function].package]
     assert mapping["batch_size"] == 10
 
 
@@ -206,8 +277,7 @@ def test_layers_are_built_for_arm64_python_312(dev, layer_name):
     layer = find_resource(dev, "aws_lambda_layer_version", layer_name=f"{layer_name}-dev")
     assert layer["compatible_runtimes"] == ["python3.12"]
     assert layer["compatible_architectures"] == ["arm64"]
-    assert layer["filename"].endswith(f"/{layer_name}.zip")
-    assert len(layer["source_code_hash"]) == 44
+    assert layer["s3_key"].startswith("${aws_signer_signing_job.") and "filename" not in layer
     assert len(resources(dev, "aws_lambda_layer_version")) == 2
 
 

@@ -58,6 +58,12 @@ def queue_depth(clients, queue_url: str) -> int:
     return int(attributes["Attributes"]["ApproximateNumberOfMessages"])
 
 
+def queue_in_flight(clients, queue_url: str) -> int:
+    """Messages received and not yet deleted (e.g. an approval's expiry timer waiting for its deadline)."""
+    attributes = clients.sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["ApproximateNumberOfMessagesNotVisible"])
+    return int(attributes["Attributes"]["ApproximateNumberOfMessagesNotVisible"])
+
+
 def pattern_event(symbol: str, bars: list[dict], *, pattern: str | None = None) -> dict:
     """The PatternDetected detail the consumer would emit for the best match (of `pattern`) in `bars`,
     built by the consumer's own code: an analysis workflow input."""

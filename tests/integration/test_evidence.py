@@ -22,12 +22,15 @@ def s3(session, endpoint):
 
 @pytest.fixture(scope="module")
 def approval_request(deployed, runner, clients):
-    """A planted head-and-shoulders streamed in: the approval request its CRITICAL alert produced."""
+    """A planted head-and-shoulders streamed in: the approval request its CRITICAL alert produced (the first
+    approver's; each approver gets their own link, with the same evidence keys)."""
     inbox = subscribe_inbox(clients, deployed["approval_requests_topic_arn"], "ItEvidenceApprovalInbox")
     put_records(clients, deployed["market_data_stream_name"], as_records(planted_bars("ITEVID")), "ITEVID")
     runner.drain()
-    (request,) = [r for r in drain(clients, inbox) if r["alert"]["symbol"] == "ITEVID"]
-    return request
+    requests = [r for r in drain(clients, inbox) if r["alert"]["symbol"] == "ITEVID"]
+    assert sorted(r["approver"] for r in requests) == ["ada", "grace"]  # envs/local.json
+    assert requests[0]["evidence"] == requests[1]["evidence"]
+    return requests[0]
 
 
 def test_the_approval_request_names_the_evidence_written_before_it(deployed, approval_request, s3):

@@ -17,8 +17,9 @@ from patternwatch_shared.names.table import ALERT_STATE_EVENT_EMITTED
 from patternwatch_shared.storage import StoredPattern
 
 from integration_helpers import (
-    as_records, drain, planted_bars, put_records, query, queue_depth, subscribe_inbox, wait_for_executions,
+    as_records, drain, planted_bars, put_records, query, queue_depth, queue_in_flight, subscribe_inbox, wait_for_executions,
 )
+from patternwatch_infra.config import load_environment
 from tooling import local_platform
 
 pytestmark = pytest.mark.integration
@@ -39,12 +40,14 @@ def critical_alert(symbol: str) -> dict:
     }
 
 
-def open_approval(clients, runner, deployed, symbol: str, inbox: str) -> str:
-    """Queue a CRITICAL alert, let the alert processor open an approval, return the token from the link."""
+def open_approval(clients, runner, deployed, symbol: str, inbox: str) -> dict[str, str]:
+    """Queue a CRITICAL alert, let the alert processor open an approval; each approver's token from their link."""
     clients.sqs.send_message(QueueUrl=deployed["alert_queue_url"], MessageBody=json.dumps(critical_alert(symbol)))
     runner.drain()
-    (request,) = [r for r in drain(clients, inbox) if r["alert"]["symbol"] == symbol]
-    return request["approveUrl"].rsplit("/", 1)[-1]
+    requests = [r for r in drain(clients, inbox) if r["alert"]["symbol"] == symbol]
+    tokens = {r["approver"]: r["approveUrl"].rsplit("/", 1)[-1] for r in requests}
+    assert len(tokens) == len(requests) == 2, requests  # local names two approvers, one link each
+    return tokens
 
 
 def test_outputs_file_names_every_deployed_resource_the_tests_use(deployed):
@@ -57,10 +60,13 @@ def test_outputs_file_names_every_deployed_resource_the_tests_use(deployed):
 
 def test_the_runner_reads_its_wiring_back_from_the_emulator(runner):
     assert [p.function.name for p in runner.streams] == ["KinesisConsumer-local"]
-    assert [p.function.name for p in runner.queues] == ["AlertProcessor-local"]
+    assert sorted(p.function.name for p in runner.queues) == ["AlertProcessor-local", "ApprovalExpiry-local"]
     assert [(s.rule_name, s.period_seconds) for s in runner.schedules] == [("threshold-check-local", 300)]
     assert [t.split(":")[6:] for t in runner.schedules[0].targets] == [["ThresholdChecker-local", "live"]]
-    assert {(r.method, r.resource) for r in runner.routes} == {("POST", "/patterns"), ("GET", "/patterns/{symbol}"), ("POST", "/approve/{token}")}
+    assert {(r.method, r.resource) for r in runner.routes} == {
+        ("POST", "/patterns"), ("GET", "/patterns/{symbol}"), ("GET", "/approve/{token}"), ("POST", "/approve/{token}")
+    }
+    assert {(r.method, r.resource) for r in runner.routes if not r.api_key_required} == {("GET", "/approve/{token}"), ("POST", "/approve/{token}")}
     assert runner.streams[0].function.environment[ENV_TRADING_PATTERNS_TABLE] == "TradingPatterns-local"
 
 
@@ -82,7 +88,7 @@ def test_bars_on_the_stream_become_stored_bars_and_detected_patterns(deployed, c
 
 def test_a_planted_critical_pattern_is_queued_and_opens_an_approval(deployed, runner, clients, endpoint):
     approvals_inbox = subscribe_inbox(clients, deployed["approval_requests_topic_arn"], "ItApprovalInbox")
-    pending_before = queue_depth(clients, deployed["pending_approvals_queue_url"])
+    pending_before = queue_in_flight(clients, deployed["pending_approvals_queue_url"])
     put_records(clients, deployed["market_data_stream_name"], as_records(planted_bars("ITALERT")), "ITALERT")
     while runner.streams[0].poll():  # the stream only, so the alert is still on AlertQueue below
         pass
@@ -92,18 +98,24 @@ def test_a_planted_critical_pattern_is_queued_and_opens_an_approval(deployed, ru
     assert queue_depth(clients, deployed["alert_queue_url"]) >= 1
     runner.drain()
 
-    (request,) = [r for r in drain(clients, approvals_inbox) if r["alert"]["symbol"] == "ITALERT"]
+    requests = [r for r in drain(clients, approvals_inbox) if r["alert"]["symbol"] == "ITALERT"]
+    assert sorted(r["approver"] for r in requests) == ["ada", "grace"]  # one link per approver
+    request = requests[0]
     assert request["alert"]["pattern"] == "head-and-shoulders" and request["alert"]["confidence"] > 0.9
     assert request["severity"] == SEVERITY_CRITICAL
     token = request["approveUrl"].rsplit("/", 1)[-1]
     assert request["approveUrl"].startswith(f"{endpoint}/restapis/")
-    item = clients.dynamodb.get_item(
+    link = clients.dynamodb.get_item(
         TableName=deployed["approval_tracking_table_name"], Key={"tokenHash": {"S": hashlib.sha256(token.encode()).hexdigest()}}
     )["Item"]
-    assert abs(int(item["expiresAt"]["N"]) - (time.time() + 3600)) < 300
+    item = clients.dynamodb.get_item(
+        TableName=deployed["approval_tracking_table_name"], Key={"tokenHash": {"S": f"approval#{link['alertId']['S']}"}}
+    )["Item"]
+    assert abs(int(item["deadline"]["N"]) - (time.time() + 3600)) < 300
     assert item["status"]["S"] == APPROVAL_STATUS_PENDING
-    assert token not in json.dumps(item)
-    assert queue_depth(clients, deployed["pending_approvals_queue_url"]) == pending_before + 1
+    assert token not in json.dumps([item, link])
+    # Its expiry timer is running: ApprovalExpiry received it and set it invisible until the deadline.
+    assert queue_in_flight(clients, deployed["pending_approvals_queue_url"]) == pending_before + 1
 
 
 def test_a_non_critical_alert_is_delivered_to_trading_alerts_subscribers(deployed, runner, clients):
@@ -118,24 +130,27 @@ def test_a_non_critical_alert_is_delivered_to_trading_alerts_subscribers(deploye
 
 def test_approve_answers_200_then_409_and_410_once_expired(deployed, runner, clients):
     inbox = subscribe_inbox(clients, deployed["approval_requests_topic_arn"], "ItApprovalInbox")
-    key = deployed["api_key_value"]
-    token = open_approval(clients, runner, deployed, "ITAPPROVE", inbox)
-    assert runner.request("POST", f"/approve/{token}", body={"action": "approve"})["statusCode"] == 403  # no API key
-    first = runner.request("POST", f"/approve/{token}", body={"action": "approve"}, api_key=key)
+    tokens = open_approval(clients, runner, deployed, "ITAPPROVE", inbox)
+    first = runner.request("POST", f"/approve/{tokens['ada']}", body={"action": "approve"})  # the link needs no API key
     assert first["statusCode"] == 200, first
     assert json.loads(first["body"])["status"] == APPROVAL_STATUS_APPROVED
-    assert runner.request("POST", f"/approve/{token}", body={"action": "reject"}, api_key=key)["statusCode"] == 409
+    assert runner.request("POST", f"/approve/{tokens['ada']}", body={"action": "reject"})["statusCode"] == 409
+    second = runner.request("POST", f"/approve/{tokens['grace']}", body={"action": "reject"})
+    assert (second["statusCode"], json.loads(second["body"])["decidedByName"]) == (409, "Ada Lovelace")
 
-    expired = open_approval(clients, runner, deployed, "ITEXPIRE", inbox)
+    expired = open_approval(clients, runner, deployed, "ITEXPIRE", inbox)["grace"]
+    link = clients.dynamodb.get_item(TableName=deployed["approval_tracking_table_name"],
+                                     Key={"tokenHash": {"S": hashlib.sha256(expired.encode()).hexdigest()}})["Item"]
     clients.dynamodb.update_item(
         TableName=deployed["approval_tracking_table_name"],
-        Key={"tokenHash": {"S": hashlib.sha256(expired.encode()).hexdigest()}},
-        UpdateExpression="SET expiresAt = :past",
+        Key={"tokenHash": {"S": f"approval#{link['alertId']['S']}"}},
+        UpdateExpression="SET deadline = :past",
         ExpressionAttributeValues={":past": {"N": str(int(time.time()) - 60)}},
     )
-    assert runner.request("POST", f"/approve/{expired}", body={"action": "approve"}, api_key=key)["statusCode"] == 410
+    assert runner.request("POST", f"/approve/{expired}", body={"action": "approve"})["statusCode"] == 410
+    key = deployed["api_key_value"]  # the shared key changes nothing on approval routes
     assert runner.request("POST", "/approve/" + "0" * 32, body={"action": "approve"}, api_key=key)["statusCode"] == 404
-    assert runner.request("POST", "/approve/not-a-token", body={"action": "approve"}, api_key=key)["statusCode"] == 400
+    assert runner.request("POST", "/approve/not-a-token", body={"action": "approve"})["statusCode"] == 400
 
 
 def test_poison_records_reach_the_failure_queue_and_no_valid_record_is_lost(deployed, runner, clients):
@@ -174,6 +189,31 @@ def test_the_threshold_checker_queues_an_alert_when_thresholds_are_exceeded(depl
     runner.drain()
     threshold_alerts = [m for m in drain(clients, inbox) if m.get("source") == ALERT_SOURCE_THRESHOLD]
     assert len(threshold_alerts) == 1
+
+
+def test_a_threshold_check_that_fails_every_retry_lands_in_the_checker_s_dead_letter_queue(deployed, runner, clients):
+    """The failure path of an asynchronous invocation, end to end: the schedule's rule invokes ThresholdChecker:live
+    asynchronously, every attempt fails (its reserved concurrency is taken to 0, so Lambda throttles it), the
+    `live` alias's 2 retries run, and the scheduled event lands in ThresholdChecker-DLQ with why."""
+    checker = deployed["threshold_checker_function_name"]
+    reserved = load_environment("local").lambda_.reserved_concurrency["threshold_checker"]
+    assert clients.lambda_.get_function_concurrency(FunctionName=checker)["ReservedConcurrentExecutions"] == reserved
+    drain(clients, deployed["threshold_checker_dlq_url"])
+    clients.lambda_.put_function_concurrency(FunctionName=checker, ReservedConcurrentExecutions=0)
+    try:
+        (fired,) = runner.run_schedules(force=True)
+        assert fired["asyncDrained"] is True and fired["delivered"][0]["id"]  # EventBridge's delivery itself succeeded
+    finally:
+        # Back to what Terraform set, so the plan stays clean.
+        clients.lambda_.put_function_concurrency(FunctionName=checker, ReservedConcurrentExecutions=reserved)
+    messages = clients.sqs.receive_message(QueueUrl=deployed["threshold_checker_dlq_url"], MaxNumberOfMessages=10,
+                                           MessageAttributeNames=["All"], WaitTimeSeconds=1)["Messages"]
+    (message,) = messages
+    assert json.loads(message["Body"])["id"] == fired["event"]["id"]  # the very event the schedule delivered
+    assert message["MessageAttributes"]["ErrorMessage"]["StringValue"] == "Rate Exceeded."
+    throttles = [m for m in clients.cloudwatch.list_metrics(Namespace="AWS/Lambda", MetricName="Throttles")["Metrics"]
+                 if {"Name": "FunctionName", "Value": checker} in m["Dimensions"]]
+    assert throttles
 
 
 def test_the_api_serves_detection_and_stored_patterns(deployed, runner, streamed_series):

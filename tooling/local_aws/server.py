@@ -6,16 +6,19 @@ Admin endpoints (JSON; only this emulator has them, no AWS API does):
 - POST /_patternwatch/metrics/flush              wait for queued async invocations, publish SQS/Kinesis metrics
 - POST /_patternwatch/events/fire  {"rule", "bus"?, "region"?, "wait"?: true}
                                                  deliver a scheduled rule's event to its targets now
-- POST /_patternwatch/lambda/wait  {"timeout"?}  wait until queued async invocations are done
+- POST /_patternwatch/lambda/wait  {"timeout"?}  wait until EventBridge retries and queued async invocations are done
 - GET  /_patternwatch/lambda/stats               invocations, cold starts, errors, dropped async events
+- GET  /_patternwatch/events/stats               EventBridge retries pending, events that found no dead-letter queue
+- GET  /_patternwatch/calls                      AWS calls served, by service.operation; DynamoDB request units (call_counts.py)
 """
 from __future__ import annotations
 
 import json
 import os
+import re
 from typing import Any
 
-from . import api_gateway, clock, event_delivery, service_metrics
+from . import api_gateway, call_counts, clock, event_delivery, service_metrics
 from .lambda_service import service
 
 DEFAULT_ACCOUNT = "123456789012"
@@ -43,6 +46,11 @@ def _respond(start_response, status: int, body: Any, headers: list[tuple[str, st
     return [raw]
 
 
+def _drain(timeout: float) -> bool:
+    """EventBridge's retries first (they may invoke functions asynchronously), then the Lambda service's queue."""
+    return event_delivery.wait_for_retries(timeout) & service().wait_for_async(timeout)
+
+
 def _admin(method: str, path: str, body: dict) -> tuple[int, Any]:
     route = path[len(ADMIN_PREFIX):].rstrip("/")
     if route == "clock":
@@ -53,18 +61,22 @@ def _admin(method: str, path: str, body: dict) -> tuple[int, Any]:
                 clock.advance(float(body.get("advanceSeconds", 0)))
         return 200, {"offsetSeconds": clock.offset(), "now": clock.now()}
     if route == "metrics/flush" and method == "POST":
-        drained = service().wait_for_async(float(body.get("timeout", 120)))
+        drained = _drain(float(body.get("timeout", 120)))
         return 200, {"asyncDrained": drained, "dataPoints": service_metrics.publish_now()}
     if route == "events/fire" and method == "POST":
         result = event_delivery.fire_rule(body.get("account", DEFAULT_ACCOUNT), body.get("region", default_region()), body["rule"],
                                           body.get("bus", "default"), body.get("time"))
         if body.get("wait", True):
-            result["asyncDrained"] = service().wait_for_async(float(body.get("timeout", 300)))
+            result["asyncDrained"] = _drain(float(body.get("timeout", 300)))
         return 200, result
     if route == "lambda/wait" and method == "POST":
-        return 200, {"asyncDrained": service().wait_for_async(float(body.get("timeout", 300)))}
+        return 200, {"asyncDrained": _drain(float(body.get("timeout", 300)))}
     if route == "lambda/stats" and method == "GET":
         return 200, service().stats()
+    if route == "events/stats" and method == "GET":
+        return 200, event_delivery.stats()
+    if route == "calls" and method == "GET":
+        return 200, call_counts.snapshot()
     return 404, {"message": f"no admin endpoint {method} {path}"}
 
 
@@ -117,7 +129,7 @@ class PlatformApp:
             account = DEFAULT_ACCOUNT
             response = api_gateway.handle(account, _find_api_region(account, match.group("api")), match.group("api"), match.group("stage"), request)
             return _respond(start_response, response.status, response.body, response.headers)
-        return self.moto_app(environ, start_response)
+        return call_counts.counted(environ, start_response, self.moto_app)
 
 
 def application():
@@ -126,12 +138,36 @@ def application():
     return PlatformApp(DomainDispatcherApplication(create_backend_app))
 
 
+def redacted_request_line(line: str) -> str:
+    """A request line (or path) for the emulator's own log, with the path below a REST API stage cut off.
+
+    Like API Gateway's access log (which records $context.resourcePath), the emulator's log must not
+    keep what the path carries: an approval link's token.
+    """
+    return _USER_REQUEST_PATH.sub(r"\1/…", line)
+
+
+_USER_REQUEST_PATH = re.compile(r"(/restapis/[^/\s]+/[^/\s]+/_user_request_)/[^\s\"]*")
+
+
 def serve(host: str, port: int) -> None:
     """Run the emulator in the foreground (python -m tooling.moto_extensions does this)."""
     import signal
     import sys
 
-    from werkzeug.serving import run_simple
+    from werkzeug.serving import WSGIRequestHandler, run_simple
+
+    class RedactingRequestHandler(WSGIRequestHandler):
+        def log_request(self, code="-", size="-"):
+            path = getattr(self, "path", None)
+            if path is not None:
+                self.path = redacted_request_line(path)
+            self.requestline = redacted_request_line(self.requestline)
+            try:
+                super().log_request(code, size)
+            finally:
+                if path is not None:
+                    self.path = path
 
     os.environ.setdefault("MOTO_PORT", str(port))
     os.environ.setdefault("MOTO_HOST", host)
@@ -142,5 +178,5 @@ def serve(host: str, port: int) -> None:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    run_simple(host, port, application(), threaded=True)
+    run_simple(host, port, application(), threaded=True, request_handler=RedactingRequestHandler)
 

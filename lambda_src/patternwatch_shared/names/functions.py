@@ -32,7 +32,11 @@ ENV_APPROVAL_EXPIRY_SECONDS: Final = "APPROVAL_EXPIRY_SECONDS"
 # Base URL of the REST API stage that serves POST /approve/{token}, e.g.
 # "https://abc123.execute-api.us-east-1.amazonaws.com/v1". The approve link is <base>/approve/<token>.
 ENV_APPROVAL_API_BASE_URL: Final = "APPROVAL_API_BASE_URL"
-# The data bucket: alert-processor writes each alert's evidence there (patternwatch_shared.evidence keys).
+# The environment's approvers as JSON, [{"id": ..., "name": ...}] (patternwatch_shared.approvers): who is
+# sent an approval request, and whose link may still decide. E-mail addresses stay in the SNS subscriptions.
+ENV_APPROVERS: Final = "APPROVERS"
+# The data bucket: alert-processor writes each alert's evidence there, the approval page reads its chart
+# (patternwatch_shared.evidence keys).
 ENV_DATA_BUCKET: Final = "DATA_BUCKET_NAME"
 # envs/*.json `alerts.confidence_threshold`: a detection alerts when its confidence is at or above it.
 ENV_ALERT_CONFIDENCE_THRESHOLD: Final = "ALERT_CONFIDENCE_THRESHOLD"
@@ -96,7 +100,7 @@ class LambdaFunctionSpec:
         return {ENV_POWERTOOLS_SERVICE_NAME: self.service_name, ENV_POWERTOOLS_METRICS_NAMESPACE: METRICS_NAMESPACE}
 
 
-# --- The platform's five functions ----------------------------------------------------------------
+# --- The platform's six functions ----------------------------------------------------------------
 KINESIS_CONSUMER: Final = LambdaFunctionSpec(
     "KinesisConsumer", "kinesis_consumer", env_keys=(ENV_TRADING_PATTERNS_TABLE, ENV_ALERT_CONFIDENCE_THRESHOLD)
 )
@@ -115,6 +119,7 @@ ALERT_PROCESSOR: Final = LambdaFunctionSpec(
         ENV_APPROVAL_REQUESTS_TOPIC_ARN,
         ENV_APPROVAL_EXPIRY_SECONDS,
         ENV_APPROVAL_API_BASE_URL,
+        ENV_APPROVERS,
         ENV_TRADING_PATTERNS_TABLE,
         ENV_DATA_BUCKET,
     ),
@@ -132,12 +137,23 @@ THRESHOLD_CHECKER: Final = LambdaFunctionSpec(
     optional_env_keys=(ENV_AWS_ENDPOINT_URL, ENV_THRESHOLD_LOOKBACK_MINUTES),
 )
 APPROVAL_PROCESSOR: Final = LambdaFunctionSpec(
-    "ApprovalProcessor", "approval_processor", env_keys=(ENV_APPROVAL_TABLE, ENV_TRADING_ALERTS_TOPIC_ARN)
+    "ApprovalProcessor",
+    "approval_processor",
+    env_keys=(ENV_APPROVAL_TABLE, ENV_TRADING_ALERTS_TOPIC_ARN, ENV_APPROVERS, ENV_DATA_BUCKET),
 )
-PLATFORM_FUNCTIONS: Final = (KINESIS_CONSUMER, PATTERN_DETECTOR, ALERT_PROCESSOR, THRESHOLD_CHECKER, APPROVAL_PROCESSOR)
+# PendingApprovals' consumer: the timer that auto-rejects an approval nobody answered by its deadline.
+APPROVAL_EXPIRY: Final = LambdaFunctionSpec(
+    "ApprovalExpiry",
+    "approval_expiry",
+    env_keys=(ENV_APPROVAL_TABLE, ENV_TRADING_ALERTS_TOPIC_ARN, ENV_PENDING_APPROVALS_QUEUE_URL),
+)
+PLATFORM_FUNCTIONS: Final = (
+    KINESIS_CONSUMER, PATTERN_DETECTOR, ALERT_PROCESSOR, THRESHOLD_CHECKER, APPROVAL_PROCESSOR, APPROVAL_EXPIRY,
+)
 
 
-# --- The power tuner: one code package, five functions (one per step, each with its own role) -------
+# --- The power tuner: one code package, four functions (one per step, each with its own role) -------
+# It recommends a memory size and never applies one: memory is configuration (envs/<env>.json).
 POWER_TUNING_PACKAGE: Final = "power_tuning"
 
 
@@ -152,11 +168,4 @@ POWER_TUNING_INITIALIZER: Final = _power_tuning_step("Initializer", "initialize"
 POWER_TUNING_EXECUTOR: Final = _power_tuning_step("Executor", "execute")
 POWER_TUNING_CLEANER: Final = _power_tuning_step("Cleaner", "clean")
 POWER_TUNING_ANALYZER: Final = _power_tuning_step("Analyzer", "analyze")
-POWER_TUNING_OPTIMIZER: Final = _power_tuning_step("Optimizer", "optimize")
-POWER_TUNING_FUNCTIONS: Final = (
-    POWER_TUNING_INITIALIZER,
-    POWER_TUNING_EXECUTOR,
-    POWER_TUNING_CLEANER,
-    POWER_TUNING_ANALYZER,
-    POWER_TUNING_OPTIMIZER,
-)
+POWER_TUNING_FUNCTIONS: Final = (POWER_TUNING_INITIALIZER, POWER_TUNING_EXECUTOR, POWER_TUNING_CLEANER, POWER_TUNING_ANALYZER)

@@ -54,12 +54,22 @@ CRITICAL_CONFIDENCE_THRESHOLD: Final = 0.95
 # --- Approvals ------------------------------------------------------------------------------------
 ACTION_APPROVE: Final = "approve"
 ACTION_REJECT: Final = "reject"
-ACTION_AUTO_REJECT: Final = "auto-reject"  # recorded when a decision arrives after expiry
+ACTION_AUTO_REJECT: Final = "auto-reject"  # recorded by the platform when an approval reaches its deadline
 APPROVAL_STATUS_PENDING: Final = "PENDING"
 APPROVAL_STATUS_APPROVED: Final = "APPROVED"
 APPROVAL_STATUS_REJECTED: Final = "REJECTED"
 APPROVAL_STATUS_EXPIRED: Final = "EXPIRED"  # auto-rejected
 APPROVAL_TOKEN_BYTES: Final = 16  # 128 bits, sent as 32 lowercase hex characters
+# Who decided an approval that expired: no person, the platform (its expiry timer or a too-late link).
+DECIDED_BY_PLATFORM: Final = "platform"
+DECIDED_BY_PLATFORM_NAME: Final = "the platform"
+# AlertApprovalRequests message attribute naming the approver a request is for; each approver's
+# subscription filters on it, so everyone receives only their own link.
+APPROVER_MESSAGE_ATTRIBUTE: Final = "approver"
+# The longest approval: SQS holds a message invisible for at most 12 hours per receive, and PendingApprovals'
+# visibility is the expiry timer (one re-arm per receive; see docs/approvals.md).
+MAX_APPROVAL_EXPIRY_SECONDS: Final = 12 * 3600
+MAX_APPROVAL_COMMENT_CHARS: Final = 500
 
 # --- Step Functions task input: {"action": <one of WORKFLOW_ACTIONS>, ...} --------------------------
 FIELD_ACTION: Final = "action"

@@ -5,8 +5,12 @@ TradingPatterns is a single table:
   detected patterns  PK = PATTERN#<symbol>    SK = <end timestamp>#<pattern>
   recent patterns    GSI1PK = RECENT#<yyyy-mm-dd> (UTC day of detection)
                      GSI1SK = <detected-at ISO 8601>#<symbol>#<pattern>
-ApprovalTracking holds one item per approval, keyed by the SHA-256 of its token, expiring by TTL, and
-alert-processor's delivery ledger (tokenHash = delivered#<alertId>: claimed, then delivered).
+ApprovalTracking (partition key tokenHash, items expire by TTL on expiresAt) holds three kinds of item:
+  approval           tokenHash = approval#<alertId>   one per CRITICAL alert: status, deadline, the decision
+                                                      (who, when, source IP, user agent, comment)
+  approval link      tokenHash = <SHA-256 of a token> one per approver and approval: alertId, approver id
+  delivery claim     tokenHash = delivered#<alertId>  alert-processor's claim on an alert, taken before any
+                                                      side effect (CLAIMED with a lease, then DELIVERED)
 
 patternwatch_shared.keys builds the key values from these parts.
 """
@@ -38,10 +42,14 @@ ALERT_STATE_EVENT_EMITTED: Final = "EVENT_EMITTED"
 
 # --- ApprovalTracking -----------------------------------------------------------------------------
 APPROVAL_PARTITION_KEY: Final = "tokenHash"
-APPROVAL_TTL_ATTRIBUTE: Final = "expiresAt"
+APPROVAL_TTL_ATTRIBUTE: Final = "expiresAt"  # DynamoDB TTL: when the item may be deleted
 APPROVAL_STATUS_ATTRIBUTE: Final = "status"  # one of names.messages.APPROVAL_STATUS_*
-# alert-processor's delivery ledger: tokenHash = "delivered#<alertId>" (never a 64-hex token hash),
-# expiring after a day, so a redelivered or duplicated alert is skipped.
+APPROVAL_DEADLINE_ATTRIBUTE: Final = "deadline"  # epoch seconds: after this the approval is auto-rejected
+APPROVAL_KEY_PREFIX: Final = "approval#"
+# Decided approvals are the audit trail of who approved which trade: kept this long after their deadline.
+APPROVAL_RECORD_RETENTION_SECONDS: Final = 90 * 86_400
+# alert-processor's claim: tokenHash = "delivered#<alertId>" (never a 64-hex token hash), expiring after a
+# day, so a redelivered or duplicated alert is delivered once.
 DELIVERED_ALERT_KEY_PREFIX: Final = "delivered#"
 DELIVERED_ALERT_RETENTION_SECONDS: Final = 86_400
 # A ledger item is a claim while one invocation delivers the alert (until `leaseUntil`, epoch

@@ -13,9 +13,10 @@ from types import ModuleType
 from typing import Any
 
 from patternwatch_shared import aws
+from patternwatch_shared.approvers import Approver, approvers_json
 from patternwatch_shared.names.functions import (
     ENV_ALERT_CONFIDENCE_THRESHOLD, ENV_ALERT_QUEUE_URL, ENV_APPROVAL_API_BASE_URL, ENV_APPROVAL_EXPIRY_SECONDS,
-    ENV_APPROVAL_REQUESTS_TOPIC_ARN, ENV_APPROVAL_TABLE, ENV_DATA_BUCKET, ENV_PENDING_APPROVALS_QUEUE_URL,
+    ENV_APPROVAL_REQUESTS_TOPIC_ARN, ENV_APPROVAL_TABLE, ENV_APPROVERS, ENV_DATA_BUCKET, ENV_PENDING_APPROVALS_QUEUE_URL,
     ENV_THRESHOLD_CHECK_MIN_BREACHES, ENV_THRESHOLD_CHECK_RULE_NAME, ENV_TRADING_ALERTS_TOPIC_ARN, ENV_TRADING_PATTERNS_TABLE,
 )
 from patternwatch_shared.names.messages import (
@@ -31,6 +32,7 @@ TRADING_PATTERNS = "TradingPatterns-test"
 APPROVAL_TRACKING = "ApprovalTracking-test"
 DATA_BUCKET = "patternwatch-data-test"
 API_BASE_URL = "https://api.example.test/v1"  # the stage is v1 (patternwatch_infra/api.py)
+APPROVERS = (Approver("ada", "Ada Lovelace"), Approver("grace", "Grace Hopper"))
 THRESHOLD_CHECK_RULE = "threshold-check-test"  # the EventBridge schedule that runs the threshold checker
 T0 = 1_700_000_000  # a bar timestamp well inside the accepted epoch range
 
@@ -40,6 +42,7 @@ class AwsResources:
     dynamodb: Any
     sqs: Any
     sns: Any
+    s3: Any
     events: Any
     alert_queue_url: str
     pending_queue_url: str
@@ -48,7 +51,6 @@ class AwsResources:
     trading_alerts_inbox: str  # SQS queue subscribed to TradingAlerts, to read what was published
     approval_requests_inbox: str
     pattern_events_inbox: str  # SQS queue targeted by a PatternDetected rule on the default bus
-    s3: Any = None
 
     def objects(self, prefix: str = "") -> dict[str, bytes]:
         """Every object in the data bucket under `prefix`, by key."""
@@ -118,6 +120,7 @@ def create_resources() -> AwsResources:
         dynamodb=dynamodb,
         sqs=sqs,
         sns=sns,
+        s3=s3,
         events=events,
         alert_queue_url=alert_queue,
         pending_queue_url=pending_queue,
@@ -126,12 +129,11 @@ def create_resources() -> AwsResources:
         trading_alerts_inbox=inboxes[trading_alerts],
         approval_requests_inbox=inboxes[approval_requests],
         pattern_events_inbox=pattern_events,
-        s3=s3,
     )
 
 
 def handler_environment(resources: AwsResources) -> dict[str, str]:
-    """Every variable the five handlers read, pointing at `resources`."""
+    """Every variable the six handlers read, pointing at `resources`."""
     return {
         ENV_TRADING_PATTERNS_TABLE: TRADING_PATTERNS,
         ENV_APPROVAL_TABLE: APPROVAL_TRACKING,
@@ -141,6 +143,7 @@ def handler_environment(resources: AwsResources) -> dict[str, str]:
         ENV_APPROVAL_REQUESTS_TOPIC_ARN: resources.approval_requests_topic,
         ENV_APPROVAL_EXPIRY_SECONDS: "3600",
         ENV_APPROVAL_API_BASE_URL: API_BASE_URL,
+        ENV_APPROVERS: approvers_json(APPROVERS),
         ENV_DATA_BUCKET: DATA_BUCKET,
         ENV_ALERT_CONFIDENCE_THRESHOLD: "0.9",
         ENV_THRESHOLD_CHECK_MIN_BREACHES: "3",

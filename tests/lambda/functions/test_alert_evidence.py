@@ -11,8 +11,8 @@ from PIL import Image
 from alert_processor import handler as alert_processor
 from kinesis_consumer import handler as kinesis_consumer
 from lambda_testkit import (
-    DATA_BUCKET, TRADING_PATTERNS, FlakyClient, alert_body, failed_ids, install_client, kinesis_bars_event, planted_bars,
-    run_workflow, sqs_event,
+    APPROVERS, DATA_BUCKET, TRADING_PATTERNS, FlakyClient, alert_body, failed_ids, install_client, kinesis_bars_event,
+    planted_bars, run_workflow, sqs_event,
 )
 from pattern_engine import detect
 from patternwatch_shared import aws, keys
@@ -74,9 +74,11 @@ def test_a_critical_alert_gets_its_chart_and_evidence_before_its_approval_reques
     assert f"Prices in USD, {STREAM_PRICE_BASIS}" in chart["title"]
     assert evidence["display"] == {"displayThreshold": 0.5, "alertThreshold": 0.9, "contextBars": CONTEXT_BARS}
 
-    (request,) = aws_resources.published(aws_resources.approval_requests_inbox)
-    assert request["Message"]["evidence"] == {"chart": where.chart, "data": where.data}
-    assert "X-Amz-Signature" not in json.dumps(request)
+    requests = aws_resources.published(aws_resources.approval_requests_inbox)  # one per approver
+    assert len(requests) == len(APPROVERS)
+    for request in requests:
+        assert request["Message"]["evidence"] == {"chart": where.chart, "data": where.data}
+        assert "X-Amz-Signature" not in json.dumps(request)
 
 
 def test_a_failed_evidence_write_fails_the_message_and_nothing_is_published(aws_resources, lambda_context, streamed_critical_alert):
@@ -91,7 +93,7 @@ def test_a_failed_evidence_write_fails_the_message_and_nothing_is_published(aws_
     # SQS redelivers it: now the evidence is written, then the approval is requested.
     assert alert_processor.lambda_handler({"Records": [event["Records"][0]]}, lambda_context) == {"batchItemFailures": []}
     assert evidence_keys(alert["alertId"]).chart in aws_resources.objects(EVIDENCE_PREFIX)
-    assert len(aws_resources.published(aws_resources.approval_requests_inbox)) == 1
+    assert len(aws_resources.published(aws_resources.approval_requests_inbox)) == len(APPROVERS)  # one per approver
 
 
 def test_writing_the_same_alert_again_writes_the_same_keys_and_bytes(aws_resources, streamed_critical_alert):

@@ -2,7 +2,7 @@
 
 For every generated batch: nothing escapes the handler (SQS's retry signal is the item failure);
 exactly the malformed messages are item failures; every valid alert id is delivered exactly once
-(CRITICAL: one approval, one PendingApprovals message, one approval request; otherwise one
+(CRITICAL: one approval, one PendingApprovals message, one approval request per approver; otherwise one
 TradingAlerts notification), whatever its duplicates in the batch, a redelivery of the batch, or
 two deliveries of it at once; and everything written is valid JSON.
 """
@@ -18,7 +18,7 @@ from fuzz_support import (
     EVENTS_PER_HANDLER, FuzzPlatform, alert_messages, count_event, deliver_at_once, fuzz, invalid_alert_texts, tally,
     valid_alerts,
 )
-from lambda_testkit import failed_ids, sqs_event
+from lambda_testkit import APPROVERS, failed_ids, sqs_event
 
 HANDLER = "alert-processor"
 
@@ -44,7 +44,7 @@ def expected_deliveries(delivered: dict[str, dict]) -> dict[str, list[str]]:
     return {
         "approvals": critical,
         "pending approvals": critical,
-        "approval requests": critical,
+        "approval requests": sorted(critical * len(APPROVERS)),  # each approver gets their own link
         "trading alerts": sorted(i for i, alert in delivered.items() if alert["severity"] != "CRITICAL"),
     }
 

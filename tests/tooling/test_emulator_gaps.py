@@ -1,0 +1,70 @@
+"""Emulator gaps the approval page met: TLS-only bucket policies, and the emulator's own request log."""
+from __future__ import annotations
+
+import json
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+
+from tooling.local_aws.server import redacted_request_line
+
+
+def s3_client(endpoint: str):
+    return boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="test", aws_secret_access_key="test")
+
+
+def bucket_with_policy(s3, name: str, *statements: dict) -> None:
+    s3.create_bucket(Bucket=name)
+    s3.put_bucket_policy(Bucket=name, Policy=json.dumps({"Version": "2012-10-17", "Statement": list(statements)}))
+
+
+DENY_INSECURE_TRANSPORT = {
+    "Sid": "DenyInsecureTransport", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
+    "Resource": ["arn:aws:s3:::tls-only", "arn:aws:s3:::tls-only/*"], "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+}
+
+
+def test_objects_are_readable_and_writable_under_a_tls_only_bucket_policy(emulator_endpoint):
+    s3 = s3_client(emulator_endpoint)
+    bucket_with_policy(s3, "tls-only", DENY_INSECURE_TRANSPORT)
+    s3.put_object(Bucket="tls-only", Key="evidence/x/chart.png", Body=b"png")
+    assert s3.get_object(Bucket="tls-only", Key="evidence/x/chart.png")["Body"].read() == b"png"
+    assert json.loads(s3.get_bucket_policy(Bucket="tls-only")["Policy"])["Statement"][0]["Sid"] == "DenyInsecureTransport"
+
+
+def test_other_deny_statements_still_deny(emulator_endpoint):
+    s3 = s3_client(emulator_endpoint)
+    bucket_with_policy(s3, "locked", DENY_INSECURE_TRANSPORT | {"Resource": ["arn:aws:s3:::locked/*"]},
+                       {"Sid": "DenyAll", "Effect": "Deny", "Principal": "*", "Action": "s3:*", "Resource": ["arn:aws:s3:::locked/*"]})
+    with pytest.raises(ClientError) as refused:
+        s3.put_object(Bucket="locked", Key="k", Body=b"x")
+    assert refused.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+
+
+@pytest.mark.parametrize(
+    ("line", "logged"),
+    [
+        ("POST /restapis/a1b2/v1/_user_request_/approve/0123456789abcdef0123456789abcdef HTTP/1.1",
+         "POST /restapis/a1b2/v1/_user_request_/… HTTP/1.1"),
+        ("/restapis/a1b2/v1/_user_request_/patterns/AAPL?limit=5", "/restapis/a1b2/v1/_user_request_/…"),
+        ("POST /_patternwatch/clock HTTP/1.1", "POST /_patternwatch/clock HTTP/1.1"),
+        ("POST / HTTP/1.1", "POST / HTTP/1.1"),
+    ],
+)
+def test_the_emulator_logs_no_path_below_an_api_stage(line, logged):
+    assert redacted_request_line(line) == logged
+
+
+def test_the_running_emulator_keeps_tokens_out_of_its_log(emulator_endpoint, tmp_path_factory):
+    import urllib.error
+    import urllib.request
+
+    token = "feedfacefeedfacefeedfacefeedface"
+    try:
+        urllib.request.urlopen(f"{emulator_endpoint}/restapis/none/v1/_user_request_/approve/{token}", timeout=10)
+    except urllib.error.HTTPError as error:
+        assert error.code == 403  # no such API: answered as API Gateway does
+    logs = list(tmp_path_factory.getbasetemp().glob("emulator*/moto.log"))
+    assert logs and all(token not in log.read_text(errors="replace") for log in logs)
+    assert any("_user_request_/…" in log.read_text(errors="replace") for log in logs)
