@@ -18,6 +18,7 @@ from collections import Counter
 from contextlib import contextmanager
 
 import pytest
+from patternwatch_shared.names.routes import PATTERNS_BY_SYMBOL_RESOURCE_PATH, path_parameters
 
 from patternwatch_infra.config import load_environment
 from patternwatch_infra.packaging import LAMBDA_SRC, build_function
@@ -29,6 +30,7 @@ pytestmark = pytest.mark.integration
 
 STACK_JSON = local_platform.STACK_DIR / "cdk.tf.json"
 PROBE = "probe"
+SYMBOL_PARAMETER = f"method.request.path.{path_parameters(PATTERNS_BY_SYMBOL_RESOURCE_PATH)[0]}"
 # 10% of 150 requests go to the canary: none at all would happen once in 7 million runs.
 CANARY_SAMPLE = 150
 
@@ -113,7 +115,8 @@ def test_a_released_function_leaves_terraform_nothing_to_do(deployed, aws, tmp_p
 def _require_probe(document: dict) -> None:
     """GET /patterns/{symbol} gains a required query parameter: a definition change every request can see."""
     methods = document["resource"]["aws_api_gateway_method"]
-    (method,) = [m for m in methods.values() if m["http_method"] == "GET"]
+    # GET /approve/{token} is a GET too: the stored-patterns route is the one with the symbol in its path.
+    (method,) = [m for m in methods.values() if m["http_method"] == "GET" and SYMBOL_PARAMETER in m.get("request_parameters", {})]
     method["request_parameters"] = {**method["request_parameters"], f"method.request.querystring.{PROBE}": True}
 
 
