@@ -12,7 +12,7 @@ Creates:
   that signed copy
 
 The power tuner's stack (power_tuner.py) uploads to the same bucket, found by name, and signs with a
-profile and a code signing config of its own (`PatternWatchTuner_<s>_...`): the platform's profile name
+profile and a code signing config of its own (`PatternTuner_<s>_...`): the platform's profile name
 ends in a generated suffix, so another stack cannot find it by name.
 
 Who ships later code is the caller's choice. The layer and the power tuner's functions are Terraform's:

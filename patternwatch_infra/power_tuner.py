@@ -7,7 +7,7 @@ Creates:
 - `PowerTuningWorkflow-<s>` (STANDARD: runs can outlast Express's 5 minutes), its role, a KMS-encrypted
   log group (level ALL) and X-Ray tracing
 - its code in the platform's artifact bucket (found by name) and, where code is signed, a Signer profile
-  `PatternWatchTuner_<s>_...` and a code signing config of its own (Enforce or Warn as envs/<env>.json
+  `PatternTuner_<s>_...` and a code signing config of its own (Enforce or Warn as envs/<env>.json
   `code_signing` says), so the tuner's functions are signed like the platform's (code_artifacts.py)
 
 It finds what it needs by name, through data sources (never through the platform stack's construct ids or
@@ -193,7 +193,8 @@ class PowerTunerStack(EnvironmentStack):
             "power_tuner",
             platform=FunctionPlatform(
                 config=config, naming=naming, account_id=self.caller.account_id, kms_key=self.platform_key, alarm_topic=self.ops_topic,
-                artifacts=CodeArtifacts(self, "artifacts", config=config, naming=naming, kms_key=None, signer_base_name="PatternWatchTuner"),
+                # `PatternTuner`, as long as `PatternWatch`: a Signer name prefix fits 38 characters with the longest workspace.
+                artifacts=CodeArtifacts(self, "artifacts", config=config, naming=naming, kms_key=None, signer_base_name="PatternTuner"),
             ),
             targets=[t.arn for t in self.targets],
             package=package,

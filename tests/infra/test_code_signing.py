@@ -142,7 +142,7 @@ def test_the_tuner_signs_its_code_with_its_own_profile_into_the_platform_bucket(
     """Another stack cannot find the platform's profile (its name ends in a generated suffix), so the tuner has its own."""
     doc = tuner_stacks[env]
     (profile_id, profile), = resources(doc, "aws_signer_signing_profile").items()
-    assert resolve_name(doc, profile["name_prefix"]) == f"PatternWatchTuner_{env}_"
+    assert resolve_name(doc, profile["name_prefix"]) == f"PatternTuner_{env}_"
     (config,) = resources(doc, "aws_lambda_code_signing_config").values()
     assert config["allowed_publishers"]["signing_profile_version_arns"] == [reference_to("aws_signer_signing_profile", profile_id, "version_arn")]
     (bucket,) = doc["data"]["aws_s3_bucket"].values()

@@ -6,6 +6,8 @@ import json
 import pytest
 
 from patternwatch_infra.config import ENVIRONMENT_NAMES, load_environment
+from patternwatch_shared.names.functions import PLATFORM_FUNCTIONS
+
 from patternwatch_infra.testing import find_resource, logical_id, policy_statements, reference_to, resolve, resolve_name, resources
 
 # Every stack with roles: the platforms and the power tuner's stacks.
