@@ -24,7 +24,7 @@ import json
 import re
 import sys
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from .cloudwatch_metrics import MetricStat, Search, Series, Unsupported, default_labels, expand, fetch, widget_entries
@@ -454,10 +454,13 @@ def render_deployed(cloudwatch, dashboard_name: str, path: Path = DEFAULT_OUTPUT
     return render(cloudwatch, read_dashboard(cloudwatch, dashboard_name), path, start=start, end=end, dashboard_name=dashboard_name)
 
 
-def demo_summary(session, endpoint: str, outputs: dict) -> str:
-    """For tooling/demo.py: render the deployed dashboard to demo-output/dashboard.png; one summary line."""
-    report = render_deployed(session.client("cloudwatch", endpoint_url=endpoint), outputs["dashboard_name"])
-    return f"dashboard: {report.summary()}"
+def render_for_demo(session, endpoint: str, outputs: dict) -> RenderReport:
+    """For tooling/demo.py: the deployed dashboard over the last DEFAULT_HOURS up to the platform clock's now
+    (the clock the metrics are stamped with), into demo-output/dashboard.png."""
+    from .local_aws import admin
+
+    end = datetime.fromtimestamp(admin.platform_clock(endpoint)["now"], timezone.utc) + timedelta(seconds=1)
+    return render_deployed(session.client("cloudwatch", endpoint_url=endpoint), outputs["dashboard_name"], start=end - timedelta(hours=DEFAULT_HOURS), end=end)
 
 
 def _utc(text: str) -> datetime:
