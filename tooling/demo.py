@@ -49,6 +49,7 @@ HIGH_SYMBOL = "SYNTHH"
 # Streamed last, after decisions_step has moved the platform clock past the other approvals' deadlines:
 # the series the browser approves and the one whose approval stays pending.
 STREAMED_LAST = (PLANTED_SYMBOL, demo_approvals.PENDING_SYMBOL)
+DAY_SECONDS = 86_400
 PUT_RECORDS_LIMIT = 500  # Kinesis PutRecords accepts at most 500 records a call
 
 
@@ -111,6 +112,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bars-per-symbol", type=int, default=750, help="newest N daily bars of each sample stock (default 750)")
     parser.add_argument("--with-synthetic", action="store_true",
                         help=f"with --csv, also stream the synthetic {PLANTED_SYMBOL} series (always streamed without --csv)")
+    parser.add_argument("--again", action="store_true",
+                        help="stream the synthetic series a few seconds later in the day than before, so their alerts and approvals "
+                             "happen again on an emulator that already has them (a plain second run raises none)")
     parser.add_argument("--reapply", action="store_true",
                         help="run terraform apply even when the emulator already holds this exact deployment (checks for drift)")
     args = parser.parse_args(argv)
@@ -130,7 +134,10 @@ def main(argv: list[str] | None = None) -> int:
         bars = [b for s in REAL_SYMBOLS for b in real_bars(s, args.bars_per_symbol)]
         source = f"bokeh_sampledata (newest {args.bars_per_symbol} days of each sample stock)"
     if not args.csv or args.with_synthetic:
-        bars += planted_bars() + demo_approvals.pending_series_bars() + demo_approvals.decided_series_bars() + high_alert_bars()
+        synthetic = planted_bars() + demo_approvals.pending_series_bars() + demo_approvals.decided_series_bars() + high_alert_bars()
+        # New timestamps make new patterns: stored alongside the earlier ones, each alerted once, as any new bar would be.
+        shift = (int(time.time()) % DAY_SECONDS or 1) if args.again else 0
+        bars += [{**bar, "timestamp": bar["timestamp"] + shift} for bar in synthetic]
         source += (f" + {', '.join([PLANTED_SYMBOL, *demo_approvals.DECIDED_SYMBOLS])} (synthetic, planted head-and-shoulders), "
                    f"{demo_approvals.PENDING_SYMBOL} ({demo_approvals.PENDING_PATTERN}), {HIGH_SYMBOL} (double-top, HIGH alerts)")
 
