@@ -113,8 +113,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--with-synthetic", action="store_true",
                         help=f"with --csv, also stream the synthetic {PLANTED_SYMBOL} series (always streamed without --csv)")
     parser.add_argument("--again", action="store_true",
-                        help="stream the synthetic series a few seconds later in the day than before, so their alerts and approvals "
-                             "happen again on an emulator that already has them (a plain second run raises none)")
+                        help="stream the synthetic series again as the days after the newest bar the platform holds for them, so their "
+                             "alerts and approvals happen again (a plain second run raises none)")
     parser.add_argument("--reapply", action="store_true",
                         help="run terraform apply even when the emulator already holds this exact deployment (checks for drift)")
     args = parser.parse_args(argv)
@@ -133,11 +133,9 @@ def main(argv: list[str] | None = None) -> int:
     else:
         bars = [b for s in REAL_SYMBOLS for b in real_bars(s, args.bars_per_symbol)]
         source = f"bokeh_sampledata (newest {args.bars_per_symbol} days of each sample stock)"
+    synthetic: list[dict] = []
     if not args.csv or args.with_synthetic:
         synthetic = planted_bars() + demo_approvals.pending_series_bars() + demo_approvals.decided_series_bars() + high_alert_bars()
-        # New timestamps make new patterns: stored alongside the earlier ones, each alerted once, as any new bar would be.
-        shift = (int(time.time()) % DAY_SECONDS or 1) if args.again else 0
-        bars += [{**bar, "timestamp": bar["timestamp"] + shift} for bar in synthetic]
         source += (f" + {', '.join([PLANTED_SYMBOL, *demo_approvals.DECIDED_SYMBOLS])} (synthetic, planted head-and-shoulders), "
                    f"{demo_approvals.PENDING_SYMBOL} ({demo_approvals.PENDING_PATTERN}), {HIGH_SYMBOL} (double-top, HIGH alerts)")
 
@@ -147,6 +145,9 @@ def main(argv: list[str] | None = None) -> int:
     timings["deploy"] = time.monotonic() - step
     session, config = local_platform.emulator_session()
     endpoint = config.emulator.endpoint
+    if args.again and synthetic:
+        synthetic = after_stored_bars(session, endpoint, outputs, synthetic)
+    bars += synthetic
 
     from .local_runner import LocalRunner
 
@@ -216,6 +217,21 @@ def main(argv: list[str] | None = None) -> int:
     say(describe_timings(timings, deploy_timings))
     say("tear down with: make down")
     return 0
+
+
+def after_stored_bars(session, endpoint: str, outputs: dict, series: list[dict]) -> list[dict]:
+    """`series` moved to start the day after the newest bar the platform holds for any of its symbols: the next
+    days of those symbols, so their planted patterns, alerts and approvals happen again."""
+    dynamodb = session.client("dynamodb", endpoint_url=endpoint)
+    newest = []
+    for symbol in sorted({bar["symbol"] for bar in series}):
+        items = dynamodb.query(TableName=outputs["trading_patterns_table_name"], KeyConditionExpression="PK = :pk",
+                               ExpressionAttributeValues={":pk": {"S": f"BAR#{symbol}"}}, ScanIndexForward=False, Limit=1)["Items"]
+        newest += [int(item["timestamp"]["N"]) for item in items]
+    if not newest:
+        return series
+    shift = max(newest) + DAY_SECONDS - min(bar["timestamp"] for bar in series)
+    return [{**bar, "timestamp": bar["timestamp"] + shift} for bar in series]
 
 
 def describe_timings(timings: dict[str, float], deploy_timings: dict[str, float]) -> str:

@@ -22,7 +22,7 @@ def demo_window(deployed, endpoint) -> tuple[datetime, datetime]:
     """Run `make demo`'s script; the window holds its traffic only, not the other integration tests'. It ends at
     the platform clock's now: the demo moves that clock past the approvals' deadlines, and what happens after
     carries the moved clock's time. The clock goes back to real time afterwards, for the tests that follow.
-    `--again`: on an emulator that already ran the demo (`make demo` before `make test`), its series are new."""
+    `--again`: on an emulator that already ran the demo (`make demo` before `make test`), its series continue as new days."""
     started = datetime.now(timezone.utc)
     try:
         assert demo.main(["--again"]) == 0
