@@ -141,7 +141,7 @@ def decisions_step(session, endpoint: str, runner, inboxes: dict[str, str], *, e
     platform clock past the deadline (only if one is still pending), click the late one's link, and let the expiry
     timers run. Every request read is put back in the inbox, so approval_step still counts them. Returns summary lines."""
     sqs = session.client("sqs", endpoint_url=endpoint)
-    approver, inbox = next(iter(inboxes.items()))
+    inbox = next(iter(inboxes.values()))
     received = approval_requests(sqs, inbox)
     for request in received:
         sqs.send_message(QueueUrl=inbox, MessageBody=json.dumps(request))
