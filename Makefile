@@ -19,7 +19,7 @@ WORKSPACE ?= default
 # a terminal, CI=true makes cdktf-cli 0.21 (Ink) print each line once (an explicit CI=... is kept).
 CDKTF := CI=$${CI:-$$([ -t 1 ] || echo true)} TF_WORKSPACE=$(WORKSPACE) npx cdktf
 
-.PHONY: help setup demo load capacity dashboard down run test synth validate plan-local deploy diff release destroy emulator-start emulator-stop clean
+.PHONY: help setup demo load capacity dashboard down run test synth validate plan-local deploy diff release destroy deploy-tuner destroy-tuner emulator-start emulator-stop clean
 
 help: ## List the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -73,12 +73,18 @@ diff: setup ## Show what a deploy would change: make diff ENV=dev [WORKSPACE=pr1
 
 # FUNCTION or API is checked before setup runs, so a mistyped command fails at once instead of after an install.
 release: ## Roll out through a canary: make release ENV=dev [WORKSPACE=pr123] FUNCTION=pattern_detector | API=1 [RELEASE_ARGS=--no-wait]
-	@test -n "$(FUNCTION)$(API)" -a -z "$(and $(FUNCTION),$(API))" || { echo "make release needs FUNCTION=<function package> (kinesis_consumer, pattern_detector, alert_processor, threshold_checker or approval_processor) or API=1 (the API's definition), not both" >&2; exit 2; }
+	@test -n "$(FUNCTION)$(API)" -a -z "$(and $(FUNCTION),$(API))" || { echo "make release needs FUNCTION=<function package> (kinesis_consumer, pattern_detector, alert_processor, threshold_checker, approval_processor or approval_expiry) or API=1 (the API's definition), not both" >&2; exit 2; }
 	@$(MAKE) --no-print-directory setup
 	$(PY) -m tooling.release --env $(ENV) --workspace $(WORKSPACE) $(if $(API),api,$(FUNCTION)) $(RELEASE_ARGS)
 
 destroy: setup ## Destroy one environment or one workspace of it: make destroy ENV=dev [WORKSPACE=pr123]
 	PATTERNWATCH_ENVIRONMENTS=$(ENV) $(CDKTF) destroy patternwatch-$(ENV)
+
+deploy-tuner: setup ## Deploy the power tuner's own stack (tooling; where envs/<ENV>.json enables it; after the platform): make deploy-tuner ENV=dev [WORKSPACE=pr123]
+	PATTERNWATCH_ENVIRONMENTS=$(ENV) $(CDKTF) deploy patternwatch-$(ENV)-power-tuner
+
+destroy-tuner: setup ## Destroy the power tuner's stack (before the platform's): make destroy-tuner ENV=dev [WORKSPACE=pr123]
+	PATTERNWATCH_ENVIRONMENTS=$(ENV) $(CDKTF) destroy patternwatch-$(ENV)-power-tuner
 
 emulator-start: ## Start (or reuse) the local AWS emulator
 	@$(PY) -m tooling.emulator start

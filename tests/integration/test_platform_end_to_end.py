@@ -19,6 +19,7 @@ from patternwatch_shared.storage import StoredPattern
 from integration_helpers import (
     as_records, drain, planted_bars, put_records, query, queue_depth, queue_in_flight, subscribe_inbox, wait_for_executions,
 )
+from patternwatch_infra.config import load_environment
 from tooling import local_platform
 
 pytestmark = pytest.mark.integration
@@ -181,6 +182,31 @@ def test_the_threshold_checker_queues_an_alert_when_thresholds_are_exceeded(depl
     runner.drain()
     threshold_alerts = [m for m in drain(clients, inbox) if m.get("source") == ALERT_SOURCE_THRESHOLD]
     assert len(threshold_alerts) == 1
+
+
+def test_a_threshold_check_that_fails_every_retry_lands_in_the_checker_s_dead_letter_queue(deployed, runner, clients):
+    """The failure path of an asynchronous invocation, end to end: the schedule's rule invokes ThresholdChecker:live
+    asynchronously, every attempt fails (its reserved concurrency is taken to 0, so Lambda throttles it), the
+    `live` alias's 2 retries run, and the scheduled event lands in ThresholdChecker-DLQ with why."""
+    checker = deployed["threshold_checker_function_name"]
+    reserved = load_environment("local").lambda_.reserved_concurrency["threshold_checker"]
+    assert clients.lambda_.get_function_concurrency(FunctionName=checker)["ReservedConcurrentExecutions"] == reserved
+    drain(clients, deployed["threshold_checker_dlq_url"])
+    clients.lambda_.put_function_concurrency(FunctionName=checker, ReservedConcurrentExecutions=0)
+    try:
+        (fired,) = runner.run_schedules(force=True)
+        assert fired["asyncDrained"] is True and fired["delivered"][0]["id"]  # EventBridge's delivery itself succeeded
+    finally:
+        # Back to what Terraform set, so the plan stays clean.
+        clients.lambda_.put_function_concurrency(FunctionName=checker, ReservedConcurrentExecutions=reserved)
+    messages = clients.sqs.receive_message(QueueUrl=deployed["threshold_checker_dlq_url"], MaxNumberOfMessages=10,
+                                           MessageAttributeNames=["All"], WaitTimeSeconds=1)["Messages"]
+    (message,) = messages
+    assert json.loads(message["Body"])["id"] == fired["event"]["id"]  # the very event the schedule delivered
+    assert message["MessageAttributes"]["ErrorMessage"]["StringValue"] == "Rate Exceeded."
+    throttles = [m for m in clients.cloudwatch.list_metrics(Namespace="AWS/Lambda", MetricName="Throttles")["Metrics"]
+                 if {"Name": "FunctionName", "Value": checker} in m["Dimensions"]]
+    assert throttles
 
 
 def test_the_api_serves_detection_and_stored_patterns(deployed, runner):
