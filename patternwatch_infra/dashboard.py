@@ -14,7 +14,7 @@ from patternwatch_shared.names.functions import (
     ALERT_PROCESSOR, APPROVAL_EXPIRY, APPROVAL_PROCESSOR, KINESIS_CONSUMER, PATTERN_DETECTOR, THRESHOLD_CHECKER,
 )
 from patternwatch_shared.names.messages import (
-    ACTION_APPROVE, ACTION_AUTO_REJECT, ACTION_REJECT, PATTERN_FAMILIES, SEVERITIES,
+    ACTION_APPROVE, ACTION_AUTO_REJECT, ACTION_REJECT, ALERT_SEVERITIES, PATTERN_FAMILIES,
 )
 from patternwatch_shared.names.metrics import (
     DIMENSION_ACTION, DIMENSION_PATTERN_TYPE, DIMENSION_SERVICE, DIMENSION_SEVERITY, METRICS_NAMESPACE,
@@ -108,7 +108,7 @@ def widgets(inputs: DashboardInputs) -> list[dict]:
         metric_widget(
             "Alerts by priority",
             [custom(METRIC_ALERT_PRIORITY, service, ALERT_PROCESSOR.service_name, DIMENSION_SEVERITY, s, label=s)
-             for s in SEVERITIES],
+             for s in ALERT_SEVERITIES],
             view="pie", period=DAY_SECONDS, region=r,
         ),
         metric_widget(

@@ -24,11 +24,13 @@ import json
 import re
 import sys
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from .cloudwatch_metrics import MetricStat, Search, Series, Unsupported, default_labels, expand, fetch, widget_entries
-from .metric_references import DEFAULT_HOURS, deployed_names, emulator_cloudwatch, read_dashboard, time_range, whole_range_period
+from .metric_references import (
+    DEFAULT_HOURS, deployed_names, emulator_cloudwatch, platform_now, read_dashboard, time_range, whole_range_period,
+)
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUTPUT = PROJECT_ROOT / "demo-output" / "dashboard.png"
@@ -454,10 +456,11 @@ def render_deployed(cloudwatch, dashboard_name: str, path: Path = DEFAULT_OUTPUT
     return render(cloudwatch, read_dashboard(cloudwatch, dashboard_name), path, start=start, end=end, dashboard_name=dashboard_name)
 
 
-def demo_summary(session, endpoint: str, outputs: dict) -> str:
-    """For tooling/demo.py: render the deployed dashboard to demo-output/dashboard.png; one summary line."""
-    report = render_deployed(session.client("cloudwatch", endpoint_url=endpoint), outputs["dashboard_name"])
-    return f"dashboard: {report.summary()}"
+def render_for_demo(session, endpoint: str, outputs: dict) -> RenderReport:
+    """For tooling/demo.py: the deployed dashboard over the last DEFAULT_HOURS up to the platform clock's now
+    (the clock the metrics are stamped with), into demo-output/dashboard.png."""
+    end = platform_now(endpoint) + timedelta(seconds=1)
+    return render_deployed(session.client("cloudwatch", endpoint_url=endpoint), outputs["dashboard_name"], start=end - timedelta(hours=DEFAULT_HOURS), end=end)
 
 
 def _utc(text: str) -> datetime:
@@ -480,7 +483,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--start must be before --end")
     cloudwatch = emulator_cloudwatch()
     name, _ = deployed_names(args.dashboard)
-    report = render_deployed(cloudwatch, name, args.output, start=args.start, end=args.end, hours=args.hours)
+    # Without --end the range ends at the platform clock's now, the time the metrics carry (the demo moves it ahead).
+    report = render_deployed(cloudwatch, name, args.output, start=args.start, end=args.end or platform_now() + timedelta(seconds=1),
+                             hours=args.hours)
     for widget in report.widgets:
         status = "data" if widget.has_data else NO_DATA
         detail = f"{sum(line.has_data for line in widget.lines)}/{len(widget.lines)} lines" if widget.kind == "metric" else ""

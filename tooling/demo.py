@@ -1,12 +1,16 @@
 """`make demo`: the whole platform on this machine, on real market data.
 
 1. starts the AWS emulator (moto server with tooling/moto_extensions.py), or reuses a running one;
-2. synthesizes `local`, runs terraform init and apply (progress per resource);
+2. synthesizes `local`, runs terraform init and apply (progress per resource); synth and apply are skipped
+   when nothing changed since the last run (tooling/local_platform.py);
 3. streams real daily bars (AAPL, IBM, MSFT, GOOG from bokeh_sampledata) into MarketDataStream-local,
-   plus two seeded synthetic series with a planted pattern each so the alert -> approval path always has
-   something to show (real stocks rarely reach the 0.9 alerting bar): one alert is approved on its page,
-   the other stays pending; or the bars of --csv FILE, checked in full before anything is deployed
-   (tooling/demo_input.py), without the synthetic series unless --with-synthetic;
+   plus seeded synthetic series with a planted pattern each so every alert and approval path has
+   something to show (real stocks rarely reach the 0.9 alerting bar): HIGH alerts (SYNTHH), and CRITICAL
+   ones whose approvals are rejected, expire, are clicked too late (tooling/demo_approvals.py
+   decisions_step, which moves the platform clock past their deadline), approved on the page (SYNTH) and
+   left pending (SYNTHB), the last two streamed after the clock moved; or the bars of --csv FILE, checked
+   in full before anything is deployed (tooling/demo_input.py), without the synthetic series unless
+   --with-synthetic;
 4. lets the local trigger runner (tooling/local_runner.py) deliver them through the emulator's local
    Lambda service (each function in its own worker process): the consumer stores bars and patterns and
    puts a PatternDetected event on EventBridge for every match at or above the alert threshold; the
@@ -19,9 +23,10 @@
    and prints the link of another one that is still pending (tooling/demo_approvals.py); writes one PNG
    per symbol to demo-output/ with the same renderer as the evidence charts (pattern_charts) and removes
    charts an earlier run left there, and lists the evidence objects the alert processor wrote to the
-   data bucket (one of its charts copied to demo-output/).
+   data bucket (one of its charts copied to demo-output/); draws the deployed dashboard into
+   demo-output/dashboard.png (tooling/dashboard_render.py) and prints each step's time.
 
-Run it twice: the second run applies no changes and writes no duplicate patterns.
+Run it twice: the second run skips synth and apply and writes no duplicate patterns.
 """
 from __future__ import annotations
 
@@ -33,13 +38,18 @@ from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
 
-from . import demo_approvals, demo_input, demo_results, local_platform
+from . import dashboard_render, demo_approvals, demo_input, demo_results, local_platform
 from .local_platform import PROJECT_ROOT, say
 from patternwatch_shared.names.functions import KINESIS_CONSUMER
 
 OUTPUT_DIR = PROJECT_ROOT / "demo-output"
 REAL_SYMBOLS = ("AAPL", "IBM", "MSFT", "GOOG")
 PLANTED_SYMBOL = "SYNTH"
+HIGH_SYMBOL = "SYNTHH"
+# Streamed last, after decisions_step has moved the platform clock past the other approvals' deadlines:
+# the series the browser approves and the one whose approval stays pending.
+STREAMED_LAST = (PLANTED_SYMBOL, demo_approvals.PENDING_SYMBOL)
+DAY_SECONDS = 86_400
 PUT_RECORDS_LIMIT = 500  # Kinesis PutRecords accepts at most 500 records a call
 
 
@@ -57,10 +67,13 @@ def real_bars(symbol: str, limit: int) -> list[dict]:
 
 def planted_bars() -> list[dict]:
     """The seeded synthetic series with a clean head-and-shoulders, daily from 2021-01-04, priced near 10,000."""
-    from pattern_engine.synthetic import planted_bar_records
+    return demo_approvals.planted_series(PLANTED_SYMBOL)
 
-    start = int(datetime(2021, 1, 4, tzinfo=timezone.utc).timestamp())
-    return planted_bar_records(PLANTED_SYMBOL, "head-and-shoulders", seed=7, start=start, scale=100)
+
+def high_alert_bars() -> list[dict]:
+    """A seeded double top whose alerts are HIGH (confidence between the alert threshold and the CRITICAL cut):
+    alerts that go straight to TradingAlerts without an approval."""
+    return demo_approvals.planted_series(HIGH_SYMBOL, "double-top", seed=2, noise=0.005)
 
 
 def _bar(symbol: str, date, open_, high, low, close, volume) -> dict:
@@ -99,6 +112,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bars-per-symbol", type=int, default=750, help="newest N daily bars of each sample stock (default 750)")
     parser.add_argument("--with-synthetic", action="store_true",
                         help=f"with --csv, also stream the synthetic {PLANTED_SYMBOL} series (always streamed without --csv)")
+    parser.add_argument("--again", action="store_true",
+                        help="stream the synthetic series again as the days after the newest bar the platform holds for them, so their "
+                             "alerts and approvals happen again (a plain second run raises none)")
+    parser.add_argument("--reapply", action="store_true",
+                        help="run terraform apply even when the emulator already holds this exact deployment (checks for drift)")
     args = parser.parse_args(argv)
     timings: dict[str, float] = {}
     started = time.monotonic()
@@ -115,14 +133,21 @@ def main(argv: list[str] | None = None) -> int:
     else:
         bars = [b for s in REAL_SYMBOLS for b in real_bars(s, args.bars_per_symbol)]
         source = f"bokeh_sampledata (newest {args.bars_per_symbol} days of each sample stock)"
+    synthetic: list[dict] = []
     if not args.csv or args.with_synthetic:
-        bars += planted_bars() + demo_approvals.pending_series_bars()
-        source += (f" + {PLANTED_SYMBOL}, {demo_approvals.PENDING_SYMBOL} (synthetic, planted head-and-shoulders, "
-                   f"{demo_approvals.PENDING_PATTERN})")
+        synthetic = planted_bars() + demo_approvals.pending_series_bars() + demo_approvals.decided_series_bars() + high_alert_bars()
+        source += (f" + {', '.join([PLANTED_SYMBOL, *demo_approvals.DECIDED_SYMBOLS])} (synthetic, planted head-and-shoulders), "
+                   f"{demo_approvals.PENDING_SYMBOL} ({demo_approvals.PENDING_PATTERN}), {HIGH_SYMBOL} (double-top, HIGH alerts)")
 
-    outputs = local_platform.deploy(timings=timings)
+    deploy_timings: dict[str, float] = {}
+    step = time.monotonic()
+    outputs = local_platform.deploy(timings=deploy_timings, reapply=args.reapply)
+    timings["deploy"] = time.monotonic() - step
     session, config = local_platform.emulator_session()
     endpoint = config.emulator.endpoint
+    if args.again and synthetic:
+        synthetic = after_stored_bars(session, endpoint, outputs, synthetic)
+    bars += synthetic
 
     from .local_runner import LocalRunner
 
@@ -134,22 +159,48 @@ def main(argv: list[str] | None = None) -> int:
     say(f"streaming {demo_input.describe_bars(bars, source)}")
     kinesis = session.client("kinesis", endpoint_url=endpoint)
     sent: dict[str, dict] = {}
-    streamed = stream(kinesis, outputs["market_data_stream_name"], bars, runner, sent)
+    streamed = stream(kinesis, outputs["market_data_stream_name"], [b for b in bars if b["symbol"] not in STREAMED_LAST], runner, sent)
+    timings["stream"] = time.monotonic() - step
+
+    step = time.monotonic()
     runner.drain()  # the workflows the stream's PatternDetected events started, and the alerts they queued
     runner.run_schedules(force=True)
     runner.drain()
-    timings["stream+workflows+alerts"] = time.monotonic() - step
-    workflow = workflow_summary(session, endpoint, outputs)
+    timings["wait"] = time.monotonic() - step
 
     step = time.monotonic()
+    decisions = demo_approvals.decisions_step(session, endpoint, runner, inboxes, expiry_seconds=config.approval_expiry_seconds)
+    last = [b for b in bars if b["symbol"] in STREAMED_LAST]
+    if last:
+        streamed += stream(kinesis, outputs["market_data_stream_name"], last, runner, sent)
+        runner.drain()
+    timings["decisions"] = time.monotonic() - step
+
+    step = time.monotonic()
+    workflow = workflow_summary(session, endpoint, outputs)
     summary = summarize(session, endpoint, outputs, runner, streamed, sorted({b["symbol"] for b in bars}))
+    rejections = demo_results.read_rejections(consumer_log_lines(session, endpoint, outputs), sent)
+    timings["summary"] = time.monotonic() - step
+
+    step = time.monotonic()
     OUTPUT_DIR.mkdir(exist_ok=True)
     approval = demo_approvals.approval_step(session, endpoint, runner, inboxes, output_dir=OUTPUT_DIR)
-    charts = draw_charts(session, endpoint, outputs, sorted({b["symbol"] for b in bars}), args.csv)
-    demo_results.remove_stale_charts(OUTPUT_DIR, keep=[*charts, *([approval.screenshot] if approval.screenshot else [])])
+    timings["approval"] = time.monotonic() - step
+
+    step = time.monotonic()
+    # SYNTHR, SYNTHX and SYNTHL carry SYNTH's very bars (only their approvals differ): SYNTH's chart shows them.
+    charts = draw_charts(session, endpoint, outputs, sorted({b["symbol"] for b in bars} - set(demo_approvals.DECIDED_SYMBOLS)), args.csv)
+    timings["charts"] = time.monotonic() - step
+
+    step = time.monotonic()
+    runtime = runtime_summary(session, endpoint, outputs)  # flushes the metrics the dashboard is drawn from
+    dashboard = dashboard_render.render_for_demo(session, endpoint, outputs)
+    timings["dashboard"] = time.monotonic() - step
+
+    step = time.monotonic()
+    demo_results.remove_stale_charts(OUTPUT_DIR, keep=[*charts, dashboard.path, *([approval.screenshot] if approval.screenshot else [])])
     evidence = evidence_summary(session, endpoint, outputs)  # after the stale charts went: it adds one
-    rejections = demo_results.read_rejections(consumer_log_lines(session, endpoint, outputs), sent)
-    timings["summary+charts"] = time.monotonic() - step
+    timings["evidence"] = time.monotonic() - step
     timings["total"] = time.monotonic() - started
 
     say("\n=== PatternWatch on the local emulator ===")
@@ -157,13 +208,39 @@ def main(argv: list[str] | None = None) -> int:
     say(summary)
     say(demo_results.describe_rejections(rejections, sent, csv_input.lines if csv_input else None, str(args.csv)))
     say(workflow)
-    say(runtime_summary(session, endpoint, outputs))
+    say(runtime)
+    say("\n".join(decisions))
     say(approval.text)
     say(evidence)
     say(f"charts: {', '.join(str(c.relative_to(PROJECT_ROOT)) for c in charts)}")
-    say("timings: " + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items()))
+    say(f"dashboard: {dashboard.summary()}")
+    say(describe_timings(timings, deploy_timings))
     say("tear down with: make down")
     return 0
+
+
+def after_stored_bars(session, endpoint: str, outputs: dict, series: list[dict]) -> list[dict]:
+    """`series` moved to start the day after the newest bar the platform holds for any of its symbols: the next
+    days of those symbols, so their planted patterns, alerts and approvals happen again."""
+    dynamodb = session.client("dynamodb", endpoint_url=endpoint)
+    newest = []
+    for symbol in sorted({bar["symbol"] for bar in series}):
+        items = dynamodb.query(TableName=outputs["trading_patterns_table_name"], KeyConditionExpression="PK = :pk",
+                               ExpressionAttributeValues={":pk": {"S": f"BAR#{symbol}"}}, ScanIndexForward=False, Limit=1)["Items"]
+        newest += [int(item["timestamp"]["N"]) for item in items]
+    if not newest:
+        return series
+    shift = max(newest) + DAY_SECONDS - min(bar["timestamp"] for bar in series)
+    return [{**bar, "timestamp": bar["timestamp"] + shift} for bar in series]
+
+
+def describe_timings(timings: dict[str, float], deploy_timings: dict[str, float]) -> str:
+    """`step times: deploy 95.0 s (emulator 2.1 s, synth 0.4 s, ...), stream 20.1 s, ..., total 140.2 s`."""
+    parts = []
+    for name, seconds in timings.items():
+        detail = f" ({', '.join(f'{k} {v:.1f} s' for k, v in deploy_timings.items())})" if name == "deploy" and deploy_timings else ""
+        parts.append(f"{name} {seconds:.1f} s{detail}")
+    return "step times: " + ", ".join(parts)
 
 
 def workflow_summary(session, endpoint: str, outputs: dict) -> str:
@@ -262,7 +339,7 @@ PLANTED_PRICE_BASIS = "synthetic (seeded series with a planted pattern)"
 
 
 def price_basis(symbol: str, csv_path: Path | None) -> str:
-    if symbol in (PLANTED_SYMBOL, demo_approvals.PENDING_SYMBOL):
+    if symbol in (PLANTED_SYMBOL, HIGH_SYMBOL, demo_approvals.PENDING_SYMBOL, *demo_approvals.DECIDED_SYMBOLS):
         return PLANTED_PRICE_BASIS
     return f"as given in {csv_path.name}" if csv_path else REAL_PRICE_BASIS
 

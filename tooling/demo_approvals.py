@@ -10,6 +10,12 @@ it is subscribed with the filter policy of their own SNS subscription. The step 
    (the planted PENDING_SYMBOL series exists for this; its request is put back in the inbox, so a later
    run can show it again while it is still pending);
 4. reports the approvals the platform auto-rejected at their deadline (ApprovalsProcessed, auto-reject).
+
+Before that, `decisions_step` decides the CRITICAL alerts of three more planted series every other way an
+approval can end, so the dashboard's "Approvals processed" has each of its lines after a demo: one rejected
+on its page, one nobody answers (the platform clock moves past its deadline and ApprovalExpiry rejects
+it), one clicked too late (ApprovalProcessor rejects it on the click). The demo streams the series it
+approves and keeps pending only after that, so the clock's move cannot expire them.
 """
 from __future__ import annotations
 
@@ -17,6 +23,7 @@ import json
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from urllib.parse import urlencode
 
 from patternwatch_shared.names.functions import APPROVAL_EXPIRY, APPROVAL_PROCESSOR
 from patternwatch_shared.names.messages import ACTION_AUTO_REJECT, APPROVAL_STATUS_PENDING
@@ -28,17 +35,34 @@ from .local_aws import admin
 # A second planted series, so that one CRITICAL alert can stay pending while the other is approved.
 PENDING_SYMBOL = "SYNTHB"
 PENDING_PATTERN = "inverse-head-and-shoulders"
+# Planted series whose CRITICAL alerts decisions_step decides: rejected on the page, left to expire, clicked late.
+REJECTED_SYMBOL = "SYNTHR"
+EXPIRED_SYMBOL = "SYNTHX"
+LATE_SYMBOL = "SYNTHL"
+DECIDED_SYMBOLS = (REJECTED_SYMBOL, EXPIRED_SYMBOL, LATE_SYMBOL)
+REJECT_COMMENT = "Checked the chart: rejected (PatternWatch demo)"
+# The first bar of every planted series: 2021-01-04, daily.
+PLANTED_START = int(datetime(2021, 1, 4, tzinfo=timezone.utc).timestamp())
 INBOX_PREFIX = "DemoApprovalInbox"
 SCREENSHOT = "approval-page.png"
 DEMO_COMMENT = "Checked the chart: approved (PatternWatch demo)"
 
 
-def pending_series_bars() -> list[dict]:
-    """The seeded synthetic series whose approval the demo leaves pending, daily from 2021-01-04."""
+def planted_series(symbol: str, pattern: str = "head-and-shoulders", *, seed: int = 7, noise: float = 0.001) -> list[dict]:
+    """A seeded synthetic series with a planted pattern as stream records, daily from 2021-01-04, priced near 10,000."""
     from pattern_engine.synthetic import planted_bar_records
 
-    start = int(datetime(2021, 1, 4, tzinfo=timezone.utc).timestamp())
-    return planted_bar_records(PENDING_SYMBOL, PENDING_PATTERN, seed=7, start=start, scale=100)
+    return planted_bar_records(symbol, pattern, seed=seed, noise=noise, start=PLANTED_START, scale=100)
+
+
+def pending_series_bars() -> list[dict]:
+    """The seeded synthetic series whose approval the demo leaves pending."""
+    return planted_series(PENDING_SYMBOL, PENDING_PATTERN)
+
+
+def decided_series_bars() -> list[dict]:
+    """The series decisions_step decides: the same clean head-and-shoulders (CRITICAL, 0.996) under three symbols."""
+    return [bar for symbol in DECIDED_SYMBOLS for bar in planted_series(symbol)]
 
 
 def approver_inboxes(session, endpoint: str, topic_arn: str, approver_ids: list[str], *, prefix: str = INBOX_PREFIX,
@@ -110,6 +134,39 @@ def approval_step(session, endpoint: str, runner, inboxes: dict[str, str], *, ou
         report.lines.append("pending approval: none left (all decided or expired)")
     report.lines.append(auto_rejected(session, endpoint))
     return report
+
+
+def decisions_step(session, endpoint: str, runner, inboxes: dict[str, str], *, expiry_seconds: int) -> list[str]:
+    """Decide the DECIDED_SYMBOLS' pending approvals as the first approver: reject one on its page, then move the
+    platform clock past the deadline (only if one is still pending), click the late one's link, and let the expiry
+    timers run. Every request read is put back in the inbox, so approval_step still counts them. Returns summary lines."""
+    sqs = session.client("sqs", endpoint_url=endpoint)
+    inbox = next(iter(inboxes.values()))
+    received = approval_requests(sqs, inbox)
+    for request in received:
+        sqs.send_message(QueueUrl=inbox, MessageBody=json.dumps(request))
+    pending = {r["alert"].get("symbol"): r for r in received
+               if r["alert"].get("symbol") in DECIDED_SYMBOLS and link_status(runner, r) == APPROVAL_STATUS_PENDING}
+    lines = []
+    rejected = pending.get(REJECTED_SYMBOL)
+    if rejected is not None:
+        answer = runner.request("POST", api_path(rejected["approveUrl"]), body=urlencode({"action": "reject", "comment": REJECT_COMMENT}),
+                                headers={"Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json"})
+        lines.append(f"rejected on its page: {rejected['alert'].get('pattern')} on {REJECTED_SYMBOL} by {rejected['approverName']} "
+                     f"-> HTTP {answer['statusCode']} {json.loads(answer['body']).get('status')}")
+    if EXPIRED_SYMBOL in pending or LATE_SYMBOL in pending:
+        admin.advance_clock(endpoint, expiry_seconds + 60)
+        late = pending.get(LATE_SYMBOL)
+        if late is not None:
+            answer = runner.request("POST", api_path(late["approveUrl"]), body={"action": "approve"}, headers={"Accept": "application/json"})
+            lines.append(f"clicked after its deadline: {late['alert'].get('pattern')} on {LATE_SYMBOL} -> HTTP {answer['statusCode']} "
+                         f"{json.loads(answer['body']).get('status')} (the platform rejects it on the click)")
+        runner.drain()  # the expiry timers are due now: ApprovalExpiry rejects what nobody answered
+        if EXPIRED_SYMBOL in pending:
+            lines.append(f"left unanswered: {pending[EXPIRED_SYMBOL]['alert'].get('pattern')} on {EXPIRED_SYMBOL} -> "
+                         f"{link_status(runner, pending[EXPIRED_SYMBOL])} at its deadline")
+        lines.append(f"platform clock moved {expiry_seconds + 60} s ahead for the deadlines (no waiting); `make down` resets it")
+    return lines
 
 
 def auto_rejected(session, endpoint: str) -> str:

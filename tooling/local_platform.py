@@ -17,6 +17,7 @@ directory never redirects one.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -24,6 +25,7 @@ import shutil
 import subprocess
 import sys
 import time
+import urllib.error
 from pathlib import Path
 
 from patternwatch_infra.config import load_environment
@@ -53,13 +55,70 @@ def say(message: str) -> None:
 
 
 def synth() -> float:
-    """Synthesize only the local stack (main.py, as `cdktf synth` runs it)."""
+    """Synthesize only the local stack (main.py, as `cdktf synth` runs it), unless its inputs are unchanged.
+
+    A synth costs 15-70 s (jsii starts Node, the packages are zipped), most of a second demo's time. The
+    stack is a pure function of SYNTH_INPUTS and the PATTERNWATCH_* variables, so when their hash and the
+    hash of the synthesized JSON both match what the last synth recorded, and its assets are all there, the
+    output is what a new synth would write and it is kept.
+    """
     started = time.monotonic()
+    inputs = synth_inputs_digest()
+    if _synthesized_for(inputs):
+        say("synth: patternwatch-local is up to date (inputs unchanged since the last synth)")
+        return time.monotonic() - started
+    say("synth: patternwatch-local")
     env = {**terraform_env(), "PATTERNWATCH_ENVIRONMENTS": ENVIRONMENT}
     result = subprocess.run([sys.executable, "main.py"], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True)
     if result.returncode != 0:
+        SYNTH_STAMP.unlink(missing_ok=True)
         raise SystemExit(f"error: synth failed:\n{result.stderr[-4000:]}")
+    SYNTH_STAMP.write_text(json.dumps({"inputs": inputs, "stacks": _stack_digests()}, indent=1) + "\n")
     return time.monotonic() - started
+
+
+# Everything the local stack's synthesized JSON and assets are made from (with the PATTERNWATCH_* variables).
+SYNTH_INPUTS = ("main.py", "cdktf.json", "Pipfile.lock", "package-lock.json", "envs", "patternwatch_infra", "lambda_src")
+SYNTH_STAMP = PROJECT_ROOT / "cdktf.out" / "patternwatch-local.synth-inputs.json"
+_ASSET_PATH = re.compile(r'"(assets/[^"]+)"')
+_NOT_INPUTS = ("__pycache__", ".pytest_cache", ".mypy_cache")
+
+
+def synth_inputs_digest() -> str:
+    """SHA-256 over every input file's path and bytes and the PATTERNWATCH_* environment variables."""
+    digest = hashlib.sha256()
+    for name, value in sorted(os.environ.items()):
+        if name.startswith("PATTERNWATCH_"):
+            digest.update(f"{name}={value}\0".encode())
+    for entry in SYNTH_INPUTS:
+        path = PROJECT_ROOT / entry
+        files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+        for file in files:
+            relative = file.relative_to(PROJECT_ROOT)
+            if any(part in _NOT_INPUTS for part in relative.parts) or file.suffix in (".pyc", ".pyo"):
+                continue
+            digest.update(f"{relative}\0".encode())
+            digest.update(file.read_bytes())
+    return digest.hexdigest()
+
+
+def _stack_digests() -> dict[str, str]:
+    """SHA-256 of each synthesized `local` stack's JSON (the platform's, and any other stack of `local`)."""
+    return {path.parent.name: hashlib.sha256(path.read_bytes()).hexdigest()
+            for path in sorted(STACK_DIR.parent.glob(f"{STACK_DIR.name}*/cdk.tf.json"))}
+
+
+def _synthesized_for(inputs: str) -> bool:
+    """The last synth recorded these inputs, its stacks' JSON is unchanged since, and every asset they name exists."""
+    try:
+        stamp = json.loads(SYNTH_STAMP.read_text())
+    except (OSError, ValueError):
+        return False
+    stacks = _stack_digests()
+    if stamp.get("inputs") != inputs or stamp.get("stacks") != stacks or STACK_DIR.name not in stacks:
+        return False
+    return all((STACK_DIR.parent / name / asset).is_file()
+               for name in stacks for asset in set(_ASSET_PATH.findall((STACK_DIR.parent / name / "cdk.tf.json").read_text())))
 
 
 def terraform(
@@ -73,13 +132,15 @@ def terraform(
         return subprocess.run(command, cwd=stack_dir, env=env, capture_output=True, text=True)
     lines: list[str] = []
     done = 0
+    started = time.monotonic()
     with subprocess.Popen(command, cwd=stack_dir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as process:
         for line in process.stdout:
             lines.append(line)
             match = _DONE.match(line.strip())
             if match:
                 done += 1
-                say(f"  [{done:3d}] {match.group(2).lower():<13} {match.group(1)} ({match.group(3)})")
+                # When each resource finished, since the command started: the apply's critical path at a glance.
+                say(f"  [{done:3d}] {time.monotonic() - started:6.1f} s  {match.group(2).lower():<13} {match.group(1)} ({match.group(3)})")
             elif line.startswith(("Apply complete", "Destroy complete", "Error", "│ Error")):
                 say(f"  {line.rstrip()}")
     output = "".join(lines)
@@ -93,16 +154,12 @@ def flat_outputs(workspace: str = DEFAULT_WORKSPACE, stack_dir: Path = STACK_DIR
     return parse_outputs(result.stdout, source=str(stack_dir))
 
 
-def write_flat_outputs() -> dict[str, object]:
-    outputs = flat_outputs()
-    FLAT_OUTPUTS.parent.mkdir(exist_ok=True)
-    FLAT_OUTPUTS.write_text(json.dumps(outputs, indent=2, sort_keys=True) + "\n")
-    return outputs
-
-
-def deploy(*, workspace: str = DEFAULT_WORKSPACE, timings: dict[str, float] | None = None) -> dict[str, object]:
+def deploy(*, workspace: str = DEFAULT_WORKSPACE, timings: dict[str, float] | None = None, reapply: bool = False) -> dict[str, object]:
     """Emulator, synth, init, apply, outputs; idempotent (a second run applies no changes).
 
+    The default workspace's apply is skipped when the deployment is known to be current (`is_current`): the same
+    emulator still holds what the last apply of the same synthesized stack left, and the state is unchanged since.
+    `reapply` applies anyway (Terraform then also finds drift made outside it).
     The default workspace's outputs also go to cfn-outputs/flat-outputs.json; another workspace's are returned.
     """
     timings = timings if timings is not None else {}
@@ -112,25 +169,64 @@ def deploy(*, workspace: str = DEFAULT_WORKSPACE, timings: dict[str, float] | No
         _remove_state()
     timings["emulator"] = time.monotonic() - step
 
-    say("synth: patternwatch-local")
     timings["synth"] = synth()
 
-    step = time.monotonic()
-    say("terraform init (offline provider mirror where present)")
-    # -reconfigure: the synthesized backend block is the truth; a .terraform/ left by an older synth (say,
-    # before the local backend got its workspace_dir) must not stop the deploy with "Backend configuration changed".
-    init = terraform("init", "-input=false", "-no-color", "-reconfigure")
-    if init.returncode != 0:
-        raise SystemExit(f"error: terraform init failed:\n{init.stdout}{init.stderr}")
-    timings["init"] = time.monotonic() - step
+    if workspace == DEFAULT_WORKSPACE and not reapply and is_current():
+        step = time.monotonic()
+        say("terraform apply: skipped: this emulator holds the deployment of this exact stack, state unchanged since "
+            "(make demo DEMO_ARGS=--reapply applies anyway)")
+        outputs = flat_outputs()
+        timings["outputs"] = time.monotonic() - step
+    else:
+        step = time.monotonic()
+        say("terraform init (offline provider mirror where present)")
+        # -reconfigure: the synthesized backend block is the truth; a .terraform/ left by an older synth (say,
+        # before the local backend got its workspace_dir) must not stop the deploy with "Backend configuration changed".
+        init = terraform("init", "-input=false", "-no-color", "-reconfigure")
+        if init.returncode != 0:
+            raise SystemExit(f"error: terraform init failed:\n{init.stdout}{init.stderr}")
+        timings["init"] = time.monotonic() - step
 
-    step = time.monotonic()
-    outputs = apply(workspace)
-    timings["apply"] = time.monotonic() - step
+        step = time.monotonic()
+        outputs = apply(workspace)
+        timings["apply"] = time.monotonic() - step
+        if workspace == DEFAULT_WORKSPACE:
+            _record_deployment()
     if workspace == DEFAULT_WORKSPACE:
-        write_flat_outputs()
+        FLAT_OUTPUTS.parent.mkdir(exist_ok=True)
+        FLAT_OUTPUTS.write_text(json.dumps(outputs, indent=2, sort_keys=True) + "\n")
         say(f"outputs: {len(outputs)} names and ARNs in {FLAT_OUTPUTS.relative_to(PROJECT_ROOT)}")
     return outputs
+
+
+# What the last successful apply of the default workspace left: the emulator holding it, the stack, the state.
+APPLIED_RECORD = emulator.STATE_DIR / f"{STACK_DIR.name}.applied.json"
+
+
+def _deployment() -> dict[str, str | None]:
+    from .local_aws import admin
+
+    return {"emulator": admin.boot_id(emulator.endpoint()), "stack": _stack_digests().get(STACK_DIR.name),
+            "state": hashlib.sha256(STATE_FILE.read_bytes()).hexdigest() if STATE_FILE.is_file() else None}
+
+
+def _record_deployment() -> None:
+    try:
+        APPLIED_RECORD.write_text(json.dumps(_deployment(), indent=1) + "\n")
+    except (OSError, ValueError, urllib.error.URLError):
+        APPLIED_RECORD.unlink(missing_ok=True)  # an emulator without the boot endpoint: every deploy applies
+
+
+def is_current() -> bool:
+    """True when a new apply could only find what the last one left: the same emulator process (its boot id), the
+    same synthesized stack, and the state that apply wrote. Drift made on the emulator outside Terraform since then
+    is not looked for; nothing on `local` but Terraform changes what it manages (the release tooling's changes are
+    ignored by the stack either way)."""
+    try:
+        recorded = json.loads(APPLIED_RECORD.read_text())
+        return recorded == _deployment() and None not in recorded.values()
+    except (OSError, ValueError, urllib.error.URLError):
+        return False
 
 
 def apply(workspace: str = DEFAULT_WORKSPACE, stack_dir: Path = STACK_DIR) -> dict[str, object]:
@@ -212,6 +308,7 @@ def destroy() -> None:
 
 def _remove_state() -> None:
     """The emulator keeps nothing after it stops, so the states describing it (every stack's and workspace's) go too."""
+    APPLIED_RECORD.unlink(missing_ok=True)
     for state in [*PROJECT_ROOT.glob(f"{STATE_FILE.name}*"), *PROJECT_ROOT.glob(f"{TUNER_STATE_FILE.name}*")]:
         if state.is_dir():
             shutil.rmtree(state)

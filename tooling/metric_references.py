@@ -1,6 +1,7 @@
 """Every metric the deployed dashboard or an alarm references, and whether it has data in a time range.
 
-Usage: python -m tooling.metric_references [--hours 3]   (the local deployment; prints one line a metric)
+Usage: python -m tooling.metric_references [--hours 3]   (the local deployment, up to the platform clock's now;
+       prints one line a metric)
 
 References come from what is deployed, read back from CloudWatch: the dashboard body (GetDashboard, so
 every Terraform reference is resolved) and the alarms (DescribeAlarms): plain metric alarms, alarms on
@@ -213,6 +214,14 @@ def check_deployed(cloudwatch, dashboard_name: str, *, start: datetime, end: dat
     return check_data(cloudwatch, referenced_metrics(read_dashboard(cloudwatch, dashboard_name), unique), start, end)
 
 
+def platform_now(endpoint: str | None = None) -> datetime:
+    """The emulator's platform clock: metrics carry its time, and the demo moves it ahead (past approval deadlines)."""
+    from . import emulator
+    from .local_aws import admin
+
+    return datetime.fromtimestamp(admin.platform_clock(endpoint or emulator.endpoint())["now"], timezone.utc)
+
+
 def time_range(hours: float, end: datetime | None = None) -> tuple[datetime, datetime]:
     end = end or datetime.now(timezone.utc)
     return end - timedelta(hours=hours), end
@@ -225,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     cloudwatch = emulator_cloudwatch()
     dashboard_name, ops_topic_arn = deployed_names(args.dashboard)
-    start, end = time_range(args.hours)
+    start, end = time_range(args.hours, platform_now() + timedelta(seconds=1))
     checks = check_deployed(cloudwatch, dashboard_name, start=start, end=end, alarm_action_prefix=ops_topic_arn)
     for check in checks:
         print(check.describe())

@@ -28,6 +28,11 @@ def advance_clock(endpoint: str, seconds: float) -> float:
     return _call(endpoint, "POST", "clock", {"advanceSeconds": seconds})["offsetSeconds"]
 
 
+def boot_id(endpoint: str) -> str:
+    """The running emulator's identity: a new one on every start (it starts empty)."""
+    return _call(endpoint, "GET", "boot", timeout=10)["bootId"]
+
+
 def reset_clock(endpoint: str) -> None:
     _call(endpoint, "POST", "clock", {"reset": True})
 

@@ -7,7 +7,8 @@ instead of sleeping. Inside the emulator the offset moves:
 - the Lambda workers: each invocation runs under `time_machine.travel(now + offset)`, so `time.time()`
   and `datetime.now()` in function code see the platform clock (monotonic clocks keep real time, so
   timeouts still measure real seconds);
-- log event and metric timestamps written by the local Lambda service, the gateway and the workflows;
+- log event and metric timestamps written by the local Lambda service, the gateway and the workflows, and
+  the time CloudWatch gives a metric datum that names none (PutMetricData from the trigger runner);
 - scheduled events the runner fires (their `time` field).
 DynamoDB TTL is not enforced by moto at all, so it has no clock to move.
 
@@ -60,10 +61,13 @@ def install_moto_clock() -> None:
 
 
 def install_logs_clock() -> None:
-    """CloudWatch Logs accepts events up to 2 h ahead of its own clock: let that clock be the platform's."""
+    """CloudWatch Logs accepts events up to 2 h ahead of its own clock: let that clock be the platform's. CloudWatch
+    stamps a PutMetricData datum that names no time (the trigger runner's IteratorAge, say) with its own clock too."""
+    from moto.cloudwatch import models as cloudwatch_models
     from moto.logs import models
 
     models.utcnow = lambda: now_datetime().replace(tzinfo=None)
+    cloudwatch_models.utcnow = lambda: now_datetime().replace(tzinfo=None)
 
 
 def _real_unix_time(value: _dt.datetime) -> float:

@@ -566,6 +566,9 @@ class LambdaService:
         self._put_lambda_metrics(target, {
             "Invocations": (1, "Count"),
             "Errors": (0 if outcome.ok else 1, "Count"),
+            # Invocation metrics are binary indicators of each invocation's outcome (Lambda developer guide,
+            # "Types of metrics"): a call that ran was not throttled, so Throttles gets its 0 (a throttled one, 1).
+            "Throttles": (0, "Count"),
             "Duration": (duration_ms, "Milliseconds"),
         }, executed_version=target.version)
         return events

@@ -10,12 +10,14 @@ Admin endpoints (JSON; only this emulator has them, no AWS API does):
 - GET  /_patternwatch/lambda/stats               invocations, cold starts, errors, dropped async events
 - GET  /_patternwatch/events/stats               EventBridge retries pending, events that found no dead-letter queue
 - GET  /_patternwatch/calls                      AWS calls served, by service.operation; DynamoDB request units (call_counts.py)
+- GET  /_patternwatch/boot                       {"bootId"}: new on every start, so a client can tell this emulator from an earlier one
 """
 from __future__ import annotations
 
 import json
 import os
 import re
+import uuid
 from typing import Any
 
 from . import api_gateway, call_counts, clock, event_delivery, service_metrics
@@ -23,6 +25,8 @@ from .lambda_service import service
 
 DEFAULT_ACCOUNT = "123456789012"
 ADMIN_PREFIX = "/_patternwatch/"
+# This emulator process's identity: everything it holds is gone when it stops, and the next one gets a new id.
+BOOT_ID = uuid.uuid4().hex
 
 
 def default_region() -> str:
@@ -77,6 +81,8 @@ def _admin(method: str, path: str, body: dict) -> tuple[int, Any]:
         return 200, event_delivery.stats()
     if route == "calls" and method == "GET":
         return 200, call_counts.snapshot()
+    if route == "boot" and method == "GET":
+        return 200, {"bootId": BOOT_ID}
     return 404, {"message": f"no admin endpoint {method} {path}"}
 
 

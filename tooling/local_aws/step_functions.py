@@ -222,8 +222,10 @@ def _finish(execution) -> None:
     started = _started.pop(execution.exec_arn, None)
     elapsed_ms = (time.monotonic() - started) * 1000 if started is not None else 0.0
     data = [telemetry.metric("ExecutionTime", elapsed_ms, "Milliseconds", {"StateMachineArn": machine_arn})]
+    # Every end state as a binary indicator, 1 for this execution's and 0 for the others, the way Lambda publishes
+    # its invocation metrics: a "failures" widget then reads 0 after healthy traffic instead of "no data".
     if status in _END_METRIC:
-        data.append(telemetry.metric(_END_METRIC[status], 1, "Count", {"StateMachineArn": machine_arn}))
+        data += [telemetry.metric(metric, int(end == status), "Count", {"StateMachineArn": machine_arn}) for end, metric in _END_METRIC.items()]
     telemetry.put_metrics(execution.account_id, execution.region_name, "AWS/States", data)
     group = _log_group_name(machine)
     if group:

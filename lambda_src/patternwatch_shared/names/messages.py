@@ -45,6 +45,9 @@ SEVERITY_HIGH: Final = "HIGH"
 SEVERITY_MEDIUM: Final = "MEDIUM"
 SEVERITY_LOW: Final = "LOW"
 SEVERITIES: Final = (SEVERITY_CRITICAL, SEVERITY_HIGH, SEVERITY_MEDIUM, SEVERITY_LOW)
+# The severities an alert can have: an alerting match is CRITICAL or HIGH (detection.severity_for), a threshold
+# alert HIGH. MEDIUM and LOW only describe stored matches under the alert threshold, which never alert.
+ALERT_SEVERITIES: Final = (SEVERITY_CRITICAL, SEVERITY_HIGH)
 # Which detections alert is configuration (envs/*.json `alerts.confidence_threshold`, reaching the
 # functions as ALERT_CONFIDENCE_THRESHOLD). Which alerts need a human is policy, one value for every
 # environment: confidence at or above this makes an alert CRITICAL, i.e. it waits for an approval.

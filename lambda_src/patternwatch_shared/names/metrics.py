@@ -33,6 +33,6 @@ METRIC_WORKFLOW_ACTIONS: Final = "WorkflowActions"
 # --- Dimensions -----------------------------------------------------------------------------------
 DIMENSION_SERVICE: Final = "service"  # added by Powertools Metrics to every metric (the spec's service name)
 DIMENSION_PATTERN_TYPE: Final = "PatternType"  # a pattern name, or PATTERN_TYPE_ALL
-DIMENSION_SEVERITY: Final = "Severity"  # an alert severity (names.messages.SEVERITIES)
+DIMENSION_SEVERITY: Final = "Severity"  # an alert severity (names.messages.ALERT_SEVERITIES)
 DIMENSION_ACTION: Final = "Action"  # an approval action (names.messages.ACTION_*)
 PATTERN_TYPE_ALL: Final = "all"  # PatternType value for a detection pass over every pattern

@@ -1,13 +1,8 @@
 """After the demo's traffic, every metric a dashboard widget or an alarm references has data (issue 10, section 7).
 
-PENDING until the local runtime publishes metrics to the emulator's CloudWatch (EMF lines of every
-function, and AWS/Lambda, AWS/States, AWS/ApiGateway, AWS/SQS and AWS/Kinesis metrics). Rename this file
-to test_dashboard_metrics.py when that lands, together with the demo's dashboard step
-(`say(dashboard_render.demo_summary(session, endpoint, outputs))` in tooling/demo.py).
-
 The references are read back from the emulator (GetDashboard, DescribeAlarms), so a widget or alarm
 added later is checked too. The only exceptions are tooling.metric_references.NEEDS_REAL_AWS (billing,
-WAF), each with its reason; docs/local-platform.md explains what the demo must do for the rest.
+WAF), each with its reason; docs/local-platform.md explains what the demo does for the rest.
 """
 from __future__ import annotations
 
@@ -17,16 +12,23 @@ import pytest
 
 from tooling import dashboard_render, demo, metric_references
 from tooling.cloudwatch_metrics import Metric, MetricStat, widget_entries
+from tooling.local_aws import admin
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def demo_window(deployed) -> tuple[datetime, datetime]:
-    """Run `make demo`'s script; the window holds its traffic only, not the other integration tests'."""
+def demo_window(deployed, endpoint) -> tuple[datetime, datetime]:
+    """Run `make demo`'s script; the window holds its traffic only, not the other integration tests'. It ends at
+    the platform clock's now: the demo moves that clock past the approvals' deadlines, and what happens after
+    carries the moved clock's time. The clock goes back to real time afterwards, for the tests that follow.
+    `--again`: on an emulator that already ran the demo (`make demo` before `make test`), its series continue as new days."""
     started = datetime.now(timezone.utc)
-    assert demo.main([]) == 0
-    return started, datetime.now(timezone.utc) + timedelta(seconds=1)
+    try:
+        assert demo.main(["--again"]) == 0
+        yield started, datetime.fromtimestamp(admin.platform_clock(endpoint)["now"], timezone.utc) + timedelta(seconds=1)
+    finally:
+        admin.reset_clock(endpoint)
 
 
 @pytest.fixture(scope="module")
