@@ -20,7 +20,7 @@ from patternwatch_shared.batch import ReportingBatchProcessor, empty_batch_respo
 from patternwatch_shared.config import EnvReader, alert_confidence_threshold
 from patternwatch_shared.decoding import decode_bar_record
 from patternwatch_shared.ingest import BarIngestor, IngestResult
-from patternwatch_shared.models import Bar
+from patternwatch_shared.models import Bar, PatternDetectedDetail, build_validators
 from patternwatch_shared.names.functions import ENV_TRADING_PATTERNS_TABLE, KINESIS_CONSUMER
 from patternwatch_shared.names.messages import DETECTION_CONTEXT_BARS
 from patternwatch_shared.names.metrics import (
@@ -34,6 +34,7 @@ from patternwatch_shared.telemetry import DimensionedMetrics, powertools_for
 from patternwatch_shared.window_cache import WindowCache
 
 SPEC = KINESIS_CONSUMER
+build_validators(Bar, PatternDetectedDetail)
 logger, tracer, metrics = powertools_for(SPEC)
 processor = ReportingBatchProcessor(EventType.KinesisDataStreams, logger)
 # Each symbol's newest bars, kept between invocations of this execution environment so that a batch
