@@ -2,8 +2,11 @@
 
 The whole handler runs (Powertools decorators, BatchProcessor, base64 + JSON + validation, DynamoDB
 marshalling, per-symbol Query, pattern detection, conditional pattern writes, PatternDetected event
-batching), with DynamoDB and EventBridge replaced by in-memory stubs that answer the same low-level calls. Each symbol
-already has 60 bars of history, as in steady state, so every symbol runs a full detection.
+batching), with DynamoDB and EventBridge replaced by in-memory stubs that answer the same low-level calls
+(tooling/in_memory_aws.py, which also counts Queries and read units). Each symbol already has 60+ bars of
+history, as in steady state, so every symbol runs a full detection. Two cases for the window cache:
+cold (a new execution environment: every symbol is Queried) and warm (the environment handled the
+previous batch, untimed: every symbol is served from memory).
 Timing is process CPU time (time.process_time) of one lambda_handler call; a fresh stub per run.
 
     .venv/bin/python benchmarks/bench_lambda_consumer.py [--repeats 5]
