@@ -12,7 +12,10 @@ as the Lambda runtime does on a cold start, in two environments:
 Reported per handler: the module's cumulative import time (the `-X importtime` "cumulative" column,
 wall clock) and the process CPU time of the same import (less sensitive to other load on this
 shared machine), medians of --repeats fresh interpreters; and whether numpy / pattern_engine.engine /
-boto3 were loaded (they load lazily, on first use).
+boto3 / requests were loaded (the first three load lazily, on first use; requests not at all).
+Then the per-module breakdown in the "lambda" environment: for each handler, the distributions
+(top-level packages) by the sum of their modules' own ("self") import time, and the handler's
+heaviest imports by cumulative time, medians over the same runs.
 
 Then the chart renderer's cold-start cost, paid by the alert processor on its first alert: in a fresh
 interpreter ("lambda" environment, one BLAS/OpenMP thread as Lambda's small instances run), after the
@@ -41,8 +44,9 @@ from patternwatch_shared.names.functions import PLATFORM_FUNCTIONS
 LAMBDA_SRC = Path(__file__).resolve().parents[1] / "lambda_src"
 
 # pattern_engine.engine, not the package: the request models import the numpy-free pattern_engine.limits.
-LAZY = ("numpy", "pattern_engine.engine", "boto3")
-TARGET_MS = 300.0
+LAZY = ("numpy", "pattern_engine.engine", "boto3", "requests")
+TARGET_MS = 250.0
+BREAKDOWN_ROWS = 8
 ENVIRONMENTS = {
     "lambda": {
         "LAMBDA_TASK_ROOT": tempfile.gettempdir(),
@@ -53,6 +57,41 @@ ENVIRONMENTS = {
     },
     "local": {"POWERTOOLS_TRACE_DISABLED": "true", "AWS_DEFAULT_REGION": "us-east-1"},
 }
+
+
+class ImportTimes:
+    """One `-X importtime` run of `module`: microseconds of each module it imported, own and cumulative.
+
+    Lines come in the order imports complete, nested ones indented under their importer; the module's
+    subtree is the lines between the previous top-level line (interpreter start-up: site, ...) and its own.
+    """
+
+    def __init__(self, stderr: str, module: str):
+        lines = []
+        for line in stderr.splitlines():
+            if not line.startswith("import time:") or "|" not in line:
+                continue
+            own, cumulative, name = line[len("import time:") :].split("|")
+            if own.strip().isdigit():  # not the header line
+                depth = (len(name) - len(name.lstrip())) // 2
+                lines.append((name.strip(), int(own), int(cumulative), depth))
+        names = [name for name, *_ in lines]
+        if module not in names:
+            raise RuntimeError(f"{module} not found in -X importtime output")
+        end = names.index(module)
+        start = max((i + 1 for i, (*_, depth) in enumerate(lines[:end]) if depth == 0), default=0)
+        self.total_us = lines[end][2]
+        self.own = {name: own for name, own, _, _ in lines[start:end]}
+        self.cumulative = {name: cumulative for name, _, cumulative, _ in lines[start:end]}
+
+    def by_package(self) -> dict[str, int]:
+        packages: dict[str, int] = {}
+        for name, own in self.own.items():
+            packages[name.split(".")[0]] = packages.get(name.split(".")[0], 0) + own
+        return packages
+
+
+BREAKDOWNS: dict[str, list[ImportTimes]] = {}
 
 
 def measure(module: str, environment: str) -> tuple[float, float, set[str]]:
@@ -73,22 +112,33 @@ def measure(module: str, environment: str) -> tuple[float, float, set[str]]:
         text=True,
         check=True,
     )
-    cumulative_us = None
-    imported = set()
-    for line in completed.stderr.splitlines():
-        if not line.startswith("import time:") or "|" not in line:
-            continue
-        parts = [part.strip() for part in line[len("import time:") :].split("|")]
-        if not parts[1].isdigit():
-            continue  # header line
-        name = parts[2]
-        imported.update({name, name.split(".")[0]})
-        if name == module:
-            cumulative_us = int(parts[1])
-    if cumulative_us is None:
-        raise RuntimeError(f"{module} not found in -X importtime output")
+    times = ImportTimes(completed.stderr, module)
+    if environment == "lambda":
+        BREAKDOWNS.setdefault(module, []).append(times)
+    imported = {prefix for name in times.own for prefix in (name, name.split(".")[0])}
     cpu_ms = float(completed.stdout.strip()) * 1000.0
-    return cumulative_us / 1000.0, cpu_ms, imported & set(LAZY)
+    return times.total_us / 1000.0, cpu_ms, imported & set(LAZY)
+
+
+def median_ms(runs: list[dict[str, int]], name: str) -> float:
+    return statistics.median(run.get(name, 0) for run in runs) / 1000.0
+
+
+def breakdown_table() -> None:
+    print(f"\nper-module breakdown, \"lambda\" environment, -X importtime wall ms, median of the runs above")
+    print("| handler module | distributions by own import time (ms) | heaviest imports by cumulative time (ms) |")
+    print("|---|---|---|")
+    for module, runs in BREAKDOWNS.items():
+        packages = [run.by_package() for run in runs]
+        names = {name for run in packages for name in run}
+        top_packages = sorted(names, key=lambda name: -median_ms(packages, name))[:BREAKDOWN_ROWS]
+        cumulative = [run.cumulative for run in runs]
+        children = {name for run in cumulative for name in run}
+        top_imports = sorted(children, key=lambda name: -median_ms(cumulative, name))[:BREAKDOWN_ROWS]
+        print(
+            f"| {module} | {', '.join(f'{name} {median_ms(packages, name):.0f}' for name in top_packages)} | "
+            f"{', '.join(f'{name} {median_ms(cumulative, name):.0f}' for name in top_imports)} |"
+        )
 
 
 BLAS_THREADS = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
@@ -160,10 +210,12 @@ def renderer_table(repeats: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--skip-renderer", action="store_true", help="only the handler imports, not the chart renderer")
     args = parser.parse_args()
     modules = [spec.handler.rsplit(".", 1)[0] for spec in PLATFORM_FUNCTIONS]
     for module in modules:  # warm-up so .pyc files exist, as they do in the deployment package
         measure(module, "local")
+    BREAKDOWNS.clear()
     print(f"python {sys.version.split()[0]}, median of {args.repeats} fresh interpreters, target <= {TARGET_MS:.0f} ms")
     print("| handler module | lambda: -X importtime ms | lambda: CPU ms | local: -X importtime ms | local: CPU ms | lazy modules loaded |")
     print("|---|---:|---:|---:|---:|---|")
@@ -179,7 +231,9 @@ def main() -> None:
             row += [statistics.median(wall), statistics.median(cpu)]
         cells = " | ".join(f"{value:.1f}" for value in row)
         print(f"| {module} | {cells} | {', '.join(sorted(loaded)) or 'none'} |")
-    renderer_table(args.repeats)
+    breakdown_table()
+    if not args.skip_renderer:
+        renderer_table(args.repeats)
 
 
 if __name__ == "__main__":

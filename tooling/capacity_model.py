@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from patternwatch_infra.config import load_environment
+from patternwatch_shared.names.messages import DETECTION_CONTEXT_BARS
 from power_tuning.pricing import ARM64_PRICE_PER_GB_SECOND, MB_PER_GB, PRICE_PER_REQUEST
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -109,7 +110,8 @@ class PerBar:
     """What the platform does per bar, and per consumer invocation; `source` says where the numbers come from."""
 
     source: str
-    # DynamoDB request units per bar (writes: the bar item and patterns; reads: the consumer's history query)
+    # DynamoDB request units per bar (writes: the bar item and patterns); reads: per history Query, of which
+    # the consumer makes Workload.history_queries_per_bar a bar
     dynamodb_write_units: float
     dynamodb_read_units: float
     # the consumer: billed duration of one invocation = fixed + records x (CPU + DynamoDB calls x AWS call latency)
@@ -219,6 +221,16 @@ class Workload:
     def bar_times_per_month(self) -> int:
         return self.bars_per_day * TRADING_DAYS_PER_MONTH
 
+    @property
+    def history_queries_per_bar(self) -> float:
+        """The consumer's history Queries per bar with its window cache (patternwatch_shared/window_cache.py).
+
+        The cache serves a symbol's context while the newest DETECTION_CONTEXT_BARS - 1 bars are evenly
+        spaced. A session's first 42 bars have the overnight close in that window and are read from the
+        table; the rest of the day is served from memory. Daily bars always have a weekend in it: one a bar.
+        """
+        return min(1.0, (DETECTION_CONTEXT_BARS - 1) / self.bars_per_day)
+
 
 @dataclass(frozen=True)
 class Deployment:
@@ -303,7 +315,8 @@ def estimate(workload: Workload, per_bar: PerBar | None = None, deployment: Depl
     # DynamoDB on-demand: request units per bar, plus a year of stored bars (bars carry no TTL).
     stored_gb = bars * 12 * per_bar.item_bytes / GB
     result.costs["DynamoDB"] = (bars * per_bar.dynamodb_write_units * prices.dynamodb_write_request_unit
-                                + bars * per_bar.dynamodb_read_units * prices.dynamodb_read_request_unit
+                                + bars * workload.history_queries_per_bar * per_bar.dynamodb_read_units
+                                * prices.dynamodb_read_request_unit
                                 + stored_gb * prices.dynamodb_storage_gb_month)
     result.notes["DynamoDB"] = f"storage after 12 months: {stored_gb:.2f} GB"
 

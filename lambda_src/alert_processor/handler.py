@@ -23,7 +23,7 @@ from patternwatch_shared.config import EnvReader
 from patternwatch_shared.decoding import decode_alert_body
 from patternwatch_shared.delivery import Claim, DeliveryClaims
 from patternwatch_shared.messaging import alert_json
-from patternwatch_shared.models import AlertMessage, utc_now
+from patternwatch_shared.models import AlertMessage, build_validators, utc_now
 from patternwatch_shared.names.functions import (
     ALERT_PROCESSOR, ENV_APPROVAL_API_BASE_URL, ENV_APPROVAL_EXPIRY_SECONDS, ENV_APPROVAL_REQUESTS_TOPIC_ARN,
     ENV_APPROVAL_TABLE, ENV_APPROVERS, ENV_DATA_BUCKET, ENV_PENDING_APPROVALS_QUEUE_URL, ENV_TRADING_ALERTS_TOPIC_ARN,
@@ -38,6 +38,7 @@ from patternwatch_shared.storage import TradingPatternsTable
 from patternwatch_shared.telemetry import DimensionedMetrics, powertools_for
 
 SPEC = ALERT_PROCESSOR
+build_validators(AlertMessage)
 logger, tracer, metrics = powertools_for(SPEC)
 processor = ReportingBatchProcessor(EventType.SQS, logger)
 # A claim's lease outlasts the invocation that holds it by this much (clock skew between instances).

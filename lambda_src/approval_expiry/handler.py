@@ -20,11 +20,13 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+# patternwatch_shared.batch (Powertools' batch utility) before anything that imports pydantic: when
+# pydantic is already loaded, Powertools' batch types import every parser event model, for type hints only.
+from patternwatch_shared.batch import empty_batch_response, require_records  # isort: skip
 from patternwatch_shared import aws
 from patternwatch_shared.approvals import ApprovalWorkflow
-from patternwatch_shared.batch import empty_batch_response, require_records
 from patternwatch_shared.config import EnvReader
-from patternwatch_shared.models import utc_now
+from patternwatch_shared.models import AlertMessage, build_validators, utc_now
 from patternwatch_shared.names.functions import (
     APPROVAL_EXPIRY, ENV_APPROVAL_TABLE, ENV_PENDING_APPROVALS_QUEUE_URL, ENV_TRADING_ALERTS_TOPIC_ARN,
 )
@@ -35,6 +37,7 @@ from patternwatch_shared.names.metrics import (
 from patternwatch_shared.telemetry import DimensionedMetrics, powertools_for
 
 SPEC = APPROVAL_EXPIRY
+build_validators(AlertMessage)
 logger, tracer, metrics = powertools_for(SPEC)
 # ChangeMessageVisibility accepts at most 12 hours; a longer wait is re-armed on the next receive.
 MAX_VISIBILITY_SECONDS = 12 * 3600

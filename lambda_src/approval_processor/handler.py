@@ -24,7 +24,7 @@ from patternwatch_shared.approvals import Approval, ApprovalWorkflow, LinkState,
 from patternwatch_shared.approvers import parse_approvers
 from patternwatch_shared.config import EnvReader
 from patternwatch_shared.evidence import evidence_keys
-from patternwatch_shared.models import ApprovalDecision, utc_now
+from patternwatch_shared.models import AlertMessage, ApprovalDecision, build_validators, utc_now
 from patternwatch_shared.names.functions import (
     APPROVAL_PROCESSOR, ENV_APPROVAL_TABLE, ENV_APPROVERS, ENV_DATA_BUCKET, ENV_TRADING_ALERTS_TOPIC_ARN,
 )
@@ -36,6 +36,7 @@ from patternwatch_shared.names.routes import APPROVAL_ROUTE
 from patternwatch_shared.telemetry import DimensionedMetrics, powertools_for
 
 SPEC = APPROVAL_PROCESSOR
+build_validators(AlertMessage)  # the approval's stored alert
 logger, tracer, metrics = powertools_for(SPEC)
 app = APIGatewayRestResolver(serializer=strict_json.dumps)
 

@@ -20,8 +20,9 @@ from patternwatch_shared.batch import ReportingBatchProcessor, empty_batch_respo
 from patternwatch_shared.config import EnvReader, alert_confidence_threshold
 from patternwatch_shared.decoding import decode_bar_record
 from patternwatch_shared.ingest import BarIngestor, IngestResult
-from patternwatch_shared.models import Bar
+from patternwatch_shared.models import Bar, PatternDetectedDetail, build_validators
 from patternwatch_shared.names.functions import ENV_TRADING_PATTERNS_TABLE, KINESIS_CONSUMER
+from patternwatch_shared.names.messages import DETECTION_CONTEXT_BARS
 from patternwatch_shared.names.metrics import (
     DIMENSION_PATTERN_TYPE, METRIC_BARS_STORED, METRIC_CONFIDENCE_SCORE, METRIC_PATTERN_EVENTS_EMITTED,
     METRIC_PATTERNS_DETECTED, METRIC_PATTERN_DETECTION_DURATION, METRIC_RECORDS_PROCESSED,
@@ -30,10 +31,18 @@ from patternwatch_shared.names.metrics import (
 from patternwatch_shared.pattern_events import PatternEvents
 from patternwatch_shared.storage import TradingPatternsTable
 from patternwatch_shared.telemetry import DimensionedMetrics, powertools_for
+from patternwatch_shared.window_cache import WindowCache
 
 SPEC = KINESIS_CONSUMER
+build_validators(Bar, PatternDetectedDetail)
 logger, tracer, metrics = powertools_for(SPEC)
 processor = ReportingBatchProcessor(EventType.KinesisDataStreams, logger)
+# Each symbol's newest bars, kept between invocations of this execution environment so that a batch
+# whose bars follow them reads nothing from DynamoDB (patternwatch_shared.window_cache). A batch of
+# n bars of a symbol needs the DETECTION_CONTEXT_BARS - 1 before them. Bound: about 9 KB a symbol,
+# so 4,096 symbols take about 40 MB (docs/lambda.md, "Detection in the consumer").
+WINDOW_CACHE_SYMBOLS = 4096
+window_cache = WindowCache(max_symbols=WINDOW_CACHE_SYMBOLS, bars_per_symbol=DETECTION_CONTEXT_BARS - 1)
 
 
 class AcceptedBars:
@@ -49,11 +58,15 @@ class AcceptedBars:
         self.sequence_numbers.append(record.kinesis.sequence_number)
 
 
-def build_ingestor() -> BarIngestor:
+def build_ingestor(function_version: str) -> BarIngestor:
     env = EnvReader(SPEC)
-    table = TradingPatternsTable(aws.client("dynamodb"), env.require(ENV_TRADING_PATTERNS_TABLE))
+    table_name = env.require(ENV_TRADING_PATTERNS_TABLE)
+    table = TradingPatternsTable(aws.client("dynamodb"), table_name)
     events = PatternEvents(aws.client("events"))
-    return BarIngestor(table, events, tracer.provider, alert_threshold=alert_confidence_threshold(env))
+    window_cache.bind((table_name, function_version))
+    return BarIngestor(
+        table, events, tracer.provider, alert_threshold=alert_confidence_threshold(env), window_cache=window_cache
+    )
 
 
 @logger.inject_lambda_context(clear_state=True)
@@ -71,7 +84,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     response = process_partial_response(event=event, record_handler=accepted.accept, processor=processor, context=context)
     rejected = processor.rejected
     if accepted.bars:
-        result = build_ingestor().ingest(accepted.bars)
+        result = build_ingestor(context.function_version).ingest(accepted.bars)
         retry = []
         for seq, bar in zip(accepted.sequence_numbers, accepted.bars):
             refusal = result.refused_bars.get((bar.symbol, bar.timestamp))
@@ -93,6 +106,9 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
                 "events_emitted": result.events_emitted,
                 "failed_symbols": sorted(result.failed_symbols),
                 "bars_refused": len(result.refused_bars),
+                "window_cache_hits": result.window_cache_hits,
+                "history_queries": result.history_queries,
+                "window_cache_symbols": len(window_cache),
             },
         )
     metrics.add_metric(name=METRIC_RECORDS_REJECTED, unit=MetricUnit.Count, value=rejected)

@@ -23,7 +23,7 @@ from patternwatch_shared.config import EnvReader, alert_confidence_threshold
 from patternwatch_shared.decoding import RecordRejected, parse_document
 from patternwatch_shared.detection import detect_in, detection_span, pattern_names
 from patternwatch_shared.messaging import AlertQueue
-from patternwatch_shared.models import SYMBOL_PATTERN, PatternsRequest
+from patternwatch_shared.models import SYMBOL_PATTERN, AlertMessage, MatchOut, PatternsRequest, build_validators
 from patternwatch_shared.names.functions import ENV_ALERT_QUEUE_URL, ENV_TRADING_PATTERNS_TABLE, PATTERN_DETECTOR
 from patternwatch_shared.names.messages import WORKFLOW_ACTION_DETECT, WORKFLOW_ACTION_SCORE, WORKFLOW_ACTION_VALIDATE
 from patternwatch_shared.names.metrics import (
@@ -37,6 +37,8 @@ from patternwatch_shared.storage import TradingPatternsTable
 from patternwatch_shared.telemetry import DimensionedMetrics, powertools_for
 
 SPEC = PATTERN_DETECTOR
+# The workflow's requests are built with workflow.WORKFLOW_REQUEST, at import too.
+build_validators(PatternsRequest, MatchOut, AlertMessage)
 logger, tracer, metrics = powertools_for(SPEC)
 app = APIGatewayRestResolver(serializer=strict_json.dumps)
 

@@ -23,6 +23,7 @@ from patternwatch_shared.names.metrics import PATTERN_TYPE_ALL
 from patternwatch_shared.names.table import ALERT_STATE_NOT_REQUIRED, ALERT_STATE_PENDING
 from patternwatch_shared.pattern_events import PatternEvents, pattern_detected_detail
 from patternwatch_shared.storage import BarKey, StoredPattern, TradingPatternsTable
+from patternwatch_shared.window_cache import WindowCache
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +43,9 @@ class IngestResult:
     new_detections: list[Detection] = field(default_factory=list)
     events_emitted: int = 0
     detection_ms: list[float] = field(default_factory=list)
+    # Symbols whose detection context came from the window cache, and from a history Query.
+    window_cache_hits: int = 0
+    history_queries: int = 0
 
 
 class BarIngestor:
@@ -53,14 +57,31 @@ class BarIngestor:
         *,
         alert_threshold: float,
         clock: Callable[[], datetime] = utc_now,
+        window_cache: WindowCache | None = None,
     ):
         self._table = table
+        self._cache = window_cache
         self._events = events
         self._provider = tracer_provider
         self._alert_threshold = alert_threshold
         self._clock = clock
 
     def ingest(self, bars: Sequence[Bar]) -> IngestResult:
+        try:
+            result = self._ingest(bars)
+        except BaseException:
+            self._forget({bar.symbol for bar in bars})
+            raise
+        # A failed symbol's records come back; its entry may hold bars whose patterns or events are not out.
+        self._forget(result.failed_symbols)
+        return result
+
+    def _forget(self, symbols: set[str]) -> None:
+        if self._cache is not None:
+            for symbol in symbols:
+                self._cache.forget(symbol)
+
+    def _ingest(self, bars: Sequence[Bar]) -> IngestResult:
         result = IngestResult()
         # A retried or duplicated record carries the same (symbol, timestamp): keep the last one.
         unique = list({(bar.symbol, bar.timestamp): bar for bar in bars}.values())
@@ -118,12 +139,26 @@ class BarIngestor:
             detections.extend(detect_in(prefix, latest_only=True, window=WINDOW))
         return detections
 
+    def _recent_bars(self, symbol: str, new_bars: list[Bar], result: IngestResult) -> dict[str, list[float]]:
+        """The symbol's newest bars up to the new ones: from the window cache when it can prove it holds
+        them, else with one Query (whose result the cache keeps for the next batch)."""
+        limit = context_bars(WINDOW) + len(new_bars) - 1
+        columns = self._cache.window(symbol, new_bars, limit) if self._cache is not None else None
+        if columns is not None:
+            result.window_cache_hits += 1
+            return columns
+        result.history_queries += 1
+        columns = self._table.recent_bars(symbol, limit=limit)
+        if self._cache is not None:
+            self._cache.remember(symbol, columns, limit=limit)
+        return columns
+
     def _detect_and_store(
         self, symbol: str, new_bars: list[Bar], result: IngestResult
     ) -> list[tuple[PatternDetectedDetail, StoredPattern]]:
         """Store the new matches; return the events of those that alert (new, or stored but never emitted)."""
         new_timestamps = {bar.timestamp for bar in new_bars}
-        columns = self._table.recent_bars(symbol, limit=context_bars(WINDOW) + len(new_bars) - 1)
+        columns = self._recent_bars(symbol, new_bars, result)
         if len(columns["timestamp"]) < WINDOW:
             return []
         with detection_span(self._provider, PATTERN_TYPE_ALL, Symbol=symbol) as span:

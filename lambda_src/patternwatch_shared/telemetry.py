@@ -17,6 +17,10 @@ from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 from patternwatch_shared.names.functions import LambdaFunctionSpec
 from patternwatch_shared.names.metrics import METRICS_NAMESPACE
 
+# The Tracer patches only botocore: the functions make no other traced calls (no requests, httplib,
+# sqlite3, ...), and patching everything X-Ray supports imports those libraries on every cold start.
+TRACED_MODULES = ("botocore",)
+
 
 class DimensionedMetrics:
     """Collect (metric, dimension value) samples during an invocation; flush once at the end."""
@@ -55,4 +59,4 @@ def powertools_for(spec: LambdaFunctionSpec) -> tuple[Logger, Tracer, Metrics]:
     """The Logger, Tracer and Metrics of one function, named by its spec; call after the handler's imports."""
     logger = Logger(service=spec.service_name)
     share_log_config(logger)
-    return logger, Tracer(service=spec.service_name), Metrics(namespace=METRICS_NAMESPACE, service=spec.service_name)
+    return logger, Tracer(service=spec.service_name, patch_modules=TRACED_MODULES), Metrics(namespace=METRICS_NAMESPACE, service=spec.service_name)

@@ -20,7 +20,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from patternwatch_shared import aws, thresholds
 from patternwatch_shared.config import EnvReader, alert_confidence_threshold
 from patternwatch_shared.messaging import AlertQueue
-from patternwatch_shared.models import utc_now
+from patternwatch_shared.models import AlertMessage, build_validators, utc_now
 from patternwatch_shared.names.functions import (
     ENV_ALERT_QUEUE_URL, ENV_THRESHOLD_CHECK_MIN_BREACHES, ENV_THRESHOLD_CHECK_RULE_NAME, ENV_THRESHOLD_LOOKBACK_MINUTES,
     ENV_TRADING_PATTERNS_TABLE, THRESHOLD_CHECKER,
@@ -34,6 +34,7 @@ from patternwatch_shared.storage import TradingPatternsTable
 from patternwatch_shared.telemetry import powertools_for
 
 SPEC = THRESHOLD_CHECKER
+build_validators(AlertMessage)
 logger, tracer, metrics = powertools_for(SPEC)
 # How far back each run looks when THRESHOLD_LOOKBACK_MINUTES is not set: the schedule's period.
 DEFAULT_LOOKBACK_MINUTES = 5

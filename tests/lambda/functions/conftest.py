@@ -11,6 +11,7 @@ os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "StockPatternDetection")
 import pytest  # noqa: E402
 from moto import mock_aws  # noqa: E402
 
+from kinesis_consumer import handler as kinesis_consumer  # noqa: E402
 from lambda_testkit import REGION, create_resources, handler_environment  # noqa: E402
 from patternwatch_shared import aws  # noqa: E402
 
@@ -33,8 +34,11 @@ def isolated_aws_environment(monkeypatch):
     for key in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"):
         monkeypatch.delenv(key, raising=False)
     aws.reset_clients()
+    # The consumer keeps bars between invocations, as an execution environment does; each test is a new one.
+    kinesis_consumer.window_cache.clear()
     yield
     aws.reset_clients()
+    kinesis_consumer.window_cache.clear()
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ import json
 import threading
 import uuid
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from types import ModuleType
@@ -599,3 +600,28 @@ class MeetAtFirstCall:
             return attribute(**request)
 
         return meet
+
+
+class FakeSubsegment:
+    def __init__(self):
+        self.annotations: dict = {}
+        self.metadata: dict = {}
+
+    def put_annotation(self, key, value):
+        self.annotations[key] = value
+
+    def put_metadata(self, key, value, namespace="default"):
+        self.metadata[(namespace, key)] = value
+
+
+class FakeProvider:
+    """Stands in for tracer.provider to see what the detection subsegment records."""
+
+    def __init__(self):
+        self.subsegments: list[tuple[str, FakeSubsegment]] = []
+
+    @contextmanager
+    def in_subsegment(self, name=None, **kwargs):
+        subsegment = FakeSubsegment()
+        self.subsegments.append((name, subsegment))
+        yield subsegment

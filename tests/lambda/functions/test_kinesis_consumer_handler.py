@@ -108,7 +108,8 @@ def test_planted_pattern_is_detected_on_its_bar_stored_once_and_emitted_as_an_ev
     response = handler.lambda_handler(kinesis_bars_event([bars[end]], first_sequence=1000), lambda_context)
 
     assert response == {"batchItemFailures": []}
-    assert "scan" not in recording.operations and "query" in recording.operations
+    # The first batch left HNS's newest bars in the window cache, and this bar follows them: no read at all.
+    assert "scan" not in recording.operations and "query" not in recording.operations
     new = [i for i in stored_patterns(aws_resources) if i["SK"]["S"] not in before]
     hns = [i for i in new if i["pattern"]["S"] == "head-and-shoulders"]
     assert len(hns) == 1
@@ -358,6 +359,20 @@ def test_log_lines_carry_the_batch_correlation_id(aws_resources, lambda_context)
     assert rejected[0]["service"] == "kinesis-consumer"
     summary = [line for line in logs if line["message"] == "batch ingested"]
     assert summary and summary[0]["bars_stored"] == 1
+
+
+def test_the_window_cache_lives_in_the_environment_and_a_new_version_reads_again(aws_resources, lambda_context):
+    bars = [bar_json("WARM", T0 + 60 * i, 50.0 + (i % 7)) for i in range(46)]
+    handler.lambda_handler(kinesis_bars_event(bars[:44]), lambda_context)
+    recording = RecordingClient(aws_resources.dynamodb)
+    install_client("dynamodb", recording)
+    hits = handler.window_cache.stats.hits
+    handler.lambda_handler(kinesis_bars_event(bars[44:45], first_sequence=100), lambda_context)
+    assert "query" not in recording.operations and handler.window_cache.stats.hits == hits + 1
+    # Another published version in the same process (as the tests run them) starts from the table.
+    new_version = type(lambda_context)(function_name=lambda_context.function_name, function_version="2")
+    handler.lambda_handler(kinesis_bars_event(bars[45:46], first_sequence=200), new_version)
+    assert recording.operations.count("query") == 1
 
 
 def test_a_record_with_a_repeated_key_is_reported_and_the_rest_stored(aws_resources, lambda_context):

@@ -1,38 +1,11 @@
 """The engine bridge, its X-Ray subsegment and severity rules."""
 from __future__ import annotations
 
-from contextlib import contextmanager
-
 import pytest
 
-from lambda_testkit import planted_bars
+from lambda_testkit import FakeProvider, planted_bars
 from patternwatch_shared.detection import DETECTION_SUBSEGMENT, alerts, context_bars, detect_in, detection_span, severity_for
 from patternwatch_shared.names.metrics import METRICS_NAMESPACE
-
-
-class FakeSubsegment:
-    def __init__(self):
-        self.annotations: dict = {}
-        self.metadata: dict = {}
-
-    def put_annotation(self, key, value):
-        self.annotations[key] = value
-
-    def put_metadata(self, key, value, namespace="default"):
-        self.metadata[(namespace, key)] = value
-
-
-class FakeProvider:
-    """Stands in for tracer.provider to see what the detection subsegment records."""
-
-    def __init__(self):
-        self.subsegments: list[tuple[str, FakeSubsegment]] = []
-
-    @contextmanager
-    def in_subsegment(self, name=None, **kwargs):
-        subsegment = FakeSubsegment()
-        self.subsegments.append((name, subsegment))
-        yield subsegment
 
 
 def test_subsegment_carries_pattern_type_and_confidence():
