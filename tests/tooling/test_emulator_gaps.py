@@ -68,3 +68,37 @@ def test_the_running_emulator_keeps_tokens_out_of_its_log(emulator_endpoint, tmp
     logs = list(tmp_path_factory.getbasetemp().glob("emulator*/moto.log"))
     assert logs and all(token not in log.read_text(errors="replace") for log in logs)
     assert any("_user_request_/…" in log.read_text(errors="replace") for log in logs)
+
+
+def _function_zip(body: str) -> bytes:
+    import io
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("handler.py", body)
+    return buffer.getvalue()
+
+
+def test_a_create_function_repeated_after_a_lost_answer_gets_the_first_answer_not_a_409(emulator_endpoint):
+    """The 1-in-4 fresh-deploy loop: the SDK repeats CreateFunction when the connection drops after the 201;
+    moto answered 409 "Function already exist" and the provider retried that for five minutes."""
+    session = boto3.session.Session(aws_access_key_id="test", aws_secret_access_key="test", region_name="us-east-1")
+    iam, awslambda = session.client("iam", endpoint_url=emulator_endpoint), session.client("lambda", endpoint_url=emulator_endpoint)
+    role = iam.create_role(RoleName="retry-safe-role", AssumeRolePolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}],
+    }))["Role"]["Arn"]
+    spec = {"FunctionName": "RetrySafe-local", "Runtime": "python3.11", "Role": role, "Handler": "handler.handler",
+            "Code": {"ZipFile": _function_zip("def handler(event, context):\n    return 1\n")}, "Publish": True}
+    first = awslambda.create_function(**spec)
+    repeated = awslambda.create_function(**spec)
+    assert first["ResponseMetadata"]["HTTPStatusCode"] == repeated["ResponseMetadata"]["HTTPStatusCode"] == 201
+    assert (repeated["FunctionArn"], repeated["CodeSha256"], repeated["Version"]) == (first["FunctionArn"], first["CodeSha256"], "1")
+    assert [v["Version"] for v in awslambda.list_versions_by_function(FunctionName="RetrySafe-local")["Versions"]] == ["$LATEST", "1"]
+
+    with pytest.raises(ClientError) as conflict:
+        awslambda.create_function(**{**spec, "Code": {"ZipFile": _function_zip("def handler(event, context):\n    return 2\n")}})
+    assert conflict.value.response["Error"]["Code"] == "ResourceConflictException"
+    with pytest.raises(ClientError) as other_handler:
+        awslambda.create_function(**{**spec, "Handler": "handler.other"})
+    assert other_handler.value.response["ResponseMetadata"]["HTTPStatusCode"] == 409

@@ -9,12 +9,16 @@ Admin endpoints (JSON; only this emulator has them, no AWS API does):
 - POST /_patternwatch/lambda/wait  {"timeout"?}  wait until queued async invocations are done
 - GET  /_patternwatch/lambda/stats               invocations, cold starts, errors, dropped async events
 - GET  /_patternwatch/calls                      AWS calls served, by service.operation; DynamoDB request units (call_counts.py)
+- GET  /_patternwatch/identity                   {"pid", "projectRoot", "startedAt"}: which checkout's emulator answers
+                                                 on this port (tooling/emulator.py refuses another checkout's)
 """
 from __future__ import annotations
 
 import json
 import os
 import re
+import time
+from pathlib import Path
 from typing import Any
 
 from . import api_gateway, call_counts, clock, event_delivery, service_metrics
@@ -22,6 +26,8 @@ from .lambda_service import service
 
 DEFAULT_ACCOUNT = "123456789012"
 ADMIN_PREFIX = "/_patternwatch/"
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+STARTED_AT = time.time()
 
 
 def default_region() -> str:
@@ -69,6 +75,8 @@ def _admin(method: str, path: str, body: dict) -> tuple[int, Any]:
         return 200, service().stats()
     if route == "calls" and method == "GET":
         return 200, call_counts.snapshot()
+    if route == "identity" and method == "GET":
+        return 200, {"pid": os.getpid(), "projectRoot": str(PROJECT_ROOT), "startedAt": STARTED_AT}
     return 404, {"message": f"no admin endpoint {method} {path}"}
 
 
