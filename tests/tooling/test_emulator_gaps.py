@@ -102,3 +102,45 @@ def test_a_create_function_repeated_after_a_lost_answer_gets_the_first_answer_no
     with pytest.raises(ClientError) as other_handler:
         awslambda.create_function(**{**spec, "Handler": "handler.other"})
     assert other_handler.value.response["ResponseMetadata"]["HTTPStatusCode"] == 409
+
+
+def test_the_emulator_says_which_checkout_it_belongs_to(emulator_endpoint):
+    from tooling import emulator
+
+    found = emulator.identity(emulator_endpoint)
+    assert found["projectRoot"] == str(emulator.PROJECT_ROOT) and found["pid"] > 0
+    assert emulator.is_ours(found)
+    assert not emulator.is_ours({**found, "projectRoot": "/elsewhere/patternwatch"})
+    assert emulator.identity("http://127.0.0.1:9") is None
+
+
+def test_injected_throttles_and_dropped_answers_reach_the_caller_and_are_counted(emulator_endpoint):
+    from botocore.config import Config
+    from botocore.exceptions import ConnectionClosedError
+
+    from tooling.local_aws import admin
+
+    once = Config(retries={"mode": "standard", "total_max_attempts": 1})
+    dynamodb = boto3.client("dynamodb", endpoint_url=emulator_endpoint, region_name="us-east-1", aws_access_key_id="test",
+                            aws_secret_access_key="test", config=once)
+    dynamodb.create_table(TableName="faulty", KeySchema=[{"AttributeName": "PK", "KeyType": "HASH"}],
+                          AttributeDefinitions=[{"AttributeName": "PK", "AttributeType": "S"}], BillingMode="PAY_PER_REQUEST")
+    admin.set_faults(emulator_endpoint, [
+        {"action": "throttle", "service": "dynamodb", "table": "faulty", "operations": ["PutItem"], "limit": 1},
+        {"action": "drop-after", "service": "dynamodb", "table": "faulty", "operations": ["PutItem"], "limit": 1},
+        {"action": "drop-before", "service": "dynamodb", "table": "faulty", "operations": ["DeleteItem"], "limit": 1},
+    ])
+    try:
+        with pytest.raises(ClientError) as throttled:
+            dynamodb.put_item(TableName="faulty", Item={"PK": {"S": "a"}})
+        assert throttled.value.response["Error"]["Code"] == "ProvisionedThroughputExceededException"
+        with pytest.raises(ConnectionClosedError):  # served, then the answer was lost
+            dynamodb.put_item(TableName="faulty", Item={"PK": {"S": "b"}})
+        with pytest.raises(ConnectionClosedError):  # cut before it was served
+            dynamodb.delete_item(TableName="faulty", Key={"PK": {"S": "b"}})
+    finally:
+        rules = admin.clear_faults(emulator_endpoint)
+    assert [(r["action"], r["seen"], r["fired"]) for r in rules] == [("throttle", 2, 1), ("drop-after", 1, 1), ("drop-before", 1, 1)]
+    assert "Item" not in dynamodb.get_item(TableName="faulty", Key={"PK": {"S": "a"}})
+    assert "Item" in dynamodb.get_item(TableName="faulty", Key={"PK": {"S": "b"}})
+    assert admin.set_faults(emulator_endpoint, []) == []

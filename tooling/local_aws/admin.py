@@ -59,3 +59,13 @@ def lambda_stats(endpoint: str) -> dict:
 def call_counts(endpoint: str) -> dict:
     """{"calls": {"service.Operation": n}, "dynamodb": {table: {"writeUnits", "readUnits", ...}}}: running totals."""
     return _call(endpoint, "GET", "calls")
+
+
+def set_faults(endpoint: str, rules: list[dict]) -> list[dict]:
+    """Replace the emulator's fault rules (tooling/local_aws/faults.py); returns them as set."""
+    return _call(endpoint, "POST", "faults", {"rules": rules})["rules"]
+
+
+def clear_faults(endpoint: str) -> list[dict]:
+    """Remove every fault rule; returns them with what each saw (`seen`) and injected (`fired`)."""
+    return _call(endpoint, "DELETE", "faults")["rules"]
