@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest
+from patternwatch_shared import keys
 
 from integration_helpers import alerts_before_the_workflow, as_records, drain, planted_bars, put_records, query, subscribe_inbox
 from patternwatch_infra.config import load_environment
@@ -38,14 +39,14 @@ def fault_rules(fault: str, table: str, consumer: str) -> list[dict]:
             {"action": "stall", **on_table, "operations": BAR_WRITES, "every": 2, "limit": 1, "seconds": 4},
         ],
         # Answers lost after the write happened (the SDK sends it again), and requests cut before they were served:
-        # bar writes, the conditional pattern writes, the PatternDetected event, the workflow's SendMessage to
+        # bar writes, the conditional pattern writes, the PatternDetected event, the decide step queueing the alert on
         # AlertQueue and the alert processor's delivery claim.
         "emulator dropped connections": [
             {"action": "drop-after", **on_table, "operations": BAR_WRITES, "every": 2, "limit": 2},
             {"action": "drop-before", **on_table, "operations": BAR_WRITES, "every": 3, "limit": 1},
             {"action": "drop-after", **on_table, "operations": ["PutItem"], "every": 2, "limit": 2},
             {"action": "drop-after", "service": "events", "operations": ["PutEvents"], "limit": 1},
-            {"action": "drop-after", "service": "sqs", "operations": ["SendMessage"], "limit": 1},
+            {"action": "drop-after", "service": "sqs", "operations": ["SendMessage", "SendMessageBatch"], "limit": 1},
             {"action": "drop-after", "service": "dynamodb", "operations": ["UpdateItem", "PutItem"], "every": 5, "limit": 2},
         ],
         # ProvisionedThroughputExceededException: every 3rd call on the table (the SDK's retries absorb it), and
@@ -79,9 +80,9 @@ def test_a_fault_loses_and_duplicates_nothing(fault, symbol, deployed, runner, c
         rules = admin.clear_faults(endpoint)
     runner.drain()  # anything left waiting for a visibility timeout, without faults
 
-    stored = {item["SK"]["S"] for item in query(clients, table, f"BAR#{symbol}")}
+    stored = {item["SK"]["S"] for item in query(clients, table, keys.bar_partition_key(symbol))}
     delivered = Counter(m["alertId"] for m in drain(clients, inbox) if m.get("symbol") == symbol)
-    sent = {f"{bar['timestamp']:010d}" for bar in bars}
+    sent = {keys.bar_sort_key(bar["timestamp"]) for bar in bars}
     lost = sent - stored
     duplicated_alerts = {alert_id: n for alert_id, n in delivered.items() if n > 1}
     injected = ", ".join(f"{r['action']} {r['fired']}/{r['seen']}" for r in rules)

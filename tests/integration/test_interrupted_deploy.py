@@ -22,7 +22,7 @@ import pytest
 pytestmark = pytest.mark.integration
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-CODE = ("main.py", "cdktf.json", "envs", "patternwatch_infra", "lambda_src", "tooling")
+CODE = ("main.py", "cdktf.json", "Pipfile", "Pipfile.lock", "pyproject.toml", "envs", "patternwatch_infra", "lambda_src", "tooling")
 DEPLOY = [sys.executable, "-c", "from tooling import local_platform; local_platform.deploy()"]
 
 
@@ -34,7 +34,8 @@ def free_port() -> int:
 
 @pytest.fixture
 def second_checkout(tmp_path):
-    """A copy of the code (imports resolve to it: PYTHONPATH), sharing the project's .venv; its emulator stopped after."""
+    """A copy of the code (imports resolve to it: PYTHONPATH), sharing the project's .venv and its cache of the
+    layer's arm64 wheels (read only: the same lock gives the same cache key); its emulator stopped after."""
     root = tmp_path / "checkout"
     root.mkdir()
     for name in CODE:
@@ -44,6 +45,8 @@ def second_checkout(tmp_path):
         else:
             shutil.copy2(source, root / name)
     (root / ".venv").symlink_to(PROJECT_ROOT / ".venv")
+    (root / ".build").mkdir()
+    (root / ".build" / "layer-deps").symlink_to(PROJECT_ROOT / ".build" / "layer-deps")
     env = {**os.environ, "PYTHONPATH": str(root), "PATTERNWATCH_EMULATOR_PORT": str(free_port())}
     yield root, env
     subprocess.run([sys.executable, "-m", "tooling.emulator", "stop"], cwd=root, env=env, capture_output=True, timeout=60)
