@@ -1,6 +1,7 @@
 """Fresh deploys of `local`, one after another: each on a new emulator, `make down` after each.
 
     PATTERNWATCH_EMULATOR_PORT=5073 .venv/bin/python benchmarks/fresh_deploys.py [--runs 10] [--json out.json]
+        [--drop-create-function 3]
 
 Each run is exactly what `make demo` does before it streams anything (tooling.local_platform.deploy: emulator,
 synth, init, apply, outputs), then what `make down` does (tooling.local_platform.destroy: terraform destroy,
@@ -8,6 +9,9 @@ emulator stopped, state removed), so the next run starts from nothing. It stops 
 exits 1. For every run it reports the time of each step, and from the emulator's request log how many
 CreateFunction requests arrived and how they were answered: a repeated create (the SDK sending it again
 after a dropped connection) shows as more requests than functions, all answered 201 (docs/reliability.md).
+`--drop-create-function N` makes that happen on purpose: the emulator creates each of the first N functions
+and then closes the connection without an answer (tooling/local_aws/faults.py), as it did in the 1-in-4
+loop; the deploy must still be green, without the provider's 5-minute retry.
 """
 from __future__ import annotations
 
@@ -19,8 +23,11 @@ import time
 from pathlib import Path
 
 from tooling import emulator, local_platform
+from tooling.local_aws import admin
 
 CREATE_FUNCTION = re.compile(r'"POST /2015-03-31/functions/? HTTP/1\.1" (\d{3})')
+# How the emulator names CreateFunction (a REST call: method and path, tooling/local_aws/call_counts.py).
+CREATE_FUNCTION_OPERATION = "POST /2015-03-31/functions"
 
 
 def create_function_answers(log_offset: int) -> list[str]:
@@ -33,11 +40,15 @@ def create_function_answers(log_offset: int) -> list[str]:
     return CREATE_FUNCTION.findall(text)
 
 
-def one_run(number: int) -> dict:
+def one_run(number: int, drop_create_function: int = 0) -> dict:
     log_offset = emulator.LOG_FILE.stat().st_size if emulator.LOG_FILE.exists() else 0
     timings: dict[str, float] = {}
     started = time.monotonic()
     result: dict = {"run": number}
+    if drop_create_function:
+        emulator.start()  # the deploy reuses it, with the fault set
+        admin.set_faults(emulator.endpoint(), [{"action": "drop-after", "service": "lambda", "operations": [CREATE_FUNCTION_OPERATION],
+                                                "limit": drop_create_function}])
     try:
         outputs = local_platform.deploy(timings=timings)
         result["deploy_seconds"] = round(time.monotonic() - started, 1)
@@ -46,6 +57,8 @@ def one_run(number: int) -> dict:
     except SystemExit as failure:
         result.update(ok=False, deploy_seconds=round(time.monotonic() - started, 1), error=str(failure)[-2000:])
     result["steps"] = {step: round(seconds, 1) for step, seconds in timings.items()}
+    if drop_create_function:
+        result["dropped_create_function_answers"] = admin.clear_faults(emulator.endpoint())[0]["fired"]
     answers = create_function_answers(log_offset)
     result["create_function_requests"] = len(answers)
     result["create_function_answers"] = {code: answers.count(code) for code in sorted(set(answers))}
@@ -74,12 +87,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--json", type=Path, help="write every run's result here too")
+    parser.add_argument("--drop-create-function", type=int, default=0, metavar="N",
+                        help="lose the emulator's answer to the first N CreateFunction calls of each run")
     args = parser.parse_args(argv)
     # Start from nothing: whatever an earlier run left (state, emulator) goes, as `make down` would do it.
     local_platform.destroy()
     results: list[dict] = []
     for number in range(1, args.runs + 1):
-        result = one_run(number)
+        result = one_run(number, args.drop_create_function)
         results.append(result)
         print(json.dumps(result), flush=True)
         if args.json:
