@@ -9,9 +9,9 @@ emulator stopped, state removed), so the next run starts from nothing. It stops 
 exits 1. For every run it reports the time of each step, and from the emulator's request log how many
 CreateFunction requests arrived and how they were answered: a repeated create (the SDK sending it again
 after a dropped connection) shows as more requests than functions, all answered 201 (docs/reliability.md).
-`--drop-create-function N` makes that happen on purpose: the emulator creates each of the first N functions
-and then closes the connection without an answer (tooling/local_aws/faults.py), as it did in the 1-in-4
-loop; the deploy must still be green, without the provider's 5-minute retry.
+`--drop-create-function N` makes that happen on purpose: the emulator serves every other CreateFunction call,
+N times, and then closes the connection without an answer (tooling/local_aws/faults.py), as it did in the
+1-in-4 loop; the deploy must still be green, without the provider's 5-minute retry.
 """
 from __future__ import annotations
 
@@ -47,8 +47,9 @@ def one_run(number: int, drop_create_function: int = 0) -> dict:
     result: dict = {"run": number}
     if drop_create_function:
         emulator.start()  # the deploy reuses it, with the fault set
+        # Every other call: a dropped create's retry (the next call) is answered, as when a drop is rare.
         admin.set_faults(emulator.endpoint(), [{"action": "drop-after", "service": "lambda", "operations": [CREATE_FUNCTION_OPERATION],
-                                                "limit": drop_create_function}])
+                                                "every": 2, "limit": drop_create_function}])
     try:
         outputs = local_platform.deploy(timings=timings)
         result["deploy_seconds"] = round(time.monotonic() - started, 1)

@@ -43,8 +43,10 @@ FLAT_OUTPUTS = PROJECT_ROOT / "cfn-outputs" / "flat-outputs.json"
 # The local backend's files (stack.py): the default workspace's state, and a folder with one per other workspace.
 STATE_FILE = PROJECT_ROOT / f"terraform.patternwatch-{ENVIRONMENT}.tfstate"
 WORKSPACE_STATES = PROJECT_ROOT / f"{STATE_FILE.name}.d"
-# moto's development server sometimes drops a connection under load; a second apply picks up from the state.
-TRANSIENT_FAILURES = ("use of closed network connection", "connection reset by peer", "unexpected EOF")
+# moto's development server sometimes drops a connection under load; a second apply picks up from the state
+# (a resource created whose answer was lost is answered again by the emulator: moto_extensions.py). The last
+# is the AWS SDK's message when every attempt of one request lost its connection.
+TRANSIENT_FAILURES = ("use of closed network connection", "connection reset by peer", "unexpected EOF", "request send failed")
 _DONE = re.compile(r"^(\S+): (Creation|Modifications|Destruction) complete after (\S+)")
 JOURNAL = emulator.STATE_DIR / "deploy.json"
 
