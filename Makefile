@@ -71,11 +71,11 @@ deploy: setup ## Deploy one environment: make deploy ENV=dev [WORKSPACE=pr123] (
 diff: setup ## Show what a deploy would change: make diff ENV=dev [WORKSPACE=pr123]
 	PATTERNWATCH_ENVIRONMENTS=$(ENV) $(CDKTF) diff patternwatch-$(ENV)
 
-# FUNCTION is checked before setup runs, so a mistyped command fails at once instead of after an install.
-release: ## Roll out new code through the canary: make release ENV=dev [WORKSPACE=pr123] FUNCTION=pattern_detector [RELEASE_ARGS=--no-wait]
-	@test -n "$(FUNCTION)" || { echo "make release needs FUNCTION=<function package>: kinesis_consumer, pattern_detector, alert_processor, threshold_checker or approval_processor" >&2; exit 2; }
+# FUNCTION or API is checked before setup runs, so a mistyped command fails at once instead of after an install.
+release: ## Roll out through a canary: make release ENV=dev [WORKSPACE=pr123] FUNCTION=pattern_detector | API=1 [RELEASE_ARGS=--no-wait]
+	@test -n "$(FUNCTION)$(API)" -a -z "$(and $(FUNCTION),$(API))" || { echo "make release needs FUNCTION=<function package> (kinesis_consumer, pattern_detector, alert_processor, threshold_checker or approval_processor) or API=1 (the API's definition), not both" >&2; exit 2; }
 	@$(MAKE) --no-print-directory setup
-	$(PY) -m tooling.release --env $(ENV) --workspace $(WORKSPACE) $(FUNCTION) $(RELEASE_ARGS)
+	$(PY) -m tooling.release --env $(ENV) --workspace $(WORKSPACE) $(if $(API),api,$(FUNCTION)) $(RELEASE_ARGS)
 
 destroy: setup ## Destroy one environment or one workspace of it: make destroy ENV=dev [WORKSPACE=pr123]
 	PATTERNWATCH_ENVIRONMENTS=$(ENV) $(CDKTF) destroy patternwatch-$(ENV)

@@ -5,22 +5,38 @@ Creates:
   (the approval page: the link's token is the credential, no API key), Lambda proxy to `live`
 - request validators, JSON-schema models for bodies (generated from the handlers' pydantic types, see
   json_schema.py), required path parameters; paths come from patternwatch_shared.names.routes
-- a deployment redeployed whenever the API definition changes, and the stage `v1` with X-Ray, JSON access
-  logs, method throttling and canary settings
+- the stage `v1` (X-Ray, JSON access logs, method throttling) and its first deployment; every later change
+  to the definition goes out through tooling/release.py as a canary deployment on the stage (below)
 - an API key with a usage plan (throttle + quota)
 - Lambda permissions scoped to each route's execution ARN
 - the account-level CloudWatch role API Gateway needs to write logs
 - the WAF web ACL (waf.py: rate limit, geo block, AWS common rules, body sizes, API-key header check
   except on approval links), its redacted logging and association
+
+Terraform and the release divide the API between them. Terraform owns the definition (resources, methods,
+integrations, models, validators: API Gateway's working copy), the stage's settings and the first
+deployment, the snapshot the stage starts with. The release owns what the stage serves after that: it
+snapshots the working definition as a new deployment on the stage's canary (10%, `canary_percent`),
+watches the API alarms, then promotes it (the stage's deployment becomes the canary's, the canary is
+removed) or deletes the canary and its deployment. So the stage's `deployment_id` and `canary_settings`
+are the release's, and Terraform ignores them after creating the stage. Terraform does not create
+deployments on later changes: an API Gateway deployment that a stage serves cannot be deleted, so a
+deployment Terraform replaced would fail to go while the stage still served it, and a canary Terraform
+set would be re-opened by the next apply after the release removed it.
+
+`api_definition_hash` (an output Terraform computes from the definition's resources as deployed) names the
+working definition; each deployment's description carries the hash it snapshotted, which is how the
+release knows whether the stage already serves the current definition.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from dataclasses import dataclass
 
-from cdktf import TerraformResourceLifecycle
+from collections.abc import Sequence
+
+from cdktf import TerraformResource, TerraformResourceLifecycle
 from cdktf_cdktf_provider_aws.api_gateway_account import ApiGatewayAccount
 from cdktf_cdktf_provider_aws.api_gateway_api_key import ApiGatewayApiKey
 from cdktf_cdktf_provider_aws.api_gateway_deployment import ApiGatewayDeployment
@@ -34,11 +50,7 @@ from cdktf_cdktf_provider_aws.api_gateway_model import ApiGatewayModel
 from cdktf_cdktf_provider_aws.api_gateway_request_validator import ApiGatewayRequestValidator
 from cdktf_cdktf_provider_aws.api_gateway_resource import ApiGatewayResource
 from cdktf_cdktf_provider_aws.api_gateway_rest_api import ApiGatewayRestApi, ApiGatewayRestApiEndpointConfiguration
-from cdktf_cdktf_provider_aws.api_gateway_stage import (
-    ApiGatewayStage,
-    ApiGatewayStageAccessLogSettings,
-    ApiGatewayStageCanarySettings,
-)
+from cdktf_cdktf_provider_aws.api_gateway_stage import ApiGatewayStage, ApiGatewayStageAccessLogSettings
 from cdktf_cdktf_provider_aws.api_gateway_usage_plan import (
     ApiGatewayUsagePlan,
     ApiGatewayUsagePlanApiStages,
@@ -68,6 +80,7 @@ from .function import MonitoredFunction
 from .json_schema import draft4
 from .naming import DEFAULT_WORKSPACE_ONLY, Naming
 from .policies import statement
+from .release_contract import deployment_description
 from .scan_skips import skip_check
 from .waf import web_acl, web_acl_logging
 
@@ -93,6 +106,7 @@ ACCESS_LOG_FORMAT = json.dumps(
         "apiKeyId": "$context.identity.apiKeyId",
         "wafStatus": "$context.waf.status",
         "xrayTraceId": "$context.xrayTraceId",
+        "isCanaryRequest": "$context.isCanaryRequest",
     },
     separators=(",", ":"),
 )
@@ -125,10 +139,6 @@ class Route:
         """The path as it appears in an execution ARN: every {parameter} becomes *."""
         return re.sub(r"\{[^}]+\}", "*", self.path)
 
-    def definition(self) -> dict:
-        """Everything API Gateway is told about the route, as plain data."""
-        return {**{k: v for k, v in self.__dict__.items() if k != "served_by"}, "served_by": self.served_by.base_name}
-
 
 ROUTES = (
     Route("POST", PATTERNS_RESOURCE_PATH, PATTERN_DETECTOR, body_schema=PATTERNS_REQUEST_SCHEMA),
@@ -139,10 +149,36 @@ ROUTES = (
 )
 
 
-def definition_hash(routes=ROUTES) -> str:
-    """A hash of the API's inputs: any change to a route, schema, parameter or target forces a new deployment."""
-    canonical = json.dumps([r.definition() for r in routes], sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()
+# What API Gateway snapshots into a deployment, by resource type: the attributes the hash of the definition covers.
+DEFINITION_ATTRIBUTES = {
+    "aws_api_gateway_resource": ("id", "parent_id", "path_part"),
+    "aws_api_gateway_method": (
+        "resource_id", "http_method", "authorization", "api_key_required", "request_validator_id", "request_models", "request_parameters",
+    ),
+    "aws_api_gateway_integration": ("resource_id", "http_method", "type", "integration_http_method", "uri"),
+    "aws_api_gateway_model": ("name", "content_type", "schema"),
+    "aws_api_gateway_request_validator": ("id", "validate_request_body", "validate_request_parameters"),
+}
+# The same value can read back in another form (an unset map as {}, a schema re-spaced); the hash sees the meaning.
+CANONICAL_FORM = {"request_models": "merge({{}}, {})", "request_parameters": "merge({{}}, {})", "schema": "jsondecode({})"}
+# The stage's attributes tooling/release.py owns once the stage exists.
+RELEASED_STAGE_ATTRIBUTES = ["deployment_id", "canary_settings"]
+
+
+def definition_hash_expression(resources: Sequence[TerraformResource]) -> str:
+    """A Terraform expression: the SHA-256 of what these resources tell API Gateway, evaluated as applied.
+
+    Terraform computes it from the resources themselves, so any change to the definition, wherever it comes
+    from, gives another hash, and only a change does (jsonencode writes object keys in sorted order).
+    """
+    objects = []
+    for resource in resources:
+        address = f"{resource.terraform_resource_type}.{resource.friendly_unique_id}"
+        fields = ", ".join(
+            f"{a} = {CANONICAL_FORM.get(a, '{}').format(f'{address}.{a}')}" for a in DEFINITION_ATTRIBUTES[resource.terraform_resource_type]
+        )
+        objects.append(f"{{{fields}}}")
+    return "${sha256(jsonencode([" + ", ".join(objects) + "]))}"
 
 
 class ApiLayer(ArchitectureLayer):
@@ -184,13 +220,21 @@ class ApiLayer(ArchitectureLayer):
         for route in ROUTES:
             self._add_route(route, api_functions[route.served_by])
 
+        self.definition_hash = definition_hash_expression(
+            [
+                *self.resources.values(), *self.methods, *self.integrations, *self.models.values(),
+                self.body_validator, self.parameter_validator,
+            ]
+        )
+        # The stage's first snapshot; tooling/release.py deploys every later definition (see the module docstring).
         self.deployment = ApiGatewayDeployment(
             self,
             "deployment",
             rest_api_id=self.rest_api.id,
-            description="Managed by Terraform; replaced whenever the API definition changes",
-            triggers={"redeployment": definition_hash()},
-            lifecycle=TerraformResourceLifecycle(create_before_destroy=True),
+            description=deployment_description(self.definition_hash),
+            # The description says what this snapshot holds, so it must not follow later definitions; `triggers`
+            # is ignored so that stacks deployed when a changed definition replaced the deployment keep theirs.
+            lifecycle=TerraformResourceLifecycle(create_before_destroy=True, ignore_changes=["description", "triggers"]),
             depends_on=[*self.methods, *self.integrations],
         )
         access_logs = f"/aws/apigateway/{self.rest_api.name}"
@@ -229,10 +273,9 @@ class ApiLayer(ArchitectureLayer):
             stage_name=STAGE_NAME,
             xray_tracing_enabled=True,
             access_log_settings=ApiGatewayStageAccessLogSettings(destination_arn=self.access_log_group.arn, format=ACCESS_LOG_FORMAT),
-            canary_settings=ApiGatewayStageCanarySettings(
-                deployment_id=self.deployment.id, percent_traffic=config.canary_percent, use_stage_cache=False
-            ),
             depends_on=[self.account],
+            # Which deployment the stage serves, and its canary, are the release's after the stage exists.
+            lifecycle=TerraformResourceLifecycle(ignore_changes=RELEASED_STAGE_ATTRIBUTES),
         )
         skip_check(self.stage, "CKV2_AWS_51", "clients authenticate with API keys behind WAF; mutual TLS would need a custom domain and client PKI")
         skip_check(self.stage, "CKV_AWS_120", "responses are per-request detections and approvals; a cache would serve stale or wrong answers")
@@ -276,6 +319,7 @@ class ApiLayer(ArchitectureLayer):
         self.output("rest_api_id", self.rest_api.id, description="REST API id")
         self.output("api_invoke_url", self.stage.invoke_url, description="base URL of the API stage")
         self.output("api_stage_name", self.stage.stage_name, description="API stage name")
+        self.output("api_definition_hash", self.definition_hash, description="hash of the API definition as applied (tooling/release.py)")
         self.output("api_key_id", self.api_key.id, description="API key id (the value: `terraform output -raw api_key_value`)")
         self.output("api_key_value", self.api_key.value, description="API key value", sensitive=True)
         self.output("web_acl_arn", self.web_acl.arn, description="WAF web ACL ARN")

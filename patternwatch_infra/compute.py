@@ -1,9 +1,11 @@
 """Compute layer: the six Lambda functions, their layers, event sources and canary releases.
 
 Creates:
-- the layer `shared-dependencies-<s>` (pattern engine, shared code, third-party wheels for arm64)
-- the layer `chart-dependencies-<s>` (the chart renderer with mplfinance, matplotlib, pandas), attached
-  only to the function that draws (AlertProcessor, for each alert's evidence chart)
+- the code artifacts (code_artifacts.py): the artifact bucket, and where code is signed the Signer profile
+  and the code signing config every function carries
+- the layer `shared-dependencies-<s>` (pattern engine, shared code, third-party wheels for arm64), signed
+- the layer `chart-dependencies-<s>` (the chart renderer with mplfinance, matplotlib, pandas), signed,
+  attached only to the function that draws (AlertProcessor, for each alert's evidence chart)
 - KinesisConsumer-<s>, PatternDetector-<s>, AlertProcessor-<s>, ThresholdChecker-<s>, ApprovalProcessor-<s>,
   ApprovalExpiry-<s>, each a MonitoredFunction (role, log group, alias `live`, alarms, deployment group)
 - CodeDeploy application `patternwatch-functions-<s>` (every function's deployment group) and the role it
@@ -13,11 +15,11 @@ Creates:
   (KinesisConsumer emits PatternDetected events to the default EventBridge bus; the orchestration layer's
   rule takes them to the analysis workflow, which queues alerts)
 
-Packaging runs here, during synth (packaging.py): zips are deterministic and cached.
+Packaging runs here, during synth (packaging.py): zips are deterministic and cached. The six functions'
+code is released (tooling/release.py): Terraform deploys their first package and ignores later ones.
 """
 from __future__ import annotations
 
-from cdktf import AssetType, TerraformAsset
 from cdktf_cdktf_provider_aws.codedeploy_app import CodedeployApp
 from cdktf_cdktf_provider_aws.lambda_event_source_mapping import (
     LambdaEventSourceMapping,
@@ -40,6 +42,7 @@ from patternwatch_shared.names.messages import THRESHOLD_CHECK_RULE_BASE_NAME
 from patternwatch_shared.names.table import RECENT_PATTERNS_INDEX
 
 from .architecture_layer import ArchitectureLayer
+from .code_artifacts import CodeArtifacts
 from .config import EnvironmentConfig
 from .data import DataLayer
 from .naming import Naming
@@ -53,6 +56,7 @@ from .function import (
 )
 from .packaging import BuiltPackages, Package, build_all, check_lambda_limits
 from .policies import statement
+from .release_contract import LAYERS_PREFIX
 
 # Kinesis: small batches at most 5 s old keep detection near real time.
 STREAM_BATCH_SIZE = 100
@@ -81,6 +85,9 @@ class ComputeLayer(ArchitectureLayer):
         naming = self.naming
         built = packages or build_all()
 
+        self.artifacts = CodeArtifacts(
+            self, "artifacts", config=config, naming=naming, kms_key=data.kms_key, lifecycle=self.stateful_lifecycle
+        )
         self.shared_layer = self._layer(
             "shared_layer", "layer_code", built.shared_layer, "shared-dependencies",
             "PatternWatch pattern engine, shared code and third-party packages (python3.12, arm64)",
@@ -97,7 +104,9 @@ class ComputeLayer(ArchitectureLayer):
         self.platform = platform = FunctionPlatform(
             config=config,
             naming=naming,
+            account_id=data.caller.account_id,
             kms_key=data.kms_key,
+            artifacts=self.artifacts,
             layer=self.shared_layer,
             alarm_topic=data.ops_topic.topic,
             deployment_app=self.deployment_app,
@@ -117,7 +126,7 @@ class ComputeLayer(ArchitectureLayer):
             check_lambda_limits(spec.base_name, code, [built.shared_layer, *([built.chart_layer] if draws else [])])
             return MonitoredFunction(
                 self, spec=spec, code=code, platform=platform, environment=environment, statements=statements,
-                extra_layers=[self.chart_layer] if draws else [],
+                extra_layers=[self.chart_layer] if draws else [], release_owns_code=True,
             )
 
         self.kinesis_consumer = function(
@@ -311,6 +320,9 @@ class ComputeLayer(ArchitectureLayer):
         self.output("shared_layer_arn", self.shared_layer.arn, description="shared-dependencies layer version ARN")
         self.output("chart_layer_arn", self.chart_layer.arn, description="chart-dependencies layer version ARN")
         self.output("deployment_app_name", self.deployment_app.name, description="CodeDeploy application for canary releases")
+        self.output("artifact_bucket_name", self.artifacts.bucket.bucket, description="S3 bucket releases upload function code to")
+        if self.artifacts.signing_profile is not None:
+            self.output("signing_profile_name", self.artifacts.signing_profile.name, description="Signer profile releases sign code with")
 
     def _queue_mapping(self, id: str, queue: SqsQueue, target: MonitoredFunction, *, batch_size: int, maximum_concurrency: int) -> LambdaEventSourceMapping:
         """SQS -> the function's `live` alias, reporting item failures, with a bound on concurrent instances."""
@@ -326,15 +338,17 @@ class ComputeLayer(ArchitectureLayer):
             depends_on=[target.policy],
         )
 
-    def _layer(self, id: str, asset_id: str, package: Package, base_name: str, description: str) -> LambdaLayerVersion:
-        asset = TerraformAsset(self, asset_id, path=str(package.path), type=AssetType.FILE)
+    def _layer(self, id: str, code_id: str, package: Package, base_name: str, description: str) -> LambdaLayerVersion:
+        """A layer deployed from the artifact bucket, signed like the functions' code where code is signed."""
+        layer_name = self.naming.name(base_name)
+        code = self.artifacts.upload(self, code_id, package, kind=LAYERS_PREFIX, name=layer_name)
         return LambdaLayerVersion(
             self,
             id,
-            layer_name=self.naming.name(base_name),
+            layer_name=layer_name,
             description=description,
-            filename=asset.path,
-            source_code_hash=package.source_code_hash,
+            s3_bucket=code.bucket,
+            s3_key=code.key,
             compatible_runtimes=[RUNTIME],
             compatible_architectures=[ARCHITECTURE],
         )

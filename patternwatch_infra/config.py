@@ -106,6 +106,21 @@ class AlarmConfig:
     canary_error_rate_percent: float = 2.0
 
 
+# What Lambda does with a package that is unsigned, or not signed by the environment's signing profile.
+UNTRUSTED_ARTIFACT_ACTIONS = ("Enforce", "Warn")
+
+
+@dataclass(frozen=True)
+class CodeSigningConfig:
+    """Lambda code signing: `Enforce` refuses untrusted packages, `Warn` deploys them and logs a warning."""
+
+    untrusted_artifact_on_deployment: str = "Warn"
+
+    @property
+    def enforced(self) -> bool:
+        return self.untrusted_artifact_on_deployment == "Enforce"
+
+
 @dataclass(frozen=True)
 class WafConfig:
     geo_block_countries: tuple[str, ...] = ("CN", "RU", "KP")
@@ -139,6 +154,7 @@ class EnvironmentConfig:
     alerts: AlertConfig = field(default_factory=AlertConfig)
     alarms: AlarmConfig = field(default_factory=AlarmConfig)
     waf: WafConfig = field(default_factory=WafConfig)
+    code_signing: CodeSigningConfig = field(default_factory=CodeSigningConfig)
     canary_percent: float = 10.0
     kinesis_retention_hours: int = 24
     approval_expiry_seconds: int = 3600
@@ -272,6 +288,13 @@ def _read_waf(section: _Section, d: WafConfig) -> WafConfig:
     )
 
 
+def _read_code_signing(section: _Section, d: CodeSigningConfig) -> CodeSigningConfig:
+    action = section.string("untrusted_artifact_on_deployment", required=False, default=d.untrusted_artifact_on_deployment)
+    if action not in UNTRUSTED_ARTIFACT_ACTIONS:
+        raise section.error("untrusted_artifact_on_deployment", f"{action!r} is not one of {', '.join(map(repr, UNTRUSTED_ARTIFACT_ACTIONS))}")
+    return CodeSigningConfig(untrusted_artifact_on_deployment=action)
+
+
 def _read_lambda(section: _Section, d: LambdaConfig) -> LambdaConfig:
     config = LambdaConfig(
         memory_mb=section.integer("memory_mb", 128, 10_240, d.memory_mb),
@@ -366,6 +389,7 @@ def parse_environment(data: Any, source: str) -> EnvironmentConfig:
         alerts=_optional_section(top.section("alerts"), AlertConfig(), _read_alerts),
         alarms=_optional_section(top.section("alarms"), AlarmConfig(), _read_alarms),
         waf=_optional_section(top.section("waf"), WafConfig(), _read_waf),
+        code_signing=_optional_section(top.section("code_signing"), CodeSigningConfig(), _read_code_signing),
         canary_percent=top.number("canary_percent", 0.0, 100.0, 10.0),
         kinesis_retention_hours=top.integer("kinesis_retention_hours", 24, 8760, 24),
         approval_expiry_seconds=top.integer("approval_expiry_seconds", 60, MAX_APPROVAL_EXPIRY_SECONDS, 3600),

@@ -50,6 +50,8 @@ def emulator_invoke_url(config: EnvironmentConfig, rest_api_id: str, stage: str)
 # Resources the emulator cannot create at all; `local` leaves them out and the README lists them.
 EMULATOR_UNSUPPORTED_RESOURCES = {
     "aws_cloudwatch_composite_alarm": "moto 5.2.1 has no PutCompositeAlarm",
+    "aws_signer_signing_job": "moto 5.2.1's Signer keeps signing profiles only: it has no StartSigningJob",
+    "aws_lambda_code_signing_config": "moto 5.2.1's Lambda has no CreateCodeSigningConfig",
 }
 
 
@@ -58,10 +60,14 @@ def deployable(config: EnvironmentConfig, resource_type: str) -> bool:
     return config.emulator is None or resource_type not in EMULATOR_UNSUPPORTED_RESOURCES
 
 
+def signs_code(config: EnvironmentConfig) -> bool:
+    """Code signing needs Signer jobs and a Lambda code signing config. Where either is missing (`local`), code
+    ships unsigned through the same artifact bucket, and the signing profile is left out as nothing would use it."""
+    return deployable(config, "aws_signer_signing_job") and deployable(config, "aws_lambda_code_signing_config")
+
+
 # Attributes the emulator does not store, so Terraform would "fix" them on every plan. Ignored locally only.
 EMULATOR_IGNORED_CHANGES = {
-    # moto drops a stage's canary settings.
-    "aws_api_gateway_stage": ["canary_settings"],
     # moto drops a deployment group's alarm configuration and answers with an empty load balancer block.
     "aws_codedeploy_deployment_group": ["alarm_configuration", "load_balancer_info"],
 }

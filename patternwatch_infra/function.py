@@ -3,7 +3,9 @@
 Creates, per function:
 - an IAM role with one inline least-privilege policy (its own statements + logs + X-Ray + the platform key)
 - a KMS-encrypted log group with the configured retention
-- the function: python3.12 on arm64, X-Ray Active, published versions, env vars encrypted with the platform key
+- the function: python3.12 on arm64, X-Ray Active, published versions, env vars encrypted with the platform key,
+  its code from the artifact bucket (signed, and checked by the code signing config, where code is signed;
+  code_artifacts.py); the code is the release's after the first apply when `release_owns_code`
 - the alias `live` (CodeDeploy, not Terraform, moves it between versions)
 - alarms on errors, throttles and p99 duration, and a canary error-rate alarm on the alias
 - a CodeDeploy deployment group that shifts the alias 10% for 5 minutes, then all, and rolls back on alarm
@@ -13,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from cdktf import AssetType, TerraformAsset, TerraformResourceLifecycle
+from cdktf import TerraformResourceLifecycle
 from cdktf_cdktf_provider_aws.cloudwatch_metric_alarm import CloudwatchMetricAlarm, CloudwatchMetricAlarmMetricQuery
 from cdktf_cdktf_provider_aws.codedeploy_app import CodedeployApp
 from cdktf_cdktf_provider_aws.codedeploy_deployment_group import (
@@ -38,10 +40,12 @@ from patternwatch_shared.names.functions import LambdaFunctionSpec
 
 from .alarms import ABOVE, THREE_OF_FIVE_MINUTES, Evaluation, Metric, alarm
 from .blocks import ServiceRole, encrypted_log_group
+from .code_artifacts import CodeArtifacts
 from .config import EnvironmentConfig
 from .naming import Naming
 from .packaging import Package
 from .policies import statement
+from .release_contract import FUNCTIONS_PREFIX
 from .scan_skips import DESCRIBE_ALARMS_NEEDS_STAR, skip_check
 
 RUNTIME = "python3.12"
@@ -51,6 +55,8 @@ CANARY_DEPLOYMENT_CONFIG = "CodeDeployDefault.LambdaCanary10Percent5Minutes"
 ALARM_PERIOD_SECONDS = 60
 # Actions that have no resource-level permissions in IAM: "*" is the only resource AWS accepts for them.
 XRAY_ACTIONS = ("xray:PutTraceSegments", "xray:PutTelemetryRecords")
+# What tooling/release.py changes on a function it releases; Terraform leaves these alone after creating it.
+RELEASED_CODE_ATTRIBUTES = ["s3_key", "s3_object_version", "source_code_hash"]
 
 
 @dataclass(frozen=True)
@@ -59,7 +65,9 @@ class FunctionPlatform:
 
     config: EnvironmentConfig
     naming: Naming
+    account_id: str
     kms_key: KmsKey
+    artifacts: CodeArtifacts
     layer: LambdaLayerVersion
     alarm_topic: SnsTopic
     deployment_app: CodedeployApp
@@ -78,12 +86,17 @@ class MonitoredFunction(Construct):
         statements: Sequence[DataAwsIamPolicyDocumentStatement],
         timeout_seconds: int | None = None,
         extra_layers: Sequence[LambdaLayerVersion] = (),
+        release_owns_code: bool = False,
     ) -> None:
         super().__init__(scope, spec.construct_id)
         config, naming = platform.config, platform.naming
         base_name = spec.base_name
         self.spec = spec
         self.function_name = naming.name(base_name)
+        # Built from the name rather than read from the function: a policy document that referenced the
+        # function resource would be re-read at apply, and its policy shown as changing, whenever the function
+        # itself changes (a code or configuration update).
+        self.arn = f"arn:aws:lambda:{config.region}:{platform.account_id}:function:{self.function_name}"
         # Tooling functions (the power tuner's executor) may need longer than the platform's handlers.
         self.timeout_seconds = timeout_seconds or config.lambda_.timeout_seconds
         self.alarm_actions = [platform.alarm_topic.arn]
@@ -113,7 +126,10 @@ class MonitoredFunction(Construct):
             ],
         )
         self.role, self.policy = self.service_role.role, self.service_role.policy
-        asset = TerraformAsset(self, "code", path=str(code.path), type=AssetType.FILE)
+        self.code = platform.artifacts.upload(
+            self, "code", code, kind=FUNCTIONS_PREFIX, name=self.function_name, release_owns_code=release_owns_code
+        )
+        signing = platform.artifacts.code_signing_config
         self.environment = {**spec.powertools_environment(), **environment}
         self.function = LambdaFunction(
             self,
@@ -123,8 +139,9 @@ class MonitoredFunction(Construct):
             runtime=RUNTIME,
             architectures=[ARCHITECTURE],
             handler=spec.handler,
-            filename=asset.path,
-            source_code_hash=code.source_code_hash,
+            s3_bucket=self.code.bucket,
+            s3_key=self.code.key,
+            code_signing_config_arn=signing.arn if signing is not None else None,
             # The shared layer first: a layer above it (the chart layer) relies on what it provides.
             layers=[platform.layer.arn, *(layer.arn for layer in extra_layers)],
             memory_size=config.lambda_.memory_mb,
@@ -135,11 +152,14 @@ class MonitoredFunction(Construct):
             kms_key_arn=platform.kms_key.arn,
             # The log group and the permission to write to it must exist before the first invocation.
             depends_on=[self.log_group, self.policy],
+            # A released function's code is the release's: Terraform deployed its first package only.
+            lifecycle=TerraformResourceLifecycle(ignore_changes=RELEASED_CODE_ATTRIBUTES) if release_owns_code else None,
         )
         skip_check(self.function, "CKV_AWS_117", "no VPC: the functions only call AWS APIs, and a VPC would add NAT cost and cold-start time")
         skip_check(self.function, "CKV_AWS_116", "invoked synchronously (API, Step Functions) or by event source mappings whose own DLQ/on-failure destination keeps failed records")
+        if signing is None:
+            skip_check(self.function, "CKV_AWS_272", "the emulator has no Lambda code signing (emulator.signs_code); every real environment signs")
         skip_check(self.function, "CKV_AWS_115", "concurrency is bounded at the source (SQS maximum concurrency, API throttling, one stream consumer); reserving it would carve up the account pool")
-        skip_check(self.function, "CKV_AWS_272", "no code-signing profile: zips are built deterministically and their hashes pinned in the plan")
         self.alias = LambdaAlias(
             self,
             "alias",
@@ -234,7 +254,7 @@ def canary_deployment_role(scope: Construct, id: str, *, naming: Naming, base_na
 
 def grant_canary_deployments(role: ServiceRole, functions: Sequence[MonitoredFunction]) -> None:
     role.grant(
-        deployment_role_statements([f.function.arn for f in functions]),
+        deployment_role_statements([f.arn for f in functions]),
         wildcard_resource_reason=DESCRIBE_ALARMS_NEEDS_STAR,
     )
 

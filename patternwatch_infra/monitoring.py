@@ -108,6 +108,8 @@ class MonitoringLayer(ArchitectureLayer):
             threshold=config.alarms.api_5xx_errors_per_minute,
             evaluation=THREE_OF_FIVE_MINUTES,
         )
+        # What tooling/release.py watches while a new API deployment is on the stage's canary.
+        self.api_release_alarms = [self.api_errors_alarm]
 
         self.health_members = [
             *(member for f in compute.functions for member in f.health_alarms),
@@ -191,6 +193,9 @@ class MonitoringLayer(ArchitectureLayer):
         if self.platform_health_alarm is not None:
             self.output("platform_health_alarm_name", self.platform_health_alarm.alarm_name, description="composite platform health alarm")
         self.output("ops_topic_arn", self.ops_topic_arn, description="SNS topic every alarm notifies")
+        self.output(
+            "api_release_alarm_names", [a.alarm_name for a in self.api_release_alarms], description="alarms an API release watches"
+        )
 
     def _alarm(
         self, id: str, base_name: str, description: str, metric: Metric, *, evaluation: Evaluation = FIVE_MINUTES, **options

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cdktf import DataResource, Precondition, TerraformLocal, TerraformResourceLifecycle, TerraformStack
+from cdktf import DataResource, Fn, Precondition, TerraformLocal, TerraformResourceLifecycle, TerraformStack
 
 from .workspaces import DEFAULT_WORKSPACE, MAX_WORKSPACE_LENGTH, WORKSPACE_NAME_PATTERN, WORKSPACE_NAME_RULE
 
@@ -43,6 +43,11 @@ class Naming:
     def name(self, base: str) -> str:
         """`TradingPatterns` -> `TradingPatterns-${local.name_suffix}` (`TradingPatterns-dev` in `default`)."""
         return f"{base}-{self.suffix}"
+
+    def underscored_prefix(self, base: str) -> str:
+        """`PatternWatch_dev_pr123_`: a name prefix for services that allow only letters, digits and underscores
+        (Signer profiles). AWS completes it with a unique suffix."""
+        return Fn.replace(f"{base}-{self.suffix}-", "-", "_")
 
     def bucket(self, base: str) -> str:
         """S3 names are global and lowercase, so the account id joins the suffix when we know it."""

@@ -115,7 +115,7 @@ class OrchestrationLayer(ArchitectureLayer):
         )
         platform = replace(compute.platform, deployment_role=self.tuner_deployment_role.role)
         # Only the platform's own functions can be tuned; each tuner role names them explicitly.
-        targets = [f.function.arn for f in compute.functions]
+        targets = [f.arn for f in compute.functions]
         qualified_targets = [f"{arn}:*" for arn in targets]
         tuning_aliases = [f"{arn}:{TUNING_ALIAS_PATTERN}" for arn in targets]
 

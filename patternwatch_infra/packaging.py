@@ -78,6 +78,11 @@ class Package:
     path: Path
     source_code_hash: str
 
+    @property
+    def sha256_hex(self) -> str:
+        """The same digest in hex: safe in S3 keys and file names, where base64's `/` and `+` are not."""
+        return base64.b64decode(self.source_code_hash).hex()
+
 
 def _progress(message: str) -> None:
     print(f"packaging: {message}", file=sys.stderr, flush=True)

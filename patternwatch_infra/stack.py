@@ -15,6 +15,7 @@ from .emulator import EmulatorWorkarounds, emulator_provider_settings
 from .monitoring import MonitoringLayer
 from .naming import declare_naming
 from .orchestration import OrchestrationLayer
+from .release_access import ReleaseAccess
 from .tagging import CostTags
 
 # S3 state locking with a lockfile (no DynamoDB table) needs Terraform 1.10 or newer.
@@ -50,6 +51,9 @@ class PatternWatchStack(TerraformStack):
             api=self.api,
             orchestration=self.orchestration,
             billing_provider=self.billing_provider,
+        )
+        self.release_access = ReleaseAccess(
+            self, "release", config=config, naming=naming, compute=self.compute, api=self.api, monitoring=self.monitoring
         )
         Aspects.of(self).add(CostTags(config.tags))
         if config.emulator is not None:

@@ -33,6 +33,8 @@ from .workspaces import DEFAULT_WORKSPACE, name_suffix
 TEST_REGION = "us-east-1"
 _REFERENCE = re.compile(r"^\$\{(data\.)?([a-z0-9_]+)\.([A-Za-z0-9_]+)\.([a-z_]+)\}$")
 _ANY_REFERENCE = re.compile(r"\$\{([a-z0-9_]+)\.([A-Za-z0-9_]+)\.([a-z_]+)\}")
+# The one function names use (naming.py, `underscored_prefix`), applied to a literal once the suffix is resolved.
+_REPLACE_CALL = re.compile(r'^\$\{replace\("([^"$]*)", "([^"]*)", "([^"]*)"\)\}$')
 _LOCAL_EXPRESSION = re.compile(r'^\$\{terraform\.workspace == "default" \? "([a-z0-9-]+)" :')
 
 
@@ -72,6 +74,9 @@ def resolve_name(document: dict, value: Any, workspace: str = DEFAULT_WORKSPACE)
         return value
     if NAME_SUFFIX_REFERENCE in value:
         value = value.replace(NAME_SUFFIX_REFERENCE, name_suffix(environment_suffix(document), workspace))
+        call = _REPLACE_CALL.match(value)
+        if call:
+            return call.group(1).replace(call.group(2), call.group(3))
 
     def follow(match: re.Match) -> str:
         block = resources(document, match.group(1)).get(match.group(2), {})

@@ -266,20 +266,29 @@ def lambda_create_function_retry_safe() -> None:
     apply fails: the 1-in-4 loop on PowerTuningOptimizer-local (docs/reliability.md). So the check sits in
     that layer, before moto's: a create whose name, code (SHA-256 of the zip), role, handler and runtime
     match the function that exists is the same request, and gets the 201 and configuration the first
-    call sent (the published version when it asked to publish). Any other create of an existing name
-    still gets the 409."""
-    from moto.awslambda.models import _zipfile_content
+    call sent (the published version when it asked to publish). The code may be inline or in S3 (the
+    functions' packages go through the artifact bucket). Any other create of an existing name still gets the 409."""
+    from moto.awslambda.models import _s3_content, _validate_s3_bucket_and_key, _zipfile_content
     from moto.awslambda.responses import LambdaResponse
 
     original = LambdaResponse.create_function
+
+    def code_sha256(response, code: dict) -> str | None:
+        """The SHA-256 (base64) of the zip a create names, inline or in S3; None when it cannot be read."""
+        if code.get("ZipFile"):
+            return _zipfile_content(code["ZipFile"])[2]
+        try:
+            key = _validate_s3_bucket_and_key(response.current_account, response.partition, code) if code.get("S3Key") else None
+        except Exception:  # moto's own create reports a missing bucket or key
+            return None
+        return _s3_content(key)[2] if key is not None else None
 
     def create_function(self):
         spec = self.json_body
         name = str(spec.get("FunctionName", "")).rsplit(":", 1)[-1]
         functions = self.backend._lambdas._functions
         existing = functions.get(name, {}).get("latest")
-        zipped = spec.get("Code", {}).get("ZipFile")
-        if existing is None or not zipped or _zipfile_content(zipped)[2] != existing.code_sha_256:
+        if existing is None or code_sha256(self, spec.get("Code") or {}) != existing.code_sha_256:
             return original(self)
         if (spec.get("Role"), spec.get("Handler"), spec.get("Runtime")) != (existing.role, existing.handler, existing.run_time):
             return original(self)

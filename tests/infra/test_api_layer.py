@@ -1,16 +1,14 @@
 """The REST API and its WAF, by property value."""
 from __future__ import annotations
 
-import dataclasses
 import json
 import re
 
 import pytest
 from patternwatch_shared.models import MAX_BARS_PER_REQUEST
-from patternwatch_shared.names.functions import APPROVAL_PROCESSOR
 from patternwatch_shared.names.routes import APPROVAL_RESOURCE_PATH, PATTERNS_BY_SYMBOL_RESOURCE_PATH, PATTERNS_RESOURCE_PATH
 
-from patternwatch_infra.api import APPROVAL_DECISION_SCHEMA, PATTERNS_REQUEST_SCHEMA, ROUTES, definition_hash
+from patternwatch_infra.api import APPROVAL_DECISION_SCHEMA, CANONICAL_FORM, DEFINITION_ATTRIBUTES, PATTERNS_REQUEST_SCHEMA, ROUTES
 from patternwatch_infra.config import ENVIRONMENT_NAMES
 from patternwatch_infra.testing import find_resource, logical_id, reference_to, resolve, resolve_name, resources
 from patternwatch_infra.waf import MAX_PATTERNS_BODY_BYTES, decimal_at_most
@@ -84,30 +82,54 @@ def test_lambda_permissions_are_scoped_to_the_route_on_this_api(dev, http_method
     assert permission["qualifier"] == alias_ref(dev, function, "name")
 
 
-def test_a_changed_api_definition_redeploys(dev):
-    (deployment,) = resources(dev, "aws_api_gateway_deployment").values()
-    assert deployment["triggers"] == {"redeployment": definition_hash()}
-    assert deployment["lifecycle"] == {"create_before_destroy": True}
-    changed_path = (dataclasses.replace(ROUTES[0], path="/patterns/v2"),) + ROUTES[1:]
-    changed_target = (dataclasses.replace(ROUTES[0], served_by=APPROVAL_PROCESSOR),) + ROUTES[1:]
-    assert len({definition_hash(), definition_hash(changed_path), definition_hash(changed_target)}) == 3
+def test_terraform_gives_the_stage_its_first_snapshot_and_leaves_later_ones_to_the_release(dev):
+    (deployment_id, deployment), = resources(dev, "aws_api_gateway_deployment").items()
+    # Made once with the stage, never replaced when the definition changes: a deployment a stage serves cannot be
+    # deleted, and the release, not Terraform, decides when the stage serves a new one.
+    assert "triggers" not in deployment
+    assert deployment["lifecycle"] == {"create_before_destroy": True, "ignore_changes": ["description", "triggers"]}
+    assert deployment["description"] == f"definition {dev['output']['api_definition_hash']['value']}"
+    assert set(deployment["depends_on"]) >= {f"aws_api_gateway_method.{m}" for m in resources(dev, "aws_api_gateway_method")}
+    stage = find_resource(dev, "aws_api_gateway_stage", stage_name="v1")
+    assert stage["deployment_id"] == reference_to("aws_api_gateway_deployment", deployment_id, "id")
+    # What the stage serves and its canary are the release's: no canary is declared, and Terraform ignores both.
+    assert "canary_settings" not in stage
+    assert stage["lifecycle"] == {"ignore_changes": ["deployment_id", "canary_settings"]}
 
 
-def test_stage_traces_logs_as_json_and_runs_a_canary(dev):
+def test_the_definition_hash_covers_everything_a_deployment_snapshots(dev):
+    """Terraform computes it from the resources as applied, so any change to any of them gives another hash."""
+    expression = dev["output"]["api_definition_hash"]["value"]
+    assert expression.startswith("${sha256(jsonencode([") and expression.endswith("]))}")
+    for resource_type, attributes in DEFINITION_ATTRIBUTES.items():
+        blocks = resources(dev, resource_type)
+        assert blocks, resource_type
+        for logical in blocks:
+            for attribute in attributes:
+                reference = f"{resource_type}.{logical}.{attribute}"
+                form = CANONICAL_FORM.get(attribute, "{}").format(reference)
+                assert f"{attribute} = {form}" in expression, (resource_type, logical, attribute)
+    # Read back in another form, a value hashes the same: an unset map as {}, a schema with other spacing.
+    assert "request_models = merge({}, aws_api_gateway_method." in expression and "schema = jsondecode(aws_api_gateway_model." in expression
+    assert len(resources(dev, "aws_api_gateway_method")) == len(ROUTES)
+
+
+def test_stage_traces_and_logs_as_json_including_canary_requests(dev):
     stage = find_resource(dev, "aws_api_gateway_stage", stage_name="v1")
     assert stage["xray_tracing_enabled"] is True
     log_group_id = logical_id(dev, "aws_cloudwatch_log_group", name="/aws/apigateway/pattern-detection-api-dev")
     assert stage["access_log_settings"]["destination_arn"] == reference_to("aws_cloudwatch_log_group", log_group_id, "arn")
     log_format = json.loads(stage["access_log_settings"]["format"])
     assert log_format["requestId"] == "$context.requestId" and log_format["status"] == "$context.status"
-    (deployment_id,) = resources(dev, "aws_api_gateway_deployment")
-    assert stage["canary_settings"] == {
-        "deployment_id": reference_to("aws_api_gateway_deployment", deployment_id, "id"),
-        "percent_traffic": 10,
-        "use_stage_cache": False,
-    }
+    assert log_format["isCanaryRequest"] == "$context.isCanaryRequest"
     (key_id,) = resources(dev, "aws_kms_key")
     assert resources(dev, "aws_cloudwatch_log_group")[log_group_id]["kms_key_id"] == reference_to("aws_kms_key", key_id, "arn")
+
+
+def test_the_release_watches_the_api_alarms(dev):
+    (name,) = dev["output"]["api_release_alarm_names"]["value"]
+    alarm_id = logical_id(dev, "aws_cloudwatch_metric_alarm", alarm_name="PatternDetectionApi-5XXError-dev")
+    assert name == reference_to("aws_cloudwatch_metric_alarm", alarm_id, "alarm_name")
 
 
 def test_api_gateway_can_write_its_logs(dev):

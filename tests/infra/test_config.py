@@ -47,6 +47,9 @@ def test_the_shipped_environments_load_with_the_documented_defaults(monkeypatch)
         assert config.approvers and all(a.id and a.name and "@" in a.email for a in config.approvers), name
     assert [a.approver.name for a in configs["local"].approvers] == ["Ada Lovelace", "Grace Hopper"]
     assert configs["prod"].prevent_destroy is True
+    # Untrusted code is refused in prod and deployed with a warning everywhere else.
+    assert configs["prod"].code_signing.untrusted_artifact_on_deployment == "Enforce" and configs["prod"].code_signing.enforced
+    assert all(configs[n].code_signing.untrusted_artifact_on_deployment == "Warn" for n in ("local", "dev", "staging"))
     assert not any(configs[n].prevent_destroy for n in ("local", "dev", "staging"))
     # 5055 unless this checkout runs its emulator elsewhere (PATTERNWATCH_EMULATOR_PORT, tested below).
     port = os.environ.get(EMULATOR_PORT_VAR, "5055")
@@ -63,7 +66,7 @@ def test_config_is_frozen():
 
 
 def test_omitted_sections_take_the_defaults(dev_document):
-    for key in ("lambda", "alerts", "alarms", "waf", "canary_percent", "kinesis_retention_hours", "approval_expiry_seconds", "prevent_destroy"):
+    for key in ("lambda", "alerts", "alarms", "waf", "code_signing", "canary_percent", "kinesis_retention_hours", "approval_expiry_seconds", "prevent_destroy"):
         del dev_document[key]
     dev_document["waf"] = {"rate_limit_per_5_minutes": 1000}
     config = parse_environment(dev_document, "envs/dev.json")
@@ -76,6 +79,9 @@ def test_omitted_sections_take_the_defaults(dev_document):
     assert config.waf.rate_limit_per_5_minutes == 2000
     assert config.canary_percent == 10
     assert config.prevent_destroy is False
+    assert config.code_signing.untrusted_artifact_on_deployment == "Warn" and not config.code_signing.enforced
+    dev_document["code_signing"] = {}
+    assert parse_environment(dev_document, "envs/dev.json").code_signing.untrusted_artifact_on_deployment == "Warn"
 
 
 @pytest.mark.parametrize(
@@ -112,6 +118,9 @@ def test_omitted_sections_take_the_defaults(dev_document):
         (lambda d: d["waf"].update(rate_limit_per_5_minutes=5), "envs/dev.json: waf.rate_limit_per_5_minutes: 5 is out of range"),
         (lambda d: d.update(canary_percent=150), "envs/dev.json: canary_percent: 150 is out of range"),
         (lambda d: d.update(kinesis_retention_hours=12), "envs/dev.json: kinesis_retention_hours: 12 is out of range"),
+        (lambda d: d["code_signing"].update(untrusted_artifact_on_deployment="Block"),
+         "envs/dev.json: code_signing.untrusted_artifact_on_deployment: 'Block' is not one of 'Enforce', 'Warn'"),
+        (lambda d: d["code_signing"].update(enforce=True), "envs/dev.json: code_signing.enforce: unknown key"),
         (lambda d: d.update(prevent_destroy="yes"), "envs/dev.json: prevent_destroy: must be true or false, got str"),
         (lambda d: d["state_backend"].update(type="gcs"), "envs/dev.json: state_backend.type: 'gcs' is not one of 's3', 'local'"),
         (lambda d: d["state_backend"].pop("bucket"), "envs/dev.json: state_backend.bucket: is required"),

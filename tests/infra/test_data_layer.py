@@ -77,7 +77,8 @@ def test_every_data_resource_is_encrypted_with_the_platform_key(dev):
     for stream in resources(dev, "aws_kinesis_stream").values():
         assert (stream["encryption_type"], stream["kms_key_id"]) == ("KMS", arn)
     encryption = resources(dev, "aws_s3_bucket_server_side_encryption_configuration").values()
-    assert len(encryption) == len(resources(dev, "aws_s3_bucket")) == 2
+    # The data and WAF-log buckets, and the compute layer's artifact bucket (code_artifacts.py).
+    assert len(encryption) == len(resources(dev, "aws_s3_bucket")) == 3
     for config in encryption:
         (rule,) = config["rule"]
         assert rule["apply_server_side_encryption_by_default"] == {"sse_algorithm": "aws:kms", "kms_master_key_id": arn}

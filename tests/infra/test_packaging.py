@@ -40,6 +40,7 @@ def test_two_builds_give_the_same_bytes(source_tree, tmp_path):
     assert first.path.read_bytes() == second.path.read_bytes()
     assert first.source_code_hash == second.source_code_hash
     assert first.source_code_hash == base64.b64encode(hashlib.sha256(first.path.read_bytes()).digest()).decode()
+    assert first.sha256_hex == hashlib.sha256(first.path.read_bytes()).hexdigest()  # the artifact's S3 key
 
 
 def test_a_build_does_not_depend_on_file_times(source_tree, tmp_path):

@@ -1,8 +1,8 @@
-"""The release command (tooling/release.py) against botocore's Stubber.
+"""The release command's function path (tooling/release.py) against botocore's Stubber.
 
-Stubber validates every request and response against the real Lambda and CodeDeploy API models, so a
-wrong parameter name or shape fails here just as it would against AWS. Time is a fake clock: nothing
-sleeps.
+Stubber validates every request and response against the real Lambda, S3, Signer and CodeDeploy API models,
+so a wrong parameter name or shape fails here just as it would against AWS. Time is a fake clock: nothing
+sleeps. The API path is in test_release_api.py.
 """
 from __future__ import annotations
 
@@ -11,32 +11,25 @@ import hashlib
 import json
 from pathlib import Path
 
-import botocore.session
 import pytest
 from botocore.stub import ANY, Stubber
 
+from patternwatch_infra.packaging import Package, build_function
+from patternwatch_infra.release_contract import artifact_key
+from release_stubs import FakeClock, stub_client
 from tooling import release as rel
 from tooling.stack_outputs import parse_outputs
-from patternwatch_infra.packaging import Package, build_function
 
 FUNCTION = "PatternDetector-dev"
 APP = "patternwatch-functions-dev"
-TARGET = rel.ReleaseTarget(function_name=FUNCTION, application=APP, deployment_group=FUNCTION)
+BUCKET = "patternwatch-artifacts-111111111111-dev"
+PROFILE = "PatternWatch_dev_20260101"
+TARGET = rel.ReleaseTarget(function_name=FUNCTION, application=APP, deployment_group=FUNCTION, artifact_bucket=BUCKET)
+SIGNED = rel.ReleaseTarget(function_name=FUNCTION, application=APP, deployment_group=FUNCTION, artifact_bucket=BUCKET, signing_profile=PROFILE)
 OLD_SHA = "b2xkLWNvZGUtc2hhMjU2LW9mLXZlcnNpb24tMw=="
+SIGNED_SHA = "c2lnbmVkLWNvZGUtc2hhMjU2LW9mLXRoZS1uZXctemlw"
 DEPLOYMENT = "d-RELEASE01"
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
+OLD_JOB_ARN = "arn:aws:signer:us-east-1:111111111111:/signing-jobs/old-job"
 
 
 @pytest.fixture
@@ -47,47 +40,50 @@ def package(tmp_path) -> Package:
     return build_function("pattern_detector", source_root=tmp_path / "src", out_dir=tmp_path / "out")
 
 
-# One session for the module: it caches the API models, which are slow to load.
-SESSION = botocore.session.get_session()
-
-
-def _client(service: str):
-    return SESSION.create_client(
-        service, region_name="us-east-1", aws_access_key_id="stub", aws_secret_access_key="stub"
-    )
+def key_of(package: Package) -> str:
+    return artifact_key("functions", FUNCTION, package.sha256_hex)
 
 
 @pytest.fixture
 def aws():
-    """Stubbed Lambda and CodeDeploy clients; every queued response must be used."""
-    lambda_client, codedeploy_client = _client("lambda"), _client("codedeploy")
-    with Stubber(lambda_client) as lam, Stubber(codedeploy_client) as deploy:
-        yield lambda_client, codedeploy_client, lam, deploy
-        lam.assert_no_pending_responses()
-        deploy.assert_no_pending_responses()
+    """Stubbed Lambda, CodeDeploy, S3 and Signer clients; every queued response must be used."""
+    clients = {service: stub_client(service) for service in ("lambda", "codedeploy", "s3", "signer")}
+    stubbers = {service: Stubber(client) for service, client in clients.items()}
+    for stubber in stubbers.values():
+        stubber.activate()
+    yield clients, stubbers
+    for stubber in stubbers.values():
+        stubber.assert_no_pending_responses()
+        stubber.deactivate()
 
 
-def _expect_serving(lam: Stubber, version: str, sha: str) -> None:
+def _expect_serving(lam: Stubber, version: str, sha: str, **signing) -> None:
     lam.add_response("get_alias", {"Name": "live", "FunctionVersion": version}, {"FunctionName": FUNCTION, "Name": "live"})
     lam.add_response(
         "get_function_configuration",
-        {"FunctionName": FUNCTION, "Version": version, "CodeSha256": sha},
+        {"FunctionName": FUNCTION, "Version": version, "CodeSha256": sha, **signing},
         {"FunctionName": FUNCTION, "Qualifier": version},
     )
 
 
-def _expect_upload_and_publish(lam: Stubber, package: Package, published: str) -> None:
+def _expect_upload(s3: Stubber, package: Package, version_id: str = "v-upload") -> None:
+    s3.add_response(
+        "put_object", {"VersionId": version_id}, {"Bucket": BUCKET, "Key": key_of(package), "Body": package.path.read_bytes()}
+    )
+
+
+def _expect_update_and_publish(lam: Stubber, code_key: str, sha: str, published: str) -> None:
     lam.add_response(
         "update_function_code",
-        {"FunctionName": FUNCTION, "CodeSha256": package.source_code_hash, "LastUpdateStatus": "InProgress"},
-        {"FunctionName": FUNCTION, "ZipFile": package.path.read_bytes()},
+        {"FunctionName": FUNCTION, "CodeSha256": sha, "LastUpdateStatus": "InProgress"},
+        {"FunctionName": FUNCTION, "S3Bucket": BUCKET, "S3Key": code_key},
     )
     lam.add_response("get_function_configuration", {"LastUpdateStatus": "InProgress"}, {"FunctionName": FUNCTION})
     lam.add_response("get_function_configuration", {"LastUpdateStatus": "Successful"}, {"FunctionName": FUNCTION})
     lam.add_response(
         "publish_version",
-        {"FunctionName": FUNCTION, "Version": published, "CodeSha256": package.source_code_hash},
-        {"FunctionName": FUNCTION, "CodeSha256": package.source_code_hash, "Description": ANY},
+        {"FunctionName": FUNCTION, "Version": published, "CodeSha256": sha},
+        {"FunctionName": FUNCTION, "CodeSha256": sha, "Description": ANY},
     )
 
 
@@ -110,21 +106,23 @@ def _expect_poll(lam: Stubber, deploy: Stubber, info: dict, alias: dict) -> None
     lam.add_response("get_alias", {"Name": "live", **alias}, {"FunctionName": FUNCTION, "Name": "live"})
 
 
-def _run(package, aws, clock, **kwargs) -> tuple[rel.ReleaseOutcome, list[str]]:
-    lambda_client, codedeploy_client, _, _ = aws
+def _run(package, aws, clock, target=TARGET, **kwargs) -> tuple[rel.ReleaseOutcome, list[str]]:
+    clients, _ = aws
     lines: list[str] = []
     outcome = rel.release(
-        TARGET, package, lambda_client=lambda_client, codedeploy_client=codedeploy_client,
-        clock=clock, sleep=clock.sleep, say=lines.append, **kwargs,
+        target, package, lambda_client=clients["lambda"], codedeploy_client=clients["codedeploy"], s3_client=clients["s3"],
+        signer_client=clients["signer"], clock=clock, sleep=clock.sleep, say=lines.append, **kwargs,
     )
     return outcome, lines
 
 
-def test_successful_release_shifts_live_from_the_serving_version_to_the_new_one(package, aws):
-    _, codedeploy_client, lam, deploy = aws
+def test_successful_release_uploads_updates_publishes_and_shifts_live(package, aws):
+    clients, stub = aws
+    lam, deploy = stub["lambda"], stub["codedeploy"]
     _expect_serving(lam, "3", OLD_SHA)
-    _expect_upload_and_publish(lam, package, published="4")
-    sent = _expect_deployment_created(deploy, codedeploy_client)
+    _expect_upload(stub["s3"], package)
+    _expect_update_and_publish(lam, key_of(package), package.source_code_hash, published="4")
+    sent = _expect_deployment_created(deploy, clients["codedeploy"])
     _expect_poll(lam, deploy, {"status": "InProgress"}, {"FunctionVersion": "3", "RoutingConfig": {"AdditionalVersionWeights": {"4": 0.1}}})
     _expect_poll(lam, deploy, {"status": "Succeeded"}, {"FunctionVersion": "4"})
 
@@ -132,6 +130,9 @@ def test_successful_release_shifts_live_from_the_serving_version_to_the_new_one(
 
     assert (outcome.exit_code, outcome.status) == (0, "Succeeded")
     assert (outcome.current_version, outcome.target_version, outcome.deployment_id) == ("3", "4", DEPLOYMENT)
+    # The code goes to the content-addressed key Terraform's first upload uses too, unsigned where nothing signs.
+    assert key_of(package) == f"functions/{FUNCTION}/{hashlib.sha256(package.path.read_bytes()).hexdigest()}.zip"
+    assert any("unsigned" not in line and f"s3://{BUCKET}/{key_of(package)}" in line for line in lines)
     revision = sent[0]["revision"]
     assert revision["revisionType"] == "AppSpecContent"
     content = revision["appSpecContent"]["content"]
@@ -152,10 +153,77 @@ def test_successful_release_shifts_live_from_the_serving_version_to_the_new_one(
     assert "serves version 4 (was 3)" in outcome.message
 
 
+def test_where_code_is_signed_the_release_signs_the_upload_and_deploys_the_signed_copy(package, aws):
+    clients, stub = aws
+    lam, signer = stub["lambda"], stub["signer"]
+    _expect_serving(lam, "3", OLD_SHA, SigningJobArn=OLD_JOB_ARN)
+    # The serving version was signed from another upload: this package is new.
+    signer.add_response("describe_signing_job", {"jobId": "old-job", "source": {"s3": {"bucketName": BUCKET, "key": "functions/x/old.zip", "version": "1"}}}, {"jobId": "old-job"})
+    _expect_upload(stub["s3"], package, version_id="v-7")
+    signer.add_response(
+        "start_signing_job",
+        {"jobId": "job-7"},
+        {
+            "source": {"s3": {"bucketName": BUCKET, "key": key_of(package), "version": "v-7"}},
+            "destination": {"s3": {"bucketName": BUCKET, "prefix": f"signed/functions/{FUNCTION}/"}},
+            "profileName": PROFILE,
+        },
+    )
+    signer.add_response("describe_signing_job", {"jobId": "job-7", "status": "InProgress"}, {"jobId": "job-7"})
+    signed_key = f"signed/functions/{FUNCTION}/job-7.zip"
+    signer.add_response(
+        "describe_signing_job", {"jobId": "job-7", "status": "Succeeded", "signedObject": {"s3": {"bucketName": BUCKET, "key": signed_key}}}, {"jobId": "job-7"}
+    )
+    # Lambda deploys the signed copy; its CodeSha256 is the signed zip's, and that is what gets published.
+    _expect_update_and_publish(lam, signed_key, SIGNED_SHA, published="4")
+    _expect_deployment_created(stub["codedeploy"], clients["codedeploy"])
+    clock = FakeClock()
+
+    outcome, lines = _run(package, aws, clock, target=SIGNED, wait=False)
+
+    assert (outcome.exit_code, outcome.status, outcome.target_version) == (0, "Created", "4")
+    assert any(f"signing {key_of(package)} with {PROFILE}: job job-7" in line for line in lines)
+    assert clock.sleeps == [rel.SIGNING_POLL_SECONDS, rel.CODE_UPDATE_POLL_SECONDS]
+
+
+def test_signed_code_already_serving_this_package_is_not_uploaded_again(package, aws):
+    _, stub = aws
+    # The signed zip's hash says nothing about the package; the signing job's source key does.
+    _expect_serving(stub["lambda"], "3", SIGNED_SHA, SigningJobArn=OLD_JOB_ARN)
+    stub["signer"].add_response(
+        "describe_signing_job", {"jobId": "old-job", "source": {"s3": {"bucketName": BUCKET, "key": key_of(package), "version": "1"}}}, {"jobId": "old-job"}
+    )
+
+    outcome, lines = _run(package, aws, FakeClock(), target=SIGNED)
+
+    assert (outcome.exit_code, outcome.status, outcome.deployment_id) == (0, "Unchanged", None)
+    assert "nothing to release" in lines[-1]
+
+
+@pytest.mark.parametrize(
+    ("job", "message"),
+    [
+        ({"status": "Failed", "statusReason": "profile is canceled"}, "Signer could not sign .* Failed: profile is canceled; nothing was deployed"),
+        ({"status": "InProgress"}, "signing job job-7 is still InProgress after 300 s; nothing was deployed"),
+    ],
+)
+def test_a_signing_job_that_fails_or_hangs_stops_before_any_code_changes(package, aws, job, message):
+    _, stub = aws
+    _expect_serving(stub["lambda"], "3", OLD_SHA)
+    _expect_upload(stub["s3"], package)
+    stub["signer"].add_response("start_signing_job", {"jobId": "job-7"}, {"source": ANY, "destination": ANY, "profileName": PROFILE})
+    polls = 1 if job["status"] == "Failed" else rel.SIGNING_TIMEOUT_SECONDS // rel.SIGNING_POLL_SECONDS + 1
+    for _ in range(polls):
+        stub["signer"].add_response("describe_signing_job", {"jobId": "job-7", **job}, {"jobId": "job-7"})
+
+    with pytest.raises(rel.ReleaseError, match=message):
+        _run(package, aws, FakeClock(), target=SIGNED)
+
+
 def test_unchanged_code_is_not_uploaded_or_deployed(package, aws):
-    _, _, lam, _ = aws
+    _, stub = aws
     # The alias already serves exactly these bytes: any further AWS call would fail the Stubber.
-    _expect_serving(lam, "3", package.source_code_hash)
+    _expect_serving(stub["lambda"], "3", package.source_code_hash)
 
     outcome, lines = _run(package, aws, FakeClock())
 
@@ -164,20 +232,36 @@ def test_unchanged_code_is_not_uploaded_or_deployed(package, aws):
 
 
 def test_a_publish_that_returns_the_serving_version_deploys_nothing(package, aws):
-    _, _, lam, _ = aws
-    _expect_serving(lam, "3", OLD_SHA)
-    _expect_upload_and_publish(lam, package, published="3")
+    _, stub = aws
+    _expect_serving(stub["lambda"], "3", OLD_SHA)
+    _expect_upload(stub["s3"], package)
+    _expect_update_and_publish(stub["lambda"], key_of(package), package.source_code_hash, published="3")
 
     outcome, _ = _run(package, aws, FakeClock())
 
     assert (outcome.exit_code, outcome.status, outcome.deployment_id) == (0, "Unchanged", None)
 
 
-def test_failed_deployment_exits_non_zero_and_reports_the_error_and_the_rollback(package, aws):
-    _, codedeploy_client, lam, deploy = aws
+def test_a_publish_refused_because_the_code_changed_meanwhile_deploys_nothing(package, aws):
+    _, stub = aws
+    lam = stub["lambda"]
     _expect_serving(lam, "3", OLD_SHA)
-    _expect_upload_and_publish(lam, package, published="4")
-    _expect_deployment_created(deploy, codedeploy_client)
+    _expect_upload(stub["s3"], package)
+    lam.add_response("update_function_code", {"CodeSha256": package.source_code_hash}, {"FunctionName": FUNCTION, "S3Bucket": BUCKET, "S3Key": key_of(package)})
+    lam.add_response("get_function_configuration", {"LastUpdateStatus": "Successful"}, {"FunctionName": FUNCTION})
+    lam.add_client_error("publish_version", "PreconditionFailedException", "CodeSha256 does not match", 412)
+
+    with pytest.raises(rel.ReleaseError, match="Lambda refused to publish PatternDetector-dev .*CodeSha256 does not match.*nothing was deployed"):
+        _run(package, aws, FakeClock())
+
+
+def test_failed_deployment_exits_non_zero_and_reports_the_error_and_the_rollback(package, aws):
+    clients, stub = aws
+    lam, deploy = stub["lambda"], stub["codedeploy"]
+    _expect_serving(lam, "3", OLD_SHA)
+    _expect_upload(stub["s3"], package)
+    _expect_update_and_publish(lam, key_of(package), package.source_code_hash, published="4")
+    _expect_deployment_created(deploy, clients["codedeploy"])
     _expect_poll(
         lam, deploy,
         {
@@ -200,10 +284,12 @@ def test_failed_deployment_exits_non_zero_and_reports_the_error_and_the_rollback
 
 
 def test_a_deployment_still_running_at_the_timeout_exits_non_zero_and_says_how_to_follow_it(package, aws):
-    _, codedeploy_client, lam, deploy = aws
+    clients, stub = aws
+    lam, deploy = stub["lambda"], stub["codedeploy"]
     _expect_serving(lam, "3", OLD_SHA)
-    _expect_upload_and_publish(lam, package, published="4")
-    _expect_deployment_created(deploy, codedeploy_client)
+    _expect_upload(stub["s3"], package)
+    _expect_update_and_publish(lam, key_of(package), package.source_code_hash, published="4")
+    _expect_deployment_created(deploy, clients["codedeploy"])
     # Polled at 0, 10, 20 and 30 s of fake time; the 30 s poll reaches the timeout.
     for _ in range(4):
         _expect_poll(lam, deploy, {"status": "InProgress"}, {"FunctionVersion": "3", "RoutingConfig": {"AdditionalVersionWeights": {"4": 0.1}}})
@@ -217,10 +303,12 @@ def test_a_deployment_still_running_at_the_timeout_exits_non_zero_and_says_how_t
 
 
 def test_no_wait_returns_once_the_deployment_exists(package, aws):
-    _, codedeploy_client, lam, deploy = aws
+    clients, stub = aws
+    lam, deploy = stub["lambda"], stub["codedeploy"]
     _expect_serving(lam, "3", OLD_SHA)
-    _expect_upload_and_publish(lam, package, published="4")
-    _expect_deployment_created(deploy, codedeploy_client)
+    _expect_upload(stub["s3"], package)
+    _expect_update_and_publish(lam, key_of(package), package.source_code_hash, published="4")
+    _expect_deployment_created(deploy, clients["codedeploy"])
 
     outcome, _ = _run(package, aws, FakeClock(), wait=False)
 
@@ -228,9 +316,14 @@ def test_no_wait_returns_once_the_deployment_exists(package, aws):
 
 
 def test_a_failed_code_update_stops_before_publishing(package, aws):
-    _, _, lam, _ = aws
+    _, stub = aws
+    lam = stub["lambda"]
     _expect_serving(lam, "3", OLD_SHA)
-    lam.add_response("update_function_code", {"LastUpdateStatus": "InProgress"}, {"FunctionName": FUNCTION, "ZipFile": ANY})
+    _expect_upload(stub["s3"], package)
+    lam.add_response(
+        "update_function_code", {"CodeSha256": package.source_code_hash, "LastUpdateStatus": "InProgress"},
+        {"FunctionName": FUNCTION, "S3Bucket": BUCKET, "S3Key": key_of(package)},
+    )
     lam.add_response(
         "get_function_configuration",
         {"LastUpdateStatus": "Failed", "LastUpdateStatusReasonCode": "InvalidZipFileException", "LastUpdateStatusReason": "bad zip"},
@@ -250,6 +343,8 @@ OUTPUT_DOCUMENT = json.dumps({
     "pattern_detector_deployment_group": {"sensitive": False, "type": "string", "value": "PatternDetector-dev"},
     "pattern_detector_alias_arn": {"sensitive": False, "type": "string", "value": "arn:aws:lambda:us-east-1:111111111111:function:PatternDetector-dev:live"},
     "deployment_app_name": {"sensitive": False, "type": "string", "value": "patternwatch-functions-dev"},
+    "artifact_bucket_name": {"sensitive": False, "type": "string", "value": BUCKET},
+    "signing_profile_name": {"sensitive": False, "type": "string", "value": PROFILE},
     "api_key_value": {"sensitive": True, "type": "string", "value": "secret"},
 })
 
@@ -259,7 +354,10 @@ def test_names_come_from_the_outputs_of_the_workspace_asked_for():
     target = rel.resolve_target(
         "pattern_detector", env_name="dev", suffix="dev", overrides={}, load_outputs=lambda: outputs
     )
-    assert target == rel.ReleaseTarget("PatternDetector-dev", "patternwatch-functions-dev", "PatternDetector-dev", "live")
+    assert target == rel.ReleaseTarget("PatternDetector-dev", "patternwatch-functions-dev", "PatternDetector-dev", BUCKET, PROFILE, "live")
+    # An environment that does not sign (the emulator) has no profile output: its code goes out unsigned.
+    unsigned = {k: v for k, v in outputs.items() if k != "signing_profile_name"}
+    assert rel.resolve_target("pattern_detector", env_name="dev", suffix="dev", overrides={}, load_outputs=lambda: unsigned).signing_profile is None
 
 
 def test_flags_win_over_outputs_and_terraform_is_not_run_when_all_are_given():
@@ -275,9 +373,17 @@ def test_flags_win_over_outputs_and_terraform_is_not_run_when_all_are_given():
 
     explicit = rel.resolve_target(
         "pattern_detector", env_name="dev", suffix="dev",
-        overrides={"function_name": "Fn-x", "application": "app-x", "deployment_group": "group-x"}, load_outputs=no_terraform,
+        overrides={"function_name": "Fn-x", "application": "app-x", "deployment_group": "group-x", "artifact_bucket": "bucket-x"},
+        load_outputs=no_terraform,
     )
-    assert explicit == rel.ReleaseTarget("Fn-x", "app-x", "group-x")
+    assert explicit == rel.ReleaseTarget("Fn-x", "app-x", "group-x", "bucket-x")
+    signed = rel.resolve_target(
+        "pattern_detector", env_name="dev", suffix="dev",
+        overrides={"function_name": "Fn-x", "application": "app-x", "deployment_group": "group-x", "artifact_bucket": "bucket-x",
+                   "signing_profile": "Profile_x"},
+        load_outputs=no_terraform,
+    )
+    assert signed.signing_profile == "Profile_x"
 
 
 def test_a_missing_output_names_the_output_and_the_flag():
@@ -286,6 +392,9 @@ def test_a_missing_output_names_the_output_and_the_flag():
             "alert_processor", env_name="dev", suffix="dev", overrides={},
             load_outputs=lambda: parse_outputs(OUTPUT_DOCUMENT, source="test"),
         )
+    no_bucket = {k: v for k, v in parse_outputs(OUTPUT_DOCUMENT, source="test").items() if k != "artifact_bucket_name"}
+    with pytest.raises(rel.ReleaseError, match=r"'artifact_bucket_name' is missing for dev.*--artifact-bucket"):
+        rel.resolve_target("pattern_detector", env_name="dev", suffix="dev", overrides={}, load_outputs=lambda: no_bucket)
 
 
 def test_outputs_of_another_copy_of_the_environment_are_refused():
@@ -307,15 +416,18 @@ def command_line(package, monkeypatch):
     monkeypatch.delenv("TF_WORKSPACE", raising=False)
     for var in rel.ENDPOINT_VARS:
         monkeypatch.delenv(var, raising=False)
-    clients = _client("lambda"), _client("codedeploy"), _client("sts")
+    clients = {service: stub_client(service) for service in rel.SERVICES}
     monkeypatch.setattr(rel, "build_function", lambda name: package)
     monkeypatch.setattr(rel, "aws_clients", lambda region, endpoint: clients)
     monkeypatch.setattr(rel, "read_stack_outputs", lambda env, **_: parse_outputs(OUTPUT_DOCUMENT, source="test"))
-    # CodeDeploy is stubbed with nothing queued: these tests must stop before any deployment.
-    with Stubber(clients[0]) as lam, Stubber(clients[1]), Stubber(clients[2]) as sts:
-        yield lam, sts
-        lam.assert_no_pending_responses()
-        sts.assert_no_pending_responses()
+    # Everything but Lambda and STS is stubbed with nothing queued: these tests must stop before any change.
+    stubbers = {service: Stubber(client) for service, client in clients.items()}
+    for stubber in stubbers.values():
+        stubber.activate()
+    yield stubbers["lambda"], stubbers["sts"]
+    for stubber in stubbers.values():
+        stubber.assert_no_pending_responses()
+        stubber.deactivate()
 
 
 def test_the_command_line_reports_an_aws_error_clearly(command_line, capsys):
@@ -336,20 +448,24 @@ def test_credentials_for_another_account_are_refused_before_anything_changes(com
 
 
 def test_the_command_line_offers_only_the_functions_that_can_be_released(capsys):
-    releasable = "releasable: kinesis_consumer, pattern_detector, alert_processor, threshold_checker, approval_processor, approval_expiry"
+    releasable = "releasable: kinesis_consumer, pattern_detector, alert_processor, threshold_checker, approval_processor, approval_expiry, or 'api'"
     assert rel.main(["no_such_function", "--env", "dev"]) == rel.EXIT_USAGE
-    assert f"'no_such_function' is not a releasable function package ({releasable})" in capsys.readouterr().err
+    assert f"'no_such_function' is not a releasable function package ({releasable} for the API's definition)" in capsys.readouterr().err
     # The power tuner's package is a folder of lambda_src/ too, but its functions have no canary to release through.
     assert rel.main(["power_tuning", "--env", "local"]) == rel.EXIT_USAGE
     err = capsys.readouterr().err
     assert "'power_tuning' is the power tuner's code" in err and "ships with `make deploy`" in err and releasable in err
 
 
-def test_every_releasable_function_has_the_stack_outputs_a_release_reads(dev):
+def test_every_releasable_function_has_the_stack_outputs_a_release_reads(dev, local):
     """What the release offers is exactly what the compute layer declares outputs for."""
     for package in rel.RELEASABLE_PACKAGES:
         for output in rel.output_names(package).values():
             assert output in dev["output"], output
+            # The emulator signs nothing, so its stack names no signing profile; everything else is there.
+            assert (output in local["output"]) is (output != "signing_profile_name"), output
+    for output in rel.API_OUTPUTS.values():
+        assert output in dev["output"] and output in local["output"], output
     declared = {name.removesuffix("_function_name") for name in dev["output"] if name.endswith("_function_name")}
     assert declared == set(rel.RELEASABLE_PACKAGES)
 
@@ -371,17 +487,17 @@ def test_the_workspace_comes_from_tf_workspace_unless_given(monkeypatch):
 def test_clients_use_the_environment_region_and_never_override_aws_endpoint_url(monkeypatch):
     for var in rel.ENDPOINT_VARS:
         monkeypatch.delenv(var, raising=False)
-    lambda_client, codedeploy_client, _ = rel.aws_clients("eu-west-1", None)
-    assert lambda_client.meta.region_name == codedeploy_client.meta.region_name == "eu-west-1"
-    assert lambda_client.meta.endpoint_url == "https://lambda.eu-west-1.amazonaws.com"
+    clients = rel.aws_clients("eu-west-1", None)
+    assert set(clients) == set(rel.SERVICES)
+    assert {c.meta.region_name for c in clients.values()} == {"eu-west-1"}
+    assert clients["lambda"].meta.endpoint_url == "https://lambda.eu-west-1.amazonaws.com"
 
-    local_lambda, _, _ = rel.aws_clients("us-east-1", "http://127.0.0.1:5055")
-    assert local_lambda.meta.endpoint_url == "http://127.0.0.1:5055"
+    local = rel.aws_clients("us-east-1", "http://127.0.0.1:5055")
+    assert {c.meta.endpoint_url for c in local.values()} == {"http://127.0.0.1:5055"}
 
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://localhost:4566")
     for emulator in (None, "http://127.0.0.1:5055"):
-        lambda_client, codedeploy_client, _ = rel.aws_clients("us-east-1", emulator)
-        assert lambda_client.meta.endpoint_url == codedeploy_client.meta.endpoint_url == "http://localhost:4566"
+        assert {c.meta.endpoint_url for c in rel.aws_clients("us-east-1", emulator).values()} == {"http://localhost:4566"}
 
 
 def test_the_alias_name_matches_the_infrastructure():

@@ -20,6 +20,10 @@ LONGEST_WORKSPACE = "w" * MAX_WORKSPACE_LENGTH
 NAME_LIMITS = {
     ("aws_iam_role", "name"): 64,
     ("aws_iam_role_policy", "name"): 128,
+    ("aws_iam_policy", "name"): 128,
+    # AWS appends 26 characters to a prefix and allows 64 in all (the provider checks the prefix for 38).
+    ("aws_signer_signing_profile", "name_prefix"): 38,
+    ("aws_s3_object", "key"): 1024,
     ("aws_s3_bucket", "bucket"): 63,
     ("aws_sqs_queue", "name"): 80,
     ("aws_sns_topic", "name"): 256,

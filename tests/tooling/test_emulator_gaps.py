@@ -1,6 +1,7 @@
 """Emulator gaps the approval page met: TLS-only bucket policies, and the emulator's own request log."""
 from __future__ import annotations
 
+import hashlib
 import json
 
 import boto3
@@ -80,24 +81,37 @@ def _function_zip(body: str) -> bytes:
     return buffer.getvalue()
 
 
-def test_a_create_function_repeated_after_a_lost_answer_gets_the_first_answer_not_a_409(emulator_endpoint):
+@pytest.mark.parametrize("code_in", ["zip", "s3"])
+def test_a_create_function_repeated_after_a_lost_answer_gets_the_first_answer_not_a_409(emulator_endpoint, code_in):
     """The 1-in-4 fresh-deploy loop: the SDK repeats CreateFunction when the connection drops after the 201;
     moto answered 409 "Function already exist" and the provider retried that for five minutes."""
     session = boto3.session.Session(aws_access_key_id="test", aws_secret_access_key="test", region_name="us-east-1")
     iam, awslambda = session.client("iam", endpoint_url=emulator_endpoint), session.client("lambda", endpoint_url=emulator_endpoint)
-    role = iam.create_role(RoleName="retry-safe-role", AssumeRolePolicyDocument=json.dumps({
+    s3 = session.client("s3", endpoint_url=emulator_endpoint)
+    role = iam.create_role(RoleName=f"retry-safe-{code_in}", AssumeRolePolicyDocument=json.dumps({
         "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}],
     }))["Role"]["Arn"]
-    spec = {"FunctionName": "RetrySafe-local", "Runtime": "python3.11", "Role": role, "Handler": "handler.handler",
-            "Code": {"ZipFile": _function_zip("def handler(event, context):\n    return 1\n")}, "Publish": True}
+
+    def code(body: str) -> dict:
+        package = _function_zip(body)
+        if code_in == "zip":
+            return {"ZipFile": package}
+        s3.create_bucket(Bucket="retry-safe-artifacts")
+        key = f"functions/{hashlib.sha256(body.encode()).hexdigest()[:12]}.zip"
+        s3.put_object(Bucket="retry-safe-artifacts", Key=key, Body=package)
+        return {"S3Bucket": "retry-safe-artifacts", "S3Key": key}
+
+    name = f"RetrySafe-{code_in}"
+    spec = {"FunctionName": name, "Runtime": "python3.11", "Role": role, "Handler": "handler.handler",
+            "Code": code("def handler(event, context):\n    return 1\n"), "Publish": True}
     first = awslambda.create_function(**spec)
     repeated = awslambda.create_function(**spec)
     assert first["ResponseMetadata"]["HTTPStatusCode"] == repeated["ResponseMetadata"]["HTTPStatusCode"] == 201
     assert (repeated["FunctionArn"], repeated["CodeSha256"], repeated["Version"]) == (first["FunctionArn"], first["CodeSha256"], "1")
-    assert [v["Version"] for v in awslambda.list_versions_by_function(FunctionName="RetrySafe-local")["Versions"]] == ["$LATEST", "1"]
+    assert [v["Version"] for v in awslambda.list_versions_by_function(FunctionName=name)["Versions"]] == ["$LATEST", "1"]
 
     with pytest.raises(ClientError) as conflict:
-        awslambda.create_function(**{**spec, "Code": {"ZipFile": _function_zip("def handler(event, context):\n    return 2\n")}})
+        awslambda.create_function(**{**spec, "Code": code("def handler(event, context):\n    return 2\n")})
     assert conflict.value.response["Error"]["Code"] == "ResourceConflictException"
     with pytest.raises(ClientError) as other_handler:
         awslambda.create_function(**{**spec, "Handler": "handler.other"})

@@ -188,8 +188,9 @@ def test_lambda_metrics_carry_function_and_alias_dimensions(aws):
     version = aws.lambda_.publish_version(FunctionName=name)["Version"]
     aws.lambda_.create_alias(FunctionName=name, Name="live", FunctionVersion=version)
     invoke(aws, f"{name}:live")
-    found = {(m["MetricName"], tuple(sorted(d["Value"] for d in m["Dimensions"])))
-             for m in aws.cloudwatch.list_metrics(Namespace="AWS/Lambda")["Metrics"]}
+    # ListMetrics pages at 500 metrics, and the session's emulator holds every earlier test's functions.
+    pages = aws.cloudwatch.get_paginator("list_metrics").paginate(Namespace="AWS/Lambda")
+    found = {(m["MetricName"], tuple(sorted(d["Value"] for d in m["Dimensions"]))) for page in pages for m in page["Metrics"]}
     for metric in ("Invocations", "Errors", "Duration"):
         assert (metric, (name,)) in found
         assert (metric, tuple(sorted((name, f"{name}:live")))) in found

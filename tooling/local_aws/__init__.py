@@ -5,6 +5,7 @@
 - step_functions: executions run on moto's ASL interpreter, their Lambda tasks through that service;
 - event_delivery: EventBridge rule targets of type states and lambda;
 - api_gateway: the deployed REST API served over HTTP through Lambda proxy integrations;
+- api_deployments: deployment snapshots and stage canaries, which api_gateway routes on;
 - telemetry, service_metrics: log groups, EMF extraction, AWS/* metrics;
 - clock: a controllable platform clock shared by the emulator and the workers;
 - server: the emulator's HTTP front (gateway, admin endpoints, moto).
@@ -18,7 +19,7 @@ _INSTALLED: list[str] = []
 
 def install() -> list[str]:
     if not _INSTALLED:
-        from . import clock, event_delivery, lambda_api, service_metrics, step_functions, telemetry
+        from . import api_deployments, clock, event_delivery, lambda_api, service_metrics, step_functions, telemetry
 
         clock.install_moto_clock()
         clock.install_logs_clock()
@@ -26,6 +27,7 @@ def install() -> list[str]:
         _INSTALLED.extend(lambda_api.install())
         _INSTALLED.extend(step_functions.install())
         _INSTALLED.extend(event_delivery.install())
+        _INSTALLED.extend(api_deployments.install())
         _INSTALLED.extend(service_metrics.install())
         _INSTALLED.extend(telemetry.install_exact_statistics())
     return list(_INSTALLED)

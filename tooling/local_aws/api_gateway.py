@@ -3,8 +3,11 @@
 moto stores REST APIs but ignores AWS_PROXY integrations. Requests to
 `<emulator>/restapis/<api id>/<stage>/_user_request_/<path>` (patternwatch_infra.emulator.emulator_invoke_url)
 are handled here:
-1. the stage and the deployment it serves are resolved in one place (`resolve_stage`), so canary routing
-   can be added there;
+1. the stage and the deployment that serves the request are resolved in one place (`resolve_stage`): the
+   stage's deployment, or with the stage's canary share of the requests (canarySettings.percentTraffic)
+   the canary's deployment, with the canary's stage-variable overrides; the request is then routed on that
+   deployment's snapshot of the API (api_deployments.py), never on the working definition, so a route
+   Terraform changed after a deployment is invisible until a deployment with it is served;
 2. the resource is matched (literal segments before `{param}`, `{proxy+}` last) and the method (or ANY);
    an unknown path or method answers 403 "Missing Authentication Token", as API Gateway does;
 3. apiKeyRequired: the `x-api-key` header must be an enabled key in a usage plan of this API and stage,
@@ -18,7 +21,8 @@ are handled here:
 6. the proxy response (statusCode, headers, multiValueHeaders, body, isBase64Encoded) becomes the HTTP
    response; a function error or a malformed response is 502 "Internal server error";
 7. one access-log line goes to the stage's access log group in the stage's format (it logs
-   $context.resourcePath, the template, never the concrete path, which can carry a token), and
+   $context.resourcePath, the template, never the concrete path, which can carry a token, and
+   $context.isCanaryRequest while the stage has a canary), and
    AWS/ApiGateway metrics (Count, 4XXError, 5XXError, Latency, IntegrationLatency) are put with
    ApiName+Stage and ApiName.
 """
@@ -27,6 +31,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import json
+import random
 import re
 import time
 import uuid
@@ -67,16 +72,39 @@ def _backend(account: str, region: str):
     return apigateway_backends[account][region]
 
 
-def resolve_stage(backend, api_id: str, stage_name: str):
-    """(api, stage, deployment id) a request to this stage is served by; None when there is no such stage.
+@dataclasses.dataclass(frozen=True)
+class ServedBy:
+    """What serves one request: the deployment's snapshot of the API (`api`), the stage, the deployment, and
+    whether the stage's canary drew the request (None when the stage has no canary)."""
 
-    The one place that decides which deployment serves a request (canary routing belongs here).
+    api: Any
+    stage: Any
+    deployment_id: str
+    canary: bool | None
+    variables: dict[str, str]
+
+
+def resolve_stage(backend, api_id: str, stage_name: str, *, draw=random.random) -> ServedBy | None:
+    """What serves a request to this stage; None when there is no such stage. The one place that decides it.
+
+    With a canary, a request goes to the canary's deployment with probability percentTraffic / 100 (`draw`
+    is uniform on [0, 1)), as API Gateway splits traffic at random.
     """
     api = backend.apis.get(api_id)
     if api is None or stage_name not in api.stages:
         return None
     stage = api.stages[stage_name]
-    return api, stage, stage.deployment_id
+    deployment_id, canary, variables = stage.deployment_id, None, dict(stage.variables)
+    settings = getattr(stage, "canary_settings", None)
+    if settings:
+        canary = bool(settings.get("deploymentId")) and draw() * 100 < settings.get("percentTraffic", 0.0)
+        if canary:
+            deployment_id = settings["deploymentId"]
+            variables.update(settings.get("stageVariableOverrides") or {})
+    deployment = api.deployments.get(deployment_id)
+    # A deployment made before the emulator kept snapshots (none in practice) is served from the working definition.
+    served = getattr(deployment, "snapshot", None) or api
+    return ServedBy(served, stage, deployment_id, canary, variables)
 
 
 def match_resource(api, path: str):
@@ -174,7 +202,8 @@ def canonical_header(name: str) -> str:
     return "-".join(part.capitalize() for part in name.split("-"))
 
 
-def _proxy_event(api, stage, resource, request: Request, path_params: dict, request_id: str, api_key, account: str) -> dict:
+def _proxy_event(api, served: ServedBy, resource, request: Request, path_params: dict, request_id: str, api_key, account: str) -> dict:
+    stage = served.stage
     headers: dict[str, str] = {}
     multi_headers: dict[str, list[str]] = {}
     for name, value in request.headers:
@@ -199,7 +228,7 @@ def _proxy_event(api, stage, resource, request: Request, path_params: dict, requ
         "queryStringParameters": {k: v[-1] for k, v in request.query.items()} or None,
         "multiValueQueryStringParameters": dict(request.query) or None,
         "pathParameters": path_params or None,
-        "stageVariables": dict(stage.variables) or None,
+        "stageVariables": served.variables or None,
         "requestContext": {
             "resourceId": resource.id,
             "resourcePath": resource.get_path(),
@@ -272,18 +301,20 @@ def handle(account: str, region: str, api_id: str, stage_name: str, request: Req
     started = time.perf_counter()
     backend = _backend(account, region)
     request_id = str(uuid.uuid4())
-    resolved = resolve_stage(backend, api_id, stage_name)
-    if resolved is None:
+    served = resolve_stage(backend, api_id, stage_name)
+    if served is None:
         return _json_response(403, "Missing Authentication Token")
-    api, stage, _deployment = resolved
+    api, stage = served.api, served.stage
     context: dict[str, Any] = {"requestId": request_id, "extendedRequestId": request_id.replace("-", "")[:16] + "=",
                                "identity.sourceIp": request.source_ip, "identity.userAgent": request.header("user-agent") or "-",
                                "httpMethod": request.method, "resourcePath": "-", "stage": stage.name, "protocol": "HTTP/1.1",
                                "requestTime": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(clock.now())),
                                "requestTimeEpoch": int(clock.now() * 1000), "waf.status": "-", "xrayTraceId": "-",
                                "integrationLatency": "-", "identity.apiKeyId": "-", "apiId": api.id}
+    if served.canary is not None:
+        context["isCanaryRequest"] = "true" if served.canary else "false"
     integration_ms = None
-    response = _serve(backend, account, api, stage, request, request_id, context)
+    response = _serve(backend, account, served, request, request_id, context)
     if isinstance(response, tuple):
         response, integration_ms = response
     latency_ms = (time.perf_counter() - started) * 1000
@@ -296,7 +327,8 @@ def handle(account: str, region: str, api_id: str, stage_name: str, request: Req
     return response
 
 
-def _serve(backend, account, api, stage, request: Request, request_id: str, context: dict):
+def _serve(backend, account, served: ServedBy, request: Request, request_id: str, context: dict):
+    api, stage = served.api, served.stage
     resource, path_params = match_resource(api, request.path)
     method = None
     if resource is not None:
@@ -317,7 +349,7 @@ def _serve(backend, account, api, stage, request: Request, request_id: str, cont
     target = _LAMBDA_URI.search(integration.uri or "") if integration is not None else None
     if integration is None or integration.integration_type != "AWS_PROXY" or target is None:
         return _json_response(500, "Internal server error: only Lambda proxy integrations are served locally")
-    event = _proxy_event(api, stage, resource, request, path_params, request_id, api_key, account)
+    event = _proxy_event(api, served, resource, request, path_params, request_id, api_key, account)
     started = time.perf_counter()
     try:
         result = service().invoke(account, target.group(1).split(":")[3], target.group(1), None, json.dumps(event).encode())
