@@ -2,14 +2,18 @@
 
 Usage: python -m tooling.emulator start|stop|status
 
-`start` reuses an emulator that already answers on the configured port and otherwise launches one in
-the background (log: .local/moto.log), then waits until it is healthy.
+`start` reuses this checkout's emulator when it already answers on the configured port and otherwise
+launches one in the background (log: .local/moto.log), then waits until it is healthy. It refuses at once,
+saying what to do, when the port is held by anything else: another checkout's emulator (it would deploy
+into that one's platform, whose names are the same) or a process that is no emulator.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -40,13 +44,61 @@ def is_healthy(url: str | None = None) -> bool:
         return False
 
 
+def identity(url: str | None = None) -> dict | None:
+    """Who answers on the emulator's port: {"pid", "projectRoot", "startedAt"}; {} for an emulator without
+    the identity endpoint (an older checkout's, or plain moto); None when nothing answers."""
+    try:
+        with urllib.request.urlopen(f"{url or endpoint()}/_patternwatch/identity", timeout=2) as response:
+            return json.loads(response.read())
+    except urllib.error.HTTPError:
+        return {}
+    except (urllib.error.URLError, OSError, ValueError):
+        return None
+
+
+def is_ours(found: dict | None) -> bool:
+    """Whether `found` (identity()) is this checkout's emulator; one without the identity endpoint counts
+    when it is the process this checkout started (its pid file, its working directory)."""
+    if found:
+        return Path(str(found.get("projectRoot", ""))).resolve() == PROJECT_ROOT
+    return found == {} and PID_FILE.exists() and process_cwd(int(PID_FILE.read_text())) == PROJECT_ROOT
+
+
+def process_cwd(pid: int) -> Path | None:
+    """The working directory of a live process, None when it is gone (or not ours to see)."""
+    try:
+        return Path(os.readlink(f"/proc/{pid}/cwd")).resolve()
+    except (OSError, ValueError):
+        return None
+
+
+def port_in_use(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.settimeout(1)
+        return probe.connect_ex((host, port)) == 0
+
+
+def _port_taken(port: int, what: str) -> SystemExit:
+    return SystemExit(
+        f"error: port {port} is held by {what}, not by this checkout's emulator; deploying there would change "
+        f"another platform. Stop it (in its checkout: `make down`), or give this checkout a port of its own: "
+        f"export PATTERNWATCH_EMULATOR_PORT=<free port>"
+    )
+
+
 def start() -> bool:
-    """Start the emulator unless one answers already; True when this call started a new (empty) one."""
+    """Start the emulator unless this checkout's answers already; True when this call started a new (empty) one."""
     url = endpoint()
+    emulator = load_environment("local").emulator
     if is_healthy(url):
+        found = identity(url)
+        if not is_ours(found):
+            owner = f"the emulator of {found['projectRoot']} (pid {found.get('pid')})" if found else "an emulator of unknown origin"
+            raise _port_taken(emulator.port, owner)
         print(f"emulator: reusing the one already running at {url}")
         return False
-    emulator = load_environment("local").emulator
+    if port_in_use(emulator.host, emulator.port):
+        raise _port_taken(emulator.port, "a process that does not answer as an emulator")
     STATE_DIR.mkdir(exist_ok=True)
     env = dict(os.environ)
     # AWS-managed IAM policies exist on the emulator only when it loads them at start-up.

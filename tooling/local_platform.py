@@ -14,6 +14,13 @@ terraform.patternwatch-local.tfstate and every other workspace's under terraform
 in the project root; `destroy()` (`make down`) destroys every workspace it finds there, then the default.
 Every Terraform call names its workspace (TF_WORKSPACE), so a workspace left selected in the stack
 directory never redirects one.
+
+What an earlier run left never breaks the next one (docs/reliability.md): each deploy keeps a journal
+(.local/deploy.json: its pid, terraform's pid, the emulator's pid, `applying` until the apply succeeded).
+The next deploy reads it first. A deploy that died mid-apply left a half-applied platform on the emulator
+that no state fully describes: the next deploy says so and starts over on a fresh emulator (what
+`make down` does). A deploy still running, or its terraform still applying, stops the next one at once
+with what to do. State written against an emulator that has since been restarted is dropped.
 """
 from __future__ import annotations
 
@@ -45,9 +52,12 @@ FLAT_OUTPUTS = PROJECT_ROOT / "cfn-outputs" / "flat-outputs.json"
 STATE_FILE = PROJECT_ROOT / f"terraform.patternwatch-{ENVIRONMENT}.tfstate"
 WORKSPACE_STATES = PROJECT_ROOT / f"{STATE_FILE.name}.d"
 TUNER_STATE_FILE = PROJECT_ROOT / f"terraform.{TUNER_STACK_DIR.name}.tfstate"
-# moto's development server sometimes drops a connection under load; a second apply picks up from the state.
-TRANSIENT_FAILURES = ("use of closed network connection", "connection reset by peer", "unexpected EOF")
+# moto's development server sometimes drops a connection under load; a second apply picks up from the state
+# (a resource created whose answer was lost is answered again by the emulator: moto_extensions.py). The last
+# is the AWS SDK's message when every attempt of one request lost its connection.
+TRANSIENT_FAILURES = ("use of closed network connection", "connection reset by peer", "unexpected EOF", "request send failed")
 _DONE = re.compile(r"^(\S+): (Creation|Modifications|Destruction) complete after (\S+)")
+JOURNAL = emulator.STATE_DIR / "deploy.json"
 
 
 def say(message: str) -> None:
@@ -134,6 +144,8 @@ def terraform(
     done = 0
     started = time.monotonic()
     with subprocess.Popen(command, cwd=stack_dir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as process:
+        if args[0] == "apply":
+            _update_journal(terraform_pid=process.pid)
         for line in process.stdout:
             lines.append(line)
             match = _DONE.match(line.strip())
@@ -164,6 +176,7 @@ def deploy(*, workspace: str = DEFAULT_WORKSPACE, timings: dict[str, float] | No
     """
     timings = timings if timings is not None else {}
     step = time.monotonic()
+    recover_from_earlier_runs()
     if emulator.start():
         # A new emulator starts empty: state left from an earlier one describes nothing that exists.
         _remove_state()
@@ -188,7 +201,10 @@ def deploy(*, workspace: str = DEFAULT_WORKSPACE, timings: dict[str, float] | No
         timings["init"] = time.monotonic() - step
 
         step = time.monotonic()
+        _write_journal({"status": "applying", "pid": os.getpid(), "workspace": workspace, "started": time.time(),
+                        "emulatorPid": (emulator.identity() or {}).get("pid")})
         outputs = apply(workspace)
+        _update_journal(status="applied", terraform_pid=None)
         timings["apply"] = time.monotonic() - step
         if workspace == DEFAULT_WORKSPACE:
             _record_deployment()
@@ -259,6 +275,73 @@ def destroy_tuner(workspace: str = DEFAULT_WORKSPACE) -> None:
         raise SystemExit(f"error: terraform destroy of {TUNER_STACK_DIR.name} failed:\n{result.stdout[-6000:]}")
 
 
+def recover_from_earlier_runs() -> None:
+    """Make what an earlier deploy of this checkout left harmless, or stop at once saying what to run."""
+    journal = _read_journal()
+    if journal is None:
+        return
+    found = emulator.identity()
+    if journal.get("status") == "applying":
+        since = time.strftime("%H:%M:%S", time.localtime(journal.get("started", 0)))
+        if journal.get("pid") != os.getpid() and _alive(journal.get("pid")):
+            raise SystemExit(f"error: another deploy of this checkout (pid {journal['pid']}, since {since}) is still running; "
+                             f"wait for it, or stop it (kill {journal['pid']}) and run this again")
+        if _alive(journal.get("terraformPid"), cwd=STACK_DIR):
+            raise SystemExit(f"error: the terraform apply of an interrupted deploy (pid {journal['terraformPid']}) is still "
+                             f"running in {STACK_DIR.relative_to(PROJECT_ROOT)}; wait until it ends (or kill "
+                             f"{journal['terraformPid']}), then run this again")
+        if emulator.is_ours(found):
+            say(f"the deploy started at {since} (pid {journal.get('pid')}) did not finish: the emulator holds a half-applied "
+                "platform that no state fully describes. Starting over on a fresh emulator, as `make down` would: "
+                "the emulator is stopped (everything in it goes), and the local state files and "
+                f"{FLAT_OUTPUTS.relative_to(PROJECT_ROOT)} are removed")
+            emulator.stop()
+        _forget_deployment()
+    elif emulator.is_ours(found) and journal.get("emulatorPid") not in (None, found.get("pid")):
+        say(f"the emulator was restarted since the last deploy (pid {journal['emulatorPid']} -> {found.get('pid')}): "
+            "its state described resources that no longer exist; deploying from scratch")
+        _forget_deployment()
+
+
+def _alive(pid: object, cwd: Path | None = None) -> bool:
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    where = emulator.process_cwd(pid)
+    return where is not None and (cwd is None or where == cwd.resolve())
+
+
+def _read_journal() -> dict | None:
+    try:
+        return json.loads(JOURNAL.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _write_journal(entry: dict) -> None:
+    JOURNAL.parent.mkdir(exist_ok=True)
+    temporary = JOURNAL.with_suffix(".tmp")
+    temporary.write_text(json.dumps(entry))
+    temporary.replace(JOURNAL)
+
+
+def _update_journal(*, status: str | None = None, terraform_pid: int | None | bool = False) -> None:
+    entry = _read_journal()
+    if entry is None:
+        return
+    if status is not None:
+        entry["status"] = status
+    if terraform_pid is not False:
+        entry["terraformPid"] = terraform_pid
+    _write_journal(entry)
+
+
+def _forget_deployment() -> None:
+    _remove_state()
+    if FLAT_OUTPUTS.exists():
+        FLAT_OUTPUTS.unlink()
+    JOURNAL.unlink(missing_ok=True)
+
+
 def plan_is_clean(workspace: str = DEFAULT_WORKSPACE) -> tuple[bool, str]:
     """`terraform plan -detailed-exitcode`: exit 0 means no changes (2 would mean drift)."""
     result = terraform("plan", "-input=false", "-no-color", "-detailed-exitcode", workspace=workspace)
@@ -287,13 +370,17 @@ def destroy_workspace(workspace: str) -> None:
 
 def destroy() -> None:
     """`make down`: every workspace's deployment (the tuner's before the platform's, the others before `default`),
-    the emulator, the state."""
-    if emulator.is_healthy() and (TUNER_STACK_DIR / ".terraform").exists():
+    the emulator, the state.
+
+    Another checkout's emulator on this port is never touched: its platform has the same names.
+    """
+    ours = emulator.is_ours(emulator.identity())
+    if ours and (TUNER_STACK_DIR / ".terraform").exists():
         for workspace in workspaces(TUNER_STATE_FILE):
             destroy_tuner(workspace)
         if TUNER_STATE_FILE.exists():
             destroy_tuner()
-    if emulator.is_healthy() and (STACK_DIR / ".terraform").exists():
+    if ours and (STACK_DIR / ".terraform").exists():
         for workspace in workspaces():
             destroy_workspace(workspace)
         say("terraform destroy")
@@ -301,9 +388,7 @@ def destroy() -> None:
         if result.returncode != 0:
             raise SystemExit(f"error: terraform destroy failed:\n{result.stdout[-6000:]}")
     emulator.stop()
-    _remove_state()
-    if FLAT_OUTPUTS.exists():
-        FLAT_OUTPUTS.unlink()
+    _forget_deployment()
 
 
 def _remove_state() -> None:

@@ -258,32 +258,48 @@ def kinesis_create_stream_tags() -> None:
 
 
 def lambda_create_function_retry_safe() -> None:
-    """CreateFunction: when moto's server drops a connection after creating the function, the provider's
-    retry gets 409 "already exists" and keeps retrying for minutes. A repeated create with the same
-    name and the same code answers with the function that exists, as if the first response had arrived."""
-    import base64
-    import copy
-    import hashlib
+    """CreateFunction, repeated after its answer was lost, answers like the first call did.
 
-    from moto.awslambda.models import LambdaBackend
+    When a connection drops after moto created the function, the SDK sends CreateFunction again. moto's
+    response layer (LambdaResponse.create_function) refuses any name that exists with 409 "Function
+    already exist", and the AWS provider retries ResourceConflictException for five minutes before the
+    apply fails: the 1-in-4 loop on PowerTuningOptimizer-local (docs/reliability.md). So the check sits in
+    that layer, before moto's: a create whose name, code (SHA-256 of the zip), role, handler and runtime
+    match the function that exists is the same request, and gets the 201 and configuration the first
+    call sent (the published version when it asked to publish). The code may be inline or in S3 (the
+    functions' packages go through the artifact bucket). Any other create of an existing name still gets the 409."""
+    from moto.awslambda.models import _s3_content, _validate_s3_bucket_and_key, _zipfile_content
+    from moto.awslambda.responses import LambdaResponse
 
-    original = LambdaBackend.create_function
+    original = LambdaResponse.create_function
 
-    def create_function(self, spec):
-        name = spec.get("FunctionName")
-        existing = self._lambdas._functions.get(name, {}).get("latest") if name else None
-        zipped = spec.get("Code", {}).get("ZipFile")
-        if existing is not None and zipped:
-            sha = base64.b64encode(hashlib.sha256(base64.b64decode(zipped)).digest()).decode()
-            if sha == existing.code_sha_256:
-                answer = copy.deepcopy(existing)
-                versions = list(self._lambdas.list_versions_by_function(name))
-                answer.version = versions[-1].version if versions else "$LATEST"
-                return answer
-        return original(self, spec)
+    def code_sha256(response, code: dict) -> str | None:
+        """The SHA-256 (base64) of the zip a create names, inline or in S3; None when it cannot be read."""
+        if code.get("ZipFile"):
+            return _zipfile_content(code["ZipFile"])[2]
+        try:
+            key = _validate_s3_bucket_and_key(response.current_account, response.partition, code) if code.get("S3Key") else None
+        except Exception:  # moto's own create reports a missing bucket or key
+            return None
+        return _s3_content(key)[2] if key is not None else None
 
-    LambdaBackend.create_function = create_function
-    _register("lambda:CreateFunction retry after a dropped connection")
+    def create_function(self):
+        spec = self.json_body
+        name = str(spec.get("FunctionName", "")).rsplit(":", 1)[-1]
+        functions = self.backend._lambdas._functions
+        existing = functions.get(name, {}).get("latest")
+        if existing is None or code_sha256(self, spec.get("Code") or {}) != existing.code_sha_256:
+            return original(self)
+        if (spec.get("Role"), spec.get("Handler"), spec.get("Runtime")) != (existing.role, existing.handler, existing.run_time):
+            return original(self)
+        config = existing.get_configuration(on_create=True)
+        versions = functions[name]["versions"]
+        if spec.get("Publish") and versions:
+            config["Version"] = str(versions[-1].version)
+        return 201, {"status": 201}, json.dumps(config)
+
+    LambdaResponse.create_function = create_function
+    _register("lambda:CreateFunction repeated after a dropped connection answers like the first call")
 
 
 def sns_delivery_status_attributes() -> None:

@@ -4,7 +4,10 @@ from __future__ import annotations
 import json
 import time
 
+from pattern_engine import detect_latest
 from pattern_engine.synthetic import planted_bar_records
+from patternwatch_shared.names.messages import CRITICAL_CONFIDENCE_THRESHOLD
+from patternwatch_shared.detection import COLUMNS
 
 
 def subscribe_inbox(clients, topic_arn: str, name: str) -> str:
@@ -69,7 +72,7 @@ def pattern_event(symbol: str, bars: list[dict], *, pattern: str | None = None) 
     built by the consumer's own code: an analysis workflow input."""
     from datetime import datetime, timezone
 
-    from patternwatch_shared.detection import COLUMNS, detect_in
+    from patternwatch_shared.detection import detect_in
     from patternwatch_shared.pattern_events import pattern_detected_detail
 
     columns = {field: [bar[field] for bar in bars] for field in COLUMNS}
@@ -124,3 +127,26 @@ def query(clients, table: str, partition: str) -> list[dict]:
     return clients.dynamodb.query(
         TableName=table, KeyConditionExpression="PK = :pk", ExpressionAttributeValues={":pk": {"S": partition}}
     )["Items"]
+
+
+def alerts_before_the_workflow(symbol: str, bars: list[dict], threshold: float) -> dict[str, dict]:
+    """What the consumer used to queue: bar by bar, the matches detect_latest first reports on that bar."""
+    columns = {field: [bar[field] for bar in bars] for field in COLUMNS}
+    expected = {}
+    for end in range(len(bars)):
+        prefix = {field: values[: end + 1] for field, values in columns.items()}
+        for match in detect_latest(prefix):
+            if match.confidence < threshold:
+                continue
+            end_timestamp = columns["timestamp"][match.end]
+            alert_id = f"{symbol}#{end_timestamp:012d}#{match.pattern}"
+            expected[alert_id] = {
+                "alertId": alert_id,
+                "symbol": symbol,
+                "pattern": match.pattern,
+                "confidence": match.confidence,
+                "startTimestamp": columns["timestamp"][match.start],
+                "endTimestamp": end_timestamp,
+                "severity": "CRITICAL" if match.confidence >= CRITICAL_CONFIDENCE_THRESHOLD else "HIGH",
+            }
+    return expected

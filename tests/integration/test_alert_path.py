@@ -11,42 +11,17 @@ from __future__ import annotations
 import json
 
 import pytest
-from pattern_engine import detect_latest
-from patternwatch_shared.names.messages import ALERT_SOURCE_WORKFLOW, CRITICAL_CONFIDENCE_THRESHOLD
+from patternwatch_shared.names.messages import ALERT_SOURCE_WORKFLOW
 
 from integration_helpers import (
-    as_records, drain, entered_states, execution_history, executions_with_symbol, planted_bars, put_records, query,
+    alerts_before_the_workflow, as_records, drain, entered_states, execution_history, executions_with_symbol, planted_bars, put_records, query,
     subscribe_inbox, wait_for_executions,
 )
 from patternwatch_infra.config import load_environment
 
 pytestmark = pytest.mark.integration
 
-COLUMNS = ("timestamp", "open", "high", "low", "close", "volume")
 WORKFLOW_PATH = ["DataValidation", "PatternDetection", "ConfidenceScoring", "AlertDecision"]
-
-
-def alerts_before_the_workflow(symbol: str, bars: list[dict], threshold: float) -> dict[str, dict]:
-    """What the consumer used to queue: bar by bar, the matches detect_latest first reports on that bar."""
-    columns = {field: [bar[field] for bar in bars] for field in COLUMNS}
-    expected = {}
-    for end in range(len(bars)):
-        prefix = {field: values[: end + 1] for field, values in columns.items()}
-        for match in detect_latest(prefix):
-            if match.confidence < threshold:
-                continue
-            end_timestamp = columns["timestamp"][match.end]
-            alert_id = f"{symbol}#{end_timestamp:012d}#{match.pattern}"
-            expected[alert_id] = {
-                "alertId": alert_id,
-                "symbol": symbol,
-                "pattern": match.pattern,
-                "confidence": match.confidence,
-                "startTimestamp": columns["timestamp"][match.start],
-                "endTimestamp": end_timestamp,
-                "severity": "CRITICAL" if match.confidence >= CRITICAL_CONFIDENCE_THRESHOLD else "HIGH",
-            }
-    return expected
 
 
 def stored_pattern(clients, deployed, alert: dict) -> dict:

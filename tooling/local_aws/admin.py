@@ -30,7 +30,7 @@ def advance_clock(endpoint: str, seconds: float) -> float:
 
 def boot_id(endpoint: str) -> str:
     """The running emulator's identity: a new one on every start (it starts empty)."""
-    return _call(endpoint, "GET", "boot", timeout=10)["bootId"]
+    return _call(endpoint, "GET", "identity", timeout=10)["bootId"]
 
 
 def reset_clock(endpoint: str) -> None:
@@ -69,3 +69,13 @@ def events_stats(endpoint: str) -> dict:
 def call_counts(endpoint: str) -> dict:
     """{"calls": {"service.Operation": n}, "dynamodb": {table: {"writeUnits", "readUnits", ...}}}: running totals."""
     return _call(endpoint, "GET", "calls")
+
+
+def set_faults(endpoint: str, rules: list[dict]) -> list[dict]:
+    """Replace the emulator's fault rules (tooling/local_aws/faults.py); returns them as set."""
+    return _call(endpoint, "POST", "faults", {"rules": rules})["rules"]
+
+
+def clear_faults(endpoint: str) -> list[dict]:
+    """Remove every fault rule; returns them with what each saw (`seen`) and injected (`fired`)."""
+    return _call(endpoint, "DELETE", "faults")["rules"]

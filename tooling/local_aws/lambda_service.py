@@ -48,7 +48,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from . import clock, function_code, telemetry
+from . import clock, faults, function_code, telemetry
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 CODE_CACHE = PROJECT_ROOT / ".local" / "lambda-code"
@@ -335,13 +335,15 @@ class Worker:
 
     # -- one invocation -----------------------------------------------------------------------------
 
-    def invoke(self, request_id: str, event: bytes, invoked_arn: str) -> _Outcome:
-        deadline = time.monotonic() + self.target.timeout
+    def invoke(self, request_id: str, event: bytes, invoked_arn: str, timeout: float | None = None) -> _Outcome:
+        """One invocation; `timeout` (an injected fault, faults.py) replaces the function's configured one."""
+        timeout = self.target.timeout if timeout is None else timeout
+        deadline = time.monotonic() + timeout
         request = {
             "request_id": request_id,
             "event": event.decode("utf-8") if event else "{}",
             "invoked_function_arn": invoked_arn,
-            "remaining_ms": self.target.timeout * 1000,
+            "remaining_ms": timeout * 1000,
             "clock_offset": clock.offset(),
             "trace_id": f"Root=1-{int(time.time()):08x}-{uuid.uuid4().hex[:24]};Parent={uuid.uuid4().hex[:16]};Sampled=0",
         }
@@ -351,7 +353,7 @@ class Worker:
         except TimeoutError:
             self.stop()
             self._eof.wait(2)
-            message = f"RequestId: {request_id} Error: Task timed out after {self.target.timeout:.2f} seconds"
+            message = f"RequestId: {request_id} Error: Task timed out after {timeout:.2f} seconds"
             return _Outcome(False, _json({"errorType": "Sandbox.Timedout", "errorMessage": message}), "Unhandled", "timeout")
         except (BrokenPipeError, OSError):
             answer = None
@@ -393,6 +395,7 @@ class LambdaService:
         self._idle: dict[str, list[Worker]] = {}
         self._lock = threading.Lock()
         self._in_flight: dict[str, int] = {}
+        self._running: dict[str, set[Worker]] = {}
         self._total_in_flight = 0
         self._async = ThreadPoolExecutor(max_workers=4, thread_name_prefix="lambda-async")
         self._async_pending = 0
@@ -437,6 +440,14 @@ class LambdaService:
                     "idleWorkers": sum(workers.values()), "inFlight": self._total_in_flight,
                     "asyncPending": self._async_pending, "droppedEvents": list(self.dropped_events)}
 
+    def kill_running(self, function_name: str | None) -> int:
+        """Kill the worker processes in an invocation of `function_name` (an injected fault); how many."""
+        with self._lock:
+            workers = list(self._running.get(function_name or "", ()))
+        for worker in workers:
+            worker.process.kill()
+        return len(workers)
+
     def shutdown(self) -> None:
         self._stopped = True
         with self._lock:
@@ -459,7 +470,13 @@ class LambdaService:
             if worker.init_error is not None:
                 outcome = _Outcome(False, _json(worker.init_error), "Unhandled", "error")
             else:
-                outcome = worker.invoke(request_id, payload, target.invoked_arn)
+                with self._lock:
+                    self._running.setdefault(target.name, set()).add(worker)
+                try:
+                    outcome = worker.invoke(request_id, payload, target.invoked_arn, faults.invocation_timeout(target.name))
+                finally:
+                    with self._lock:
+                        self._running[target.name].discard(worker)
             duration_ms = (time.perf_counter() - started) * 1000
             lines = worker.take_lines()
             memory = worker.max_memory_mb()

@@ -10,23 +10,32 @@ Admin endpoints (JSON; only this emulator has them, no AWS API does):
 - GET  /_patternwatch/lambda/stats               invocations, cold starts, errors, dropped async events
 - GET  /_patternwatch/events/stats               EventBridge retries pending, events that found no dead-letter queue
 - GET  /_patternwatch/calls                      AWS calls served, by service.operation; DynamoDB request units (call_counts.py)
-- GET  /_patternwatch/boot                       {"bootId"}: new on every start, so a client can tell this emulator from an earlier one
+- GET, POST, DELETE /_patternwatch/faults       the fault rules (POST {"rules": [...]}), what fired; DELETE clears
+                                                 (faults.py; tests/integration/test_faults.py)
+- GET  /_patternwatch/identity                   {"bootId", "pid", "projectRoot", "startedAt"}: which checkout's emulator
+                                                 answers on this port (tooling/emulator.py refuses another checkout's),
+                                                 and a bootId new on every start, so a client can tell it from an earlier one
 """
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
+import time
 import uuid
+from pathlib import Path
 from typing import Any
 
-from . import api_gateway, call_counts, clock, event_delivery, service_metrics
+from . import api_gateway, call_counts, clock, event_delivery, faults, service_metrics
 from .lambda_service import service
 
 DEFAULT_ACCOUNT = "123456789012"
 ADMIN_PREFIX = "/_patternwatch/"
 # This emulator process's identity: everything it holds is gone when it stops, and the next one gets a new id.
 BOOT_ID = uuid.uuid4().hex
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+STARTED_AT = time.time()
 
 
 def default_region() -> str:
@@ -81,8 +90,14 @@ def _admin(method: str, path: str, body: dict) -> tuple[int, Any]:
         return 200, event_delivery.stats()
     if route == "calls" and method == "GET":
         return 200, call_counts.snapshot()
-    if route == "boot" and method == "GET":
-        return 200, {"bootId": BOOT_ID}
+    if route == "faults":
+        if method == "POST":
+            return 200, {"rules": faults.configure(body.get("rules", []))}
+        if method == "DELETE":
+            return 200, {"rules": faults.clear()}
+        return 200, {"rules": faults.report()}
+    if route == "identity" and method == "GET":
+        return 200, {"bootId": BOOT_ID, "pid": os.getpid(), "projectRoot": str(PROJECT_ROOT), "startedAt": STARTED_AT}
     return 404, {"message": f"no admin endpoint {method} {path}"}
 
 
@@ -135,6 +150,12 @@ class PlatformApp:
             account = DEFAULT_ACCOUNT
             response = api_gateway.handle(account, _find_api_region(account, match.group("api")), match.group("api"), match.group("stage"), request)
             return _respond(start_response, response.status, response.body, response.headers)
+        body = _read_body(environ)
+        environ["wsgi.input"] = io.BytesIO(body)
+        service, operation = call_counts.operation_of(environ, body)
+        return faults.serve(environ, start_response, self._counted, service, operation, body)
+
+    def _counted(self, environ, start_response):
         return call_counts.counted(environ, start_response, self.moto_app)
 
 
