@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from cloudwatch_testkit import NOW, local_dashboard_inputs, put
@@ -139,6 +139,8 @@ def test_the_command_line_lists_every_reference_and_fails_while_any_is_missing(c
     cloudwatch.put_dashboard(DashboardName="PatternDetectionDashboard-local", DashboardBody=json.dumps(local_body))
     monkeypatch.setattr(metric_references, "emulator_cloudwatch", lambda: cloudwatch)
     monkeypatch.setattr(metric_references, "deployed_names", lambda name: (name or "PatternDetectionDashboard-local", OPS_TOPIC))
+    # This moto server has no platform clock (that is the emulator's); its "now" is the real one.
+    monkeypatch.setattr(metric_references, "platform_now", lambda: datetime.now(timezone.utc))
     assert metric_references.main(["--hours", "1"]) == 1
     lines = capsys.readouterr().out.splitlines()
     total = len(referenced_metrics(local_body, alarms))
