@@ -19,7 +19,7 @@ WORKSPACE ?= default
 # a terminal, CI=true makes cdktf-cli 0.21 (Ink) print each line once (an explicit CI=... is kept).
 CDKTF := CI=$${CI:-$$([ -t 1 ] || echo true)} TF_WORKSPACE=$(WORKSPACE) npx cdktf
 
-.PHONY: help setup demo load capacity dashboard down run test synth validate plan-local deploy diff release destroy emulator-start emulator-stop clean
+.PHONY: help setup demo load capacity dashboard down run test test-fast test-fast-infra test-fast-lambda synth validate plan-local deploy diff release destroy deploy-tuner destroy-tuner emulator-start emulator-stop clean
 
 help: ## List the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -46,9 +46,17 @@ run: setup ## Bring up the emulator, synthesize all stacks, validate them, and p
 	@$(PY) -m tooling.emulator start
 	@$(MAKE) --no-print-directory synth validate plan-local
 
-test: setup ## Run every test (unit, infra, integration) with the infra coverage bar
+test: setup ## Run every test (unit, infra, tooling, integration, checkov, Terraform) with the coverage bars; what CI runs
 	@$(PY) -m tooling.toolchain >/dev/null
-	$(PY) -m pytest --cov=patternwatch_infra --cov-report=term-missing:skip-covered --cov-fail-under=100
+	$(PY) -m pytest --cov=patternwatch_infra --cov=lambda_src --cov-report=term-missing:skip-covered
+	@$(PY) scripts/coverage_gate.py
+
+test-fast: setup ## Infra and Lambda unit tests only (no checkov, Terraform, provider schema, statistics, integration): under a minute
+	@$(MAKE) --no-print-directory -j2 --output-sync=target test-fast-infra test-fast-lambda
+
+# One pytest per half, side by side: the infra half mostly waits on jsii's synth, the Lambda half runs moto and numpy.
+test-fast-infra test-fast-lambda: test-fast-%:
+	$(PY) -m pytest -q -m "not slow" tests/$*
 
 synth: ## cdktf synth: one stack per environment into cdktf.out/
 	@$(PY) -m tooling.toolchain >/dev/null
@@ -73,12 +81,18 @@ diff: setup ## Show what a deploy would change: make diff ENV=dev [WORKSPACE=pr1
 
 # FUNCTION or API is checked before setup runs, so a mistyped command fails at once instead of after an install.
 release: ## Roll out through a canary: make release ENV=dev [WORKSPACE=pr123] FUNCTION=pattern_detector | API=1 [RELEASE_ARGS=--no-wait]
-	@test -n "$(FUNCTION)$(API)" -a -z "$(and $(FUNCTION),$(API))" || { echo "make release needs FUNCTION=<function package> (kinesis_consumer, pattern_detector, alert_processor, threshold_checker or approval_processor) or API=1 (the API's definition), not both" >&2; exit 2; }
+	@test -n "$(FUNCTION)$(API)" -a -z "$(and $(FUNCTION),$(API))" || { echo "make release needs FUNCTION=<function package> (kinesis_consumer, pattern_detector, alert_processor, threshold_checker, approval_processor or approval_expiry) or API=1 (the API's definition), not both" >&2; exit 2; }
 	@$(MAKE) --no-print-directory setup
 	$(PY) -m tooling.release --env $(ENV) --workspace $(WORKSPACE) $(if $(API),api,$(FUNCTION)) $(RELEASE_ARGS)
 
 destroy: setup ## Destroy one environment or one workspace of it: make destroy ENV=dev [WORKSPACE=pr123]
 	PATTERNWATCH_ENVIRONMENTS=$(ENV) $(CDKTF) destroy patternwatch-$(ENV)
+
+deploy-tuner: setup ## Deploy the power tuner's own stack (tooling; where envs/<ENV>.json enables it; after the platform): make deploy-tuner ENV=dev [WORKSPACE=pr123]
+	PATTERNWATCH_ENVIRONMENTS=$(ENV) $(CDKTF) deploy patternwatch-$(ENV)-power-tuner
+
+destroy-tuner: setup ## Destroy the power tuner's stack (before the platform's): make destroy-tuner ENV=dev [WORKSPACE=pr123]
+	PATTERNWATCH_ENVIRONMENTS=$(ENV) $(CDKTF) destroy patternwatch-$(ENV)-power-tuner
 
 emulator-start: ## Start (or reuse) the local AWS emulator
 	@$(PY) -m tooling.emulator start

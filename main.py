@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""CDKTF entry point: one stack per environment in envs/ (all, or those PATTERNWATCH_ENVIRONMENTS names)."""
+"""CDKTF entry point: per environment in envs/ (all, or those PATTERNWATCH_ENVIRONMENTS names), the platform
+stack `patternwatch-<env>` and, where envs/<env>.json enables it, the power tuner's `patternwatch-<env>-power-tuner`."""
 import os
 import sys
 
@@ -9,6 +10,7 @@ os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 from cdktf import App  # noqa: E402
 
 from patternwatch_infra.config import ConfigError, selected_environments  # noqa: E402
+from patternwatch_infra.power_tuner import power_tuner_stack  # noqa: E402
 from patternwatch_infra.stack import PatternWatchStack  # noqa: E402
 
 
@@ -20,7 +22,7 @@ def main() -> int:
         return 2
     app = App()
     for config in environments:
-        PatternWatchStack(app, config)
+        power_tuner_stack(app, PatternWatchStack(app, config))
     app.synth()
     return 0
 

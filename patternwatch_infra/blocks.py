@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from cdktf import TerraformResourceLifecycle
 from cdktf_cdktf_provider_aws.cloudwatch_log_group import CloudwatchLogGroup
@@ -15,10 +16,12 @@ from cdktf_cdktf_provider_aws.s3_bucket_lifecycle_configuration import (
     S3BucketLifecycleConfiguration,
     S3BucketLifecycleConfigurationRule,
     S3BucketLifecycleConfigurationRuleAbortIncompleteMultipartUpload,
+    S3BucketLifecycleConfigurationRuleExpiration,
     S3BucketLifecycleConfigurationRuleFilter,
     S3BucketLifecycleConfigurationRuleNoncurrentVersionExpiration,
     S3BucketLifecycleConfigurationRuleTransition,
 )
+from cdktf_cdktf_provider_aws.s3_bucket_logging import S3BucketLoggingA
 from cdktf_cdktf_provider_aws.s3_bucket_ownership_controls import (
     S3BucketOwnershipControls,
     S3BucketOwnershipControlsRule,
@@ -41,7 +44,7 @@ from cdktf_cdktf_provider_aws.sqs_queue_policy import SqsQueuePolicy
 from constructs import Construct
 
 from .naming import Naming
-from .policies import deny_insecure_transport, policy_document, service_principal, statement
+from .policies import condition, deny_insecure_transport, policy_document, service_principal, statement
 from .scan_skips import RETENTION_SET_PER_ENVIRONMENT, skip_check
 
 # SQS keeps messages at most 14 days; failed messages get all of it so nobody loses one over a holiday.
@@ -64,8 +67,22 @@ def encrypted_log_group(scope: Construct, id: str, name: str, *, retention_days:
     return group
 
 
+@dataclass(frozen=True)
+class AccessLogs:
+    """Where a bucket's S3 server access logs go: the environment's access-log bucket, under `prefix`."""
+
+    target: SecureBucket
+    prefix: str
+
+
 class SecureBucket(Construct):
-    """An S3 bucket: versioned, SSE-KMS with a bucket key, private, TLS-only, Intelligent-Tiering from day 0."""
+    """An S3 bucket: versioned, SSE-KMS with a bucket key, private, TLS-only, Intelligent-Tiering from day 0,
+    and server access logs delivered to the environment's access-log bucket.
+
+    `kms_key=None` is for the access-log bucket alone: S3 delivers server access logs only to buckets whose
+    default encryption is SSE-S3, so that bucket says why (`sse_s3_because`). It is also the one bucket
+    without access logs of its own (`access_logs=None`): logging it would log the logging.
+    """
 
     def __init__(
         self,
@@ -73,31 +90,45 @@ class SecureBucket(Construct):
         id: str,
         *,
         bucket_name: str,
-        kms_key: KmsKey,
+        kms_key: KmsKey | None,
         force_destroy: bool,
         lifecycle: TerraformResourceLifecycle | None,
+        access_logs: AccessLogs | None,
         extra_policy_statements: Sequence = (),
+        expire_objects_after_days: int | None = None,
+        sse_s3_because: str | None = None,
     ) -> None:
         super().__init__(scope, id)
+        if (kms_key is None) != bool(sse_s3_because):
+            raise ValueError(f"{id}: a bucket without the platform key must say why (sse_s3_because), and only then")
         self.bucket = S3Bucket(self, "bucket", bucket=bucket_name, force_destroy=force_destroy, lifecycle=lifecycle)
-        skip_check(self.bucket, "CKV_AWS_18", "S3 cannot deliver server access logs to an SSE-KMS bucket; CloudTrail data events are the audit trail")
-        skip_check(self.bucket, "CKV_AWS_144", "single-region platform: the data is re-creatable from the market feed, replication would double storage cost")
+        skip_check(
+            self.bucket,
+            "CKV_AWS_144",
+            "one region per environment by design (envs/*.json); the data bucket's contents are re-creatable from the market "
+            "feed and the log buckets hold time-limited logs, so a replica region's bucket and KMS key would double storage for nothing",
+        )
         skip_check(self.bucket, "CKV2_AWS_62", "nothing consumes object events from this bucket")
         bucket_id = self.bucket.id
         self.versioning = S3BucketVersioningA(
             self, "versioning", bucket=bucket_id, versioning_configuration=S3BucketVersioningVersioningConfiguration(status="Enabled")
         )
+        if kms_key is not None:
+            by_default = S3BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultA(
+                sse_algorithm="aws:kms", kms_master_key_id=kms_key.arn
+            )
+        else:
+            by_default = S3BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultA(sse_algorithm="AES256")
+            skip_check(self.bucket, "CKV_AWS_145", sse_s3_because)
         self.encryption = S3BucketServerSideEncryptionConfigurationA(
             self,
             "encryption",
             bucket=bucket_id,
             rule=[
                 S3BucketServerSideEncryptionConfigurationRuleA(
-                    apply_server_side_encryption_by_default=S3BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultA(
-                        sse_algorithm="aws:kms", kms_master_key_id=kms_key.arn
-                    ),
+                    apply_server_side_encryption_by_default=by_default,
                     # A bucket key lets S3 reuse data keys instead of calling KMS per object: far fewer KMS requests.
-                    bucket_key_enabled=True,
+                    bucket_key_enabled=True if kms_key is not None else None,
                 )
             ],
         )
@@ -124,6 +155,9 @@ class SecureBucket(Construct):
                     # An empty filter applies the rule to every object.
                     filter=[S3BucketLifecycleConfigurationRuleFilter()],
                     transition=[S3BucketLifecycleConfigurationRuleTransition(days=0, storage_class="INTELLIGENT_TIERING")],
+                    expiration=(
+                        [S3BucketLifecycleConfigurationRuleExpiration(days=expire_objects_after_days)] if expire_objects_after_days else None
+                    ),
                     noncurrent_version_expiration=[
                         S3BucketLifecycleConfigurationRuleNoncurrentVersionExpiration(noncurrent_days=NONCURRENT_VERSION_EXPIRY_DAYS)
                     ],
@@ -134,11 +168,6 @@ class SecureBucket(Construct):
             ],
             # Lifecycle rules on unversioned objects would race the versioning switch on first apply.
             depends_on=[self.versioning],
-        )
-        skip_check(
-            self.lifecycle_configuration,
-            "CKV_AWS_300",
-            "the rule aborts incomplete uploads after 7 days for every object (empty filter); checkov's JSON parser adds line markers to the empty filter and misreads it as a prefix filter",
         )
         document = policy_document(
             self,
@@ -156,6 +185,49 @@ class SecureBucket(Construct):
             # S3 rejects a policy while the public access block is still being applied.
             depends_on=[self.public_access_block],
         )
+        self.logging: S3BucketLoggingA | None = None
+        if access_logs is not None:
+            self.logging = S3BucketLoggingA(
+                self,
+                "access_logs",
+                bucket=bucket_id,
+                target_bucket=access_logs.target.bucket.id,
+                target_prefix=access_logs.prefix,
+                # S3 checks that its logging service may write to the target when logging is switched on.
+                depends_on=[access_logs.target.policy],
+            )
+
+
+def access_log_delivery_statement(sid: str, log_bucket_arn: str, prefix: str, source_bucket_name: str, account: str):
+    """What S3's logging service needs to deliver one bucket's server access logs under `prefix`, and only those."""
+    return statement(
+        sid=sid,
+        actions=["s3:PutObject"],
+        resources=[f"{log_bucket_arn}/{prefix}*"],
+        principals=[service_principal("logging.s3.amazonaws.com")],
+        conditions=[
+            condition("ArnLike", "aws:SourceArn", f"arn:aws:s3:::{source_bucket_name}"),
+            condition("StringEquals", "aws:SourceAccount", account),
+        ],
+    )
+
+
+@dataclass(frozen=True)
+class ServiceSender:
+    """An AWS service that may send to a queue, and only on behalf of these resources (aws:SourceArn)."""
+
+    sid: str
+    service: str
+    source_arns: Sequence[str]
+
+    def statement(self, queue_arn: str) -> DataAwsIamPolicyDocumentStatement:
+        return statement(
+            sid=self.sid,
+            actions=["sqs:SendMessage"],
+            resources=[queue_arn],
+            principals=[service_principal(self.service)],
+            conditions=[condition("ArnEquals", "aws:SourceArn", *self.source_arns)],
+        )
 
 
 class EncryptedQueue(Construct):
@@ -172,6 +244,7 @@ class EncryptedQueue(Construct):
         message_retention_seconds: int = 4 * 24 * 3600,
         dead_letter_queue_name: str | None = None,
         max_receive_count: int = 3,
+        service_senders: Sequence[ServiceSender] = (),
     ) -> None:
         super().__init__(scope, id)
         self.dead_letter_queue: SqsQueue | None = None
@@ -199,29 +272,78 @@ class EncryptedQueue(Construct):
             message_retention_seconds=message_retention_seconds,
             redrive_policy=redrive_policy,
         )
-        named_queues = [("queue", self.queue)]
+        named_queues = [("queue", self.queue, service_senders)]
         if self.dead_letter_queue is not None:
-            named_queues.append(("dead_letter_queue", self.dead_letter_queue))
+            named_queues.append(("dead_letter_queue", self.dead_letter_queue, ()))
         self.policies = [
             SqsQueuePolicy(
                 self,
                 f"{name}_policy",
                 queue_url=queue.url,
                 policy=policy_document(
-                    self, f"{name}_policy_document", [deny_insecure_transport(["sqs:*"], [queue.arn])]
+                    self,
+                    f"{name}_policy_document",
+                    [deny_insecure_transport(["sqs:*"], [queue.arn]), *(sender.statement(queue.arn) for sender in senders)],
                 ).json,
             )
-            for name, queue in named_queues
+            for name, queue, senders in named_queues
         ]
 
+    @classmethod
+    def for_failures(
+        cls, scope: Construct, id: str, *, queue_name: str, kms_key: KmsKey, service_senders: Sequence[ServiceSender] = ()
+    ) -> EncryptedQueue:
+        """A queue that holds what failed (records, events): it keeps them as long as SQS can."""
+        return cls(
+            scope, id, queue_name=queue_name, kms_key=kms_key, message_retention_seconds=MAX_SQS_RETENTION_SECONDS,
+            service_senders=service_senders,
+        )
+
+
+# The endpoint types SNS can log delivery status for (email and SMS have no such setting).
+DELIVERY_STATUS_PROTOCOLS = ("application", "firehose", "http", "lambda", "sqs")
+# SNS writes failed deliveries to the topic's log group name plus this.
+DELIVERY_FAILURE_LOG_GROUP_SUFFIX = "/Failure"
+
+
+@dataclass(frozen=True)
+class DeliveryStatusLogging:
+    """SNS writes the outcome of every delivery to CloudWatch Logs, assuming `role` (FSBP SNS.2).
+
+    Each topic gets its two log groups (`sns/<region>/<account>/<topic>` and `.../Failure`, the names SNS
+    writes to) made here, encrypted and with the environment's retention, so SNS never creates them itself.
+    """
+
+    role: IamRole
+    region: str
+    account: str
+    retention_days: int
+    # Alerts, approvals and alarms are a few thousand messages a day: log every successful delivery too.
+    success_sample_percent: int = 100
+
+
 class EncryptedTopic(Construct):
-    """An SNS topic encrypted with the platform key whose policy refuses publishing without TLS."""
+    """An SNS topic encrypted with the platform key whose policy refuses publishing without TLS, and
+    (with `delivery_status`) whose deliveries are logged to two encrypted log groups of its own."""
 
     def __init__(
-        self, scope: Construct, id: str, *, topic_name: str, kms_key: KmsKey, publishing_services: Sequence[str] = ()
+        self, scope: Construct, id: str, *, topic_name: str, kms_key: KmsKey, publishing_services: Sequence[str] = (),
+        delivery_status: DeliveryStatusLogging | None = None,
     ) -> None:
         super().__init__(scope, id)
-        self.topic = SnsTopic(self, "topic", name=topic_name, kms_master_key_id=kms_key.arn)
+        feedback: dict = {}
+        self.delivery_log_groups: list[CloudwatchLogGroup] = []
+        if delivery_status is not None:
+            base = f"sns/{delivery_status.region}/{delivery_status.account}/{topic_name}"
+            self.delivery_log_groups = [
+                encrypted_log_group(self, f"delivery_{outcome}_logs", f"{base}{suffix}", retention_days=delivery_status.retention_days, kms_key=kms_key)
+                for outcome, suffix in (("success", ""), ("failure", DELIVERY_FAILURE_LOG_GROUP_SUFFIX))
+            ]
+            for protocol in DELIVERY_STATUS_PROTOCOLS:
+                feedback[f"{protocol}_success_feedback_role_arn"] = delivery_status.role.arn
+                feedback[f"{protocol}_success_feedback_sample_rate"] = delivery_status.success_sample_percent
+                feedback[f"{protocol}_failure_feedback_role_arn"] = delivery_status.role.arn
+        self.topic = SnsTopic(self, "topic", name=topic_name, kms_master_key_id=kms_key.arn, **feedback)
         statements = [deny_insecure_transport(["sns:Publish"], [self.topic.arn])]
         if publishing_services:
             # AWS services (e.g. CloudWatch alarms) publish under their own principal, not an IAM role of ours.
@@ -259,14 +381,13 @@ class ServiceRole(Construct):
         policy_name: str,
         service: str,
         statements: Sequence[DataAwsIamPolicyDocumentStatement] | None = None,
-        wildcard_resource_reason: str | None = None,
     ) -> None:
         super().__init__(scope, id)
         self.policy_name = policy_name
         self.role = IamRole(self, "role", name=role_name, assume_role_policy=assume_role_policy(service))
         self.policy: IamRolePolicy | None = None
         if statements is not None:
-            self.grant(statements, wildcard_resource_reason=wildcard_resource_reason)
+            self.grant(statements)
 
     @classmethod
     def named(
@@ -278,7 +399,6 @@ class ServiceRole(Construct):
         base_name: str,
         service: str,
         statements: Sequence[DataAwsIamPolicyDocumentStatement] | None = None,
-        wildcard_resource_reason: str | None = None,
     ) -> ServiceRole:
         """The project's convention: `<base>Role-<s>` with one inline `<base>Policy-<s>`."""
         return cls(
@@ -288,20 +408,13 @@ class ServiceRole(Construct):
             policy_name=naming.name(f"{base_name}Policy"),
             service=service,
             statements=statements,
-            wildcard_resource_reason=wildcard_resource_reason,
         )
 
-    def grant(
-        self, statements: Sequence[DataAwsIamPolicyDocumentStatement], *, wildcard_resource_reason: str | None = None
-    ) -> IamRolePolicy:
-        """Attach the role's policy; for roles whose resources exist only after the role is needed.
-
-        A statement on the bare "*" resource needs `wildcard_resource_reason`: why AWS forces it.
-        """
+    def grant(self, statements: Sequence[DataAwsIamPolicyDocumentStatement]) -> IamRolePolicy:
+        """Attach the role's policy; for roles whose resources exist only after the role is needed (a statement
+        on the bare "*" resource is for actions without resource-level permissions only: tests/infra/test_iam.py)."""
         if self.policy is not None:
             raise ValueError(f"{self.policy_name} is already attached: one policy per role keeps it reviewable")
         self.document = policy_document(self, "policy_document", statements)
-        if wildcard_resource_reason:
-            skip_check(self.document, "CKV_AWS_356", wildcard_resource_reason)
         self.policy = IamRolePolicy(self, "policy", name=self.policy_name, role=self.role.id, policy=self.document.json)
         return self.policy

@@ -2,7 +2,7 @@
 
 Creates:
 - the artifact bucket `patternwatch-artifacts-<account>-<s>` (SecureBucket: versioned, which Signer needs,
-  SSE-KMS with the platform key, TLS-only)
+  SSE-KMS with the platform key, TLS-only, server access logs under `artifacts/` in the access-log bucket)
 - where the environment signs code (everywhere but the emulator, see emulator.signs_code): the Signer
   profile `PatternWatch_<s>_<unique>` (AWSLambda-SHA384-ECDSA) and the Lambda code signing config that
   trusts only that profile, refusing untrusted code in environments that enforce it (envs/*.json
@@ -10,6 +10,10 @@ Creates:
 - per package (`upload`): the zip as `<kind>/<name>/<sha256 hex>.zip`, and where code is signed, a
   signing job that writes the signed copy under `signed/<kind>/<name>/`; the function or layer deploys
   that signed copy
+
+The power tuner's stack (power_tuner.py) uploads to the same bucket, found by name, and signs with a
+profile and a code signing config of its own (`PatternTuner_<s>_...`): the platform's profile name
+ends in a generated suffix, so another stack cannot find it by name.
 
 Who ships later code is the caller's choice. The layer and the power tuner's functions are Terraform's:
 a changed package is a new key, a new signing job and a code update on the next apply. The platform's
@@ -22,12 +26,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from cdktf import AssetType, TerraformAsset, TerraformResourceLifecycle
+from cdktf_cdktf_provider_aws.data_aws_s3_bucket import DataAwsS3Bucket
 from cdktf_cdktf_provider_aws.kms_key import KmsKey
 from cdktf_cdktf_provider_aws.lambda_code_signing_config import (
     LambdaCodeSigningConfig,
     LambdaCodeSigningConfigAllowedPublishers,
     LambdaCodeSigningConfigPolicies,
 )
+from cdktf_cdktf_provider_aws.s3_bucket import S3Bucket
 from cdktf_cdktf_provider_aws.s3_object import S3Object
 from cdktf_cdktf_provider_aws.signer_signing_job import (
     SignerSigningJob,
@@ -39,7 +45,7 @@ from cdktf_cdktf_provider_aws.signer_signing_job import (
 from cdktf_cdktf_provider_aws.signer_signing_profile import SignerSigningProfile
 from constructs import Construct
 
-from .blocks import SecureBucket
+from .blocks import AccessLogs, SecureBucket
 from .config import EnvironmentConfig
 from .emulator import signs_code
 from .naming import Naming
@@ -47,6 +53,9 @@ from .packaging import Package
 from .release_contract import artifact_key, signed_prefix
 
 SIGNING_PLATFORM = "AWSLambda-SHA384-ECDSA"
+ARTIFACT_BUCKET_BASE_NAME = "patternwatch-artifacts"
+# Where the artifact bucket's server access logs go in the access-log bucket (data.py).
+ARTIFACT_BUCKET_ACCESS_LOG_PREFIX = "artifacts/"
 # What an upload's key and source say about its content; Terraform leaves them alone once the release owns the code.
 CONTENT_ATTRIBUTES = ["key", "source", "source_hash"]
 
@@ -60,6 +69,14 @@ class CodeLocation:
 
 
 class CodeArtifacts(Construct):
+    """The artifact bucket, the Signer profile and the code signing config.
+
+    With `kms_key`, the platform's: it creates the bucket (encrypted with that key, `lifecycle`, server access
+    logs to `access_logs`). Without, another stack's of the same environment (the power tuner's): its code
+    goes to the platform's bucket, found by name (so the platform is deployed first), and is signed by a
+    profile named from `signer_base_name`, checked by a code signing config of its own.
+    """
+
     def __init__(
         self,
         scope: Construct,
@@ -67,26 +84,41 @@ class CodeArtifacts(Construct):
         *,
         config: EnvironmentConfig,
         naming: Naming,
-        kms_key: KmsKey,
-        lifecycle: TerraformResourceLifecycle | None,
+        kms_key: KmsKey | None,
+        lifecycle: TerraformResourceLifecycle | None = None,
+        access_logs: AccessLogs | None = None,
+        signer_base_name: str = "PatternWatch",
     ) -> None:
         super().__init__(scope, id)
-        self.artifact_bucket = SecureBucket(
-            self,
-            "bucket",
-            bucket_name=naming.bucket("patternwatch-artifacts"),
-            kms_key=kms_key,
-            force_destroy=not config.prevent_destroy,
-            lifecycle=lifecycle,
-        )
-        self.bucket = self.artifact_bucket.bucket
+        bucket_name = naming.bucket(ARTIFACT_BUCKET_BASE_NAME)
+        self.artifact_bucket: SecureBucket | None = None
+        self.bucket: S3Bucket | DataAwsS3Bucket
+        # What an upload waits for: versioning (Signer signs an object version) and encryption.
+        self.upload_after: list = []
+        if kms_key is None:
+            self.bucket = DataAwsS3Bucket(self, "bucket", bucket=bucket_name)
+        else:
+            self.artifact_bucket = SecureBucket(
+                self,
+                "bucket",
+                bucket_name=bucket_name,
+                kms_key=kms_key,
+                force_destroy=not config.prevent_destroy,
+                lifecycle=lifecycle,
+                access_logs=access_logs,
+            )
+            self.bucket = self.artifact_bucket.bucket
+            self.upload_after = [self.artifact_bucket.versioning, self.artifact_bucket.encryption]
+        self._sign_code(config, naming, signer_base_name)
+
+    def _sign_code(self, config: EnvironmentConfig, naming: Naming, signer_base_name: str) -> None:
         self.signing_profile: SignerSigningProfile | None = None
         self.code_signing_config: LambdaCodeSigningConfig | None = None
         if signs_code(config):
             # A name prefix, not a name: a cancelled profile keeps its name for two years, and a workspace
             # copy must be able to come back after a destroy. AWS completes the prefix with a unique suffix.
             self.signing_profile = SignerSigningProfile(
-                self, "signing_profile", platform_id=SIGNING_PLATFORM, name_prefix=naming.underscored_prefix("PatternWatch")
+                self, "signing_profile", platform_id=SIGNING_PLATFORM, name_prefix=naming.underscored_prefix(signer_base_name)
             )
             action = config.code_signing.untrusted_artifact_on_deployment
             self.code_signing_config = LambdaCodeSigningConfig(
@@ -113,8 +145,7 @@ class CodeArtifacts(Construct):
             source=asset.path,
             source_hash=package.source_code_hash,
             lifecycle=TerraformResourceLifecycle(ignore_changes=CONTENT_ATTRIBUTES) if release_owns_code else None,
-            # Versioning must be on before the first upload: Signer signs an object version.
-            depends_on=[self.artifact_bucket.versioning, self.artifact_bucket.encryption],
+            depends_on=self.upload_after or None,
         )
         if self.signing_profile is None:
             return CodeLocation(upload.bucket, upload.key)

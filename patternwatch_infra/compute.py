@@ -7,11 +7,14 @@ Creates:
 - the layer `chart-dependencies-<s>` (the chart renderer with mplfinance, matplotlib, pandas), signed,
   attached only to the function that draws (AlertProcessor, for each alert's evidence chart)
 - KinesisConsumer-<s>, PatternDetector-<s>, AlertProcessor-<s>, ThresholdChecker-<s>, ApprovalProcessor-<s>,
-  ApprovalExpiry-<s>, each a MonitoredFunction (role, log group, alias `live`, alarms, deployment group)
+  ApprovalExpiry-<s>, each a MonitoredFunction (role, log group, alias `live`, alarms, deployment group) with
+  the reserved concurrency of envs/<env>.json; ThresholdChecker, the one invoked asynchronously, with its
+  dead-letter queue
 - CodeDeploy application `patternwatch-functions-<s>` (every function's deployment group) and the role it
   deploys with
 - event sources: the Kinesis enhanced fan-out consumer MarketDataFanOut -> KinesisConsumer:live,
-  AlertQueue -> AlertProcessor:live, PendingApprovals -> ApprovalExpiry:live (the approvals' expiry timer)
+  AlertQueue -> AlertProcessor:live, PendingApprovals -> ApprovalExpiry:live (the approvals' expiry timer);
+  SQS drives at most as many instances of each as it has reserved
   (KinesisConsumer emits PatternDetected events to the default EventBridge bus; the orchestration layer's
   rule takes them to the analysis workflow, which queues alerts)
 
@@ -42,7 +45,8 @@ from patternwatch_shared.names.messages import THRESHOLD_CHECK_RULE_BASE_NAME
 from patternwatch_shared.names.table import RECENT_PATTERNS_INDEX
 
 from .architecture_layer import ArchitectureLayer
-from .code_artifacts import CodeArtifacts
+from .blocks import AccessLogs
+from .code_artifacts import ARTIFACT_BUCKET_ACCESS_LOG_PREFIX, CodeArtifacts
 from .config import EnvironmentConfig
 from .data import DataLayer
 from .naming import Naming
@@ -50,6 +54,8 @@ from .function import (
     ARCHITECTURE,
     RUNTIME,
     FunctionPlatform,
+    InvokedAsynchronously,
+    InvokedSynchronously,
     MonitoredFunction,
     canary_deployment_role,
     grant_canary_deployments,
@@ -65,11 +71,11 @@ STREAM_BATCHING_WINDOW_SECONDS = 5
 STREAM_MAX_RETRY_ATTEMPTS = 3
 STREAM_MAX_RECORD_AGE_SECONDS = 3600
 ALERT_BATCH_SIZE = 10
-# Caps how many AlertProcessor instances SQS may drive, protecting SNS and DynamoDB from bursts.
-ALERT_MAX_CONCURRENCY = 5
-# Expiry is a trickle (one message per approval, twice); the mapping's smallest concurrency is plenty.
+# A failed threshold check is retried twice (Lambda's default); a check older than an hour is superseded by
+# twelve newer ones, so it goes to the dead-letter queue instead of running late.
+THRESHOLD_CHECK_MAX_EVENT_AGE_SECONDS = 3600
+# Expiry is a trickle (one message per approval, twice).
 EXPIRY_BATCH_SIZE = 10
-EXPIRY_MAX_CONCURRENCY = 2
 
 # Key use needed to read from or write to KMS-encrypted SQS, SNS, Kinesis and DynamoDB.
 USE_KEY = ["kms:Decrypt", "kms:GenerateDataKey"]
@@ -86,7 +92,8 @@ class ComputeLayer(ArchitectureLayer):
         built = packages or build_all()
 
         self.artifacts = CodeArtifacts(
-            self, "artifacts", config=config, naming=naming, kms_key=data.kms_key, lifecycle=self.stateful_lifecycle
+            self, "artifacts", config=config, naming=naming, kms_key=data.kms_key, lifecycle=self.stateful_lifecycle,
+            access_logs=AccessLogs(data.access_log_bucket, ARTIFACT_BUCKET_ACCESS_LOG_PREFIX),
         )
         self.shared_layer = self._layer(
             "shared_layer", "layer_code", built.shared_layer, "shared-dependencies",
@@ -97,7 +104,7 @@ class ComputeLayer(ArchitectureLayer):
             "chart_layer", "chart_layer_code", built.chart_layer, "chart-dependencies",
             "PatternWatch chart renderer with mplfinance, matplotlib and pandas (python3.12, arm64); on top of shared-dependencies",
         )
-        # One application for every function (the power tuner's too); each function is a deployment group.
+        # One application for every platform function; each function is a deployment group.
         self.deployment_app = CodedeployApp(self, "deployment_app", name=naming.name("patternwatch-functions"), compute_platform="Lambda")
         # Its policy names the functions, so it is granted once they exist (below).
         self.deployment_role = canary_deployment_role(self, "deployment_role", naming=naming, base_name="CodeDeploy")
@@ -121,12 +128,19 @@ class ComputeLayer(ArchitectureLayer):
         # The account's default bus: PutEvents needs no bus of our own, and the rule listens there.
         self.default_event_bus_arn = f"arn:aws:events:{config.region}:{data.caller.account_id}:event-bus/default"
 
-        def function(spec: LambdaFunctionSpec, environment: dict[str, str], statements: list, draws: bool = False) -> MonitoredFunction:
+        reserved = config.lambda_.reserved_concurrency
+
+        def function(
+            spec: LambdaFunctionSpec, environment: dict[str, str], statements: list, invocation: InvokedSynchronously | InvokedAsynchronously,
+            draws: bool = False,
+        ) -> MonitoredFunction:
             code = built.functions[spec.package]
             check_lambda_limits(spec.base_name, code, [built.shared_layer, *([built.chart_layer] if draws else [])])
             return MonitoredFunction(
                 self, spec=spec, code=code, platform=platform, environment=environment, statements=statements,
                 extra_layers=[self.chart_layer] if draws else [], release_owns_code=True,
+                invocation=invocation,
+                reserved_concurrency=reserved[spec.package],
             )
 
         self.kinesis_consumer = function(
@@ -157,6 +171,7 @@ class ComputeLayer(ArchitectureLayer):
                 ),
                 statement(sid="UsePlatformKey", actions=USE_KEY, resources=key),
             ],
+            InvokedSynchronously("by the Kinesis event source mapping, whose on-failure destination StreamConsumerFailures keeps failed records"),
         )
         self.kinesis_consumer.add_iterator_age_alarm(config.alarms.iterator_age_ms)
 
@@ -168,6 +183,7 @@ class ComputeLayer(ArchitectureLayer):
                 statement(sid="SendAlerts", actions=["sqs:SendMessage"], resources=[alert_queue.arn]),
                 statement(sid="UsePlatformKey", actions=USE_KEY, resources=key),
             ],
+            InvokedSynchronously("by API Gateway's proxy integration, which answers the error, and by PatternAnalysisWorkflow's tasks, which retry and catch it"),
         )
 
         pending_approvals = data.pending_approvals_queue.queue
@@ -216,6 +232,7 @@ class ComputeLayer(ArchitectureLayer):
                 # Also what SSE-KMS needs for the evidence objects (GenerateDataKey to write).
                 statement(sid="UsePlatformKey", actions=USE_KEY, resources=key),
             ],
+            InvokedSynchronously("by the AlertQueue event source mapping; a message that fails three receives goes to AlertQueue-DLQ"),
             draws=True,
         )
 
@@ -238,6 +255,8 @@ class ComputeLayer(ArchitectureLayer):
                 statement(sid="SendAlerts", actions=["sqs:SendMessage"], resources=[alert_queue.arn]),
                 statement(sid="UsePlatformKey", actions=USE_KEY, resources=key),
             ],
+            # EventBridge invokes it asynchronously on its schedule: retries, then the dead-letter queue.
+            InvokedAsynchronously(data.threshold_checker_dlq.queue, maximum_event_age_seconds=THRESHOLD_CHECK_MAX_EVENT_AGE_SECONDS),
         )
 
         self.approval_processor = function(
@@ -255,6 +274,7 @@ class ComputeLayer(ArchitectureLayer):
                 statement(sid="ReadEvidence", actions=["s3:GetObject"], resources=[f"{data.data_bucket.bucket.arn}/{EVIDENCE_PREFIX}*"]),
                 statement(sid="UsePlatformKey", actions=USE_KEY, resources=key),
             ],
+            InvokedSynchronously("by API Gateway's proxy integration, which answers the error to the person who clicked"),
         )
 
         self.approval_expiry = function(
@@ -275,6 +295,7 @@ class ComputeLayer(ArchitectureLayer):
                 statement(sid="PublishAutoRejects", actions=["sns:Publish"], resources=[data.trading_alerts_topic.topic.arn]),
                 statement(sid="UsePlatformKey", actions=USE_KEY, resources=key),
             ],
+            InvokedSynchronously("by the PendingApprovals event source mapping; a message that keeps failing goes to PendingApprovals-DLQ"),
         )
 
         self.functions = [
@@ -305,12 +326,10 @@ class ComputeLayer(ArchitectureLayer):
             # The role must be able to read the stream before the mapping is created.
             depends_on=[self.kinesis_consumer.policy],
         )
-        self.alert_mapping = self._queue_mapping(
-            "alert_mapping", alert_queue, self.alert_processor, batch_size=ALERT_BATCH_SIZE, maximum_concurrency=ALERT_MAX_CONCURRENCY
-        )
-        self.expiry_mapping = self._queue_mapping(
-            "expiry_mapping", pending_approvals, self.approval_expiry, batch_size=EXPIRY_BATCH_SIZE, maximum_concurrency=EXPIRY_MAX_CONCURRENCY
-        )
+        # SQS drives at most as many instances as the function has reserved, so the poller is never throttled
+        # and SNS and DynamoDB see bursts no larger than that.
+        self.alert_mapping = self._queue_mapping("alert_mapping", alert_queue, self.alert_processor, batch_size=ALERT_BATCH_SIZE)
+        self.expiry_mapping = self._queue_mapping("expiry_mapping", pending_approvals, self.approval_expiry, batch_size=EXPIRY_BATCH_SIZE)
 
         for f in self.functions:
             key_name = f.spec.package
@@ -324,8 +343,9 @@ class ComputeLayer(ArchitectureLayer):
         if self.artifacts.signing_profile is not None:
             self.output("signing_profile_name", self.artifacts.signing_profile.name, description="Signer profile releases sign code with")
 
-    def _queue_mapping(self, id: str, queue: SqsQueue, target: MonitoredFunction, *, batch_size: int, maximum_concurrency: int) -> LambdaEventSourceMapping:
-        """SQS -> the function's `live` alias, reporting item failures, with a bound on concurrent instances."""
+    def _queue_mapping(self, id: str, queue: SqsQueue, target: MonitoredFunction, *, batch_size: int) -> LambdaEventSourceMapping:
+        """SQS -> the function's `live` alias, reporting item failures, driving at most the function's reserved
+        concurrency (config.QUEUE_DRIVEN_PACKAGES keeps that at SQS's minimum of 2 or more)."""
         return LambdaEventSourceMapping(
             self,
             id,
@@ -333,7 +353,7 @@ class ComputeLayer(ArchitectureLayer):
             function_name=target.alias.arn,
             batch_size=batch_size,
             function_response_types=["ReportBatchItemFailures"],
-            scaling_config=LambdaEventSourceMappingScalingConfig(maximum_concurrency=maximum_concurrency),
+            scaling_config=LambdaEventSourceMappingScalingConfig(maximum_concurrency=target.reserved_concurrency),
             # The role must be able to read the queue before the mapping is created.
             depends_on=[target.policy],
         )

@@ -16,6 +16,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, TypeVar
 
+from patternwatch_shared.names.functions import PLATFORM_FUNCTIONS
 from patternwatch_shared.approvers import APPROVER_ID_PATTERN, MAX_APPROVER_NAME_CHARS, MAX_APPROVERS, Approver
 from patternwatch_shared.names.messages import MAX_APPROVAL_EXPIRY_SECONDS
 
@@ -30,6 +31,10 @@ SELECT_ENVIRONMENTS_VAR = "PATTERNWATCH_ENVIRONMENTS"
 EMULATOR_PORT_VAR = "PATTERNWATCH_EMULATOR_PORT"
 
 STATE_FILE_NAME = "patternwatch.tfstate"
+POWER_TUNER_STATE_FILE_NAME = "power-tuner.tfstate"
+# FSBP Kinesis.3: production keeps stream records for at least seven days.
+PRODUCTION_ENVIRONMENT = "prod"
+PRODUCTION_MIN_KINESIS_RETENTION_HOURS = 168
 
 _REGION = re.compile(r"^(us|eu|ap|sa|ca|me|af|il|mx)(-gov)?-(north|south|east|west|central|northeast|southeast|northwest|southwest)-[1-9]$")
 # Short enough that every name still fits AWS's limits with the longest workspace (workspaces.py).
@@ -75,11 +80,36 @@ class StateBackendConfig:
     use_lockfile: bool = True
 
 
+# The functions reserved concurrency is set for, by code package (`kinesis_consumer`, ...).
+PLATFORM_FUNCTION_PACKAGES = tuple(spec.package for spec in PLATFORM_FUNCTIONS)
+# Lambda refuses a reservation that leaves fewer than 100 of the account's concurrent executions unreserved.
+UNRESERVED_CONCURRENCY_MINIMUM = 100
+# AWS's default regional concurrency quota per account; raise `lambda.account_concurrency` after a quota increase.
+DEFAULT_ACCOUNT_CONCURRENCY = 1000
+# An SQS event source mapping's maximum concurrency is at least 2; the reservation of each function a queue
+# drives sets its mapping's maximum concurrency.
+SQS_MINIMUM_MAXIMUM_CONCURRENCY = 2
+QUEUE_DRIVEN_PACKAGES = {"alert_processor": "AlertQueue", "approval_expiry": "PendingApprovals"}
+# The defaults are dev's numbers (docs/security.md explains each environment's).
+DEFAULT_RESERVED_CONCURRENCY = MappingProxyType(
+    {"kinesis_consumer": 8, "pattern_detector": 10, "alert_processor": 5, "threshold_checker": 2, "approval_processor": 5, "approval_expiry": 2}
+)
+
+
 @dataclass(frozen=True)
 class LambdaConfig:
     memory_mb: int = 512
     timeout_seconds: int = 30
     log_retention_days: int = 30
+    # Concurrent executions reserved for each platform function (a guarantee and a cap), by code package.
+    reserved_concurrency: Mapping[str, int] = field(default_factory=lambda: DEFAULT_RESERVED_CONCURRENCY)
+    # The account's regional concurrency quota the reservations are checked against.
+    account_concurrency: int = DEFAULT_ACCOUNT_CONCURRENCY
+
+    @property
+    def concurrency_budget(self) -> int:
+        """What may be reserved in this account: the quota less the minimum Lambda keeps unreserved."""
+        return self.account_concurrency - UNRESERVED_CONCURRENCY_MINIMUM
 
 
 @dataclass(frozen=True)
@@ -128,6 +158,13 @@ class WafConfig:
 
 
 @dataclass(frozen=True)
+class PowerTunerConfig:
+    """The power tuner is tooling with its own stack (patternwatch-<env>-power-tuner), deployed only where enabled."""
+
+    enabled: bool = False
+
+
+@dataclass(frozen=True)
 class ApproverConfig:
     """A person who may approve CRITICAL alerts: gets their own link by e-mail, decides under their name."""
 
@@ -160,15 +197,34 @@ class EnvironmentConfig:
     approval_expiry_seconds: int = 3600
     approvers: tuple[ApproverConfig, ...] = ()
     prevent_destroy: bool = False
+    power_tuner: PowerTunerConfig = field(default_factory=PowerTunerConfig)
 
     @property
     def stack_name(self) -> str:
         return f"patternwatch-{self.name}"
 
     @property
+    def power_tuner_stack_name(self) -> str:
+        return f"patternwatch-{self.name}-power-tuner"
+
+    @property
+    def stack_names(self) -> tuple[str, ...]:
+        """Every stack main.py synthesizes for this environment."""
+        return (self.stack_name, *([self.power_tuner_stack_name] if self.power_tuner.enabled else []))
+
+    @property
     def state_key(self) -> str:
         """The default workspace's state; other workspaces' live under `<key_prefix>/workspaces/<workspace>/`."""
-        return f"{self.state_backend.key_prefix}/{STATE_FILE_NAME}"
+        return self.state_key_for(STATE_FILE_NAME)
+
+    def state_key_for(self, state_file: str) -> str:
+        """Each stack of the environment keeps its own state file under the environment's key prefix."""
+        return f"{self.state_backend.key_prefix}/{state_file}"
+
+    @property
+    def source(self) -> str:
+        """The file this configuration came from, as errors name it."""
+        return f"envs/{self.name}.json"
 
 
 class _Section:
@@ -296,14 +352,49 @@ def _read_code_signing(section: _Section, d: CodeSigningConfig) -> CodeSigningCo
 
 
 def _read_lambda(section: _Section, d: LambdaConfig) -> LambdaConfig:
+    account_concurrency = section.integer("account_concurrency", UNRESERVED_CONCURRENCY_MINIMUM + 1, 1_000_000, d.account_concurrency)
     config = LambdaConfig(
         memory_mb=section.integer("memory_mb", 128, 10_240, d.memory_mb),
         timeout_seconds=section.integer("timeout_seconds", 1, 900, d.timeout_seconds),
         log_retention_days=section.integer("log_retention_days", 1, 3653, d.log_retention_days),
+        reserved_concurrency=_read_reserved_concurrency(section.section("reserved_concurrency"), account_concurrency),
+        account_concurrency=account_concurrency,
     )
     if config.log_retention_days not in LOG_RETENTION_DAYS:
         raise section.error("log_retention_days", f"{config.log_retention_days} is not a CloudWatch Logs retention period {LOG_RETENTION_DAYS}")
     return config
+
+
+def _read_reserved_concurrency(section: _Section | None, account_concurrency: int) -> Mapping[str, int]:
+    """One reservation per platform function (the defaults fill in the rest); together they must fit the
+    account's budget, or Lambda refuses the last PutFunctionConcurrency halfway through a deploy."""
+    if section is None:
+        reserved = dict(DEFAULT_RESERVED_CONCURRENCY)
+    else:
+        budget = account_concurrency - UNRESERVED_CONCURRENCY_MINIMUM
+        reserved = {
+            package: section.integer(package, 1, budget, DEFAULT_RESERVED_CONCURRENCY[package]) for package in PLATFORM_FUNCTION_PACKAGES
+        }
+        section.done()
+        for package, queue in QUEUE_DRIVEN_PACKAGES.items():
+            if reserved[package] < SQS_MINIMUM_MAXIMUM_CONCURRENCY:
+                raise section.error(
+                    package,
+                    f"{reserved[package]} is below {SQS_MINIMUM_MAXIMUM_CONCURRENCY}: it is also the {queue} mapping's maximum "
+                    f"concurrency, which SQS needs to be at least {SQS_MINIMUM_MAXIMUM_CONCURRENCY}",
+                )
+        total = sum(reserved.values())
+        if total > budget:
+            raise section.error(
+                "",
+                f"the reservations add up to {total}, more than the {budget} this account can reserve "
+                f"(lambda.account_concurrency {account_concurrency} less the {UNRESERVED_CONCURRENCY_MINIMUM} Lambda keeps unreserved)",
+            )
+    return MappingProxyType(reserved)
+
+
+def _read_power_tuner(section: _Section, d: PowerTunerConfig) -> PowerTunerConfig:
+    return PowerTunerConfig(enabled=section.boolean("enabled", d.enabled))
 
 
 def _read_alerts(section: _Section, d: AlertConfig) -> AlertConfig:
@@ -395,10 +486,17 @@ def parse_environment(data: Any, source: str) -> EnvironmentConfig:
         approval_expiry_seconds=top.integer("approval_expiry_seconds", 60, MAX_APPROVAL_EXPIRY_SECONDS, 3600),
         approvers=_read_approvers(top),
         prevent_destroy=top.boolean("prevent_destroy", False),
+        power_tuner=_optional_section(top.section("power_tuner"), PowerTunerConfig(), _read_power_tuner),
     )
     top.done()
     if config.state_backend.kind == "local" and emulator is None:
         raise top.error("state_backend.type", "'local' state is only for the emulator environment (set `emulator`)")
+    if config.name == PRODUCTION_ENVIRONMENT and config.kinesis_retention_hours < PRODUCTION_MIN_KINESIS_RETENTION_HOURS:
+        raise top.error(
+            "kinesis_retention_hours",
+            f"{config.kinesis_retention_hours} is below {PRODUCTION_MIN_KINESIS_RETENTION_HOURS}: production keeps stream records "
+            "for at least seven days (FSBP Kinesis.3)",
+        )
     return config
 
 

@@ -3,18 +3,22 @@
 Creates:
 - KMS key `patternwatch-<s>` (rotation on) and its alias
 - DynamoDB `TradingPatterns-<s>` (bars, patterns, RecentPatternsIndex) and `ApprovalTracking-<s>` (TTL)
-- SQS `AlertQueue-<s>`, `PendingApprovals-<s>`, each with a DLQ, and `StreamConsumerFailures-<s>`
+- SQS `AlertQueue-<s>`, `PendingApprovals-<s>`, each with a DLQ, `StreamConsumerFailures-<s>` and
+  `ThresholdChecker-DLQ-<s>` (the events the threshold checker failed on every retry)
 - SNS `TradingAlerts-<s>`, `AlertApprovalRequests-<s>` (one e-mail subscription per approver, filtered on
-  the `approver` attribute, so each person receives only their own link) and `PatternWatchOps-<s>` (alarms)
-- Kinesis `MarketDataStream-<s>` (on-demand) with the enhanced fan-out consumer `MarketDataFanOut-<s>`
-  (KinesisConsumer reads through it)
-- S3 data/log bucket and the `aws-waf-logs-` bucket
+  the `approver` attribute, so each person receives only their own link) and `PatternWatchOps-<s>` (alarms),
+  each logging its delivery status to two encrypted log groups through `SnsDeliveryStatusRole-<s>`
+- Kinesis `MarketDataStream-<s>` (on-demand, retention per environment) with the enhanced fan-out
+  consumer `MarketDataFanOut-<s>` (KinesisConsumer reads through it)
+- S3 data bucket and the `aws-waf-logs-` bucket (platform key), which deliver their server access logs to
+  `patternwatch-access-logs-<s>` (SSE-S3: the one bucket S3's log delivery can write to)
 """
 from __future__ import annotations
 
 import json
 import math
 
+from cdktf import Token
 from cdktf_cdktf_provider_aws.data_aws_caller_identity import DataAwsCallerIdentity
 from cdktf_cdktf_provider_aws.dynamodb_table import (
     DynamodbTable,
@@ -37,7 +41,10 @@ from patternwatch_shared.names.table import (
 )
 
 from .architecture_layer import ArchitectureLayer
-from .blocks import EncryptedQueue, EncryptedTopic, SecureBucket
+from .blocks import (
+    AccessLogs, DeliveryStatusLogging, EncryptedQueue, EncryptedTopic, SecureBucket, ServiceRole, access_log_delivery_statement,
+)
+from .code_artifacts import ARTIFACT_BUCKET_ACCESS_LOG_PREFIX, ARTIFACT_BUCKET_BASE_NAME
 from .config import EnvironmentConfig
 from .naming import Naming
 from .policies import account_principal, condition, policy_document, service_principal, statement
@@ -51,6 +58,17 @@ SQS_MAX_VISIBILITY_SECONDS = 12 * 3600
 # dead-lettered, on top of the receives its timer needs.
 PENDING_APPROVALS_SPARE_RECEIVES = 3
 WAF_LOG_BUCKET_PREFIX = "aws-waf-logs-"
+# Where each bucket's server access logs go in the access-log bucket.
+DATA_BUCKET_ACCESS_LOG_PREFIX = "data/"
+WAF_LOG_BUCKET_ACCESS_LOG_PREFIX = "waf-logs/"
+# S3 delivers server access logs only to a bucket whose default encryption is SSE-S3 (SSE-KMS is not supported
+# for the destination), so this one bucket deviates from "everything with the platform key".
+ACCESS_LOGS_NEED_SSE_S3 = (
+    "S3 server access log delivery supports only SSE-S3 (AES256) default encryption on the destination bucket; this bucket "
+    "holds access logs only and is private, TLS-only and versioned like the others"
+)
+# A workspace is a throwaway copy (`make destroy WORKSPACE=...` must remove it); the environment itself is protected.
+DELETION_PROTECTED_IN_DEFAULT_WORKSPACE = '${terraform.workspace == "default"}'
 
 
 def pending_approvals_max_receives(approval_expiry_seconds: int) -> int:
@@ -130,19 +148,30 @@ class DataLayer(ArchitectureLayer):
             max_receive_count=pending_approvals_max_receives(config.approval_expiry_seconds),
         )
         # Kinesis records the consumer gives up on land here (the mapping's on-failure destination).
-        self.stream_failure_queue = EncryptedQueue(
-            self,
-            "stream_failure_queue",
-            queue_name=naming.name("StreamConsumerFailures"),
-            kms_key=self.kms_key,
-            message_retention_seconds=14 * 24 * 3600,
+        self.stream_failure_queue = EncryptedQueue.for_failures(
+            self, "stream_failure_queue", queue_name=naming.name("StreamConsumerFailures"), kms_key=self.kms_key
+        )
+        # The threshold checker is invoked asynchronously (its schedule): an event it failed on every retry lands here.
+        self.threshold_checker_dlq = EncryptedQueue.for_failures(
+            self, "threshold_checker_dlq", queue_name=naming.name("ThresholdChecker-DLQ"), kms_key=self.kms_key
         )
 
+        # SNS logs every delivery's outcome (FSBP SNS.2) with this role, into log groups each topic makes.
+        self.sns_delivery_status_role = ServiceRole.named(
+            self, "sns_delivery_status_role", naming=naming, base_name="SnsDeliveryStatus", service="sns.amazonaws.com"
+        )
+        delivery_status = DeliveryStatusLogging(
+            role=self.sns_delivery_status_role.role,
+            region=config.region,
+            # The log group names carry the account: the configured one where there is one (the provider allows no other).
+            account=config.account_id or account,
+            retention_days=config.lambda_.log_retention_days,
+        )
         self.trading_alerts_topic = EncryptedTopic(
-            self, "trading_alerts", topic_name=naming.name("TradingAlerts"), kms_key=self.kms_key
+            self, "trading_alerts", topic_name=naming.name("TradingAlerts"), kms_key=self.kms_key, delivery_status=delivery_status
         )
         self.approval_requests_topic = EncryptedTopic(
-            self, "approval_requests", topic_name=naming.name("AlertApprovalRequests"), kms_key=self.kms_key
+            self, "approval_requests", topic_name=naming.name("AlertApprovalRequests"), kms_key=self.kms_key, delivery_status=delivery_status
         )
         # Each approver's own link reaches only them: the alert processor publishes one request per approver
         # with the `approver` attribute, and each subscription lets through only its approver's.
@@ -166,6 +195,19 @@ class DataLayer(ArchitectureLayer):
             kms_key=self.kms_key,
             # CloudWatch alarms and AWS Budgets notifications publish here.
             publishing_services=["cloudwatch.amazonaws.com", "budgets.amazonaws.com"],
+            delivery_status=delivery_status,
+        )
+        delivery_groups = [g for t in (self.trading_alerts_topic, self.approval_requests_topic, self.ops_topic) for g in t.delivery_log_groups]
+        self.sns_delivery_status_role.grant(
+            [
+                # SNS names its log streams itself; the groups exist already, CreateLogGroup only lets SNS's check pass.
+                statement(sid="CreateDeliveryStatusGroups", actions=["logs:CreateLogGroup"], resources=[g.arn for g in delivery_groups]),
+                statement(
+                    sid="WriteDeliveryStatusLogs",
+                    actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+                    resources=[f"{g.arn}:*" for g in delivery_groups],
+                ),
+            ]
         )
 
         self.market_data_stream = KinesisStream(
@@ -186,15 +228,44 @@ class DataLayer(ArchitectureLayer):
             stream_arn=self.market_data_stream.arn,
         )
 
+        data_bucket_name = naming.bucket("patternwatch-data")
+        waf_log_bucket_name = naming.bucket(f"{WAF_LOG_BUCKET_PREFIX}patternwatch")
+        # Server access logs of every bucket (FSBP S3.9); S3's logging service may write each one's under its prefix only.
+        access_log_bucket_name = naming.bucket("patternwatch-access-logs")
+        access_log_bucket_arn = f"arn:aws:s3:::{access_log_bucket_name}"
+        self.access_log_bucket = SecureBucket(
+            self,
+            "access_log_bucket",
+            bucket_name=access_log_bucket_name,
+            kms_key=None,
+            sse_s3_because=ACCESS_LOGS_NEED_SSE_S3,
+            # The access-log bucket logs nothing itself: that would log the logging.
+            access_logs=None,
+            force_destroy=not config.prevent_destroy,
+            lifecycle=protected,
+            # Access logs are kept as long as the environment keeps its other logs.
+            expire_objects_after_days=config.lambda_.log_retention_days,
+            extra_policy_statements=[
+                access_log_delivery_statement("DataBucketAccessLogs", access_log_bucket_arn, DATA_BUCKET_ACCESS_LOG_PREFIX, data_bucket_name, account),
+                access_log_delivery_statement(
+                    "WafLogBucketAccessLogs", access_log_bucket_arn, WAF_LOG_BUCKET_ACCESS_LOG_PREFIX, waf_log_bucket_name, account
+                ),
+                # The compute layer's artifact bucket (code_artifacts.py) logs here too.
+                access_log_delivery_statement(
+                    "ArtifactBucketAccessLogs", access_log_bucket_arn, ARTIFACT_BUCKET_ACCESS_LOG_PREFIX,
+                    naming.bucket(ARTIFACT_BUCKET_BASE_NAME), account,
+                ),
+            ],
+        )
         self.data_bucket = SecureBucket(
             self,
             "data_bucket",
-            bucket_name=naming.bucket("patternwatch-data"),
+            bucket_name=data_bucket_name,
             kms_key=self.kms_key,
             force_destroy=not config.prevent_destroy,
             lifecycle=protected,
+            access_logs=AccessLogs(self.access_log_bucket, DATA_BUCKET_ACCESS_LOG_PREFIX),
         )
-        waf_log_bucket_name = naming.bucket(f"{WAF_LOG_BUCKET_PREFIX}patternwatch")
         self.waf_log_bucket = SecureBucket(
             self,
             "waf_log_bucket",
@@ -202,13 +273,14 @@ class DataLayer(ArchitectureLayer):
             kms_key=self.kms_key,
             force_destroy=not config.prevent_destroy,
             lifecycle=protected,
+            access_logs=AccessLogs(self.access_log_bucket, WAF_LOG_BUCKET_ACCESS_LOG_PREFIX),
             extra_policy_statements=self._log_delivery_statements(account, waf_log_bucket_name),
         )
         self._outputs()
 
     def _table(self, id: str, base_name: str, **keys_and_indexes) -> DynamodbTable:
-        """A table billed per request, with point-in-time recovery, encrypted with the platform key, and
-        protected from deletion where the environment asks for it."""
+        """A table billed per request, with point-in-time recovery, encrypted with the platform key, and with
+        deletion protection in every real environment (FSBP DynamoDB.6; not on the emulator, not in a workspace copy)."""
         return DynamodbTable(
             self,
             id,
@@ -216,7 +288,7 @@ class DataLayer(ArchitectureLayer):
             billing_mode="PAY_PER_REQUEST",
             point_in_time_recovery=DynamodbTablePointInTimeRecovery(enabled=True),
             server_side_encryption=DynamodbTableServerSideEncryption(enabled=True, kms_key_arn=self.kms_key.arn),
-            deletion_protection_enabled=self.config.prevent_destroy,
+            deletion_protection_enabled=Token.as_any(DELETION_PROTECTED_IN_DEFAULT_WORKSPACE) if self.config.emulator is None else False,
             lifecycle=self.stateful_lifecycle,
             **keys_and_indexes,
         )
@@ -314,6 +386,7 @@ class DataLayer(ArchitectureLayer):
             "pending_approvals_dlq_url": self.pending_approvals_queue.dead_letter_queue.url,
             "stream_failure_queue_url": self.stream_failure_queue.queue.url,
             "stream_failure_queue_arn": self.stream_failure_queue.queue.arn,
+            "threshold_checker_dlq_url": self.threshold_checker_dlq.queue.url,
             "trading_alerts_topic_arn": self.trading_alerts_topic.topic.arn,
             "approval_requests_topic_arn": self.approval_requests_topic.topic.arn,
             "ops_topic_arn": self.ops_topic.topic.arn,
@@ -323,5 +396,6 @@ class DataLayer(ArchitectureLayer):
             "data_bucket_name": self.data_bucket.bucket.bucket,
             "waf_log_bucket_name": self.waf_log_bucket.bucket.bucket,
             "waf_log_bucket_arn": self.waf_log_bucket.bucket.arn,
+            "access_log_bucket_name": self.access_log_bucket.bucket.bucket,
         }.items():
             self.output(name, value, description=name.replace("_", " "))

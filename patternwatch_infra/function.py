@@ -6,9 +6,13 @@ Creates, per function:
 - the function: python3.12 on arm64, X-Ray Active, published versions, env vars encrypted with the platform key,
   its code from the artifact bucket (signed, and checked by the code signing config, where code is signed;
   code_artifacts.py); the code is the release's after the first apply when `release_owns_code`
+- reserved concurrency (envs/<env>.json), so a flood on one path cannot starve another function
+- for a function invoked asynchronously: a dead-letter queue and the retry limits of its `live` alias
 - the alias `live` (CodeDeploy, not Terraform, moves it between versions)
 - alarms on errors, throttles and p99 duration, and a canary error-rate alarm on the alias
 - a CodeDeploy deployment group that shifts the alias 10% for 5 minutes, then all, and rolls back on alarm
+
+Tooling functions (the power tuner) have no CodeDeploy: their alias follows each new version.
 """
 from __future__ import annotations
 
@@ -25,16 +29,21 @@ from cdktf_cdktf_provider_aws.codedeploy_deployment_group import (
     CodedeployDeploymentGroupDeploymentStyle,
 )
 from cdktf_cdktf_provider_aws.data_aws_iam_policy_document import DataAwsIamPolicyDocumentStatement
+from cdktf_cdktf_provider_aws.data_aws_kms_key import DataAwsKmsKey
+from cdktf_cdktf_provider_aws.data_aws_sns_topic import DataAwsSnsTopic
 from cdktf_cdktf_provider_aws.iam_role import IamRole
 from cdktf_cdktf_provider_aws.kms_key import KmsKey
 from cdktf_cdktf_provider_aws.lambda_alias import LambdaAlias
 from cdktf_cdktf_provider_aws.lambda_function import (
     LambdaFunction,
+    LambdaFunctionDeadLetterConfig,
     LambdaFunctionEnvironment,
     LambdaFunctionTracingConfig,
 )
+from cdktf_cdktf_provider_aws.lambda_function_event_invoke_config import LambdaFunctionEventInvokeConfig
 from cdktf_cdktf_provider_aws.lambda_layer_version import LambdaLayerVersion
 from cdktf_cdktf_provider_aws.sns_topic import SnsTopic
+from cdktf_cdktf_provider_aws.sqs_queue import SqsQueue
 from constructs import Construct
 from patternwatch_shared.names.functions import LambdaFunctionSpec
 
@@ -46,7 +55,7 @@ from .naming import Naming
 from .packaging import Package
 from .policies import statement
 from .release_contract import FUNCTIONS_PREFIX
-from .scan_skips import DESCRIBE_ALARMS_NEEDS_STAR, skip_check
+from .scan_skips import EMULATOR_HAS_NO_CODE_SIGNING, skip_check
 
 RUNTIME = "python3.12"
 ARCHITECTURE = "arm64"
@@ -61,17 +70,44 @@ RELEASED_CODE_ATTRIBUTES = ["s3_key", "s3_object_version", "source_code_hash"]
 
 @dataclass(frozen=True)
 class FunctionPlatform:
-    """What every function of a stack shares: config, the key, the layer, alarms' topic, CodeDeploy."""
+    """What every function of a stack shares: config, the key, the layer, alarms' topic, CodeDeploy.
+
+    The power tuner's stack finds the key and the topic by name (data sources), needs no layer, and
+    releases without CodeDeploy: `layer` and `deployment_app` are then None.
+    """
 
     config: EnvironmentConfig
     naming: Naming
     account_id: str
-    kms_key: KmsKey
+    kms_key: KmsKey | DataAwsKmsKey
+    alarm_topic: SnsTopic | DataAwsSnsTopic
     artifacts: CodeArtifacts
-    layer: LambdaLayerVersion
-    alarm_topic: SnsTopic
-    deployment_app: CodedeployApp
-    deployment_role: IamRole
+    layer: LambdaLayerVersion | None = None
+    deployment_app: CodedeployApp | None = None
+    deployment_role: IamRole | None = None
+
+
+@dataclass(frozen=True)
+class InvokedSynchronously:
+    """A function that is only ever invoked synchronously: `by` says by whom and where its failures go.
+    Lambda sends nothing to a dead-letter queue from a synchronous invocation, so it has none."""
+
+    by: str
+
+
+@dataclass(frozen=True)
+class InvokedAsynchronously:
+    """A function invoked asynchronously (an EventBridge target): Lambda retries a failed event
+    `maximum_retry_attempts` times for at most `maximum_event_age_seconds`, then sends it to the queue.
+
+    A dead-letter queue rather than an on-failure destination: the message body is the event itself, so
+    replaying it is one `aws lambda invoke --payload`, and the function's configuration carries it into
+    every version it publishes.
+    """
+
+    dead_letter_queue: SqsQueue
+    maximum_retry_attempts: int = 2
+    maximum_event_age_seconds: int = 3600
 
 
 class MonitoredFunction(Construct):
@@ -84,6 +120,9 @@ class MonitoredFunction(Construct):
         platform: FunctionPlatform,
         environment: Mapping[str, str],
         statements: Sequence[DataAwsIamPolicyDocumentStatement],
+        invocation: InvokedSynchronously | InvokedAsynchronously,
+        reserved_concurrency: int | None,
+        unreserved_because: str | None = None,
         timeout_seconds: int | None = None,
         extra_layers: Sequence[LambdaLayerVersion] = (),
         release_owns_code: bool = False,
@@ -100,6 +139,17 @@ class MonitoredFunction(Construct):
         # Tooling functions (the power tuner's executor) may need longer than the platform's handlers.
         self.timeout_seconds = timeout_seconds or config.lambda_.timeout_seconds
         self.alarm_actions = [platform.alarm_topic.arn]
+        self.invocation = invocation
+        self.reserved_concurrency = reserved_concurrency
+        if reserved_concurrency is None and not unreserved_because:
+            raise ValueError(f"{base_name}: give it reserved concurrency, or say why it draws from the unreserved pool")
+        asynchronous = isinstance(invocation, InvokedAsynchronously)
+        dead_letter_statements = (
+            # Lambda sends an event that failed every retry to the queue with the function's own role.
+            [statement(sid="SendFailedEventsToDeadLetterQueue", actions=["sqs:SendMessage"], resources=[invocation.dead_letter_queue.arn])]
+            if asynchronous
+            else []
+        )
 
         log_retention = config.lambda_.log_retention_days
         self.log_group = encrypted_log_group(self, "log_group", f"/aws/lambda/{self.function_name}", retention_days=log_retention, kms_key=platform.kms_key)
@@ -111,6 +161,7 @@ class MonitoredFunction(Construct):
             service="lambda.amazonaws.com",
             statements=[
                 *statements,
+                *dead_letter_statements,
                 statement(
                     sid="WriteOwnLogs",
                     actions=["logs:CreateLogStream", "logs:PutLogEvents"],
@@ -142,40 +193,66 @@ class MonitoredFunction(Construct):
             s3_bucket=self.code.bucket,
             s3_key=self.code.key,
             code_signing_config_arn=signing.arn if signing is not None else None,
-            # The shared layer first: a layer above it (the chart layer) relies on what it provides.
-            layers=[platform.layer.arn, *(layer.arn for layer in extra_layers)],
+            # The shared layer first: a layer above it (the chart layer) relies on what it provides. Tooling has none.
+            layers=[*([platform.layer.arn] if platform.layer is not None else []), *(layer.arn for layer in extra_layers)] or None,
             memory_size=config.lambda_.memory_mb,
             timeout=self.timeout_seconds,
+            reserved_concurrent_executions=reserved_concurrency,
             publish=True,
             tracing_config=LambdaFunctionTracingConfig(mode="Active"),
             environment=LambdaFunctionEnvironment(variables=self.environment),
             kms_key_arn=platform.kms_key.arn,
+            dead_letter_config=LambdaFunctionDeadLetterConfig(target_arn=invocation.dead_letter_queue.arn) if asynchronous else None,
             # The log group and the permission to write to it must exist before the first invocation.
             depends_on=[self.log_group, self.policy],
             # A released function's code is the release's: Terraform deployed its first package only.
             lifecycle=TerraformResourceLifecycle(ignore_changes=RELEASED_CODE_ATTRIBUTES) if release_owns_code else None,
         )
         skip_check(self.function, "CKV_AWS_117", "no VPC: the functions only call AWS APIs, and a VPC would add NAT cost and cold-start time")
-        skip_check(self.function, "CKV_AWS_116", "invoked synchronously (API, Step Functions) or by event source mappings whose own DLQ/on-failure destination keeps failed records")
+        if not asynchronous:
+            skip_check(
+                self.function, "CKV_AWS_116", f"invoked synchronously only ({invocation.by}); Lambda sends nothing to a DLQ from a synchronous invocation"
+            )
+        if reserved_concurrency is None:
+            skip_check(self.function, "CKV_AWS_115", unreserved_because)
         if signing is None:
-            skip_check(self.function, "CKV_AWS_272", "the emulator has no Lambda code signing (emulator.signs_code); every real environment signs")
-        skip_check(self.function, "CKV_AWS_115", "concurrency is bounded at the source (SQS maximum concurrency, API throttling, one stream consumer); reserving it would carve up the account pool")
+            skip_check(self.function, "CKV_AWS_272", EMULATOR_HAS_NO_CODE_SIGNING)
+        released_by_codedeploy = platform.deployment_app is not None
         self.alias = LambdaAlias(
             self,
             "alias",
             name=LIVE_ALIAS,
             function_name=self.function.function_name,
             function_version=self.function.version,
-            # CodeDeploy shifts traffic between versions; Terraform must not move the alias back.
-            lifecycle=TerraformResourceLifecycle(ignore_changes=["function_version", "routing_config"]),
+            # CodeDeploy shifts traffic between versions; Terraform must not move the alias back. Without
+            # CodeDeploy (tooling), the alias follows each version Terraform publishes.
+            lifecycle=TerraformResourceLifecycle(ignore_changes=["function_version", "routing_config"]) if released_by_codedeploy else None,
         )
+        self.event_invoke_config: LambdaFunctionEventInvokeConfig | None = None
+        if asynchronous:
+            # Asynchronous callers invoke `live`, and these settings belong to the qualifier they invoke.
+            self.event_invoke_config = LambdaFunctionEventInvokeConfig(
+                self,
+                "event_invoke_config",
+                function_name=self.function.function_name,
+                qualifier=self.alias.name,
+                maximum_retry_attempts=invocation.maximum_retry_attempts,
+                maximum_event_age_in_seconds=invocation.maximum_event_age_seconds,
+            )
 
         self.errors_alarm = self._alarm("errors", "Errors", "Sum", config.alarms.lambda_errors_per_minute, "is raising errors")
         self.throttles_alarm = self._alarm("throttles", "Throttles", "Sum", 1, "is being throttled")
         p99_threshold_ms = int(config.alarms.duration_p99_ratio * self.timeout_seconds * 1000)
         self.duration_alarm = self._alarm("duration_p99", "Duration", "p99", p99_threshold_ms, "p99 duration is near its timeout")
         self.iterator_age_alarm: CloudwatchMetricAlarm | None = None
-        self.canary_alarm = self._canary_error_rate_alarm(config.alarms.canary_error_rate_percent)
+        self.canary_alarm: CloudwatchMetricAlarm | None = None
+        self.deployment_group: CodedeployDeploymentGroup | None = None
+        if released_by_codedeploy:
+            self._canary_release(platform)
+
+    def _canary_release(self, platform: FunctionPlatform) -> None:
+        """A canary error-rate alarm on `live` and the deployment group that shifts it and rolls back on alarm."""
+        self.canary_alarm = self._canary_error_rate_alarm(platform.config.alarms.canary_error_rate_percent)
         self.deployment_group = CodedeployDeploymentGroup(
             self,
             "deployment_group",
@@ -254,20 +331,22 @@ def canary_deployment_role(scope: Construct, id: str, *, naming: Naming, base_na
 
 def grant_canary_deployments(role: ServiceRole, functions: Sequence[MonitoredFunction]) -> None:
     role.grant(
-        deployment_role_statements([f.arn for f in functions]),
-        wildcard_resource_reason=DESCRIBE_ALARMS_NEEDS_STAR,
+        deployment_role_statements(
+            [f.arn for f in functions],
+            [alarm.arn for f in functions for alarm in (f.canary_alarm, f.errors_alarm)],
+        )
     )
 
 
-def deployment_role_statements(function_arns: Sequence[str]) -> list[DataAwsIamPolicyDocumentStatement]:
-    """What CodeDeploy needs to shift an alias: read the alarms it watches and move the alias."""
+def deployment_role_statements(function_arns: Sequence[str], alarm_arns: Sequence[str]) -> list[DataAwsIamPolicyDocumentStatement]:
+    """What CodeDeploy needs to shift an alias: read the alarms its deployment groups watch and move the alias."""
     return [
         statement(
             sid="ShiftAliasTraffic",
             actions=["lambda:GetAlias", "lambda:UpdateAlias", "lambda:GetFunction", "lambda:GetProvisionedConcurrencyConfig"],
             resources=[*function_arns, *[f"{arn}:*" for arn in function_arns]],
         ),
-        # cloudwatch:DescribeAlarms has no resource-level permissions: "*" is the only resource AWS accepts.
-        statement(sid="WatchRollbackAlarms", actions=["cloudwatch:DescribeAlarms"], resources=["*"]),
+        # DescribeAlarms is authorized per alarm ARN: exactly the alarms the deployment groups roll back on.
+        statement(sid="WatchRollbackAlarms", actions=["cloudwatch:DescribeAlarms"], resources=list(alarm_arns)),
     ]
 

@@ -3,7 +3,8 @@
 Creates:
 - dashboard `PatternDetectionDashboard-<s>` (patternwatch_infra/dashboard.py: the widgets as data)
 - `PatternDetectionDuration-Anomaly-<s>`: an ANOMALY_DETECTION_BAND alarm on the stream's detection time
-- alarms on dead-letter and failure queue depth, analysis workflow failures and API 5xx
+- alarms on dead-letter and failure queue depth (the work queues' DLQs, the stream's failures, the
+  threshold checker's DLQ and each EventBridge rule's DLQ), analysis workflow failures and API 5xx
 - `PatternWatchPlatformHealth-<s>`: one composite alarm over those and every function's error,
   throttle and iterator-age alarm, so operators get one page for "the platform is unhealthy"
 - `PatternWatchBilling-<s>` on AWS/Billing EstimatedCharges (us-east-1, threshold from config) and an
@@ -92,6 +93,15 @@ class MonitoringLayer(ArchitectureLayer):
         self.stream_failure_alarm = self._queue_depth_alarm(
             "stream_failures_depth", "StreamConsumerFailures-Depth", data.stream_failure_queue.queue, 1, "Kinesis records the consumer gave up on"
         )
+        # Asynchronous deliveries that failed every retry: the checker's own events, and each rule's undeliverable events.
+        self.async_failure_alarms = [
+            self._queue_depth_alarm(f"{queue_id}_depth", f"{base}-DLQ-Depth", queue.queue, config.alarms.dlq_depth, what)
+            for queue_id, base, queue, what in (
+                ("threshold_checker_dlq", "ThresholdChecker", data.threshold_checker_dlq, "threshold checks that failed every retry"),
+                ("threshold_check_rule_dlq", "ThresholdCheckRule", orchestration.threshold_rule_dlq, "schedule events EventBridge could not deliver"),
+                ("pattern_detected_rule_dlq", "PatternDetectedRule", orchestration.pattern_rule_dlq, "PatternDetected events EventBridge could not deliver"),
+            )
+        ]
         self.workflow_failure_alarm = self._alarm(
             "analysis_workflow_failures",
             "PatternAnalysisWorkflow-Failures",
@@ -116,6 +126,7 @@ class MonitoringLayer(ArchitectureLayer):
             self.duration_anomaly_alarm,
             *self.dead_letter_alarms,
             self.stream_failure_alarm,
+            *self.async_failure_alarms,
             self.workflow_failure_alarm,
             self.api_errors_alarm,
         ]
@@ -173,11 +184,16 @@ class MonitoringLayer(ArchitectureLayer):
                 stream_name=data.market_data_stream.name,
                 fan_out_name=data.market_data_fan_out.name,
                 queue_names=[data.alert_queue.queue.name, data.pending_approvals_queue.queue.name, data.stream_failure_queue.queue.name],
-                dead_letter_queue_names=[data.alert_queue.dead_letter_queue.name, data.pending_approvals_queue.dead_letter_queue.name],
+                dead_letter_queue_names=[
+                    data.alert_queue.dead_letter_queue.name,
+                    data.pending_approvals_queue.dead_letter_queue.name,
+                    data.threshold_checker_dlq.queue.name,
+                    *(queue.queue.name for queue in orchestration.rule_dead_letter_queues),
+                ],
                 api_name=api.rest_api.name,
                 api_stage=api.stage.stage_name,
                 web_acl_name=api.web_acl.name,
-                state_machine_arns=[orchestration.analysis_state_machine.arn, orchestration.tuning_state_machine.arn],
+                state_machine_arns=[orchestration.analysis_state_machine.arn],
                 alarm_arns=[
                     *([self.platform_health_alarm.arn] if self.platform_health_alarm is not None else []),
                     self.duration_anomaly_alarm.arn,

@@ -16,7 +16,12 @@ if TYPE_CHECKING:  # the scanner imports SKIP_KEY without paying for jsii
 SKIP_KEY = "checkov_skip"
 # Reasons that recur across layers.
 RETENTION_SET_PER_ENVIRONMENT = "retention is set per environment in envs/*.json (cost), KMS-encrypted"
-DESCRIBE_ALARMS_NEEDS_STAR = "cloudwatch:DescribeAlarms has no resource-level permissions"
+# Code signing (code_artifacts.py) puts a code signing config on every function where code is signed: everywhere
+# but the emulator, which has no AWS Signer and no Lambda code signing configs. Only `local` skips the check.
+EMULATOR_HAS_NO_CODE_SIGNING = (
+    "the emulator has no AWS Signer and no Lambda code signing configs (emulator.signs_code); every real environment's "
+    "functions carry a code signing config that trusts only that environment's Signer profile"
+)
 
 
 def skip_check(element: "TerraformElement", check_id: str, reason: str) -> None:

@@ -130,3 +130,17 @@ def all_resources(document: dict) -> Iterator[tuple[str, str, dict]]:
     for resource_type, blocks in document.get("resource", {}).items():
         for logical, block in blocks.items():
             yield resource_type, logical, block
+
+
+def role_statements(document: dict, role_name: str) -> dict[str, dict]:
+    """The statements of the one inline policy of the role named `role_name` (as `find_resource` matches names), by Sid."""
+    role_id = logical_id(document, "aws_iam_role", name=role_name)
+    (policy,) = [p for p in resources(document, "aws_iam_role_policy").values() if p["role"] == reference_to("aws_iam_role", role_id, "id")]
+    return {s["sid"]: s for s in policy_statements(document, policy["policy"])}
+
+
+def alias_arn_of(document: dict, function_name: str) -> str:
+    """The `${aws_lambda_alias.<id>.arn}` reference of the alias of the function named `function_name`."""
+    function_id = logical_id(document, "aws_lambda_function", function_name=function_name)
+    alias_id = logical_id(document, "aws_lambda_alias", function_name=reference_to("aws_lambda_function", function_id, "function_name"))
+    return reference_to("aws_lambda_alias", alias_id, "arn")

@@ -3,6 +3,11 @@
 Used by `make demo` (tooling/demo.py), `make down`, and the integration tests' session fixture, so all
 three deploy exactly the same way.
 
+The power tuner is tooling with a stack of its own (`patternwatch-local-power-tuner`, its own state file
+beside the platform's): `deploy()` never applies it. Whoever needs it applies it after the platform with
+`deploy_tuner()` (the power-tuning integration test does) and removes it with `destroy_tuner()`; `make down`
+destroys it first, because its data sources read the platform's functions.
+
 Workspaces: `deploy(workspace="it2")` applies an isolated copy of `local` beside the default one (every
 name ends in `-local-it2`). The local backend keeps the default workspace's state in
 terraform.patternwatch-local.tfstate and every other workspace's under terraform.patternwatch-local.tfstate.d/
@@ -38,11 +43,13 @@ from .toolchain import terraform_env
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 ENVIRONMENT = "local"
 STACK_DIR = PROJECT_ROOT / "cdktf.out" / "stacks" / f"patternwatch-{ENVIRONMENT}"
+TUNER_STACK_DIR = PROJECT_ROOT / "cdktf.out" / "stacks" / f"patternwatch-{ENVIRONMENT}-power-tuner"
 # Existing pipelines for this platform read their names and ARNs from this file; keep the path.
 FLAT_OUTPUTS = PROJECT_ROOT / "cfn-outputs" / "flat-outputs.json"
 # The local backend's files (stack.py): the default workspace's state, and a folder with one per other workspace.
 STATE_FILE = PROJECT_ROOT / f"terraform.patternwatch-{ENVIRONMENT}.tfstate"
 WORKSPACE_STATES = PROJECT_ROOT / f"{STATE_FILE.name}.d"
+TUNER_STATE_FILE = PROJECT_ROOT / f"terraform.{TUNER_STACK_DIR.name}.tfstate"
 # moto's development server sometimes drops a connection under load; a second apply picks up from the state
 # (a resource created whose answer was lost is answered again by the emulator: moto_extensions.py). The last
 # is the AWS SDK's message when every attempt of one request lost its connection.
@@ -65,15 +72,18 @@ def synth() -> float:
     return time.monotonic() - started
 
 
-def terraform(*args: str, progress: bool = False, workspace: str = DEFAULT_WORKSPACE) -> subprocess.CompletedProcess:
-    """Run terraform in the local stack directory and `workspace`; with progress, echo each resource as it finishes."""
+def terraform(
+    *args: str, progress: bool = False, workspace: str = DEFAULT_WORKSPACE, stack_dir: Path = STACK_DIR
+) -> subprocess.CompletedProcess:
+    """Run terraform in a local stack's directory (the platform's unless told) and `workspace`; with progress,
+    echo each resource as it finishes."""
     command = ["terraform", *args]
     env = workspace_env(workspace)
     if not progress:
-        return subprocess.run(command, cwd=STACK_DIR, env=env, capture_output=True, text=True)
+        return subprocess.run(command, cwd=stack_dir, env=env, capture_output=True, text=True)
     lines: list[str] = []
     done = 0
-    with subprocess.Popen(command, cwd=STACK_DIR, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as process:
+    with subprocess.Popen(command, cwd=stack_dir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as process:
         if args[0] == "apply":
             _update_journal(terraform_pid=process.pid)
         for line in process.stdout:
@@ -88,11 +98,11 @@ def terraform(*args: str, progress: bool = False, workspace: str = DEFAULT_WORKS
     return subprocess.CompletedProcess(command, process.returncode, output, "")
 
 
-def flat_outputs(workspace: str = DEFAULT_WORKSPACE) -> dict[str, object]:
-    result = terraform("output", "-json", workspace=workspace)
+def flat_outputs(workspace: str = DEFAULT_WORKSPACE, stack_dir: Path = STACK_DIR) -> dict[str, object]:
+    result = terraform("output", "-json", workspace=workspace, stack_dir=stack_dir)
     if result.returncode != 0:
         raise SystemExit(f"error: terraform output failed:\n{result.stderr}")
-    return parse_outputs(result.stdout, source=str(STACK_DIR))
+    return parse_outputs(result.stdout, source=str(stack_dir))
 
 
 def write_flat_outputs() -> dict[str, object]:
@@ -139,16 +149,34 @@ def deploy(*, workspace: str = DEFAULT_WORKSPACE, timings: dict[str, float] | No
     return outputs
 
 
-def apply(workspace: str = DEFAULT_WORKSPACE) -> dict[str, object]:
+def apply(workspace: str = DEFAULT_WORKSPACE, stack_dir: Path = STACK_DIR) -> dict[str, object]:
     """`terraform apply` of the synthesized stack in `workspace` (no new synth: a workspace only renames); its outputs."""
-    say("terraform apply" + ("" if workspace == DEFAULT_WORKSPACE else f" (workspace {workspace})"))
-    result = terraform("apply", "-input=false", "-no-color", "-auto-approve", progress=True, workspace=workspace)
+    say(f"terraform apply {stack_dir.name}" + ("" if workspace == DEFAULT_WORKSPACE else f" (workspace {workspace})"))
+    result = terraform("apply", "-input=false", "-no-color", "-auto-approve", progress=True, workspace=workspace, stack_dir=stack_dir)
     if result.returncode != 0 and any(sign in result.stdout for sign in TRANSIENT_FAILURES):
         say("terraform apply: the emulator dropped a connection; applying once more")
-        result = terraform("apply", "-input=false", "-no-color", "-auto-approve", progress=True, workspace=workspace)
+        result = terraform("apply", "-input=false", "-no-color", "-auto-approve", progress=True, workspace=workspace, stack_dir=stack_dir)
     if result.returncode != 0:
         raise SystemExit(f"error: terraform apply failed:\n{result.stdout[-6000:]}")
-    return flat_outputs(workspace)
+    return flat_outputs(workspace, stack_dir)
+
+
+def deploy_tuner(workspace: str = DEFAULT_WORKSPACE) -> dict[str, object]:
+    """Apply the power tuner's stack beside a deployed `local` (same synth, same workspace); its outputs."""
+    if not (TUNER_STACK_DIR / "cdk.tf.json").exists():
+        raise SystemExit(f"error: {TUNER_STACK_DIR.name} is not synthesized: is power_tuner.enabled true in envs/{ENVIRONMENT}.json?")
+    init = terraform("init", "-input=false", "-no-color", stack_dir=TUNER_STACK_DIR)
+    if init.returncode != 0:
+        raise SystemExit(f"error: terraform init of {TUNER_STACK_DIR.name} failed:\n{init.stdout}{init.stderr}")
+    return apply(workspace, TUNER_STACK_DIR)
+
+
+def destroy_tuner(workspace: str = DEFAULT_WORKSPACE) -> None:
+    """Destroy the power tuner's stack in `workspace` (the platform's functions are left as they are)."""
+    say(f"terraform destroy {TUNER_STACK_DIR.name}" + ("" if workspace == DEFAULT_WORKSPACE else f" (workspace {workspace})"))
+    result = terraform("destroy", "-input=false", "-no-color", "-auto-approve", progress=True, workspace=workspace, stack_dir=TUNER_STACK_DIR)
+    if result.returncode != 0:
+        raise SystemExit(f"error: terraform destroy of {TUNER_STACK_DIR.name} failed:\n{result.stdout[-6000:]}")
 
 
 def recover_from_earlier_runs() -> None:
@@ -224,11 +252,12 @@ def plan_is_clean(workspace: str = DEFAULT_WORKSPACE) -> tuple[bool, str]:
     return result.returncode == 0, result.stdout + result.stderr
 
 
-def workspaces() -> list[str]:
+def workspaces(state_file: Path = STATE_FILE) -> list[str]:
     """The workspaces other than `default` that have local state (the backend's workspace folder)."""
-    if not WORKSPACE_STATES.is_dir():
+    folder = state_file.with_name(f"{state_file.name}.d")
+    if not folder.is_dir():
         return []
-    return sorted(p.name for p in WORKSPACE_STATES.iterdir() if p.is_dir())
+    return sorted(p.name for p in folder.iterdir() if p.is_dir())
 
 
 def destroy_workspace(workspace: str) -> None:
@@ -244,11 +273,15 @@ def destroy_workspace(workspace: str) -> None:
 
 
 def destroy() -> None:
-    """`make down`: every workspace's deployment (the others first, then `default`), the emulator, the state.
-
-    Another checkout's emulator on this port is never touched: its platform has the same names.
-    """
-    if emulator.is_ours(emulator.identity()) and (STACK_DIR / ".terraform").exists():
+    """`make down`: every workspace's deployment (the tuner's before the platform's, the others before `default`),
+    the emulator, the state. Another checkout's emulator on this port is never touched: its platform has the same names."""
+    ours = emulator.is_ours(emulator.identity())
+    if ours and (TUNER_STACK_DIR / ".terraform").exists():
+        for workspace in workspaces(TUNER_STATE_FILE):
+            destroy_tuner(workspace)
+        if TUNER_STATE_FILE.exists():
+            destroy_tuner()
+    if ours and (STACK_DIR / ".terraform").exists():
         for workspace in workspaces():
             destroy_workspace(workspace)
         say("terraform destroy")
@@ -260,8 +293,8 @@ def destroy() -> None:
 
 
 def _remove_state() -> None:
-    """The emulator keeps nothing after it stops, so the states describing it (every workspace's) go too."""
-    for state in PROJECT_ROOT.glob(f"{STATE_FILE.name}*"):
+    """The emulator keeps nothing after it stops, so the states describing it (every stack's and workspace's) go too."""
+    for state in [*PROJECT_ROOT.glob(f"{STATE_FILE.name}*"), *PROJECT_ROOT.glob(f"{TUNER_STATE_FILE.name}*")]:
         if state.is_dir():
             shutil.rmtree(state)
         else:

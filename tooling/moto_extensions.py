@@ -302,6 +302,56 @@ def lambda_create_function_retry_safe() -> None:
     _register("lambda:CreateFunction repeated after a dropped connection answers like the first call")
 
 
+def sns_delivery_status_attributes() -> None:
+    """GetTopicAttributes: moto stores a topic's delivery-status logging settings (<protocol>SuccessFeedbackRoleArn,
+    ...SuccessFeedbackSampleRate, ...FailureFeedbackRoleArn) but never returns them, so every plan would re-set them."""
+    from moto.core.utils import camelcase_to_underscores
+    from moto.sns.responses import SNSResponse
+
+    names = [f"{protocol}{setting}" for protocol in ("Application", "Firehose", "HTTP", "Lambda", "SQS")
+             for setting in ("SuccessFeedbackRoleArn", "SuccessFeedbackSampleRate", "FailureFeedbackRoleArn")]
+    original = SNSResponse.get_topic_attributes
+
+    def get_topic_attributes(self):
+        result = original(self)
+        topic = self.backend.get_topic(self._get_param("TopicArn"))
+        for name in names:
+            value = getattr(topic, camelcase_to_underscores(name), None)
+            if value is not None:
+                result.result["Attributes"][name] = str(value)
+        return result
+
+    SNSResponse.get_topic_attributes = get_topic_attributes
+    _register("sns:GetTopicAttributes delivery-status logging")
+
+
+def s3_logging_target_policy_with_any_principal() -> None:
+    """PutBucketLogging: moto reads the target bucket's policy to find the logging service's grant, and fails
+    with a 500 on a statement whose Principal is "*" (our TLS-only deny). Such statements grant the logging
+    service nothing, so they are passed over."""
+    from moto.s3.models import FakeBucket
+
+    original = FakeBucket._log_permissions_enabled_policy
+
+    def log_permissions_enabled_policy(target_bucket, target_prefix):
+        if not target_bucket.policy:
+            return False
+        policy = json.loads(target_bucket.policy.decode())
+        statements = policy["Statement"] if isinstance(policy["Statement"], list) else [policy["Statement"]]
+        with_service_principals = [s for s in statements if isinstance(s.get("Principal"), dict)]
+        if len(with_service_principals) == len(statements):
+            return original(target_bucket, target_prefix)
+        saved = target_bucket.policy
+        try:
+            target_bucket.policy = json.dumps({**policy, "Statement": with_service_principals}).encode()
+            return original(target_bucket, target_prefix)
+        finally:
+            target_bucket.policy = saved
+
+    FakeBucket._log_permissions_enabled_policy = staticmethod(log_permissions_enabled_policy)
+    _register("s3:PutBucketLogging with a target bucket policy that has a \"*\" principal")
+
+
 def s3_bucket_policy_over_tls() -> None:
     """PutObject/GetObject/HeadObject on a bucket with our TLS-only policy (SecureBucket): moto evaluates
     bucket policies without their conditions, so the Deny that applies only when aws:SecureTransport is
@@ -343,6 +393,8 @@ def install() -> list[str]:
         budgets_subscribers_and_tags()
         kinesis_create_stream_tags()
         lambda_create_function_retry_safe()
+        sns_delivery_status_attributes()
+        s3_logging_target_policy_with_any_principal()
         s3_bucket_policy_over_tls()
         INSTALLED.extend(moto_cloudwatch.install())  # metric reads: percentiles, dimension order, ListMetrics
         from . import local_aws

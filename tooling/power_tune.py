@@ -5,17 +5,20 @@ Usage:
   python -m tooling.power_tune --env dev --workspace pr123 --function PatternDetector-dev-pr123
   python -m tooling.power_tune --env local --function PatternDetector-local
 
-Real environments start the workspace's PowerTuningWorkflow (its ARN is the stack output
-`power_tuning_state_machine_arn` of that workspace) and wait for its result. The local emulator
-cannot run Lambda code or this workflow, so for `local` the tuner's own step functions
-(lambda_src/power_tuning) run here against the emulator: versions and aliases are really published and
-cleaned up there, and each invocation runs the function's handler in this process with the function's
-configured environment. A process on this machine does not get less CPU at 512 MB than at 3008 MB, so
-local durations are modelled with Lambda's documented CPU share (one vCPU at 1,769 MB, proportionally
-less below): measured time x max(1, 1769 / memory). The table says so. Real runs measure real billed time.
+Only where envs/<env>.json enables the tuner (`power_tuner.enabled`: dev, staging and local; not prod).
+Real environments start the workspace's PowerTuningWorkflow from the tuner's own stack (its ARN is the
+output `power_tuning_state_machine_arn` of `patternwatch-<env>-power-tuner` in that workspace: deploy it
+with `make deploy-tuner ENV=<env>`) and wait for its result. For `local` the tuner's own step functions
+(lambda_src/power_tuning) run here against the emulator instead, so no tuner stack is needed: versions
+and aliases are really published and cleaned up there, and each invocation runs the function's handler
+in this process with the function's configured environment. A process on this machine does not get less
+CPU at 512 MB than at 3008 MB, so local durations are modelled with Lambda's documented CPU share (one
+vCPU at 1,769 MB, proportionally less below): measured time x max(1, 1769 / memory). The table says so.
+Real runs measure real billed time.
 
 Prints the result table (memory, average billed duration, cost per invocation and per million) and a
-text chart; `--output FILE` also writes the result as JSON.
+text chart; `--output FILE` also writes the result as JSON. It recommends: apply a result by setting
+`lambda.memory_mb` in envs/<env>.json and deploying (the tuner has no permission to change memory for good).
 """
 from __future__ import annotations
 
@@ -121,10 +124,7 @@ def run_in_process(client: Any, event: dict[str, Any], *, sleep: Callable[[float
         results = [steps.execute(client, **item) for item in _executor_kwargs(state)]
     finally:
         steps.clean(client, state["lambdaARN"], state["powerValues"])
-    result = analysis.analyze(results, state["strategy"], state["balancedWeight"])
-    if state["autoOptimize"]:
-        result["optimization"] = steps.optimize(client, state["lambdaARN"], result["power"], sleep=sleep)
-    return result
+    return analysis.analyze(results, state["strategy"], state["balancedWeight"])
 
 
 def _executor_kwargs(state: dict[str, Any]) -> list[dict[str, Any]]:
@@ -194,7 +194,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--strategy", choices=analysis.STRATEGIES, default=analysis.DEFAULT_STRATEGY)
     parser.add_argument("--balanced-weight", type=float, default=analysis.DEFAULT_BALANCED_WEIGHT, help="balanced: 1 = cost only, 0 = speed only")
     parser.add_argument("--payload", help="JSON event, or @file.json (default for PatternDetector: a detect request)")
-    parser.add_argument("--auto-optimize", action="store_true", help="apply the chosen memory to $LATEST (Terraform will report drift)")
     parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_SECONDS, help="seconds to wait for the workflow")
     parser.add_argument("--output", type=Path, help="also write the result as JSON here")
     return parser.parse_args(argv)
@@ -226,8 +225,7 @@ def report(result: dict[str, Any], *, modelled: bool) -> str:
     lines = [analysis.result_table(result), "", analysis.text_chart(result), ""]
     lines.append(f"chosen: {result['power']} MB by {result['strategy']} "
                  f"({result['duration']:.1f} ms, {result['cost'] * 1e6:.2f} USD per million invocations)")
-    if "optimization" in result:
-        lines.append(f"applied: {result['optimization']['previousMemory']} MB -> {result['optimization']['appliedMemory']} MB")
+    lines.append("to apply it: set lambda.memory_mb in envs/<env>.json and deploy")
     if modelled:
         lines.append(f"local run: durations measured in this process, scaled by Lambda's CPU share (1 vCPU at {FULL_VCPU_MEMORY_MB} MB)")
     return "\n".join(lines)
@@ -250,17 +248,23 @@ def main(
             "payload": _payload(args),
             "strategy": args.strategy,
             "balancedWeight": args.balanced_weight,
-            "autoOptimize": args.auto_optimize,
         }
+        if not config.power_tuner.enabled:
+            raise ValueError(f"the power tuner is not enabled for {config.name} ({config.source}: power_tuner.enabled is false)")
         size = len(json.dumps(event))
         if config.emulator is None and size > MAX_WORKFLOW_INPUT_BYTES - 1024:
             raise ValueError(f"the payload makes a {size / 1024:.0f} KB workflow input; Step Functions carries at most 256 KB")
         machine = None
         if config.emulator is None:
-            outputs = stack_outputs(config.name, workspace=workspace, hint="deploy the environment first")
+            stack = config.power_tuner_stack_name
+            outputs = stack_outputs(
+                config.name, workspace=workspace, stack_name=stack, deploy_command="make deploy-tuner", hint="deploy the tuner's stack first"
+            )
             machine = outputs.get("power_tuning_state_machine_arn")
             if not machine:
-                raise ValueError(f"patternwatch-{config.name} (workspace {workspace}) has no output power_tuning_state_machine_arn: deploy it first")
+                raise ValueError(
+                    f"{stack} (workspace {workspace}) has no output power_tuning_state_machine_arn: `make deploy-tuner ENV={config.name}` first"
+                )
     except (ConfigError, ValueError, OSError, StackOutputsError) as error:
         print(f"power-tune: error: {error}", file=sys.stderr)
         return EXIT_USAGE

@@ -6,7 +6,8 @@ Usage: python -m tooling.release --env dev [--workspace pr123] pattern_detector 
        (or: make release ENV=dev [WORKSPACE=pr123] FUNCTION=pattern_detector / make release ENV=dev API=1)
 
 Function code, for the six platform functions (PLATFORM_FUNCTIONS; the power tuner's functions, package
-power_tuning, are tooling and ship with `make deploy`: they have no canary to roll out through):
+power_tuning, are tooling in a stack of their own and ship with `make deploy-tuner`: they have no canary to
+roll out through):
 1. build the function's deterministic zip and upload it to the artifact bucket as
    functions/<function>/<sha256>.zip (release_contract.artifact_key: the key Terraform's first upload used);
 2. where the environment signs code (its outputs name a Signer profile), start a signing job on that
@@ -163,7 +164,8 @@ def check_releasable(package: str) -> None:
         return
     if package == POWER_TUNING_PACKAGE:
         raise ReleaseError(
-            f"{package!r} is the power tuner's code (PowerTuning*-<suffix>): it ships with `make deploy`, not through a "
+            f"{package!r} is the power tuner's code (PowerTuning*-<suffix>, stack patternwatch-<env>-power-tuner): it ships with "
+            f"`make deploy-tuner`, not through a "
             f"canary release (releasable: {', '.join(RELEASABLE_PACKAGES)}, or {API!r} for the API's definition)"
         )
     if package not in RELEASABLE_PACKAGES:

@@ -27,8 +27,9 @@ class StackOutputsError(RuntimeError):
     """The outputs cannot be read; the message says why and what to do."""
 
 
-def stack_dir(env_name: str, stacks_dir: Path = STACKS_DIR) -> Path:
-    return stacks_dir / f"patternwatch-{env_name}"
+def stack_dir(env_name: str, stacks_dir: Path = STACKS_DIR, stack_name: str | None = None) -> Path:
+    """The environment's platform stack, or another of its stacks (`patternwatch-<env>-power-tuner`)."""
+    return stacks_dir / (stack_name or f"patternwatch-{env_name}")
 
 
 def selected_workspace(environ: Mapping[str, str] | None = None) -> str:
@@ -56,13 +57,15 @@ def read_stack_outputs(
     stacks_dir: Path = STACKS_DIR,
     run: Callable[..., subprocess.CompletedProcess] = subprocess.run,
     hint: str = "",
+    stack_name: str | None = None,
+    deploy_command: str = "make deploy",
 ) -> dict[str, Any]:
-    """`terraform output -json` of the environment's stack in `workspace`, as {name: value}."""
-    directory = stack_dir(env_name, stacks_dir)
+    """`terraform output -json` of the environment's stack (or its stack `stack_name`) in `workspace`, as {name: value}."""
+    directory = stack_dir(env_name, stacks_dir, stack_name)
     hint = f", {hint}" if hint else ""
-    where = f"patternwatch-{env_name}" + ("" if workspace == DEFAULT_WORKSPACE else f" (workspace {workspace})")
+    where = directory.name + ("" if workspace == DEFAULT_WORKSPACE else f" (workspace {workspace})")
     if not directory.is_dir():
-        raise StackOutputsError(f"{directory} does not exist: run `make deploy ENV={env_name}` (or `make synth`) first{hint}")
+        raise StackOutputsError(f"{directory} does not exist: run `{deploy_command} ENV={env_name}` (or `make synth`) first{hint}")
     try:
         result = run(["terraform", "output", "-json", "-no-color"], cwd=directory, env=workspace_env(workspace), capture_output=True, text=True)
     except FileNotFoundError:

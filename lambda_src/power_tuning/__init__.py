@@ -2,6 +2,7 @@
 
 Modelled on the open-source aws-lambda-power-tuning project (alexcasalboni/aws-lambda-power-tuning):
 an initializer publishes one version and alias per memory value, an executor invokes each alias and
-reads the billed duration from the REPORT log line, a cleaner removes what the initializer made, an
-analyzer prices each value and chooses, and an optional optimizer applies the choice.
+reads the billed duration from the REPORT log line, a cleaner removes what the initializer made, and an
+analyzer prices each value and chooses. Unlike the reference project it never applies the choice: memory
+is configuration (envs/<env>.json), so a person changes it there and deploys.
 """

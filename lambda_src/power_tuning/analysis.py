@@ -30,8 +30,12 @@ class TuningInputError(ValueError):
     """The tuning request cannot be run as given."""
 
 
+# Every alias the tuner makes is RAM<memory>; its IAM policies name only these (patternwatch_infra/power_tuner.py).
+TUNING_ALIAS_PREFIX = "RAM"
+
+
 def alias_name(memory_mb: int) -> str:
-    return f"RAM{memory_mb}"
+    return f"{TUNING_ALIAS_PREFIX}{memory_mb}"
 
 
 @dataclass(frozen=True)
@@ -42,7 +46,6 @@ class TuningInput:
     payload: Any
     strategy: str
     balanced_weight: float
-    auto_optimize: bool
     discard_top_bottom: float
 
     def as_event(self) -> dict[str, Any]:
@@ -54,7 +57,6 @@ class TuningInput:
             "payload": self.payload,
             "strategy": self.strategy,
             "balancedWeight": self.balanced_weight,
-            "autoOptimize": self.auto_optimize,
             "discardTopBottom": self.discard_top_bottom,
         }
 
@@ -86,9 +88,9 @@ def parse_input(event: Any) -> TuningInput:
     strategy = event.get("strategy", DEFAULT_STRATEGY)
     if strategy not in STRATEGIES:
         raise TuningInputError(f"strategy must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
-    auto_optimize = event.get("autoOptimize", False)
-    if not isinstance(auto_optimize, bool):
-        raise TuningInputError("autoOptimize must be true or false")
+    if "autoOptimize" in event:
+        # The tuner recommends; memory is configuration (envs/<env>.json), changed through a deploy like the rest.
+        raise TuningInputError("autoOptimize is not supported: the tuner only recommends; set lambda.memory_mb in envs/<env>.json and deploy")
     return TuningInput(
         lambda_arn=arn,
         power_values=tuple(sorted(set(values))),
@@ -96,7 +98,6 @@ def parse_input(event: Any) -> TuningInput:
         payload=event.get("payload", {}),
         strategy=strategy,
         balanced_weight=_number(event, "balancedWeight", DEFAULT_BALANCED_WEIGHT, 0.0, 1.0),
-        auto_optimize=auto_optimize,
         discard_top_bottom=_number(event, "discardTopBottom", DEFAULT_DISCARD_TOP_BOTTOM, 0.0, 0.4),
     )
 

@@ -1,4 +1,4 @@
-"""Entry points of the five tuner functions. One package, five functions, five roles.
+"""Entry points of the four tuner functions. One package, four functions, four roles.
 
 Each function's handler setting names its entry point (e.g. `power_tuning.handler.execute`), so every
 function runs the same tested code while its IAM role allows only its own step: only the executor may
@@ -44,6 +44,3 @@ def analyze(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
         event["results"], event.get("strategy", analysis.DEFAULT_STRATEGY), float(event.get("balancedWeight", analysis.DEFAULT_BALANCED_WEIGHT))
     )
 
-
-def optimize(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
-    return steps.optimize(lambda_client(), event["lambdaARN"], int(event["power"]))

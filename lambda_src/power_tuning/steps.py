@@ -117,14 +117,6 @@ def clean(client: Any, lambda_arn: str, power_values: list[int]) -> dict[str, li
     return {"removedAliases": removed_aliases, "removedVersions": removed_versions}
 
 
-def optimize(client: Any, lambda_arn: str, power: int, *, sleep: Callable[[float], None] = time.sleep) -> dict[str, Any]:
-    """Apply the chosen memory to $LATEST (Terraform reports it as drift until envs/<env>.json agrees)."""
-    name = function_name(lambda_arn)
-    previous = client.get_function_configuration(FunctionName=name)["MemorySize"]
-    set_memory(client, name, power, sleep=sleep)
-    return {"lambdaARN": lambda_arn, "previousMemory": previous, "appliedMemory": power}
-
-
 def executor_items(event: Mapping[str, Any]) -> list[dict[str, Any]]:
     """What the state machine's Map state fans out: one executor input per memory value."""
     return [

@@ -1,7 +1,8 @@
-"""PowerTuningWorkflow: initialize -> execute every memory value in parallel (Map) -> clean -> analyze
--> optionally optimize. An error after the initializer still runs the cleaner, then fails.
+"""PowerTuningWorkflow: initialize -> execute every memory value in parallel (Map) -> clean -> analyze.
+An error after the initializer still runs the cleaner, then fails. The result is a recommendation: nothing
+applies it (memory is configuration, envs/<env>.json).
 
-Input: {"lambdaARN", "powerValues"?, "num"?, "payload"?, "strategy"?, "balancedWeight"?, "autoOptimize"?,
+Input: {"lambdaARN", "powerValues"?, "num"?, "payload"?, "strategy"?, "balancedWeight"?,
 "discardTopBottom"?}; the initializer validates it and fills the defaults (lambda_src/power_tuning).
 Output: the analyzer's result {"power", "cost", "duration", "strategy", "results": [...]}.
 """
@@ -16,8 +17,6 @@ BRANCHING = "ExecuteEachMemoryValue"
 EXECUTOR = "Executor"
 CLEANER = "Cleaner"
 ANALYZER = "Analyzer"
-SHOULD_OPTIMIZE = "ShouldOptimize"
-OPTIMIZER = "Optimizer"
 DONE = "TuningComplete"
 CLEAN_UP_ON_ERROR = "CleanUpOnError"
 FAILED = "TuningFailed"
@@ -32,7 +31,7 @@ def _clean_up_on_error() -> list[dict[str, Any]]:
     return [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": CLEAN_UP_ON_ERROR}]
 
 
-def definition(*, initializer_arn: str, executor_arn: str, cleaner_arn: str, analyzer_arn: str, optimizer_arn: str) -> dict[str, Any]:
+def definition(*, initializer_arn: str, executor_arn: str, cleaner_arn: str, analyzer_arn: str) -> dict[str, Any]:
     return {
         "Comment": "PatternWatch Lambda power tuning (after the open-source aws-lambda-power-tuning)",
         "StartAt": INITIALIZER,
@@ -78,19 +77,6 @@ def definition(*, initializer_arn: str, executor_arn: str, cleaner_arn: str, ana
                 "Resource": analyzer_arn,
                 "Parameters": {"results.$": "$.results", "strategy.$": "$.strategy", "balancedWeight.$": "$.balancedWeight"},
                 "ResultPath": "$.analysis",
-                "Retry": retry_policy(),
-                "Next": SHOULD_OPTIMIZE,
-            },
-            SHOULD_OPTIMIZE: {
-                "Type": "Choice",
-                "Choices": [{"Variable": "$.autoOptimize", "BooleanEquals": True, "Next": OPTIMIZER}],
-                "Default": DONE,
-            },
-            OPTIMIZER: {
-                "Type": "Task",
-                "Resource": optimizer_arn,
-                "Parameters": {"lambdaARN.$": "$.lambdaARN", "power.$": "$.analysis.power"},
-                "ResultPath": "$.optimization",
                 "Retry": retry_policy(),
                 "Next": DONE,
             },

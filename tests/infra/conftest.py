@@ -1,4 +1,5 @@
-"""Synthesize every environment once per test session (jsii start-up costs ~12 s a process)."""
+"""Synthesize every environment once per test session (jsii start-up costs ~12 s a process): the platform
+stacks, and the power tuner's stacks where the environment enables it, as main.py does."""
 from __future__ import annotations
 
 import json
@@ -9,15 +10,17 @@ import pytest
 from cdktf import App
 
 from patternwatch_infra.config import ENVIRONMENT_NAMES, load_environment
+from patternwatch_infra.power_tuner import power_tuner_stack
 from patternwatch_infra.stack import PatternWatchStack
 from tooling.toolchain import AWS_PROVIDER_VERSION, terraform_env
 
 def _synth(outdir: Path, configs) -> dict[str, dict]:
+    """Every synthesized stack's cdk.tf.json, by stack name."""
     app = App(outdir=str(outdir))
     for config in configs:
-        PatternWatchStack(app, config)
+        power_tuner_stack(app, PatternWatchStack(app, config))
     app.synth()
-    return {c.name: json.loads((outdir / "stacks" / c.stack_name / "cdk.tf.json").read_text()) for c in configs}
+    return {d.name: json.loads((d / "cdk.tf.json").read_text()) for d in sorted((outdir / "stacks").iterdir())}
 
 
 @pytest.fixture(scope="session")
@@ -26,9 +29,26 @@ def synth_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def stacks(synth_dir) -> dict[str, dict]:
-    """The synthesized cdk.tf.json of every environment, by environment name."""
+def all_stacks(synth_dir) -> dict[str, dict]:
+    """Every synthesized stack (platforms and tuners), by stack name."""
     return _synth(synth_dir, [load_environment(name) for name in ENVIRONMENT_NAMES])
+
+
+@pytest.fixture(scope="session")
+def stacks(all_stacks) -> dict[str, dict]:
+    """The platform stack of every environment, by environment name."""
+    return {name: all_stacks[f"patternwatch-{name}"] for name in ENVIRONMENT_NAMES}
+
+
+@pytest.fixture(scope="session")
+def tuner_stacks(all_stacks) -> dict[str, dict]:
+    """The power tuner's stack of every environment that has one, by environment name."""
+    return {name: all_stacks[f"patternwatch-{name}-power-tuner"] for name in ENVIRONMENT_NAMES if f"patternwatch-{name}-power-tuner" in all_stacks}
+
+
+@pytest.fixture(scope="session")
+def dev_tuner(tuner_stacks) -> dict:
+    return tuner_stacks["dev"]
 
 
 @pytest.fixture(scope="session")
@@ -47,11 +67,11 @@ def prod(stacks) -> dict:
 
 
 @pytest.fixture(scope="session")
-def initialized_stacks(stacks, synth_dir) -> dict[str, Path]:
-    """Each stack directory after `terraform init -backend=false` (offline, through the project's CLI config)."""
+def initialized_stacks(all_stacks, synth_dir) -> dict[str, Path]:
+    """Each stack directory after `terraform init -backend=false` (offline, through the project's CLI config), by stack name."""
     dirs = {}
-    for name in stacks:
-        stack_dir = synth_dir / "stacks" / f"patternwatch-{name}"
+    for name in all_stacks:
+        stack_dir = synth_dir / "stacks" / name
         result = subprocess.run(
             ["terraform", "init", "-backend=false", "-input=false", "-no-color"],
             cwd=stack_dir, env=terraform_env(), capture_output=True, text=True,

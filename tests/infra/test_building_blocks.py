@@ -3,7 +3,13 @@ from __future__ import annotations
 
 from cdktf_cdktf_provider_aws.kms_key import KmsKey
 
+from cdktf_cdktf_provider_aws.sns_topic import SnsTopic
+from patternwatch_shared.names.functions import THRESHOLD_CHECKER
+
 from patternwatch_infra.blocks import EncryptedQueue, SecureBucket
+from patternwatch_infra.config import load_environment
+from patternwatch_infra.function import FunctionPlatform, InvokedSynchronously, MonitoredFunction
+from patternwatch_infra.naming import Naming
 from patternwatch_infra.policies import service_principal, statement
 import pytest
 
@@ -40,7 +46,9 @@ def test_a_bucket_keeps_extra_policy_statements_after_the_tls_rule():
 
     def build(scope):
         key = KmsKey(scope, "key")
-        SecureBucket(scope, "b", bucket_name="b-test", kms_key=key, force_destroy=True, lifecycle=None, extra_policy_statements=[extra])
+        SecureBucket(
+            scope, "b", bucket_name="b-test", kms_key=key, force_destroy=True, lifecycle=None, access_logs=None, extra_policy_statements=[extra]
+        )
 
     document = synth_scope(build)
     (policy,) = resources(document, "aws_s3_bucket_policy").values()
@@ -48,6 +56,22 @@ def test_a_bucket_keeps_extra_policy_statements_after_the_tls_rule():
     (dependency,) = policy["depends_on"]
     assert dependency.startswith("aws_s3_bucket_public_access_block.")
     assert resolve(document, policy["bucket"])["bucket"] == "b-test"
+
+
+def test_a_bucket_without_the_platform_key_must_say_why_and_only_then():
+    def build(kms, because):
+        def inside(scope):
+            key = KmsKey(scope, "key") if kms else None
+            SecureBucket(scope, "b", bucket_name="b-test", kms_key=key, force_destroy=True, lifecycle=None, access_logs=None, sse_s3_because=because)
+
+        return inside
+
+    for kms, because in ((False, None), (True, "a reason")):
+        with pytest.raises(ValueError, match="a bucket without the platform key must say why"):
+            synth_scope(build(kms, because))
+    document = synth_scope(build(False, "S3 log delivery needs SSE-S3"))
+    (encryption,) = resources(document, "aws_s3_bucket_server_side_encryption_configuration").values()
+    assert encryption["rule"] == [{"apply_server_side_encryption_by_default": {"sse_algorithm": "AES256"}}]
 
 
 def test_lookup_helpers_fail_loudly_instead_of_guessing():
@@ -98,3 +122,18 @@ def test_an_encrypted_log_group_keeps_the_retention_it_is_given(dev):
     groups = resources(dev, "aws_cloudwatch_log_group")
     assert len(groups) == 14
     assert all("CKV_AWS_338" in dev["//"]["checkov_skip"][group_id] for group_id in groups)
+
+
+def test_a_function_without_reserved_concurrency_must_say_why():
+    def build(scope):
+        platform = FunctionPlatform(
+            config=load_environment("dev"), naming=Naming(), account_id="111111111111", kms_key=KmsKey(scope, "key"),
+            alarm_topic=SnsTopic(scope, "topic", name="ops-test"), artifacts=None,  # refused before it uploads anything
+        )
+        MonitoredFunction(
+            scope, spec=THRESHOLD_CHECKER, code=None, platform=platform, environment={}, statements=[],
+            invocation=InvokedSynchronously("a test"), reserved_concurrency=None,
+        )
+
+    with pytest.raises(ValueError, match="ThresholdChecker: give it reserved concurrency, or say why it draws from the unreserved pool"):
+        synth_scope(build)

@@ -12,7 +12,7 @@ from patternwatch_shared.names.functions import PATTERN_DETECTOR, PLATFORM_FUNCT
 
 from patternwatch_infra.code_artifacts import CodeArtifacts
 from patternwatch_infra.config import load_environment
-from patternwatch_infra.function import FunctionPlatform, MonitoredFunction
+from patternwatch_infra.function import FunctionPlatform, InvokedSynchronously, MonitoredFunction
 from patternwatch_infra.naming import declare_naming
 from patternwatch_infra.packaging import build_function
 from patternwatch_infra.release_contract import artifact_key, deployment_description, signed_prefix, snapshotted_definition
@@ -101,7 +101,7 @@ def test_the_artifact_bucket_is_versioned_encrypted_with_the_platform_key_and_tl
 
 
 @pytest.mark.parametrize("env", ["local", "dev"])
-def test_terraform_uploads_a_released_functions_first_package_and_then_leaves_its_code_to_the_release(stacks, env):
+def test_terraform_uploads_a_released_functions_first_package_and_then_leaves_its_code_to_the_release(stacks, tuner_stacks, env):
     doc = stacks[env]
     for base in PLATFORM_NAMES:
         fn = find_resource(doc, "aws_lambda_function", function_name=f"{base}-{env}")
@@ -110,9 +110,10 @@ def test_terraform_uploads_a_released_functions_first_package_and_then_leaves_it
         assert upload["lifecycle"] == {"ignore_changes": ["key", "source", "source_hash"]}
         key = resolve_name(doc, upload["key"])
         assert key.startswith(f"functions/{base}-{env}/") and len(key.rsplit("/", 1)[1]) == len("0" * 64 + ".zip")
-    # The power tuner is tooling without a canary: `make deploy` ships its code, so Terraform keeps following it.
-    tuner = find_resource(doc, "aws_lambda_function", function_name=f"{POWER_TUNING_ANALYZER.base_name}-{env}")
-    assert "lifecycle" not in tuner and "lifecycle" not in upload_of(doc, tuner["s3_key"])[1]
+    # The power tuner is tooling without a canary: `make deploy-tuner` ships its code, so Terraform keeps following it.
+    tuner_doc = tuner_stacks[env]
+    tuner = find_resource(tuner_doc, "aws_lambda_function", function_name=f"{POWER_TUNING_ANALYZER.base_name}-{env}")
+    assert "lifecycle" not in tuner and "lifecycle" not in upload_of(tuner_doc, tuner["s3_key"])[1]
 
 
 def test_local_ships_the_same_uploads_unsigned(local):
@@ -128,9 +129,27 @@ def test_local_ships_the_same_uploads_unsigned(local):
 
 
 @pytest.mark.parametrize("env", REAL_ENVIRONMENTS)
-def test_real_environments_skip_no_code_signing_check(stacks, env):
-    skips = stacks[env]["//"]["checkov_skip"]
-    assert not any("CKV_AWS_272" in checks for checks in skips.values())
+def test_real_environments_skip_no_code_signing_check(all_stacks, env):
+    platform_and_tuner = [doc for name, doc in all_stacks.items() if name in (f"patternwatch-{env}", f"patternwatch-{env}-power-tuner")]
+    assert len(platform_and_tuner) == (1 if env == "prod" else 2)  # prod has no tuner
+    for doc in platform_and_tuner:
+        skips = doc["//"]["checkov_skip"]
+        assert not any("CKV_AWS_272" in checks for checks in skips.values())
+
+
+@pytest.mark.parametrize("env", ["dev", "staging"])
+def test_the_tuner_signs_its_code_with_its_own_profile_into_the_platform_bucket(tuner_stacks, env):
+    """Another stack cannot find the platform's profile (its name ends in a generated suffix), so the tuner has its own."""
+    doc = tuner_stacks[env]
+    (profile_id, profile), = resources(doc, "aws_signer_signing_profile").items()
+    assert resolve_name(doc, profile["name_prefix"]) == f"PatternTuner_{env}_"
+    (config,) = resources(doc, "aws_lambda_code_signing_config").values()
+    assert config["allowed_publishers"]["signing_profile_version_arns"] == [reference_to("aws_signer_signing_profile", profile_id, "version_arn")]
+    (bucket,) = doc["data"]["aws_s3_bucket"].values()
+    assert resolve_name(doc, bucket["bucket"]) == f"patternwatch-artifacts-{load_environment(env).account_id}-{env}"
+    assert "aws_s3_bucket" not in doc.get("resource", {})
+    for fn in resources(doc, "aws_lambda_function").values():
+        assert fn["code_signing_config_arn"].startswith("${aws_lambda_code_signing_config.")
 
 
 def _function_document(package, *, release_owns_code: bool) -> dict:
@@ -149,7 +168,8 @@ def _function_document(package, *, release_owns_code: bool) -> dict:
             deployment_role=IamRole(stack, "role", name="role", assume_role_policy="{}"),
         )
         MonitoredFunction(
-            stack, spec=PATTERN_DETECTOR, code=package, platform=platform, environment={}, statements=[], release_owns_code=release_owns_code
+            stack, spec=PATTERN_DETECTOR, code=package, platform=platform, environment={}, statements=[], release_owns_code=release_owns_code,
+            invocation=InvokedSynchronously("by the test"), reserved_concurrency=1,
         )
 
     return synth_scope(build)

@@ -13,7 +13,7 @@ from patternwatch_shared.names.functions import (
 )
 from patternwatch_shared.names.metrics import METRICS_NAMESPACE
 
-from patternwatch_infra.config import load_environment
+from patternwatch_infra.config import ENVIRONMENT_NAMES, load_environment
 from patternwatch_infra.testing import find_resource, logical_id, reference_to, resolve, resolve_name, resources
 
 FUNCTIONS = {
@@ -206,6 +206,49 @@ def test_stream_mapping_reads_through_the_enhanced_fan_out_consumer_into_the_ali
     assert mapping["destination_config"] == {"on_failure": {"destination_arn": failures}}
 
 
+# --- Concurrency and asynchronous failures ---------------------------------------------------------------
+
+@pytest.mark.parametrize("env", ENVIRONMENT_NAMES)
+def test_every_function_reserves_the_concurrency_its_environment_gives_it(stacks, env):
+    """So a flood on one path (the API, say) cannot take the executions the stream consumer or approvals need."""
+    config = load_environment(env)
+    for spec in FUNCTIONS.values():
+        fn = find_resource(stacks[env], "aws_lambda_function", function_name=f"{spec.base_name}-{env}")
+        assert fn["reserved_concurrent_executions"] == config.lambda_.reserved_concurrency[spec.package], spec.base_name
+    assert sum(config.lambda_.reserved_concurrency.values()) <= config.lambda_.concurrency_budget
+
+
+def test_the_reservations_per_environment_are_the_documented_numbers():
+    """docs/security.md explains each number; change them together."""
+    reserved = {env: dict(load_environment(env).lambda_.reserved_concurrency) for env in ENVIRONMENT_NAMES}
+    assert reserved == {
+        "local": {"kinesis_consumer": 8, "pattern_detector": 10, "alert_processor": 5, "threshold_checker": 2, "approval_processor": 5, "approval_expiry": 2},
+        "dev": {"kinesis_consumer": 8, "pattern_detector": 10, "alert_processor": 5, "threshold_checker": 2, "approval_processor": 5, "approval_expiry": 2},
+        "staging": {"kinesis_consumer": 8, "pattern_detector": 20, "alert_processor": 5, "threshold_checker": 2, "approval_processor": 5, "approval_expiry": 2},
+        "prod": {"kinesis_consumer": 24, "pattern_detector": 50, "alert_processor": 5, "threshold_checker": 2, "approval_processor": 10, "approval_expiry": 2},
+    }
+
+
+@pytest.mark.parametrize("env", ENVIRONMENT_NAMES)
+def test_the_threshold_checker_retries_then_dead_letters_its_asynchronous_events(stacks, env):
+    doc = stacks[env]
+    checker = find_resource(doc, "aws_lambda_function", function_name=f"ThresholdChecker-{env}")
+    queue = reference_to("aws_sqs_queue", logical_id(doc, "aws_sqs_queue", name=f"ThresholdChecker-DLQ-{env}"), "arn")
+    assert checker["dead_letter_config"] == {"target_arn": queue}
+    (config,) = resources(doc, "aws_lambda_function_event_invoke_config").values()
+    alias_id, _ = alias_of(doc, f"ThresholdChecker-{env}")
+    assert config == {**config, "qualifier": reference_to("aws_lambda_alias", alias_id, "name"),
+                      "maximum_retry_attempts": 2, "maximum_event_age_in_seconds": 3600}
+    assert config["function_name"] == reference_to("aws_lambda_function", function_id(doc, f"ThresholdChecker-{env}"), "function_name")
+
+
+@pytest.mark.parametrize("name", [n for n in FUNCTIONS if n != "ThresholdChecker-dev"])
+def test_functions_only_invoked_synchronously_have_no_dlq_and_say_who_invokes_them(dev, name):
+    fn_id = function_id(dev, name)
+    assert "dead_letter_config" not in resources(dev, "aws_lambda_function")[fn_id]
+    assert dev["//"]["checkov_skip"][fn_id]["CKV_AWS_116"].startswith("invoked synchronously only (by ")
+
+
 @pytest.mark.parametrize(
     ("queue", "function", "concurrency"),
     # PendingApprovals: reporting a not-yet-due approval as failed is what keeps its timer message, at the
@@ -218,7 +261,9 @@ def test_queue_mappings_report_item_failures_into_the_alias_with_bounded_concurr
     alias_id, _ = alias_of(dev, function)
     assert mapping["function_name"] == reference_to("aws_lambda_alias", alias_id, "arn")
     assert mapping["function_response_types"] == ["ReportBatchItemFailures"]
+    # At most as many instances as the function reserves: the poller is never throttled.
     assert mapping["scaling_config"] == {"maximum_concurrency": concurrency}
+    assert concurrency == DEV.lambda_.reserved_concurrency[FUNCTIONS[function].package]
     assert mapping["batch_size"] == 10
 
 

@@ -9,6 +9,7 @@ import os
 import pytest
 
 from patternwatch_infra.config import (
+    DEFAULT_RESERVED_CONCURRENCY,
     ENVIRONMENT_NAMES,
     EMULATOR_PORT_VAR,
     ENVS_DIR,
@@ -40,7 +41,7 @@ def test_the_shipped_environments_load_with_the_documented_defaults(monkeypatch)
         assert config.waf.geo_block_countries == ("CN", "RU", "KP")
         assert config.waf.rate_limit_per_5_minutes == 2000
         assert config.canary_percent == 10
-        assert config.kinesis_retention_hours == 24
+        assert config.kinesis_retention_hours == (168 if name == "prod" else 24)
         assert config.approval_expiry_seconds == 3600
         assert set(config.tags) >= {"Project", "Environment", "CostCenter"}
     for name, config in configs.items():  # every environment names the people who approve its CRITICAL alerts
@@ -66,7 +67,7 @@ def test_config_is_frozen():
 
 
 def test_omitted_sections_take_the_defaults(dev_document):
-    for key in ("lambda", "alerts", "alarms", "waf", "code_signing", "canary_percent", "kinesis_retention_hours", "approval_expiry_seconds", "prevent_destroy"):
+    for key in ("lambda", "alerts", "alarms", "waf", "code_signing", "canary_percent", "kinesis_retention_hours", "approval_expiry_seconds", "prevent_destroy", "power_tuner"):
         del dev_document[key]
     dev_document["waf"] = {"rate_limit_per_5_minutes": 1000}
     config = parse_environment(dev_document, "envs/dev.json")
@@ -79,6 +80,7 @@ def test_omitted_sections_take_the_defaults(dev_document):
     assert config.waf.rate_limit_per_5_minutes == 2000
     assert config.canary_percent == 10
     assert config.prevent_destroy is False
+    assert config.power_tuner.enabled is False
     assert config.code_signing.untrusted_artifact_on_deployment == "Warn" and not config.code_signing.enforced
     dev_document["code_signing"] = {}
     assert parse_environment(dev_document, "envs/dev.json").code_signing.untrusted_artifact_on_deployment == "Warn"
@@ -122,6 +124,19 @@ def test_omitted_sections_take_the_defaults(dev_document):
          "envs/dev.json: code_signing.untrusted_artifact_on_deployment: 'Block' is not one of 'Enforce', 'Warn'"),
         (lambda d: d["code_signing"].update(enforce=True), "envs/dev.json: code_signing.enforce: unknown key"),
         (lambda d: d.update(prevent_destroy="yes"), "envs/dev.json: prevent_destroy: must be true or false, got str"),
+        (lambda d: d["lambda"]["reserved_concurrency"].update(pattern_detektor=5), "envs/dev.json: lambda.reserved_concurrency.pattern_detektor: unknown key"),
+        (lambda d: d["lambda"]["reserved_concurrency"].update(pattern_detector=0), "envs/dev.json: lambda.reserved_concurrency.pattern_detector: 0 is out of range [1, 900]"),
+        (lambda d: d["lambda"]["reserved_concurrency"].update(pattern_detector="5"), "envs/dev.json: lambda.reserved_concurrency.pattern_detector: must be an integer"),
+        (lambda d: d["lambda"]["reserved_concurrency"].update(alert_processor=1), "envs/dev.json: lambda.reserved_concurrency.alert_processor: 1 is below 2"),
+        (lambda d: d["lambda"]["reserved_concurrency"].update(approval_expiry=1),
+         "envs/dev.json: lambda.reserved_concurrency.approval_expiry: 1 is below 2: it is also the PendingApprovals mapping's"),
+        (lambda d: d["lambda"]["reserved_concurrency"].update(pattern_detector=890),
+         "envs/dev.json: lambda.reserved_concurrency: the reservations add up to 912, more than the 900 this account can reserve"),
+        (lambda d: d["lambda"].update(account_concurrency=100), "envs/dev.json: lambda.account_concurrency: 100 is out of range [101,"),
+        (lambda d: (d["lambda"].update(account_concurrency=120), d["lambda"]["reserved_concurrency"].update(pattern_detector=25)),
+         "envs/dev.json: lambda.reserved_concurrency.pattern_detector: 25 is out of range [1, 20]"),
+        (lambda d: d.update(power_tuner={"enabled": "yes"}), "envs/dev.json: power_tuner.enabled: must be true or false"),
+        (lambda d: d.update(power_tuner={"enabled": True, "stage": 1}), "envs/dev.json: power_tuner.stage: unknown key"),
         (lambda d: d["state_backend"].update(type="gcs"), "envs/dev.json: state_backend.type: 'gcs' is not one of 's3', 'local'"),
         (lambda d: d["state_backend"].pop("bucket"), "envs/dev.json: state_backend.bucket: is required"),
         (lambda d: d["state_backend"].update(bucket="Bad_Bucket"), "envs/dev.json: state_backend.bucket: 'Bad_Bucket' is not valid"),
@@ -153,6 +168,36 @@ def test_bad_environment_files_name_the_file_and_the_key(tmp_path, dev_document,
     with pytest.raises(ConfigError) as error:
         load_environment("dev", envs_dir=tmp_path)
     assert str(error.value).startswith(message)
+
+
+def test_production_keeps_stream_records_at_least_seven_days(tmp_path):
+    """FSBP Kinesis.3: prod below 168 hours is a config error; other environments choose (cost)."""
+    prod = json.loads((ENVS_DIR / "prod.json").read_text())
+    prod["kinesis_retention_hours"] = 167
+    write_env(tmp_path, "prod", prod)
+    with pytest.raises(ConfigError, match=r"^envs/prod.json: kinesis_retention_hours: 167 is below 168"):
+        load_environment("prod", envs_dir=tmp_path)
+    prod["kinesis_retention_hours"] = 168
+    write_env(tmp_path, "prod", prod)
+    assert load_environment("prod", envs_dir=tmp_path).kinesis_retention_hours == 168
+
+
+def test_reserved_concurrency_defaults_fill_in_what_a_file_leaves_out(dev_document):
+    dev_document["lambda"]["reserved_concurrency"] = {"pattern_detector": 30}
+    del dev_document["lambda"]["account_concurrency"]
+    config = parse_environment(dev_document, "envs/dev.json")
+    assert dict(config.lambda_.reserved_concurrency) == {**DEFAULT_RESERVED_CONCURRENCY, "pattern_detector": 30}
+    assert config.lambda_.account_concurrency == 1000 and config.lambda_.concurrency_budget == 900
+    del dev_document["lambda"]["reserved_concurrency"]
+    assert parse_environment(dev_document, "envs/dev.json").lambda_.reserved_concurrency == DEFAULT_RESERVED_CONCURRENCY
+
+
+def test_the_power_tuner_is_opt_in_and_off_in_prod():
+    enabled = {name: load_environment(name).power_tuner.enabled for name in ENVIRONMENT_NAMES}
+    assert enabled == {"local": True, "dev": True, "staging": True, "prod": False}
+    assert load_environment("dev").stack_names == ("patternwatch-dev", "patternwatch-dev-power-tuner")
+    assert load_environment("prod").stack_names == ("patternwatch-prod",)
+    assert load_environment("dev").state_key_for("power-tuner.tfstate") == "dev/power-tuner.tfstate"
 
 
 def test_a_file_that_is_not_json_names_the_line(tmp_path):

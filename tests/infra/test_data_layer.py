@@ -23,6 +23,11 @@ from patternwatch_infra.testing import (
 
 
 
+ACCESS_LOG_BUCKET = "patternwatch-access-logs-111111111111-dev"
+# The compute layer's (code_artifacts.py), logging to the data layer's access-log bucket like the others.
+ARTIFACT_BUCKET = "patternwatch-artifacts-111111111111-dev"
+
+
 def key_arn(doc: dict) -> str:
     (key_id,) = resources(doc, "aws_kms_key")
     return reference_to("aws_kms_key", key_id, "arn")
@@ -76,11 +81,16 @@ def test_every_data_resource_is_encrypted_with_the_platform_key(dev):
         assert topic["kms_master_key_id"] == arn, topic["name"]
     for stream in resources(dev, "aws_kinesis_stream").values():
         assert (stream["encryption_type"], stream["kms_key_id"]) == ("KMS", arn)
-    encryption = resources(dev, "aws_s3_bucket_server_side_encryption_configuration").values()
-    # The data and WAF-log buckets, and the compute layer's artifact bucket (code_artifacts.py).
-    assert len(encryption) == len(resources(dev, "aws_s3_bucket")) == 3
-    for config in encryption:
+    encryption = {resolve(dev, c["bucket"].replace(".id}", ".arn}"))["bucket"]: c
+                  for c in resources(dev, "aws_s3_bucket_server_side_encryption_configuration").values()}
+    # The data, WAF-log and access-log buckets, and the compute layer's artifact bucket (code_artifacts.py).
+    assert len(encryption) == len(resources(dev, "aws_s3_bucket")) == 4
+    for bucket, config in encryption.items():
         (rule,) = config["rule"]
+        if resolve_name(dev, bucket) == ACCESS_LOG_BUCKET:
+            # The one deviation, and only it: S3 delivers server access logs to SSE-S3 buckets only.
+            assert rule == {"apply_server_side_encryption_by_default": {"sse_algorithm": "AES256"}}
+            continue
         assert rule["apply_server_side_encryption_by_default"] == {"sse_algorithm": "aws:kms", "kms_master_key_id": arn}
         assert rule["bucket_key_enabled"] is True
 
@@ -133,6 +143,11 @@ def test_work_queues_redrive_to_their_own_dead_letter_queue(dev, queue, visibili
     assert find_resource(dev, "aws_sqs_queue", name=dlq_name)["message_retention_seconds"] == 14 * 24 * 3600
 
 
+@pytest.mark.parametrize("queue", ["StreamConsumerFailures-dev", "ThresholdChecker-DLQ-dev"])
+def test_failure_queues_keep_what_they_hold_for_the_sqs_maximum(dev, queue):
+    assert find_resource(dev, "aws_sqs_queue", name=queue)["message_retention_seconds"] == 14 * 24 * 3600
+
+
 @pytest.mark.parametrize(
     ("expiry_seconds", "receives"), [(60, 5), (3600, 5), (12 * 3600, 5), (12 * 3600 + 1, 6), (36 * 3600, 7)]
 )
@@ -159,14 +174,11 @@ def test_each_approver_gets_an_email_subscription_that_passes_only_their_own_req
             assert json.loads(subscription["filter_policy"]) == {"approver": [approver.id]}
 
 
-def test_stream_consumer_failures_have_their_own_queue(dev):
-    queue = find_resource(dev, "aws_sqs_queue", name="StreamConsumerFailures-dev")
-    assert queue["message_retention_seconds"] == 14 * 24 * 3600
-
 
 def test_every_queue_is_tls_only(dev):
     policies = {p["queue_url"]: p for p in resources(dev, "aws_sqs_queue_policy").values()}
-    assert len(policies) == len(resources(dev, "aws_sqs_queue")) == 5
+    # The work queues and their DLQs, the stream's failures, the checker's DLQ and one DLQ per EventBridge rule.
+    assert len(policies) == len(resources(dev, "aws_sqs_queue")) == 8
     for queue_id in resources(dev, "aws_sqs_queue"):
         policy = policies[reference_to("aws_sqs_queue", queue_id, "url")]
         statements = policy_statements(dev, policy["policy"])
@@ -183,6 +195,19 @@ def test_topics_are_encrypted_and_tls_only(dev, topic):
     assert tls_only(statements, [reference_to("aws_sns_topic", topic_id, "arn")])
 
 
+@pytest.mark.parametrize("topic", ["TradingAlerts", "AlertApprovalRequests", "PatternWatchOps"])
+def test_every_topic_logs_the_delivery_status_of_every_protocol_sns_can_log(dev, topic):
+    """FSBP SNS.2: success (every delivery) and failure, to the two encrypted groups SNS writes to."""
+    block = find_resource(dev, "aws_sns_topic", name=f"{topic}-dev")
+    role = reference_to("aws_iam_role", logical_id(dev, "aws_iam_role", name="SnsDeliveryStatusRole-dev"), "arn")
+    for protocol in ("application", "firehose", "http", "lambda", "sqs"):
+        assert block[f"{protocol}_success_feedback_role_arn"] == block[f"{protocol}_failure_feedback_role_arn"] == role
+        assert block[f"{protocol}_success_feedback_sample_rate"] == 100
+    for suffix in ("", "/Failure"):
+        group = find_resource(dev, "aws_cloudwatch_log_group", name=f"sns/us-east-1/111111111111/{topic}-dev{suffix}")
+        assert group["kms_key_id"] == key_arn(dev) and group["retention_in_days"] == 14
+
+
 # --- Kinesis -----------------------------------------------------------------------------------------
 
 def test_market_data_stream_is_on_demand_for_24_hours(dev):
@@ -190,6 +215,11 @@ def test_market_data_stream_is_on_demand_for_24_hours(dev):
     assert stream["stream_mode_details"] == {"stream_mode": "ON_DEMAND"}
     assert stream["retention_period"] == 24
     assert "shard_count" not in stream
+
+
+def test_prod_keeps_stream_records_seven_days(prod):
+    """FSBP Kinesis.3 in production; envs/prod.json below 168 hours is a config error (test_config.py)."""
+    assert find_resource(prod, "aws_kinesis_stream", name="MarketDataStream-prod")["retention_period"] == 168
 
 
 def test_market_data_stream_has_one_enhanced_fan_out_consumer(dev):
@@ -217,7 +247,7 @@ def _bucket_parts(doc: dict, bucket_name: str) -> tuple[str, dict]:
     return bucket_id, parts
 
 
-@pytest.mark.parametrize("bucket", ["patternwatch-data-111111111111-dev", "aws-waf-logs-patternwatch-111111111111-dev"])
+@pytest.mark.parametrize("bucket", ["patternwatch-data-111111111111-dev", "aws-waf-logs-patternwatch-111111111111-dev", ACCESS_LOG_BUCKET, ARTIFACT_BUCKET])
 def test_buckets_are_versioned_private_tls_only_and_tier_from_day_zero(dev, bucket):
     bucket_id, parts = _bucket_parts(dev, bucket)
     assert parts["aws_s3_bucket_versioning"]["versioning_configuration"] == {"status": "Enabled"}
@@ -248,6 +278,34 @@ def test_waf_log_bucket_name_has_the_prefix_waf_requires_and_admits_log_delivery
     assert resolve_name(dev, statements["AWSLogDeliveryAclCheck"]["resources"]) == [f"arn:aws:s3:::{bucket_name}"]
 
 
+@pytest.mark.parametrize(
+    ("bucket", "prefix"),
+    [("patternwatch-data-111111111111-dev", "data/"), ("aws-waf-logs-patternwatch-111111111111-dev", "waf-logs/"), (ARTIFACT_BUCKET, "artifacts/")],
+)
+def test_buckets_deliver_server_access_logs_to_the_access_log_bucket(dev, bucket, prefix):
+    """FSBP S3.9: each bucket logs under its own prefix; S3's logging service may write there for that bucket only."""
+    bucket_id = logical_id(dev, "aws_s3_bucket", bucket=bucket)
+    log_bucket_id = logical_id(dev, "aws_s3_bucket", bucket=ACCESS_LOG_BUCKET)
+    logging = find_resource(dev, "aws_s3_bucket_logging", bucket=reference_to("aws_s3_bucket", bucket_id, "id"))
+    assert (logging["target_bucket"], logging["target_prefix"]) == (reference_to("aws_s3_bucket", log_bucket_id, "id"), prefix)
+    _, parts = _bucket_parts(dev, ACCESS_LOG_BUCKET)
+    assert logging["depends_on"] == [f"aws_s3_bucket_policy.{logical_id(dev, 'aws_s3_bucket_policy', bucket=reference_to('aws_s3_bucket', log_bucket_id, 'id'))}"]
+    (delivery,) = [s for s in policy_statements(dev, parts["aws_s3_bucket_policy"]["policy"]) if resolve_name(dev, s["resources"]) == [f"arn:aws:s3:::{ACCESS_LOG_BUCKET}/{prefix}*"]]
+    assert delivery["principals"] == [{"type": "Service", "identifiers": ["logging.s3.amazonaws.com"]}]
+    assert delivery["actions"] == ["s3:PutObject"]
+    conditions = {c["variable"]: resolve_name(dev, c["values"]) for c in delivery["condition"]}
+    assert conditions["aws:SourceArn"] == [f"arn:aws:s3:::{bucket}"]
+    assert conditions["aws:SourceAccount"][0].startswith("${data.aws_caller_identity.")
+
+
+def test_the_access_log_bucket_keeps_logs_as_long_as_the_environment_keeps_logs_and_logs_nothing_itself(dev):
+    _, parts = _bucket_parts(dev, ACCESS_LOG_BUCKET)
+    (rule,) = parts["aws_s3_bucket_lifecycle_configuration"]["rule"]
+    assert rule["expiration"] == [{"days": 14}]
+    log_bucket_id = logical_id(dev, "aws_s3_bucket", bucket=ACCESS_LOG_BUCKET)
+    assert not [b for b in resources(dev, "aws_s3_bucket_logging").values() if b["bucket"] == reference_to("aws_s3_bucket", log_bucket_id, "id")]
+
+
 def test_buckets_can_be_emptied_on_destroy_except_in_protected_environments(dev, prod):
     assert all(b["force_destroy"] is True for b in resources(dev, "aws_s3_bucket").values())
     assert all(b["force_destroy"] is False for b in resources(prod, "aws_s3_bucket").values())
@@ -262,8 +320,6 @@ def test_prod_prevents_destroying_stateful_resources(prod):
     for resource_type in STATEFUL_TYPES:
         for logical, block in resources(prod, resource_type).items():
             assert block.get("lifecycle", {}).get("prevent_destroy") is True, logical
-    for table in resources(prod, "aws_dynamodb_table").values():
-        assert table["deletion_protection_enabled"] is True
     (key,) = resources(prod, "aws_kms_key").values()
     assert key["deletion_window_in_days"] == 30
 
@@ -272,8 +328,18 @@ def test_dev_can_be_torn_down(dev):
     for resource_type in STATEFUL_TYPES:
         for block in resources(dev, resource_type).values():
             assert "prevent_destroy" not in block.get("lifecycle", {})
-    for table in resources(dev, "aws_dynamodb_table").values():
-        assert table["deletion_protection_enabled"] is False
+
+
+@pytest.mark.parametrize("env", ["dev", "staging", "prod"])
+def test_tables_have_deletion_protection_in_every_real_environment(stacks, env):
+    """FSBP DynamoDB.6: the environment's own tables (default workspace); a workspace copy stays destroyable."""
+    tables = resources(stacks[env], "aws_dynamodb_table").values()
+    assert len(tables) == 2
+    assert all(t["deletion_protection_enabled"] == '${terraform.workspace == "default"}' for t in tables)
+
+
+def test_the_emulator_s_tables_have_no_deletion_protection(local):
+    assert all(t["deletion_protection_enabled"] is False for t in resources(local, "aws_dynamodb_table").values())
 
 
 # --- Outputs -------------------------------------------------------------------------------------------
@@ -288,6 +354,7 @@ def test_outputs_expose_every_name_and_arn_operators_and_tests_need(dev):
         "pending_approvals_queue_url": ("aws_sqs_queue", {"name": "PendingApprovals-dev"}, "url"),
         "pending_approvals_dlq_url": ("aws_sqs_queue", {"name": "PendingApprovals-DLQ-dev"}, "url"),
         "stream_failure_queue_url": ("aws_sqs_queue", {"name": "StreamConsumerFailures-dev"}, "url"),
+        "threshold_checker_dlq_url": ("aws_sqs_queue", {"name": "ThresholdChecker-DLQ-dev"}, "url"),
         "trading_alerts_topic_arn": ("aws_sns_topic", {"name": "TradingAlerts-dev"}, "arn"),
         "approval_requests_topic_arn": ("aws_sns_topic", {"name": "AlertApprovalRequests-dev"}, "arn"),
         "market_data_stream_name": ("aws_kinesis_stream", {"name": "MarketDataStream-dev"}, "name"),

@@ -5,31 +5,33 @@ import json
 
 import pytest
 
-from patternwatch_infra.config import ENVIRONMENT_NAMES
+from patternwatch_infra.config import ENVIRONMENT_NAMES, load_environment
 from patternwatch_shared.names.functions import PLATFORM_FUNCTIONS
 
 from patternwatch_infra.testing import find_resource, logical_id, policy_statements, reference_to, resolve, resolve_name, resources
 
+# Every stack with roles: the platforms and the power tuner's stacks.
+STACK_NAMES = [stack for env in ENVIRONMENT_NAMES for stack in load_environment(env).stack_names]
+
 # Statements allowed a wildcard in a resource, each with the reason AWS forces it. Anything else fails.
 WILDCARD_RESOURCE_ALLOWLIST = {
     "SendTraces": "xray:PutTraceSegments/PutTelemetryRecords have no resource-level permissions",
-    "WatchRollbackAlarms": "cloudwatch:DescribeAlarms has no resource-level permissions",
     "WriteOwnLogs": "log streams are created by Lambda with generated names inside the function's own group",
     "WriteApiGatewayLogs": "API Gateway names its execution-log groups itself; scoped to this account and region",
     "ShiftAliasTraffic": "CodeDeploy addresses versions and aliases as <function arn>:<qualifier>",
     "DeliverWorkflowLogs": "CloudWatch Logs vended-log delivery actions have no resource-level permissions",
     "SendWorkflowTraces": "X-Ray actions (incl. sampling rules/targets) have no resource-level permissions",
+    "WriteDeliveryStatusLogs": "SNS names the log streams inside each topic's two delivery-status groups itself",
     "CreateTuningAliases": "the tuner's aliases are RAM<memory>: <function arn>:RAM* names only those",
     "InvokeTuningAliases": "the executor may invoke only the RAM<memory> aliases, never `live`",
     "RemoveTuningAliases": "the tuner's aliases are RAM<memory>: <function arn>:RAM* names only those",
-    "RemoveTuningVersions": "versions are <function arn>:<version>; the unqualified function is not matched",
+    "RemoveTuningVersions": "versions are <function arn>:<number>: <arn>:1* .. <arn>:9* match every version and no alias",
     "ReadEvidence": "objects are named per alert under the data bucket's evidence/ prefix; <bucket arn>/evidence/* names only those",
     "WriteEvidence": "evidence objects are named per alert (evidence/<sha256 of the alertId>/...): only that prefix",
 }
 # Actions AWS accepts only with the bare "*" resource.
 STAR_ONLY_ACTIONS = {
     "xray:PutTraceSegments", "xray:PutTelemetryRecords", "xray:GetSamplingRules", "xray:GetSamplingTargets",
-    "cloudwatch:DescribeAlarms",
     "logs:CreateLogDelivery", "logs:GetLogDelivery", "logs:UpdateLogDelivery", "logs:DeleteLogDelivery",
     "logs:ListLogDeliveries", "logs:PutResourcePolicy", "logs:DescribeResourcePolicies", "logs:DescribeLogGroups",
 }
@@ -48,29 +50,30 @@ def actions_by_role(doc: dict) -> dict[str, set[str]]:
     return {role: {a for s in statements for a in s["actions"]} for role, statements in role_policies(doc).items()}
 
 
-@pytest.mark.parametrize("env", ENVIRONMENT_NAMES)
-def test_every_role_has_exactly_one_inline_policy(stacks, env):
-    doc = stacks[env]
+@pytest.mark.parametrize("stack", STACK_NAMES)
+def test_every_role_has_exactly_one_inline_policy(all_stacks, stack):
+    doc = all_stacks[stack]
     roles = {r["name"] for r in resources(doc, "aws_iam_role").values()}
     policies = [resolve(doc, p["role"].replace(".id}", ".arn}"))["name"] for p in resources(doc, "aws_iam_role_policy").values()]
     assert sorted(policies) == sorted(roles)
     assert not resources(doc, "aws_iam_role_policy_attachment"), "managed policies grant more than we use"
 
 
-@pytest.mark.parametrize("env", ENVIRONMENT_NAMES)
-def test_no_role_grants_a_wildcard_action(stacks, env):
-    for role, statements in role_policies(stacks[env]).items():
+@pytest.mark.parametrize("stack", STACK_NAMES)
+def test_no_role_grants_a_wildcard_action(all_stacks, stack):
+    for role, statements in role_policies(all_stacks[stack]).items():
         for s in statements:
-            assert s["effect"] == "Allow", f"{role}: {s['sid']}"
             for action in s["actions"]:
-                assert "*" not in action, f"{role}: {s['sid']} grants {action}"
+                assert "*" not in action, f"{role}: {s['sid']} names {action}"
+        # Roles grant; the only denies take back what an action's resource cannot (the tuner's initializer).
+        assert all(s["effect"] == "Allow" or s["sid"].startswith("Never") for s in statements), role
 
 
-@pytest.mark.parametrize("env", ENVIRONMENT_NAMES)
-def test_wildcard_resources_appear_only_where_aws_forces_them(stacks, env):
-    for role, statements in role_policies(stacks[env]).items():
+@pytest.mark.parametrize("stack", STACK_NAMES)
+def test_wildcard_resources_appear_only_where_aws_forces_them(all_stacks, stack):
+    for role, statements in role_policies(all_stacks[stack]).items():
         for s in statements:
-            if any("*" in r for r in s["resources"]):
+            if s["effect"] == "Allow" and any("*" in r for r in s["resources"]):
                 assert s["sid"] in WILDCARD_RESOURCE_ALLOWLIST, f"{role}: {s['sid']} has wildcard resources {s['resources']}"
 
 
@@ -130,6 +133,42 @@ def test_roles_trust_only_their_own_service(dev):
     assert trusted["PatternDetectorRole-dev"] == "lambda.amazonaws.com"
     assert trusted["CodeDeployRole-dev"] == "codedeploy.amazonaws.com"
     assert trusted["ApiGatewayLogsRole-dev"] == "apigateway.amazonaws.com"
+    assert trusted["SnsDeliveryStatusRole-dev"] == "sns.amazonaws.com"
+
+
+def test_codedeploy_reads_only_the_alarms_it_rolls_back_on(dev):
+    (watch,) = [s for s in role_policies(dev)["CodeDeployRole-dev"] if s["sid"] == "WatchRollbackAlarms"]
+    assert watch["actions"] == ["cloudwatch:DescribeAlarms"]
+    expected = [
+        reference_to("aws_cloudwatch_metric_alarm", logical_id(dev, "aws_cloudwatch_metric_alarm", alarm_name=f"{function}-dev-{metric}"), "arn")
+        for function in (spec.base_name for spec in PLATFORM_FUNCTIONS)
+        for metric in ("CanaryErrorRate", "Errors")
+    ]
+    assert watch["resources"] == expected
+
+
+def test_the_threshold_checker_dead_letters_only_to_its_own_queue(dev):
+    statements = {s["sid"]: s for s in role_policies(dev)["ThresholdCheckerRole-dev"]}
+    queue_id = logical_id(dev, "aws_sqs_queue", name="ThresholdChecker-DLQ-dev")
+    assert statements["SendFailedEventsToDeadLetterQueue"] == {
+        **statements["SendFailedEventsToDeadLetterQueue"], "actions": ["sqs:SendMessage"], "resources": [reference_to("aws_sqs_queue", queue_id, "arn")],
+    }
+    assert not [role for role, st in role_policies(dev).items() if role != "ThresholdCheckerRole-dev" and any(
+        s["sid"] == "SendFailedEventsToDeadLetterQueue" for s in st)]
+
+
+def test_sns_writes_delivery_status_only_into_the_topics_own_log_groups(dev):
+    statements = {s["sid"]: s for s in role_policies(dev)["SnsDeliveryStatusRole-dev"]}
+    assert set(statements) == {"CreateDeliveryStatusGroups", "WriteDeliveryStatusLogs"}
+    groups = [
+        logical_id(dev, "aws_cloudwatch_log_group", name=f"sns/us-east-1/111111111111/{topic}-dev{outcome}")
+        for topic in ("TradingAlerts", "AlertApprovalRequests", "PatternWatchOps") for outcome in ("", "/Failure")
+    ]
+    arns = [reference_to("aws_cloudwatch_log_group", g, "arn") for g in groups]
+    assert statements["CreateDeliveryStatusGroups"]["actions"] == ["logs:CreateLogGroup"]
+    assert statements["CreateDeliveryStatusGroups"]["resources"] == arns
+    assert statements["WriteDeliveryStatusLogs"]["actions"] == ["logs:CreateLogStream", "logs:PutLogEvents"]
+    assert statements["WriteDeliveryStatusLogs"]["resources"] == [f"{a}:*" for a in arns]
 
 
 def test_codedeploy_may_only_move_our_aliases(dev):

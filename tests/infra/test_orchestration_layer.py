@@ -1,8 +1,9 @@
-"""The orchestration layer, asserted by property value on the synthesized stacks.
+"""The orchestration layer, asserted by property value on the synthesized stacks (and the tuner's workflow,
+which lives in its own stack, where the checks are the same).
 
 The state machine definitions are checked three ways: structurally here (states exist and are reachable,
-every transition names a state, every Resource is a compute-layer alias), by the `asl-validator` npm
-package, and by running the analysis definition's data flow against the real workflow actions.
+every transition names a state, every Resource is an alias), by the `asl-validator` npm package, and by
+running the analysis definition's data flow against the real workflow actions.
 """
 from __future__ import annotations
 
@@ -27,19 +28,14 @@ from pattern_engine.synthetic import planted_bar_records
 
 from patternwatch_infra.config import ENVIRONMENT_NAMES, load_environment
 from patternwatch_infra.testing import (
-    find_resource, logical_id, policy_statements, reference_to, resolve, resolve_name, resources,
+    alias_arn_of, find_resource, logical_id, policy_statements, reference_to, resolve, resolve_name, resources, role_statements,
 )
 from patternwatch_infra.workflows import analysis, reachable_states, state_machines, task_states, transitions
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 ASL_VALIDATOR = PROJECT_ROOT / "node_modules" / ".bin" / "asl-validator"
-TUNER_FUNCTIONS = {
-    "PowerTuningInitializer": "initialize",
-    "PowerTuningExecutor": "execute",
-    "PowerTuningCleaner": "clean",
-    "PowerTuningAnalyzer": "analyze",
-    "PowerTuningOptimizer": "optimize",
-}
+# Each workflow and the fixture of the stack it lives in.
+WORKFLOWS = [("PatternAnalysisWorkflow", "dev"), ("PowerTuningWorkflow", "dev_tuner")]
 
 
 def machine(doc: dict, name: str) -> dict:
@@ -55,23 +51,13 @@ def key_arn(doc: dict) -> str:
     return reference_to("aws_kms_key", key_id, "arn")
 
 
-def alias_of(doc: dict, function_name: str) -> str:
-    """The `${aws_lambda_alias.<id>.arn}` reference of a function's `live` alias."""
-    fn_id = logical_id(doc, "aws_lambda_function", function_name=function_name)
-    alias_id = logical_id(doc, "aws_lambda_alias", function_name=reference_to("aws_lambda_function", fn_id, "function_name"))
-    return reference_to("aws_lambda_alias", alias_id, "arn")
-
-
-def role_statements(doc: dict, role_name: str) -> dict[str, dict]:
-    role_id = logical_id(doc, "aws_iam_role", name=role_name)
-    (policy,) = [p for p in resources(doc, "aws_iam_role_policy").values() if p["role"] == reference_to("aws_iam_role", role_id, "id")]
-    return {s["sid"]: s for s in policy_statements(doc, policy["policy"])}
+alias_of = alias_arn_of
 
 
 # --- State machines --------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("env", ENVIRONMENT_NAMES)
-@pytest.mark.parametrize("name, kind", [("PatternAnalysisWorkflow", "EXPRESS"), ("PowerTuningWorkflow", "STANDARD")])
+@pytest.mark.parametrize("name, kind", [("PatternAnalysisWorkflow", "EXPRESS")])
 def test_state_machines_log_everything_to_an_encrypted_group_with_tracing(stacks, env, name, kind):
     doc = stacks[env]
     sm = machine(doc, f"{name}-{env}")
@@ -134,9 +120,9 @@ def test_errors_go_to_manual_review_which_publishes_to_the_ops_topic_and_fails(d
     assert review["Next"] == "AnalysisFailed" and states["AnalysisFailed"]["Type"] == "Fail"
 
 
-@pytest.mark.parametrize("name", ["PatternAnalysisWorkflow-dev", "PowerTuningWorkflow-dev"])
-def test_every_state_is_reachable_and_every_transition_names_a_state(dev, name):
-    for sub in state_machines(definition(dev, name)):
+@pytest.mark.parametrize("name, stack", WORKFLOWS)
+def test_every_state_is_reachable_and_every_transition_names_a_state(request, name, stack):
+    for sub in state_machines(definition(request.getfixturevalue(stack), f"{name}-dev")):
         assert sub["StartAt"] in sub["States"]
         for state_name, state in sub["States"].items():
             for target in transitions(state):
@@ -146,32 +132,13 @@ def test_every_state_is_reachable_and_every_transition_names_a_state(dev, name):
         assert reachable_states(sub) == set(sub["States"])
 
 
-def test_every_lambda_resource_is_an_alias_from_the_compute_or_tuner_functions(dev):
+def test_every_lambda_resource_is_an_alias_from_the_compute_layer(dev):
     detector = alias_of(dev, "PatternDetector-dev")
     analysis_tasks = dict(task_states(definition(dev, "PatternAnalysisWorkflow-dev")))
     assert {s["Resource"] for s in analysis_tasks.values()} == {detector, "arn:aws:states:::sns:publish"}
     assert resolve(dev, detector)["name"] == "live"
-    tuning = dict(task_states(definition(dev, "PowerTuningWorkflow-dev")))
-    expected = {
-        "Initializer": "PowerTuningInitializer-dev", "Executor": "PowerTuningExecutor-dev", "Cleaner": "PowerTuningCleaner-dev",
-        "CleanUpOnError": "PowerTuningCleaner-dev", "Analyzer": "PowerTuningAnalyzer-dev", "Optimizer": "PowerTuningOptimizer-dev",
-    }
-    assert {state: s["Resource"] for state, s in tuning.items()} == {state: alias_of(dev, fn) for state, fn in expected.items()}
-    for state in list(analysis_tasks.values()) + list(tuning.values()):
+    for state in analysis_tasks.values():
         assert not re.search(r"arn:aws:lambda:", state["Resource"]), "no hard-coded function ARN"
-
-
-def test_power_tuning_fans_out_over_memory_values_and_cleans_up_on_error(dev):
-    states = definition(dev, "PowerTuningWorkflow-dev")["States"]
-    branching = states["ExecuteEachMemoryValue"]
-    assert branching["Type"] == "Map" and branching["ItemsPath"] == "$.powerValues" and branching["MaxConcurrency"] == 0
-    assert branching["ItemSelector"]["value.$"] == "$$.Map.Item.Value"
-    for name in ("Initializer", "ExecuteEachMemoryValue"):
-        assert states[name]["Catch"][0]["Next"] == "CleanUpOnError"
-    assert states["CleanUpOnError"]["Next"] == "TuningFailed"
-    assert states["ShouldOptimize"]["Choices"] == [{"Variable": "$.autoOptimize", "BooleanEquals": True, "Next": "Optimizer"}]
-    assert states["ShouldOptimize"]["Default"] == states["Optimizer"]["Next"] == "TuningComplete"
-    assert states["TuningComplete"]["OutputPath"] == "$.analysis"
 
 
 def _as_concrete_arns(text: str) -> str:
@@ -180,10 +147,10 @@ def _as_concrete_arns(text: str) -> str:
     return re.sub(r"\$\{aws_sns_topic\.[^}]+\.arn\}", "arn:aws:sns:us-east-1:111111111111:PatternWatchOps-dev", text)
 
 
-@pytest.mark.parametrize("name", ["PatternAnalysisWorkflow-dev", "PowerTuningWorkflow-dev"])
-def test_definitions_pass_the_asl_validator(dev, tmp_path, name):
+@pytest.mark.parametrize("name, stack", WORKFLOWS)
+def test_definitions_pass_the_asl_validator(request, tmp_path, name, stack):
     path = tmp_path / f"{name}.json"
-    path.write_text(_as_concrete_arns(machine(dev, name)["definition"]))
+    path.write_text(_as_concrete_arns(machine(request.getfixturevalue(stack), f"{name}-dev")["definition"]))
     result = subprocess.run([str(ASL_VALIDATOR), "--json-path", str(path)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "is valid" in result.stdout
@@ -275,39 +242,6 @@ def test_the_analysis_data_flow_fits_the_strict_request_models_and_confirms_a_pl
     assert result["confidence"] == detection.confidence
 
 
-# --- Tuner functions and roles --------------------------------------------------------------------
-
-@pytest.mark.parametrize("base, entry", TUNER_FUNCTIONS.items())
-def test_tuner_functions_share_one_package_with_their_own_entry_point(dev, base, entry):
-    fn = find_resource(dev, "aws_lambda_function", function_name=f"{base}-dev")
-    assert fn["handler"] == f"power_tuning.handler.{entry}"
-    assert fn["architectures"] == ["arm64"] and fn["tracing_config"] == {"mode": "Active"}
-    assert fn["timeout"] == {"PowerTuningExecutor": 900, "PowerTuningAnalyzer": 30}.get(base, 300)
-    assert fn["role"] == reference_to("aws_iam_role", logical_id(dev, "aws_iam_role", name=f"{base}Role-dev"), "arn")
-
-
-def test_tuner_roles_hold_only_their_step_s_actions(dev):
-    # The platform functions' ARNs, built from their names (function.MonitoredFunction.arn).
-    caller = next(iter(dev["data"]["aws_caller_identity"]))
-    targets = [f"arn:aws:lambda:us-east-1:${{data.aws_caller_identity.{caller}.account_id}}:function:{spec.base_name}-${{local.name_suffix}}"
-               for spec in PLATFORM_FUNCTIONS]
-    initializer = role_statements(dev, "PowerTuningInitializerRole-dev")
-    assert set(initializer["ResizeAndPublishTargets"]["actions"]) == {
-        "lambda:GetFunctionConfiguration", "lambda:UpdateFunctionConfiguration", "lambda:PublishVersion"}
-    assert initializer["ResizeAndPublishTargets"]["resources"] == targets
-    assert initializer["CreateTuningAliases"]["resources"] == targets + [f"{t}:RAM*" for t in targets]
-    executor = role_statements(dev, "PowerTuningExecutorRole-dev")
-    assert executor["InvokeTuningAliases"] == {**executor["InvokeTuningAliases"], "actions": ["lambda:InvokeFunction"],
-                                               "resources": [f"{t}:RAM*" for t in targets]}
-    cleaner = role_statements(dev, "PowerTuningCleanerRole-dev")
-    assert set(cleaner["RemoveTuningVersions"]["actions"]) == {"lambda:GetFunctionConfiguration", "lambda:DeleteFunction"}
-    assert cleaner["RemoveTuningVersions"]["resources"] == [f"{t}:*" for t in targets], "versions only, never the function"
-    analyzer = role_statements(dev, "PowerTuningAnalyzerRole-dev")
-    assert not any(a.startswith("lambda:") for s in analyzer.values() for a in s["actions"])
-    optimizer = role_statements(dev, "PowerTuningOptimizerRole-dev")
-    assert optimizer["ApplyChosenMemory"]["resources"] == targets
-
-
 def test_workflow_roles_invoke_only_their_aliases_and_publish_only_to_the_ops_topic(dev):
     analysis_role = role_statements(dev, "PatternAnalysisWorkflowRole-dev")
     assert analysis_role["InvokePatternDetector"]["resources"] == [alias_of(dev, "PatternDetector-dev")]
@@ -315,21 +249,11 @@ def test_workflow_roles_invoke_only_their_aliases_and_publish_only_to_the_ops_to
     ops_id = logical_id(dev, "aws_sns_topic", name="PatternWatchOps-dev")
     assert analysis_role["PublishManualReviews"] == {**analysis_role["PublishManualReviews"], "actions": ["sns:Publish"],
                                                      "resources": [reference_to("aws_sns_topic", ops_id, "arn")]}
-    tuning_role = role_statements(dev, "PowerTuningWorkflowRole-dev")
-    assert tuning_role["InvokeTunerSteps"]["resources"] == [alias_of(dev, f"{base}-dev") for base in TUNER_FUNCTIONS]
-    for statements in (analysis_role, tuning_role):
+    for statements in (analysis_role,):
         assert statements["DeliverWorkflowLogs"]["resources"] == ["*"]
         assert all(a.startswith("logs:") and "*" not in a for a in statements["DeliverWorkflowLogs"]["actions"])
         assert statements["SendWorkflowTraces"]["actions"] == [
             "xray:PutTraceSegments", "xray:PutTelemetryRecords", "xray:GetSamplingRules", "xray:GetSamplingTargets"]
-
-
-def test_tuner_deployment_groups_use_their_own_codedeploy_role(dev):
-    statements = role_statements(dev, "PowerTuningCodeDeployRole-dev")
-    function_arns = [r for r in statements["ShiftAliasTraffic"]["resources"] if not r.endswith(":*")]
-    assert [arn.rsplit(":function:", 1)[1] for arn in resolve_name(dev, function_arns)] == [f"{base}-dev" for base in TUNER_FUNCTIONS]
-    group = find_resource(dev, "aws_codedeploy_deployment_group", deployment_group_name="PowerTuningExecutor-dev")
-    assert group["service_role_arn"] == reference_to("aws_iam_role", logical_id(dev, "aws_iam_role", name="PowerTuningCodeDeployRole-dev"), "arn")
 
 
 # --- EventBridge ----------------------------------------------------------------------------------
@@ -375,6 +299,30 @@ def test_pattern_detected_events_at_or_above_the_threshold_start_the_analysis_wo
 
 
 @pytest.mark.parametrize("env", ENVIRONMENT_NAMES)
+@pytest.mark.parametrize("rule, queue", [("threshold-check", "ThresholdCheckRule-DLQ"), ("pattern-detected", "PatternDetectedRule-DLQ")])
+def test_every_rule_target_retries_then_dead_letters_to_a_queue_only_that_rule_may_send_to(stacks, env, rule, queue):
+    doc = stacks[env]
+    rule_id = logical_id(doc, "aws_cloudwatch_event_rule", name=f"{rule}-{env}")
+    target = find_resource(doc, "aws_cloudwatch_event_target", rule=reference_to("aws_cloudwatch_event_rule", rule_id, "name"))
+    assert target["retry_policy"] == {"maximum_retry_attempts": 8, "maximum_event_age_in_seconds": 3600}
+    queue_id = logical_id(doc, "aws_sqs_queue", name=f"{queue}-{env}")
+    assert target["dead_letter_config"] == {"arn": reference_to("aws_sqs_queue", queue_id, "arn")}
+    block = resources(doc, "aws_sqs_queue")[queue_id]
+    assert block["kms_master_key_id"] == key_arn(doc) and block["message_retention_seconds"] == 14 * 24 * 3600
+    policy = find_resource(doc, "aws_sqs_queue_policy", queue_url=reference_to("aws_sqs_queue", queue_id, "url"))
+    statements = {s["sid"]: s for s in policy_statements(doc, policy["policy"])}
+    assert set(statements) == {"DenyInsecureTransport", "AllowThisRuleToDeadLetter"}
+    assert statements["AllowThisRuleToDeadLetter"] == {
+        **statements["AllowThisRuleToDeadLetter"],
+        "effect": "Allow",
+        "actions": ["sqs:SendMessage"],
+        "resources": [reference_to("aws_sqs_queue", queue_id, "arn")],
+        "principals": [{"type": "Service", "identifiers": ["events.amazonaws.com"]}],
+        "condition": [{"test": "ArnEquals", "variable": "aws:SourceArn", "values": [reference_to("aws_cloudwatch_event_rule", rule_id, "arn")]}],
+    }
+
+
+@pytest.mark.parametrize("env", ENVIRONMENT_NAMES)
 def test_the_rule_and_the_functions_cut_at_the_one_configured_threshold(stacks, env):
     doc = stacks[env]
     threshold = load_environment(env).alerts.confidence_threshold
@@ -388,13 +336,14 @@ def test_the_rule_and_the_functions_cut_at_the_one_configured_threshold(stacks, 
 
 def test_outputs_name_the_workflows_and_rules(dev):
     assert dev["output"]["analysis_state_machine_arn"]["value"].startswith("${aws_sfn_state_machine.")
-    assert dev["output"]["power_tuning_state_machine_arn"]["value"].startswith("${aws_sfn_state_machine.")
     assert dev["output"]["threshold_check_rule_name"]["value"].startswith("${aws_cloudwatch_event_rule.")
     assert dev["output"]["pattern_detected_rule_name"]["value"].startswith("${aws_cloudwatch_event_rule.")
+    for output in ("threshold_check_rule_dlq_url", "pattern_detected_rule_dlq_url"):
+        assert dev["output"][output]["value"].startswith("${aws_sqs_queue."), output
 
 
 def test_a_service_role_takes_its_one_policy_once():
-    """The tuner's CodeDeploy role is granted after its functions exist; a second grant is a mistake."""
+    """The CodeDeploy role is granted after its functions exist; a second grant is a mistake."""
     from patternwatch_infra.blocks import ServiceRole
     from patternwatch_infra.policies import statement
     from patternwatch_infra.testing import synth_scope

@@ -454,7 +454,7 @@ def test_the_command_line_offers_only_the_functions_that_can_be_released(capsys)
     # The power tuner's package is a folder of lambda_src/ too, but its functions have no canary to release through.
     assert rel.main(["power_tuning", "--env", "local"]) == rel.EXIT_USAGE
     err = capsys.readouterr().err
-    assert "'power_tuning' is the power tuner's code" in err and "ships with `make deploy`" in err and releasable in err
+    assert "'power_tuning' is the power tuner's code" in err and "ships with `make deploy-tuner`" in err and releasable in err
 
 
 def test_every_releasable_function_has_the_stack_outputs_a_release_reads(dev, local):

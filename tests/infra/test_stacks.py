@@ -6,6 +6,7 @@ from cdktf import Aspects
 from cdktf_cdktf_provider_aws.sqs_queue import SqsQueue
 
 from patternwatch_infra.config import ENVIRONMENT_NAMES, load_environment
+from patternwatch_infra.blocks import DELIVERY_FAILURE_LOG_GROUP_SUFFIX
 from patternwatch_infra.emulator import EMULATED_SERVICES
 from patternwatch_infra.tagging import CostTags
 from patternwatch_infra.naming import NAME_SUFFIX_REFERENCE
@@ -17,6 +18,11 @@ ACCOUNTS = {"dev": "111111111111", "staging": "222222222222", "prod": "333333333
 NAME_ATTRIBUTES = ("name", "bucket", "function_name", "topic_name", "role_name")
 # Names that live inside a parent that already carries the suffix (and, for models, must be alphanumeric).
 NAMES_SCOPED_TO_A_PARENT = {"aws_api_gateway_model", "aws_api_gateway_request_validator", "aws_lambda_alias"}
+STACK_NAMES = [stack for env in ENVIRONMENT_NAMES for stack in load_environment(env).stack_names]
+
+
+def environment_of(stack: str) -> str:
+    return stack.removeprefix("patternwatch-").removesuffix("-power-tuner")
 
 
 def test_all_four_environments_synthesize_as_named_stacks(stacks):
@@ -97,12 +103,13 @@ def _resource_names(document: dict) -> list[tuple[str, str]]:
     return found
 
 
-@pytest.mark.parametrize("env", ENVIRONMENT_NAMES)
-def test_every_resource_name_ends_in_the_name_suffix_local(stacks, env):
+@pytest.mark.parametrize("stack", STACK_NAMES)
+def test_every_resource_name_ends_in_the_name_suffix_local(all_stacks, stack):
     """The environment suffix in `default`, <suffix>-<workspace> elsewhere: never a literal suffix (a name made
-    from another resource's name, like the API's access log group, follows that name)."""
-    document = stacks[env]
-    names = _resource_names(document)
+    from another resource's name, like the API's access log group, follows that name). SNS names the log group
+    of a topic's failed deliveries itself: `<the topic's group>/Failure`."""
+    document, env = all_stacks[stack], environment_of(stack)
+    names = [(where, value.removesuffix(DELIVERY_FAILURE_LOG_GROUP_SUFFIX)) for where, value in _resource_names(document)]
     assert len(names) >= 14
     assert sum(value.endswith(NAME_SUFFIX_REFERENCE) for _, value in names) >= len(names) - 1
     for where, value in names:
@@ -110,15 +117,16 @@ def test_every_resource_name_ends_in_the_name_suffix_local(stacks, env):
         assert resolve_name(document, value, workspace="pr123").endswith(f"-{env}-pr123"), where
 
 
-@pytest.mark.parametrize("env", ENVIRONMENT_NAMES)
-def test_every_taggable_resource_carries_the_cost_tags(stacks, provider_schema, env):
+@pytest.mark.parametrize("stack", STACK_NAMES)
+def test_every_taggable_resource_carries_the_cost_tags(all_stacks, provider_schema, stack):
+    env = environment_of(stack)
     taggable = {
         resource_type
         for resource_type, schema in provider_schema["resource_schemas"].items()
         if "tags" in schema["block"].get("attributes", {})
     }
     checked = 0
-    for resource_type, logical, block in all_resources(stacks[env]):
+    for resource_type, logical, block in all_resources(all_stacks[stack]):
         if resource_type in taggable:
             checked += 1
             tags = block.get("tags", {})

@@ -19,6 +19,7 @@ from patternwatch_shared.storage import StoredPattern
 from integration_helpers import (
     as_records, drain, planted_bars, put_records, query, queue_depth, queue_in_flight, subscribe_inbox, wait_for_executions,
 )
+from patternwatch_infra.config import load_environment
 from tooling import local_platform
 
 pytestmark = pytest.mark.integration
@@ -69,12 +70,19 @@ def test_the_runner_reads_its_wiring_back_from_the_emulator(runner):
     assert runner.streams[0].function.environment[ENV_TRADING_PATTERNS_TABLE] == "TradingPatterns-local"
 
 
-def test_bars_on_the_stream_become_stored_bars_and_detected_patterns(deployed, runner, clients):
+@pytest.fixture(scope="module")
+def streamed_series(deployed, runner, clients) -> tuple[str, list[dict]]:
+    """A planted series put on the stream and delivered, once for the tests that read what it stored (in any order)."""
     bars = planted_bars("ITSTORE")
     put_records(clients, deployed["market_data_stream_name"], as_records(bars), "ITSTORE")
     runner.drain()
-    assert len(query(clients, deployed["trading_patterns_table_name"], "BAR#ITSTORE")) == len(bars)
-    patterns = {i["pattern"]["S"] for i in query(clients, deployed["trading_patterns_table_name"], "PATTERN#ITSTORE")}
+    return "ITSTORE", bars
+
+
+def test_bars_on_the_stream_become_stored_bars_and_detected_patterns(deployed, clients, streamed_series):
+    symbol, bars = streamed_series
+    assert len(query(clients, deployed["trading_patterns_table_name"], f"BAR#{symbol}")) == len(bars)
+    patterns = {i["pattern"]["S"] for i in query(clients, deployed["trading_patterns_table_name"], f"PATTERN#{symbol}")}
     assert "head-and-shoulders" in patterns
 
 
@@ -183,13 +191,39 @@ def test_the_threshold_checker_queues_an_alert_when_thresholds_are_exceeded(depl
     assert len(threshold_alerts) == 1
 
 
-def test_the_api_serves_detection_and_stored_patterns(deployed, runner):
+def test_a_threshold_check_that_fails_every_retry_lands_in_the_checker_s_dead_letter_queue(deployed, runner, clients):
+    """The failure path of an asynchronous invocation, end to end: the schedule's rule invokes ThresholdChecker:live
+    asynchronously, every attempt fails (its reserved concurrency is taken to 0, so Lambda throttles it), the
+    `live` alias's 2 retries run, and the scheduled event lands in ThresholdChecker-DLQ with why."""
+    checker = deployed["threshold_checker_function_name"]
+    reserved = load_environment("local").lambda_.reserved_concurrency["threshold_checker"]
+    assert clients.lambda_.get_function_concurrency(FunctionName=checker)["ReservedConcurrentExecutions"] == reserved
+    drain(clients, deployed["threshold_checker_dlq_url"])
+    clients.lambda_.put_function_concurrency(FunctionName=checker, ReservedConcurrentExecutions=0)
+    try:
+        (fired,) = runner.run_schedules(force=True)
+        assert fired["asyncDrained"] is True and fired["delivered"][0]["id"]  # EventBridge's delivery itself succeeded
+    finally:
+        # Back to what Terraform set, so the plan stays clean.
+        clients.lambda_.put_function_concurrency(FunctionName=checker, ReservedConcurrentExecutions=reserved)
+    messages = clients.sqs.receive_message(QueueUrl=deployed["threshold_checker_dlq_url"], MaxNumberOfMessages=10,
+                                           MessageAttributeNames=["All"], WaitTimeSeconds=1)["Messages"]
+    (message,) = messages
+    assert json.loads(message["Body"])["id"] == fired["event"]["id"]  # the very event the schedule delivered
+    assert message["MessageAttributes"]["ErrorMessage"]["StringValue"] == "Rate Exceeded."
+    throttles = [m for m in clients.cloudwatch.list_metrics(Namespace="AWS/Lambda", MetricName="Throttles")["Metrics"]
+                 if {"Name": "FunctionName", "Value": checker} in m["Dimensions"]]
+    assert throttles
+
+
+def test_the_api_serves_detection_and_stored_patterns(deployed, runner, streamed_series):
     key = deployed["api_key_value"]
     bars = [{k: v for k, v in b.items() if k != "symbol"} for b in planted_bars("ITAPI")]
     detected = runner.request("POST", "/patterns", body={"symbol": "ITAPI", "bars": bars}, api_key=key)
     assert detected["statusCode"] == 200, detected
     assert "head-and-shoulders" in {m["pattern"] for m in json.loads(detected["body"])["matches"]}
-    stored = runner.request("GET", "/patterns/ITSTORE", api_key=key, query={"limit": "5"})
+    symbol, _ = streamed_series
+    stored = runner.request("GET", f"/patterns/{symbol}", api_key=key, query={"limit": "5"})
     assert stored["statusCode"] == 200
     assert {i["pattern"] for i in json.loads(stored["body"])["items"]} >= {"head-and-shoulders"}
 

@@ -31,7 +31,7 @@ def test_a_second_workspace_applies_beside_the_first_and_its_destroy_leaves_the_
         tables = set(clients.dynamodb.list_tables()["TableNames"])
         assert {"TradingPatterns-local", "TradingPatterns-local-it2", "ApprovalTracking-local-it2"} <= tables
         functions = {f["FunctionName"] for f in session.client("lambda", endpoint_url=endpoint).list_functions()["Functions"]}
-        assert {"KinesisConsumer-local", "KinesisConsumer-local-it2", "PowerTuningExecutor-local-it2"} <= functions
+        assert {"KinesisConsumer-local", "KinesisConsumer-local-it2", "ThresholdChecker-local-it2"} <= functions
 
         # Isolated: the second copy's consumer stores into its own table, and the first copy sees nothing of it.
         runner = LocalRunner(session, endpoint, suffix=f"local-{WORKSPACE}")

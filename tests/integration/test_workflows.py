@@ -19,6 +19,8 @@ from integration_helpers import (
     subscribe_inbox,
     wait_for_execution,
 )
+from patternwatch_infra.config import load_environment
+from tooling import local_platform
 
 pytestmark = pytest.mark.integration
 
@@ -108,13 +110,15 @@ def test_a_failing_task_is_retried_as_configured_then_goes_to_manual_review_on_t
     ops_inbox = subscribe_inbox(clients, deployed["ops_topic_arn"], "ItOpsInbox")
     function = deployed["pattern_detector_alias_arn"].split(":")[6]
     runner.drain()  # no execution started by an earlier test may run into the throttle
+    reserved = load_environment("local").lambda_.reserved_concurrency["pattern_detector"]
     clients.lambda_.put_function_concurrency(FunctionName=function, ReservedConcurrentExecutions=0)
     try:
         started = time.monotonic()
         execution = start(clients, deployed, pattern_event("WFFAIL", planted_bars("WFFAIL")))
         elapsed = time.monotonic() - started
     finally:
-        clients.lambda_.delete_function_concurrency(FunctionName=function)
+        # Back to what Terraform set (envs/local.json), so the platform's plan stays clean.
+        clients.lambda_.put_function_concurrency(FunctionName=function, ReservedConcurrentExecutions=reserved)
     assert execution["status"] == "FAILED" and execution["error"] == "PatternAnalysisFailed", execution
 
     history = execution_history(clients, execution["executionArn"])
@@ -164,14 +168,27 @@ def test_execution_history_and_metrics_reach_cloudwatch(deployed, clients):
     assert {"ExecutionsStarted", "ExecutionsSucceeded", "ExecutionTime"} <= metrics
 
 
-def test_the_power_tuning_workflow_runs_to_the_end_on_the_emulator(deployed, clients):
-    """Initializer publishes RAM<value> versions, the Map runs one Executor per value (INLINE), then Cleaner,
-    Analyzer and the Choice; every step is one of the tuner's functions running in its worker process."""
+@pytest.fixture()
+def power_tuner(deployed):
+    """The power tuner's own stack, applied beside the platform for this test and destroyed after it: the
+    platform's deploy never includes it, and the platform's plan stays clean either way."""
+    outputs = local_platform.deploy_tuner()
+    try:
+        yield outputs
+    finally:
+        local_platform.destroy_tuner()
+
+
+def test_the_power_tuning_workflow_runs_to_the_end_on_the_emulator(deployed, power_tuner, clients):
+    """Initializer publishes RAM<value> versions, the Map runs one Executor per value (INLINE), then Cleaner and
+    Analyzer; every step is one of the tuner's functions running in its worker process, found by the tuner's
+    stack through data sources, and `live` is where it was."""
     target = deployed["approval_processor_function_name"]
     memory_before = clients.lambda_.get_function_configuration(FunctionName=target)["MemorySize"]
+    live_before = clients.lambda_.get_alias(FunctionName=target, Name="live")["FunctionVersion"]
     arn = clients.lambda_.get_function_configuration(FunctionName=target)["FunctionArn"]
     tuning_input = {"lambdaARN": arn, "powerValues": [128, 256], "num": 2, "payload": {"httpMethod": "GET", "path": "/nowhere"}}
-    started = clients.stepfunctions.start_execution(stateMachineArn=deployed["power_tuning_state_machine_arn"], input=json.dumps(tuning_input))
+    started = clients.stepfunctions.start_execution(stateMachineArn=power_tuner["power_tuning_state_machine_arn"], input=json.dumps(tuning_input))
     assert ":execution:PowerTuningWorkflow-local:" in started["executionArn"]  # STANDARD
     execution = wait_for_execution(clients, started["executionArn"], timeout=300)
     assert execution["status"] == "SUCCEEDED", execution
@@ -180,8 +197,11 @@ def test_the_power_tuning_workflow_runs_to_the_end_on_the_emulator(deployed, cli
     history = execution_history(clients, execution["executionArn"])
     states = entered_states(history)
     assert states[:2] == ["Initializer", "ExecuteEachMemoryValue"] and states.count("Executor") == 2
-    assert states[-4:] == ["Cleaner", "Analyzer", "ShouldOptimize", "TuningComplete"]
+    assert states[-3:] == ["Cleaner", "Analyzer", "TuningComplete"]
     assert [e["type"] for e in history].count("MapIterationSucceeded") == 2
-    aliases = {a["Name"] for a in clients.lambda_.list_aliases(FunctionName=target)["Aliases"]}
+    aliases = {a["Name"]: a["FunctionVersion"] for a in clients.lambda_.list_aliases(FunctionName=target)["Aliases"]}
     assert not any(name.startswith("RAM") for name in aliases)  # the cleaner removed them
+    assert aliases["live"] == live_before
     assert clients.lambda_.get_function_configuration(FunctionName=target)["MemorySize"] == memory_before
+    clean, output = local_platform.plan_is_clean()
+    assert clean, f"tuning changed the platform:\n{output[-3000:]}"

@@ -25,11 +25,12 @@ def local_dashboard_inputs() -> dashboard.DashboardInputs:
         stream_name=f"MarketDataStream-{SUFFIX}",
         fan_out_name=f"MarketDataFanOut-{SUFFIX}",
         queue_names=[f"AlertQueue-{SUFFIX}", f"PendingApprovals-{SUFFIX}", f"StreamConsumerFailures-{SUFFIX}"],
-        dead_letter_queue_names=[f"AlertQueue-DLQ-{SUFFIX}", f"PendingApprovals-DLQ-{SUFFIX}"],
+        dead_letter_queue_names=[f"AlertQueue-DLQ-{SUFFIX}", f"PendingApprovals-DLQ-{SUFFIX}", f"ThresholdChecker-DLQ-{SUFFIX}",
+                                 f"ThresholdCheckRule-DLQ-{SUFFIX}", f"PatternDetectedRule-DLQ-{SUFFIX}"],
         api_name=f"pattern-detection-api-{SUFFIX}",
         api_stage="v1",
         web_acl_name=f"PatternDetectionWAF-{SUFFIX}",
-        state_machine_arns=[f"{machine}PatternAnalysisWorkflow-{SUFFIX}", f"{machine}PowerTuningWorkflow-{SUFFIX}"],
+        state_machine_arns=[f"{machine}PatternAnalysisWorkflow-{SUFFIX}"],
         alarm_arns=[f"{alarm}PatternDetectionDuration-Anomaly-{SUFFIX}", f"{alarm}PatternAnalysisWorkflow-Failures-{SUFFIX}"],
     )
 

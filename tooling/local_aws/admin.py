@@ -38,7 +38,7 @@ def flush_metrics(endpoint: str) -> dict:
 
 
 def wait_for_async(endpoint: str, timeout: float = 300) -> bool:
-    """Block until every queued asynchronous invocation (and its retries) has finished."""
+    """Block until every EventBridge retry and queued asynchronous invocation (and its retries) has finished."""
     return _call(endpoint, "POST", "lambda/wait", {"timeout": timeout})["asyncDrained"]
 
 
@@ -54,6 +54,11 @@ def fire_rule(endpoint: str, rule: str, *, region: str | None = None, when: floa
 
 def lambda_stats(endpoint: str) -> dict:
     return _call(endpoint, "GET", "lambda/stats")
+
+
+def events_stats(endpoint: str) -> dict:
+    """{"retriesPending", "undeliverable"}: EventBridge retries still to run, events no dead-letter queue took."""
+    return _call(endpoint, "GET", "events/stats")
 
 
 def call_counts(endpoint: str) -> dict:

@@ -4,7 +4,7 @@ Replaced: the Invoke API (RequestResponse, Event, DryRun; Tail logs), the old In
 `LambdaFunction.invoke`, which moto's own services call (an SNS subscription, a CloudWatch Logs
 subscription); those callers are asynchronous in AWS, so they invoke with InvocationType=Event.
 CreateFunction/UpdateFunctionConfiguration also keep `DeadLetterConfig`, which moto drops, so failed
-asynchronous events can reach the dead-letter queue.
+asynchronous events can reach the dead-letter queue, and GetFunction returns it (a plan stays clean).
 """
 from __future__ import annotations
 
@@ -64,6 +64,7 @@ def install() -> list[str]:
 
     original_init = LambdaFunction.__init__
     original_update = LambdaFunction.update_configuration
+    original_configuration = LambdaFunction.get_configuration
 
     def init(self, account_id, spec, *args, **kwargs):
         original_init(self, account_id, spec, *args, **kwargs)
@@ -74,6 +75,13 @@ def install() -> list[str]:
             self.dead_letter_config = config_updates["DeadLetterConfig"] or None
         return original_update(self, config_updates)
 
+    def get_configuration(self, *args, **kwargs):
+        config = original_configuration(self, *args, **kwargs)
+        if getattr(self, "dead_letter_config", None):
+            config["DeadLetterConfig"] = self.dead_letter_config
+        return config
+
     LambdaFunction.__init__ = init
     LambdaFunction.update_configuration = update_configuration
+    LambdaFunction.get_configuration = get_configuration
     return ["lambda: Invoke runs the deployed package in worker processes (tooling/local_aws/lambda_service.py)"]

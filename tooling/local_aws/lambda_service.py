@@ -670,7 +670,10 @@ class LambdaService:
 
 
 def _event_invoke_config(fn) -> dict:
-    configs = getattr(fn, "event_invoke_config", None) or []
+    """The retry limits and destinations for asynchronous invocations. moto keeps them on $LATEST whatever
+    the qualifier they were put for (our stacks put them on `live`), as it does reserved concurrency."""
+    latest = _backend(fn.account_id, fn.region).get_function(fn.function_name)
+    configs = getattr(latest, "event_invoke_config", None) or []
     return configs[-1].config if configs else {}
 
 

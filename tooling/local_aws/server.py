@@ -6,8 +6,9 @@ Admin endpoints (JSON; only this emulator has them, no AWS API does):
 - POST /_patternwatch/metrics/flush              wait for queued async invocations, publish SQS/Kinesis metrics
 - POST /_patternwatch/events/fire  {"rule", "bus"?, "region"?, "wait"?: true}
                                                  deliver a scheduled rule's event to its targets now
-- POST /_patternwatch/lambda/wait  {"timeout"?}  wait until queued async invocations are done
+- POST /_patternwatch/lambda/wait  {"timeout"?}  wait until EventBridge retries and queued async invocations are done
 - GET  /_patternwatch/lambda/stats               invocations, cold starts, errors, dropped async events
+- GET  /_patternwatch/events/stats               EventBridge retries pending, events that found no dead-letter queue
 - GET  /_patternwatch/calls                      AWS calls served, by service.operation; DynamoDB request units (call_counts.py)
 - GET, POST, DELETE /_patternwatch/faults       the fault rules (POST {"rules": [...]}), what fired; DELETE clears
                                                  (faults.py; tests/integration/test_faults.py)
@@ -54,6 +55,11 @@ def _respond(start_response, status: int, body: Any, headers: list[tuple[str, st
     return [raw]
 
 
+def _drain(timeout: float) -> bool:
+    """EventBridge's retries first (they may invoke functions asynchronously), then the Lambda service's queue."""
+    return event_delivery.wait_for_retries(timeout) & service().wait_for_async(timeout)
+
+
 def _admin(method: str, path: str, body: dict) -> tuple[int, Any]:
     route = path[len(ADMIN_PREFIX):].rstrip("/")
     if route == "clock":
@@ -64,18 +70,20 @@ def _admin(method: str, path: str, body: dict) -> tuple[int, Any]:
                 clock.advance(float(body.get("advanceSeconds", 0)))
         return 200, {"offsetSeconds": clock.offset(), "now": clock.now()}
     if route == "metrics/flush" and method == "POST":
-        drained = service().wait_for_async(float(body.get("timeout", 120)))
+        drained = _drain(float(body.get("timeout", 120)))
         return 200, {"asyncDrained": drained, "dataPoints": service_metrics.publish_now()}
     if route == "events/fire" and method == "POST":
         result = event_delivery.fire_rule(body.get("account", DEFAULT_ACCOUNT), body.get("region", default_region()), body["rule"],
                                           body.get("bus", "default"), body.get("time"))
         if body.get("wait", True):
-            result["asyncDrained"] = service().wait_for_async(float(body.get("timeout", 300)))
+            result["asyncDrained"] = _drain(float(body.get("timeout", 300)))
         return 200, result
     if route == "lambda/wait" and method == "POST":
-        return 200, {"asyncDrained": service().wait_for_async(float(body.get("timeout", 300)))}
+        return 200, {"asyncDrained": _drain(float(body.get("timeout", 300)))}
     if route == "lambda/stats" and method == "GET":
         return 200, service().stats()
+    if route == "events/stats" and method == "GET":
+        return 200, event_delivery.stats()
     if route == "calls" and method == "GET":
         return 200, call_counts.snapshot()
     if route == "faults":

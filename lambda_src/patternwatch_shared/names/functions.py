@@ -152,7 +152,8 @@ PLATFORM_FUNCTIONS: Final = (
 )
 
 
-# --- The power tuner: one code package, five functions (one per step, each with its own role) -------
+# --- The power tuner: one code package, four functions (one per step, each with its own role) -------
+# It recommends a memory size and never applies one: memory is configuration (envs/<env>.json).
 POWER_TUNING_PACKAGE: Final = "power_tuning"
 
 
@@ -167,11 +168,4 @@ POWER_TUNING_INITIALIZER: Final = _power_tuning_step("Initializer", "initialize"
 POWER_TUNING_EXECUTOR: Final = _power_tuning_step("Executor", "execute")
 POWER_TUNING_CLEANER: Final = _power_tuning_step("Cleaner", "clean")
 POWER_TUNING_ANALYZER: Final = _power_tuning_step("Analyzer", "analyze")
-POWER_TUNING_OPTIMIZER: Final = _power_tuning_step("Optimizer", "optimize")
-POWER_TUNING_FUNCTIONS: Final = (
-    POWER_TUNING_INITIALIZER,
-    POWER_TUNING_EXECUTOR,
-    POWER_TUNING_CLEANER,
-    POWER_TUNING_ANALYZER,
-    POWER_TUNING_OPTIMIZER,
-)
+POWER_TUNING_FUNCTIONS: Final = (POWER_TUNING_INITIALIZER, POWER_TUNING_EXECUTOR, POWER_TUNING_CLEANER, POWER_TUNING_ANALYZER)

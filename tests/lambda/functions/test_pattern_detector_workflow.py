@@ -1,11 +1,15 @@
-"""pattern-detector's Step Functions actions, chained the way the Express workflow chains them."""
+"""pattern-detector's Step Functions actions, one action per call, on inputs written out here.
+
+How the actions feed each other (the Parallel state, Parameters, ResultPath, Catch) is the state machine's
+business: tests/integration/test_workflows.py and test_alert_path.py run the real definition on the emulator's
+Step Functions interpreter with the deployed handler, rather than a hand-written chain of calls here."""
 from __future__ import annotations
 
 import copy
 
 import pytest
 
-from lambda_testkit import metric_values, pattern_event_detail, planted_bars, run_workflow
+from lambda_testkit import metric_values, pattern_event_detail, planted_bars
 from patternwatch_shared.names.messages import PATTERN_FAMILIES, WORKFLOW_ERROR_INVALID_INPUT
 from patternwatch_shared.names.metrics import METRIC_PATTERN_DETECTION_DURATION
 from patternwatch_shared.workflow import InvalidInputError
@@ -21,6 +25,14 @@ def series(pattern: str) -> tuple[list[dict], int]:
 
 def run(event, context):
     return handler.lambda_handler(event, context)
+
+
+def candidate_and_match(detail: dict) -> tuple[dict, dict]:
+    """The candidate as validate hands it on, and the match a family branch re-detects for it."""
+    candidate = {k: v for k, v in detail.items() if k not in ("symbol", "bars")}
+    confirmed = {"pattern": detail["pattern"], "confidence": detail["confidence"], "start": 2, "end": 42,
+                 "startTimestamp": detail["startTimestamp"], "endTimestamp": detail["endTimestamp"], "extrema": detail["extrema"]}
+    return candidate, confirmed
 
 
 @pytest.mark.parametrize("family", PATTERN_FAMILIES)
@@ -47,11 +59,10 @@ def test_patterns_beyond_the_three_heads_are_found_by_their_family(aws_resources
         assert pattern not in {m["pattern"] for m in found}
 
 
-def test_full_workflow_confirms_the_stream_candidate_and_queues_the_stream_s_alert(aws_resources, lambda_context):
+def test_decide_queues_the_stream_s_alert_for_a_confirmed_candidate(aws_resources, lambda_context):
     detail = pattern_event_detail("WF", "head-and-shoulders")
-    scored, decided = run_workflow(detail, lambda_context)
-    assert scored["confirmed"]["pattern"] == "head-and-shoulders"
-    assert scored["confirmed"]["confidence"] == detail["confidence"]  # the engine, bit for bit
+    candidate, confirmed = candidate_and_match(detail)
+    decided = run({"action": "decide", "symbol": "WF", "candidate": candidate, "confirmed": confirmed}, lambda_context)
     assert decided["decision"] == "ALERT" and decided["severity"] == "CRITICAL"
     (alert,) = aws_resources.drain(aws_resources.alert_queue_url)
     assert alert == {
@@ -62,39 +73,47 @@ def test_full_workflow_confirms_the_stream_candidate_and_queues_the_stream_s_ale
     }
 
 
-@pytest.mark.parametrize("pattern", ["double-bottom", "symmetric-triangle"])
-def test_a_candidate_outside_the_three_heads_alerts_too(aws_resources, lambda_context, pattern):
-    detail = pattern_event_detail("WF", pattern, seed=1)
-    _, decided = run_workflow(detail, lambda_context)
-    assert decided["decision"] == "ALERT" and decided["pattern"] == pattern
-    assert [a["pattern"] for a in aws_resources.drain(aws_resources.alert_queue_url)] == [pattern]
+def test_the_decision_is_logged_with_the_execution_s_correlation_id(aws_resources, lambda_context):
+    import io
+    import json
+
+    candidate, confirmed = candidate_and_match(pattern_event_detail("WF", "head-and-shoulders"))
+    event = {"action": "decide", "symbol": "WF", "candidate": candidate, "confirmed": confirmed, "correlationId": "exec-1"}
+    # The Powertools handler keeps the stream it was created with; point it at a buffer.
+    stream = handler.logger.registered_handler.setStream(buffer := io.StringIO())
+    try:
+        run(event, lambda_context)
+    finally:
+        handler.logger.registered_handler.setStream(stream)
+    (decided,) = [line for line in map(json.loads, buffer.getvalue().splitlines()) if line["message"] == "decided"]
+    assert decided["correlation_id"] == "exec-1" and decided["action"] == "decide" and decided["decision"] == "ALERT"
 
 
-def test_a_candidate_the_bars_do_not_show_is_not_alerted(aws_resources, lambda_context):
+def test_a_candidate_no_family_re_detects_is_not_alerted(aws_resources, lambda_context):
     detail = pattern_event_detail("WF", "head-and-shoulders")
-    flat = [{**bar, "open": 10.0, "high": 10.5, "low": 9.5, "close": 10.0} for bar in detail["bars"]]
-    scored, decided = run_workflow({**detail, "bars": flat}, lambda_context)
+    candidate, _ = candidate_and_match(detail)
+    results = [{"family": family, "symbol": "WF", "matches": []} for family in PATTERN_FAMILIES]
+    scored = run({"action": "score", "symbol": "WF", "candidate": candidate, "results": results}, lambda_context)
     assert scored["confirmed"] is None
+    decided = run({"action": "decide", "symbol": "WF", "candidate": candidate, "confirmed": None}, lambda_context)
     assert decided["decision"] == "NO_ALERT" and "not re-detected" in decided["reason"]
     assert aws_resources.drain(aws_resources.alert_queue_url) == []
 
 
 def test_a_candidate_below_the_threshold_of_the_moment_is_not_alerted(aws_resources, lambda_context, monkeypatch):
-    detail = pattern_event_detail("WF", "head-and-shoulders")
+    candidate, confirmed = candidate_and_match(pattern_event_detail("WF", "head-and-shoulders"))
     monkeypatch.setenv("ALERT_CONFIDENCE_THRESHOLD", "0.999")  # e.g. raised between emission and decision
-    _, decided = run_workflow(detail, lambda_context)
+    decided = run({"action": "decide", "symbol": "WF", "candidate": candidate, "confirmed": confirmed}, lambda_context)
     assert decided["decision"] == "NO_ALERT" and "below the alert threshold 0.999" in decided["reason"]
     assert aws_resources.drain(aws_resources.alert_queue_url) == []
 
 
 def test_other_matches_in_the_window_are_reported_and_not_alerted(aws_resources, lambda_context):
     detail = pattern_event_detail("WF", "head-and-shoulders")
-    candidate = {k: v for k, v in detail.items() if k not in ("symbol", "bars")}
+    candidate, confirmed = candidate_and_match(detail)
     earlier = {"pattern": "double-top", "confidence": 0.99, "start": 0, "end": 30,
                "startTimestamp": detail["bars"][0]["timestamp"], "endTimestamp": detail["bars"][30]["timestamp"],
                "extrema": [[detail["bars"][0]["timestamp"], 10.0], [detail["bars"][30]["timestamp"], 10.0]]}
-    confirmed = {"pattern": "head-and-shoulders", "confidence": detail["confidence"], "start": 2, "end": 42,
-                 "startTimestamp": detail["startTimestamp"], "endTimestamp": detail["endTimestamp"], "extrema": detail["extrema"]}
     results = [{"family": "double-top", "symbol": "WF", "matches": [earlier]},
                {"family": "head-and-shoulders", "symbol": "WF", "matches": [confirmed]}]
     scored = run({"action": "score", "symbol": "WF", "candidate": candidate, "results": results}, lambda_context)

@@ -114,6 +114,7 @@ def test_zero_or_negative_prices_are_rejected(raw, field, value):
         (b64(bar_json("AAPL", T0 + 0.5, 10.0)), "timestamp"),
         (b64(bar_json("AAPL", True, 10.0)), "timestamp"),
         (b64(bar_json("AAPL", "2024-01-02T10:00:00", 10.0)), "timezone"),
+        (b64(bar_json("AAPL", "2024-01-02T10:00:00.250Z", 10.0)), "whole second"),
         (b64(bar_json("AAPL", "yesterday", 10.0)), "ISO 8601"),
         (b64(bar_json("AAPL", T0, 10.0, open="10.0")), "open"),
         (b64(bar_json("AAPL", T0, 10.0, note="x" * 5000)), f"larger than {MAX_BAR_JSON_BYTES}"),

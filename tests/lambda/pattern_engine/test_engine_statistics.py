@@ -8,6 +8,9 @@ import pytest
 from pattern_engine import PATTERN_NAMES, detect
 from pattern_engine.synthetic import is_recalled, planted, random_walk
 
+# Hundreds of detections per test: `make test` runs them, `make test-fast` does not.
+pytestmark = pytest.mark.slow
+
 ALERT_THRESHOLD = 0.9
 SEEDS = range(500, 508)
 

@@ -121,17 +121,17 @@ ARN = "arn:aws:lambda:us-east-1:123456789012:function:PatternDetector-dev"
 def test_input_defaults_are_the_issue_s_values():
     request = analysis.parse_input({"lambdaARN": ARN})
     assert request.power_values == (512, 1024, 1536, 2048, 3008)
-    assert (request.num, request.strategy, request.auto_optimize, request.payload) == (10, "cost", False, {})
+    assert (request.num, request.strategy, request.payload) == (10, "cost", {})
     assert request.as_event()["powerValues"] == [512, 1024, 1536, 2048, 3008]
 
 
 def test_input_values_are_sorted_and_deduplicated():
     request = analysis.parse_input(
         {"lambdaARN": ARN, "powerValues": [2048, 512, 2048], "num": 3, "strategy": "balanced", "balancedWeight": 0.3,
-         "autoOptimize": True, "payload": {"action": "validate"}, "discardTopBottom": 0}
+         "payload": {"action": "validate"}, "discardTopBottom": 0}
     )
     assert request.power_values == (512, 2048)
-    assert (request.num, request.balanced_weight, request.auto_optimize, request.discard_top_bottom) == (3, 0.3, True, 0.0)
+    assert (request.num, request.balanced_weight, request.discard_top_bottom) == (3, 0.3, 0.0)
 
 
 @pytest.mark.parametrize(
@@ -146,7 +146,7 @@ def test_input_values_are_sorted_and_deduplicated():
         ({"lambdaARN": ARN, "num": 0}, "num"),
         ({"lambdaARN": ARN, "num": "5"}, "num"),
         ({"lambdaARN": ARN, "strategy": "cheapest"}, "strategy"),
-        ({"lambdaARN": ARN, "autoOptimize": "yes"}, "autoOptimize"),
+        ({"lambdaARN": ARN, "autoOptimize": False}, "autoOptimize is not supported: the tuner only recommends"),
         ({"lambdaARN": ARN, "balancedWeight": 2}, "balancedWeight"),
         ({"lambdaARN": ARN, "discardTopBottom": 0.5}, "discardTopBottom"),
     ],

@@ -1,4 +1,4 @@
-"""Initializer, executor, cleaner and optimizer against moto's Lambda, in process.
+"""Initializer, executor and cleaner against moto's Lambda, in process.
 
 moto runs no code without Docker, so its no-Docker Lambda backend is given a REPORT log line whose billed
 duration depends on the memory of the version an alias points at: a CPU-bound function that gets
@@ -151,24 +151,18 @@ def test_cleaner_keeps_versions_it_did_not_publish_or_that_another_alias_uses(ta
     assert {unmarked, shared} <= versions(client)
 
 
-def test_optimizer_applies_the_chosen_memory(target):
+def test_the_four_handlers_run_a_whole_tuning_like_the_state_machine(target, invocations):
+    """Initializer -> Map(executor per value) -> cleaner -> analyzer, passing data as the ASL does; the function's
+    memory is what it was before (the tuner recommends, it never applies)."""
     client, arn = target
-    assert steps.optimize(client, arn, 1536, sleep=no_sleep) == {"lambdaARN": arn, "previousMemory": 512, "appliedMemory": 1536}
-    assert client.get_function_configuration(FunctionName=NAME)["MemorySize"] == 1536
-
-
-def test_the_five_handlers_run_a_whole_tuning_like_the_state_machine(target, invocations):
-    """Initializer -> Map(executor per value) -> cleaner -> analyzer -> optimizer, passing data as the ASL does."""
-    client, arn = target
-    state = handler.initialize({"lambdaARN": arn, "num": 3, "strategy": "cost", "autoOptimize": True, "payload": {"ping": 1}})
+    state = handler.initialize({"lambdaARN": arn, "num": 3, "strategy": "cost", "payload": {"ping": 1}})
     state["results"] = [handler.execute(item) for item in steps.executor_items(state)]
     assert handler.clean({"lambdaARN": state["lambdaARN"], "powerValues": state["powerValues"]})["removedVersions"]
     state["analysis"] = handler.analyze({"results": state["results"], "strategy": state["strategy"], "balancedWeight": state["balancedWeight"]})
     # Below one vCPU a CPU-bound function costs the same at any size; from 1769 MB it only gets dearer.
     # 1536 MB is the cheapest here because 60 ms x 1769/1536 rounds to 69 ms.
     assert state["analysis"]["power"] == 1536
-    handler.optimize({"lambdaARN": arn, "power": state["analysis"]["power"]})
-    assert client.get_function_configuration(FunctionName=NAME)["MemorySize"] == 1536
+    assert client.get_function_configuration(FunctionName=NAME)["MemorySize"] == 512
     assert aliases(client) == {"live": "1"}
     assert len(invocations) == 15
 

@@ -69,15 +69,16 @@ def test_in_process_run_publishes_measures_cleans_and_chooses(emulated):
     assert client.get_function_configuration(FunctionName=NAME)["MemorySize"] == 512
 
 
-def test_in_process_run_applies_the_choice_when_asked(emulated):
+def test_in_process_run_recommends_and_leaves_the_memory_to_the_configuration(emulated):
+    """The tuner recommends; memory changes through envs/<env>.json and a deploy, never through the tuner."""
     client, arn = emulated
     lam = power_tune.InProcessLambda(client, None, timer=SteppingTimer())
-    event = {"lambdaARN": arn, "num": 1, "payload": power_tune.default_payload(NAME), "strategy": "speed", "autoOptimize": True,
-             "powerValues": [1024, 2048]}
+    event = {"lambdaARN": arn, "num": 1, "payload": power_tune.default_payload(NAME), "strategy": "speed", "powerValues": [1024, 2048]}
     result = power_tune.run_in_process(lam, event, sleep=lambda _: None)
-    assert result["power"] == 2048
-    assert result["optimization"] == {"lambdaARN": arn, "previousMemory": 512, "appliedMemory": 2048}
-    assert client.get_function_configuration(FunctionName=NAME)["MemorySize"] == 2048
+    assert result["power"] == 2048 and "optimization" not in result
+    assert client.get_function_configuration(FunctionName=NAME)["MemorySize"] == 512
+    with pytest.raises(analysis.TuningInputError, match="the tuner only recommends"):
+        power_tune.run_in_process(lam, {**event, "autoOptimize": True}, sleep=lambda _: None)
 
 
 def test_a_failing_function_stops_the_run_and_still_cleans_up(emulated):
@@ -163,22 +164,23 @@ def test_cli_runs_in_process_for_local_and_prints_the_table_and_chart(emulated, 
 def test_cli_starts_the_workflow_for_a_real_environment(capsys):
     sfn, stub = stubbed_sfn()
     stub.add_response("start_execution", {"executionArn": EXECUTION, "startDate": "2026-11-28T00:00:00Z"})
-    stub.add_response("describe_execution", _described("SUCCEEDED", output=json.dumps({**RESULT, "optimization": {"previousMemory": 512, "appliedMemory": 1024}})))
+    stub.add_response("describe_execution", _described("SUCCEEDED", output=json.dumps(RESULT)))
     sts = boto3.client("sts", region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x")
     sts_stub = Stubber(sts)
     sts_stub.add_response("get_caller_identity", {"Account": "111111111111", "Arn": "arn:aws:iam::111111111111:user/me", "UserId": "me"})
     with stub, sts_stub:
-        code = power_tune.main(["--env", "dev", "--function", "PatternDetector-dev", "--auto-optimize", "--payload", '{"action": "validate"}'],
+        code = power_tune.main(["--env", "dev", "--function", "PatternDetector-dev", "--payload", '{"action": "validate"}'],
                                clients=lambda config: (None, sfn, sts), stack_outputs=workspace_outputs("default"))
     printed = capsys.readouterr().out
     assert code == power_tune.EXIT_OK
-    assert f"starting {MACHINE}" in printed and "applied: 512 MB -> 1024 MB" in printed and "local run" not in printed
+    assert f"starting {MACHINE}" in printed and "set lambda.memory_mb in envs/<env>.json" in printed and "local run" not in printed
 
 
 def workspace_outputs(expected_workspace: str):
     """Stack outputs as `terraform output -json` gives them for the workspace the CLI must ask for."""
-    def outputs(env: str, *, workspace: str, **_) -> dict:
-        assert (env, workspace) == ("dev", expected_workspace)
+    def outputs(env: str, *, workspace: str, stack_name: str, **_) -> dict:
+        # The tuner's own stack, never the platform's.
+        assert (env, workspace, stack_name) == ("dev", expected_workspace, "patternwatch-dev-power-tuner")
         return {"power_tuning_state_machine_arn": MACHINE if workspace == "default" else f"{MACHINE}-{workspace}"}
     return outputs
 
@@ -204,6 +206,12 @@ def test_cli_reports_a_workspace_without_the_tuner(capsys):
                            clients=None, stack_outputs=lambda env, **_: {})
     assert code == power_tune.EXIT_USAGE
     assert "has no output power_tuning_state_machine_arn" in capsys.readouterr().err
+
+
+def test_cli_refuses_an_environment_without_the_tuner(capsys):
+    code = power_tune.main(["--env", "prod", "--function", "PatternDetector-prod", "--payload", "{}"], clients=None, stack_outputs=None)
+    assert code == power_tune.EXIT_USAGE
+    assert "the power tuner is not enabled for prod (envs/prod.json: power_tuner.enabled is false)" in capsys.readouterr().err
 
 
 def test_cli_refuses_to_guess_a_payload_and_reports_bad_input_and_aws_errors(capsys, tmp_path):
