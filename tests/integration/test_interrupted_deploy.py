@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 CODE = ("main.py", "cdktf.json", "Pipfile", "Pipfile.lock", "pyproject.toml", "envs", "patternwatch_infra", "lambda_src", "tooling")
