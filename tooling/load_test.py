@@ -41,6 +41,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import urlparse
 
+from .demo_approvals import approver_inboxes
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 OUTPUT_DIR = PROJECT_ROOT / "load-output"
 EMULATOR_CAVEAT = ("The emulator is not AWS: these are the costs of our code and our calls on this machine "
@@ -480,7 +482,6 @@ def main(argv: list[str] | None = None) -> int:
 
 def run(settings: LoadSettings, output: Path) -> int:
     from . import local_platform
-    from .demo import approval_inbox
     from .local_aws import admin
     from .local_platform import say
     from .local_runner import LocalRunner
@@ -498,7 +499,10 @@ def run(settings: LoadSettings, output: Path) -> int:
     machine = outputs["analysis_state_machine_arn"]
     consumer_prefix = "KinesisConsumer-"
 
-    inbox = approval_inbox(session, endpoint, outputs["approval_requests_topic_arn"])
+    # Each CRITICAL alert sends one request per approver; the first approver's requests time "approval request sent".
+    first_approver = config.approvers[0].id
+    inbox = approver_inboxes(session, endpoint, outputs["approval_requests_topic_arn"], [first_approver],
+                             prefix="LoadTestApprovalInbox", suffix=config.resource_suffix)[first_approver]
     runner = LocalRunner(session, endpoint, suffix=config.resource_suffix)
     clock_offset = float(admin.platform_clock(endpoint)["offsetSeconds"])
     observations = Observations()
