@@ -51,7 +51,7 @@ test: setup ## Run every test (unit, infra, tooling, integration, checkov, Terra
 	$(PY) -m pytest --cov=patternwatch_infra --cov=lambda_src --cov-report=term-missing:skip-covered
 	@$(PY) scripts/coverage_gate.py
 
-test-fast: setup ## Infra and Lambda unit tests only (no checkov, Terraform, provider schema, statistics, integration): under a minute
+test-fast: setup ## Infra and Lambda unit tests only (no checkov, Terraform, provider schema, statistics, integration): about 3 min on 2 cores
 	@$(MAKE) --no-print-directory -j2 --output-sync=target test-fast-infra test-fast-lambda
 
 # One pytest per half, side by side: the infra half mostly waits on jsii's synth, the Lambda half runs moto and numpy.
