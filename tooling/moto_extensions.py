@@ -381,6 +381,30 @@ def s3_bucket_policy_over_tls() -> None:
     _register("s3:object requests under a TLS-only bucket policy")
 
 
+def s3_object_listing_thread_safe() -> None:
+    """ListObjectVersions while another request deletes a key of the same bucket: moto's threaded server
+    copies the bucket's version lists without a lock, and a list emptied mid-copy raises TypeError (HTTP 500).
+    Terraform destroys a stack's S3 objects in parallel, so `make down` and the tests' teardown met it now and
+    then. One lock serializes moto's listing and changing of S3 keys; S3 itself is consistent per request."""
+    import functools
+    import threading
+
+    from moto.s3.models import S3Backend
+
+    lock = threading.RLock()
+
+    def serialized(method):
+        @functools.wraps(method)
+        def wrapper(self, *args, **kwargs):
+            with lock:
+                return method(self, *args, **kwargs)
+        return wrapper
+
+    for name in ("list_object_versions", "delete_object", "delete_objects", "put_object"):
+        setattr(S3Backend, name, serialized(getattr(S3Backend, name)))
+    _register("s3:ListObjectVersions safe beside concurrent deletes")
+
+
 def install() -> list[str]:
     """Apply every addition once; returns what was installed."""
     if not INSTALLED:
@@ -396,6 +420,7 @@ def install() -> list[str]:
         sns_delivery_status_attributes()
         s3_logging_target_policy_with_any_principal()
         s3_bucket_policy_over_tls()
+        s3_object_listing_thread_safe()
         INSTALLED.extend(moto_cloudwatch.install())  # metric reads: percentiles, dimension order, ListMetrics
         from . import local_aws
 
