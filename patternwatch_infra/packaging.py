@@ -4,6 +4,11 @@ Same inputs give the same bytes: entries are sorted, timestamps and permissions 
 So the zip's SHA-256 (which is what Lambda reports as CodeSha256) changes only when the code does, and an
 unchanged tree plans no changes. Zips are rewritten only when their content hash changes.
 
+Building is content-addressed, like a build cache: next to each zip, `<zip>.inputs` records the digest of
+what went into it (archive names, modes, file contents). When the inputs are unchanged, the zip on disk is
+used as it is, so a synth of four stacks, a test session and a deploy compress the layers once per change,
+not once per stack (compressing them took about 15 s a time).
+
 - `shared-dependencies`: the pattern engine, the shared code and their third-party wheels; every function.
 - `chart-dependencies`: the chart renderer (pattern_charts) with mplfinance, matplotlib and pandas; only
   the functions that draw. It sits on top of the shared layer and leaves out what that layer already has
@@ -18,9 +23,11 @@ Usage: python -m patternwatch_infra.packaging  (synth calls the same code throug
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import io
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -46,6 +53,7 @@ LAMBDA_PYTHON_VERSION = "3.12"
 LAMBDA_PLATFORMS = ("manylinux2014_aarch64", "manylinux_2_28_aarch64")
 # ZIP timestamps start in 1980; any fixed value makes the archive reproducible.
 FIXED_ZIP_TIME = (1980, 1, 1, 0, 0, 0)
+ZIP_COMPRESS_LEVEL = 6
 SKIPPED_NAMES = {"__pycache__", ".pytest_cache", ".mypy_cache"}
 SKIPPED_SUFFIXES = (".pyc", ".pyo")
 # Lambda's limits (https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html): a zip
@@ -94,27 +102,66 @@ def _files_under(root: Path) -> Iterable[Path]:
             yield path
 
 
+def _entry_mode(path: Path) -> int:
+    # Keep the executable bit (bundled binaries need it); everything else is read-only for others.
+    return 0o755 if path.stat().st_mode & 0o111 else 0o644
+
+
 def deterministic_zip(entries: Iterable[tuple[str, Path]]) -> bytes:
     """A zip of (archive name, file) pairs, sorted by name, with fixed timestamps and permissions."""
     buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
+    # zlib's default level: level 9 took three times as long for 0.5 % fewer bytes.
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=ZIP_COMPRESS_LEVEL) as archive:
         for name, path in sorted(entries):
             info = zipfile.ZipInfo(name, date_time=FIXED_ZIP_TIME)
             info.compress_type = zipfile.ZIP_DEFLATED
-            # Keep the executable bit (bundled binaries need it); everything else is read-only for others.
-            mode = 0o755 if path.stat().st_mode & 0o111 else 0o644
-            info.external_attr = (0o100000 | mode) << 16
+            info.external_attr = (0o100000 | _entry_mode(path)) << 16
             archive.writestr(info, path.read_bytes())
     return buffer.getvalue()
 
 
-def _write_if_changed(data: bytes, target: Path) -> Package:
-    digest = hashlib.sha256(data).digest()
+@functools.lru_cache(maxsize=None)
+def _file_digest(path: Path, size: int, mtime_ns: int) -> bytes:
+    # Keyed by size and mtime as well as the path, so an edited file is read again.
+    return hashlib.sha256(path.read_bytes()).digest()
+
+
+def inputs_digest(entries: Iterable[tuple[str, Path]]) -> str:
+    """What a zip of `entries` depends on: names, modes and contents (not timestamps, which the zip fixes)."""
+    digest = hashlib.sha256(f"level {ZIP_COMPRESS_LEVEL}\n".encode())
+    for name, path in sorted(entries):
+        stat = path.stat()
+        digest.update(f"{name}\0{_entry_mode(path):o}\0".encode())
+        digest.update(_file_digest(path, stat.st_size, stat.st_mtime_ns))
+    return digest.hexdigest()
+
+
+def _package(target: Path) -> Package:
+    return Package(path=target, source_code_hash=base64.b64encode(hashlib.sha256(target.read_bytes()).digest()).decode())
+
+
+def zip_to(entries: Iterable[tuple[str, Path]], target: Path) -> Package:
+    """The deterministic zip of `entries` at `target`: compressed only when its inputs differ from the ones
+    recorded for the zip already there."""
+    entries = list(entries)
+    recorded = target.with_name(f"{target.name}.inputs")
+    inputs = inputs_digest(entries)
+    if target.exists() and recorded.exists() and recorded.read_text() == inputs:
+        return _package(target)
+    data = deterministic_zip(entries)
     target.parent.mkdir(parents=True, exist_ok=True)
-    if not target.exists() or hashlib.sha256(target.read_bytes()).digest() != digest:
-        target.write_bytes(data)
+    if not target.exists() or target.read_bytes() != data:
+        _replace_atomically(target, data)
         _progress(f"wrote {target.relative_to(PROJECT_ROOT) if target.is_relative_to(PROJECT_ROOT) else target} ({len(data) / 1e6:.1f} MB)")
-    return Package(path=target, source_code_hash=base64.b64encode(digest).decode())
+    _replace_atomically(recorded, inputs.encode())
+    return _package(target)
+
+
+def _replace_atomically(target: Path, data: bytes) -> None:
+    # Two processes may build at once (make test-fast runs two pytest processes): neither may read half a zip.
+    partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
+    partial.write_bytes(data)
+    os.replace(partial, target)
 
 
 def build_function(package: str, *, source_root: Path = LAMBDA_SRC, out_dir: Path = BUILD_DIR / "functions") -> Package:
@@ -123,7 +170,7 @@ def build_function(package: str, *, source_root: Path = LAMBDA_SRC, out_dir: Pat
     if not (root / "handler.py").is_file():
         raise FileNotFoundError(f"{root}/handler.py not found: every function folder needs a handler module")
     entries = [(f"{package}/{p.relative_to(root).as_posix()}", p) for p in _files_under(root)]
-    return _write_if_changed(deterministic_zip(entries), out_dir / f"{package}.zip")
+    return zip_to(entries, out_dir / f"{package}.zip")
 
 
 def locked_versions(lock_file: Path = PIPFILE_LOCK) -> dict[str, str]:
@@ -205,7 +252,7 @@ def build_layer(
     for package in spec.packages:
         root = source_root / package
         entries += [(f"python/{package}/{p.relative_to(root).as_posix()}", p) for p in _files_under(root)]
-    return _write_if_changed(deterministic_zip(entries), out_dir / f"{spec.name}.zip")
+    return zip_to(entries, out_dir / f"{spec.name}.zip")
 
 
 @dataclass(frozen=True)

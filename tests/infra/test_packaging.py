@@ -65,6 +65,40 @@ def test_an_unchanged_zip_is_not_rewritten(source_tree, tmp_path):
     assert built.path.stat().st_mtime == 1
 
 
+def test_unchanged_inputs_reuse_the_zip_without_compressing_again(source_tree, tmp_path, monkeypatch):
+    src, deps = source_tree
+    built = build_layer(source_root=src, dependencies=deps, out_dir=tmp_path)
+    monkeypatch.setattr(packaging, "deterministic_zip", lambda entries: pytest.fail("compressed unchanged inputs again"))
+    assert build_layer(source_root=src, dependencies=deps, out_dir=tmp_path) == built
+
+
+@pytest.mark.parametrize("change", ["content", "mode", "new file"])
+def test_any_changed_input_builds_the_zip_again(source_tree, tmp_path, change):
+    src, _ = source_tree
+    before = build_function("my_function", source_root=src, out_dir=tmp_path)
+    handler = src / "my_function" / "handler.py"
+    if change == "content":  # same size, so only the content digest can tell
+        handler.write_text(handler.read_text().replace("1", "2"))
+    elif change == "mode":
+        handler.chmod(0o755)
+    else:
+        (src / "my_function" / "rules.py").write_text("")
+    after = build_function("my_function", source_root=src, out_dir=tmp_path)
+    assert after.source_code_hash != before.source_code_hash
+    assert after.source_code_hash == build_function("my_function", source_root=src, out_dir=tmp_path / "fresh").source_code_hash
+
+
+def test_a_zip_whose_inputs_were_not_recorded_is_checked_not_trusted(source_tree, tmp_path):
+    src, _ = source_tree
+    built = build_function("my_function", source_root=src, out_dir=tmp_path)
+    recorded = built.path.with_name("my_function.zip.inputs")
+    recorded.unlink()
+    built.path.write_bytes(b"not the zip")
+    rebuilt = build_function("my_function", source_root=src, out_dir=tmp_path)
+    assert rebuilt.source_code_hash == built.source_code_hash and rebuilt.path.read_bytes() != b"not the zip"
+    assert recorded.exists()
+
+
 def test_function_zip_holds_the_package_folder_without_caches(source_tree, tmp_path):
     src, _ = source_tree
     built = build_function("my_function", source_root=src, out_dir=tmp_path)
