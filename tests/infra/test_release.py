@@ -101,9 +101,27 @@ def _expect_deployment_created(deploy: Stubber, codedeploy_client) -> list[dict]
     return sent
 
 
-def _expect_poll(lam: Stubber, deploy: Stubber, info: dict, alias: dict) -> None:
-    deploy.add_response("get_deployment", {"deploymentInfo": {"deploymentId": DEPLOYMENT, **info}}, {"deploymentId": DEPLOYMENT})
-    lam.add_response("get_alias", {"Name": "live", **alias}, {"FunctionName": FUNCTION, "Name": "live"})
+def _expect_new_code_uploaded(aws, package: Package) -> Stubber:
+    """Live serves version 3 of other code, so the package goes to S3; returns the Lambda stubber, which is next."""
+    _, stub = aws
+    _expect_serving(stub["lambda"], "3", OLD_SHA)
+    _expect_upload(stub["s3"], package)
+    return stub["lambda"]
+
+
+def _expect_handed_to_codedeploy(aws, package: Package) -> list[dict]:
+    """The path of a release of new, unsigned code up to CodeDeploy: uploaded, published as version 4, a deployment
+    created. Returns the create_deployment parameters, as _expect_deployment_created does."""
+    clients, stub = aws
+    lam = _expect_new_code_uploaded(aws, package)
+    _expect_update_and_publish(lam, key_of(package), package.source_code_hash, published="4")
+    return _expect_deployment_created(stub["codedeploy"], clients["codedeploy"])
+
+
+def _expect_poll(aws, info: dict, alias: dict) -> None:
+    _, stub = aws
+    stub["codedeploy"].add_response("get_deployment", {"deploymentInfo": {"deploymentId": DEPLOYMENT, **info}}, {"deploymentId": DEPLOYMENT})
+    stub["lambda"].add_response("get_alias", {"Name": "live", **alias}, {"FunctionName": FUNCTION, "Name": "live"})
 
 
 def _run(package, aws, clock, target=TARGET, **kwargs) -> tuple[rel.ReleaseOutcome, list[str]]:
@@ -117,14 +135,9 @@ def _run(package, aws, clock, target=TARGET, **kwargs) -> tuple[rel.ReleaseOutco
 
 
 def test_successful_release_uploads_updates_publishes_and_shifts_live(package, aws):
-    clients, stub = aws
-    lam, deploy = stub["lambda"], stub["codedeploy"]
-    _expect_serving(lam, "3", OLD_SHA)
-    _expect_upload(stub["s3"], package)
-    _expect_update_and_publish(lam, key_of(package), package.source_code_hash, published="4")
-    sent = _expect_deployment_created(deploy, clients["codedeploy"])
-    _expect_poll(lam, deploy, {"status": "InProgress"}, {"FunctionVersion": "3", "RoutingConfig": {"AdditionalVersionWeights": {"4": 0.1}}})
-    _expect_poll(lam, deploy, {"status": "Succeeded"}, {"FunctionVersion": "4"})
+    sent = _expect_handed_to_codedeploy(aws, package)
+    _expect_poll(aws, {"status": "InProgress"}, {"FunctionVersion": "3", "RoutingConfig": {"AdditionalVersionWeights": {"4": 0.1}}})
+    _expect_poll(aws, {"status": "Succeeded"}, {"FunctionVersion": "4"})
 
     outcome, lines = _run(package, aws, FakeClock(), poll_seconds=5)
 
@@ -209,8 +222,7 @@ def test_signed_code_already_serving_this_package_is_not_uploaded_again(package,
 )
 def test_a_signing_job_that_fails_or_hangs_stops_before_any_code_changes(package, aws, job, message):
     _, stub = aws
-    _expect_serving(stub["lambda"], "3", OLD_SHA)
-    _expect_upload(stub["s3"], package)
+    _expect_new_code_uploaded(aws, package)
     stub["signer"].add_response("start_signing_job", {"jobId": "job-7"}, {"source": ANY, "destination": ANY, "profileName": PROFILE})
     polls = 1 if job["status"] == "Failed" else rel.SIGNING_TIMEOUT_SECONDS // rel.SIGNING_POLL_SECONDS + 1
     for _ in range(polls):
@@ -232,10 +244,8 @@ def test_unchanged_code_is_not_uploaded_or_deployed(package, aws):
 
 
 def test_a_publish_that_returns_the_serving_version_deploys_nothing(package, aws):
-    _, stub = aws
-    _expect_serving(stub["lambda"], "3", OLD_SHA)
-    _expect_upload(stub["s3"], package)
-    _expect_update_and_publish(stub["lambda"], key_of(package), package.source_code_hash, published="3")
+    lam = _expect_new_code_uploaded(aws, package)
+    _expect_update_and_publish(lam, key_of(package), package.source_code_hash, published="3")
 
     outcome, _ = _run(package, aws, FakeClock())
 
@@ -243,10 +253,7 @@ def test_a_publish_that_returns_the_serving_version_deploys_nothing(package, aws
 
 
 def test_a_publish_refused_because_the_code_changed_meanwhile_deploys_nothing(package, aws):
-    _, stub = aws
-    lam = stub["lambda"]
-    _expect_serving(lam, "3", OLD_SHA)
-    _expect_upload(stub["s3"], package)
+    lam = _expect_new_code_uploaded(aws, package)
     lam.add_response("update_function_code", {"CodeSha256": package.source_code_hash}, {"FunctionName": FUNCTION, "S3Bucket": BUCKET, "S3Key": key_of(package)})
     lam.add_response("get_function_configuration", {"LastUpdateStatus": "Successful"}, {"FunctionName": FUNCTION})
     lam.add_client_error("publish_version", "PreconditionFailedException", "CodeSha256 does not match", 412)
@@ -256,14 +263,10 @@ def test_a_publish_refused_because_the_code_changed_meanwhile_deploys_nothing(pa
 
 
 def test_failed_deployment_exits_non_zero_and_reports_the_error_and_the_rollback(package, aws):
-    clients, stub = aws
-    lam, deploy = stub["lambda"], stub["codedeploy"]
-    _expect_serving(lam, "3", OLD_SHA)
-    _expect_upload(stub["s3"], package)
-    _expect_update_and_publish(lam, key_of(package), package.source_code_hash, published="4")
-    _expect_deployment_created(deploy, clients["codedeploy"])
+    _, stub = aws
+    _expect_handed_to_codedeploy(aws, package)
     _expect_poll(
-        lam, deploy,
+        aws,
         {
             "status": "Stopped",
             "errorInformation": {"code": "ALARM_ACTIVE", "message": "One or more alarms have been activated: PatternDetector-dev-CanaryErrorRate"},
@@ -271,7 +274,7 @@ def test_failed_deployment_exits_non_zero_and_reports_the_error_and_the_rollback
         },
         {"FunctionVersion": "3", "RoutingConfig": {"AdditionalVersionWeights": {"4": 0.1}}},
     )
-    lam.add_response("get_alias", {"Name": "live", "FunctionVersion": "3"}, {"FunctionName": FUNCTION, "Name": "live"})
+    stub["lambda"].add_response("get_alias", {"Name": "live", "FunctionVersion": "3"}, {"FunctionName": FUNCTION, "Name": "live"})
 
     outcome, lines = _run(package, aws, FakeClock())
 
@@ -284,15 +287,10 @@ def test_failed_deployment_exits_non_zero_and_reports_the_error_and_the_rollback
 
 
 def test_a_deployment_still_running_at_the_timeout_exits_non_zero_and_says_how_to_follow_it(package, aws):
-    clients, stub = aws
-    lam, deploy = stub["lambda"], stub["codedeploy"]
-    _expect_serving(lam, "3", OLD_SHA)
-    _expect_upload(stub["s3"], package)
-    _expect_update_and_publish(lam, key_of(package), package.source_code_hash, published="4")
-    _expect_deployment_created(deploy, clients["codedeploy"])
+    _expect_handed_to_codedeploy(aws, package)
     # Polled at 0, 10, 20 and 30 s of fake time; the 30 s poll reaches the timeout.
     for _ in range(4):
-        _expect_poll(lam, deploy, {"status": "InProgress"}, {"FunctionVersion": "3", "RoutingConfig": {"AdditionalVersionWeights": {"4": 0.1}}})
+        _expect_poll(aws, {"status": "InProgress"}, {"FunctionVersion": "3", "RoutingConfig": {"AdditionalVersionWeights": {"4": 0.1}}})
     clock = FakeClock()
 
     outcome, _ = _run(package, aws, clock, timeout_seconds=30, poll_seconds=10)
@@ -303,12 +301,7 @@ def test_a_deployment_still_running_at_the_timeout_exits_non_zero_and_says_how_t
 
 
 def test_no_wait_returns_once_the_deployment_exists(package, aws):
-    clients, stub = aws
-    lam, deploy = stub["lambda"], stub["codedeploy"]
-    _expect_serving(lam, "3", OLD_SHA)
-    _expect_upload(stub["s3"], package)
-    _expect_update_and_publish(lam, key_of(package), package.source_code_hash, published="4")
-    _expect_deployment_created(deploy, clients["codedeploy"])
+    _expect_handed_to_codedeploy(aws, package)
 
     outcome, _ = _run(package, aws, FakeClock(), wait=False)
 
@@ -316,10 +309,7 @@ def test_no_wait_returns_once_the_deployment_exists(package, aws):
 
 
 def test_a_failed_code_update_stops_before_publishing(package, aws):
-    _, stub = aws
-    lam = stub["lambda"]
-    _expect_serving(lam, "3", OLD_SHA)
-    _expect_upload(stub["s3"], package)
+    lam = _expect_new_code_uploaded(aws, package)
     lam.add_response(
         "update_function_code", {"CodeSha256": package.source_code_hash, "LastUpdateStatus": "InProgress"},
         {"FunctionName": FUNCTION, "S3Bucket": BUCKET, "S3Key": key_of(package)},

@@ -43,11 +43,11 @@ def _deployment(api: Stubber, deployment: str, description: str) -> None:
 
 
 def _alarms(cloudwatch: Stubber, state: str = "OK", reason: str = "Threshold Crossed: no datapoints") -> None:
-    cloudwatch.add_response(
-        "describe_alarms",
-        {"MetricAlarms": [{"AlarmName": ALARM, "StateValue": state, "StateReason": reason}]},
-        {"AlarmNames": [ALARM], "AlarmTypes": ["MetricAlarm"]},
-    )
+    _alarms_found(cloudwatch, [{"AlarmName": ALARM, "StateValue": state, "StateReason": reason}])
+
+
+def _alarms_found(cloudwatch: Stubber, metric_alarms: list[dict]) -> None:
+    cloudwatch.add_response("describe_alarms", {"MetricAlarms": metric_alarms}, {"AlarmNames": [ALARM], "AlarmTypes": ["MetricAlarm"]})
 
 
 def _opens_canary(api: Stubber, cloudwatch: Stubber, new: str = "d-new") -> None:
@@ -121,13 +121,28 @@ def test_a_stage_that_already_serves_the_definition_is_left_alone(aws):
     assert "nothing to release" in lines[-1]
 
 
-def test_an_api_that_is_already_alarming_gets_no_canary(aws):
+@pytest.mark.parametrize(
+    ("canary", "description", "alarms", "refusal"),
+    [
+        pytest.param(None, "Managed by Terraform", [{"AlarmName": ALARM, "StateValue": "ALARM", "StateReason": "5XXError >= 5"}],
+                     f"already alarming \\({ALARM} is in ALARM: 5XXError >= 5\\): nothing was deployed",
+                     id="an_api_that_is_already_alarming_gets_no_canary"),
+        pytest.param("d-other", "definition 0ther", None,  # refused before the alarms are read
+                     r"holds another definition \(0ther, not 9f86.*op=remove,path=/canarySettings",
+                     id="a_canary_of_another_definition_is_not_touched"),
+        pytest.param(None, "definition 0ld", [], f"the API alarms {ALARM} do not exist",
+                     id="a_missing_alarm_is_an_error_not_a_silent_pass"),
+    ],
+)
+def test_a_release_that_cannot_open_a_canary_safely_changes_nothing(aws, canary, description, alarms, refusal):
+    """Each check before the canary opens refuses with its reason; the Stubber would fail any write."""
     _, api, cloudwatch = aws
-    _stage(api, "d-old")
-    _deployment(api, "d-old", "Managed by Terraform")
-    _alarms(cloudwatch, "ALARM", "5XXError >= 5")
+    _stage(api, "d-old", canary)
+    _deployment(api, canary or "d-old", description)
+    if alarms is not None:
+        _alarms_found(cloudwatch, alarms)
 
-    with pytest.raises(rel.ReleaseError, match=f"already alarming \\({ALARM} is in ALARM: 5XXError >= 5\\): nothing was deployed"):
+    with pytest.raises(rel.ReleaseError, match=refusal):
         _run(aws, FakeClock())
 
 
@@ -148,15 +163,6 @@ def test_no_wait_leaves_the_canary_open_and_the_next_run_watches_and_promotes_it
     assert f"deployment d-new of this definition is already on the canary of {API_ID}/{STAGE}: watching it" in lines
 
 
-def test_a_canary_of_another_definition_is_not_touched(aws):
-    _, api, _ = aws
-    _stage(api, "d-old", "d-other")
-    _deployment(api, "d-other", "definition 0ther")
-
-    with pytest.raises(rel.ReleaseError, match=r"holds another definition \(0ther, not 9f86.*op=remove,path=/canarySettings"):
-        _run(aws, FakeClock())
-
-
 def test_a_canary_replaced_while_it_baked_is_not_promoted(aws):
     _, api, cloudwatch = aws
     _opens_canary(api, cloudwatch)
@@ -165,16 +171,6 @@ def test_a_canary_replaced_while_it_baked_is_not_promoted(aws):
 
     with pytest.raises(rel.ReleaseError, match="changed while it baked \\(now d-someone-elses, was d-new\\); nothing was promoted"):
         _run(aws, FakeClock(), bake_seconds=0)
-
-
-def test_a_missing_alarm_is_an_error_not_a_silent_pass(aws):
-    _, api, cloudwatch = aws
-    _stage(api, "d-old")
-    _deployment(api, "d-old", "definition 0ld")
-    cloudwatch.add_response("describe_alarms", {"MetricAlarms": []}, {"AlarmNames": [ALARM], "AlarmTypes": ["MetricAlarm"]})
-
-    with pytest.raises(rel.ReleaseError, match=f"the API alarms {ALARM} do not exist"):
-        _run(aws, FakeClock())
 
 
 # --- names and the command line ---------------------------------------------------------------------

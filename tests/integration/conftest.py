@@ -5,6 +5,7 @@ import json
 
 import pytest
 
+from emulator_clients import emulator_clients
 from tooling import emulator, local_platform
 from tooling.local_runner import LocalRunner
 
@@ -38,15 +39,5 @@ def runner(session, endpoint) -> LocalRunner:
 
 @pytest.fixture(scope="session")
 def clients(session, endpoint):
-    class Clients:
-        dynamodb = session.client("dynamodb", endpoint_url=endpoint)
-        sqs = session.client("sqs", endpoint_url=endpoint)
-        sns = session.client("sns", endpoint_url=endpoint)
-        kinesis = session.client("kinesis", endpoint_url=endpoint)
-        stepfunctions = session.client("stepfunctions", endpoint_url=endpoint)
-        events = session.client("events", endpoint_url=endpoint)
-        logs = session.client("logs", endpoint_url=endpoint)
-        cloudwatch = session.client("cloudwatch", endpoint_url=endpoint)
-        lambda_ = session.client("lambda", endpoint_url=endpoint)
-
-    return Clients
+    return emulator_clients(session, endpoint, "dynamodb", "sqs", "sns", "kinesis", "stepfunctions", "events", "logs",
+                            "cloudwatch", "lambda")

@@ -20,6 +20,7 @@ import logging
 import boto3
 import pytest
 from cloudwatch_testkit import REGION, local_dashboard_inputs
+from emulator_clients import emulator_clients
 from moto.server import ThreadedMotoServer
 
 from patternwatch_infra import dashboard
@@ -64,19 +65,10 @@ def emulator_endpoint(tmp_path_factory):
 def aws(emulator_endpoint):
     session = boto3.session.Session(aws_access_key_id="test", aws_secret_access_key="test", region_name=REGION)
 
-    class Clients:
-        endpoint = emulator_endpoint
-        lambda_ = session.client("lambda", endpoint_url=emulator_endpoint)
-        iam = session.client("iam", endpoint_url=emulator_endpoint)
-        logs = session.client("logs", endpoint_url=emulator_endpoint)
-        cloudwatch = session.client("cloudwatch", endpoint_url=emulator_endpoint)
-        sqs = session.client("sqs", endpoint_url=emulator_endpoint)
-        events = session.client("events", endpoint_url=emulator_endpoint)
-        stepfunctions = session.client("stepfunctions", endpoint_url=emulator_endpoint)
-        apigateway = session.client("apigateway", endpoint_url=emulator_endpoint)
-
-    Clients.role_arn = Clients.iam.create_role(RoleName="local-lambda-test", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
-    return Clients
+    clients = emulator_clients(session, emulator_endpoint, "lambda", "iam", "logs", "cloudwatch", "sqs", "events",
+                               "stepfunctions", "apigateway")
+    clients.role_arn = clients.iam.create_role(RoleName="local-lambda-test", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    return clients
 
 
 @pytest.fixture(scope="session")

@@ -1,20 +1,17 @@
 """tooling.power_tune: the in-process run for the emulator (moto here), the workflow run, and the CLI."""
 from __future__ import annotations
 
-import io
 import json
-import zipfile
 
 import boto3
 import pytest
 from botocore.stub import ANY, Stubber
-from moto import mock_aws
 
+from moto_lambda import REGION, live_function
 from patternwatch_shared.names.functions import ENV_ALERT_QUEUE_URL, ENV_TRADING_PATTERNS_TABLE
 from power_tuning import analysis, steps
 from tooling import power_tune
 
-REGION = "us-east-1"
 NAME = "PatternDetector-local"
 
 
@@ -31,23 +28,11 @@ class SteppingTimer:
 
 @pytest.fixture
 def emulated(monkeypatch):
-    for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": REGION}.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    with mock_aws(config={"lambda": {"use_docker": False}}):
-        iam = boto3.client("iam", region_name=REGION)
-        role = iam.create_role(RoleName="detector", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
-        code = io.BytesIO()
-        with zipfile.ZipFile(code, "w") as archive:
-            archive.writestr("pattern_detector/handler.py", "")
-        client = boto3.client("lambda", region_name=REGION)
-        fn = client.create_function(
-            FunctionName=NAME, Runtime="python3.12", Role=role, Handler="pattern_detector.handler.lambda_handler",
-            Code={"ZipFile": code.getvalue()}, MemorySize=512, Publish=True,
-            Environment={"Variables": {ENV_TRADING_PATTERNS_TABLE: "TradingPatterns-local", ENV_ALERT_QUEUE_URL: "http://queue"}},
-        )
-        client.create_alias(FunctionName=NAME, Name="live", FunctionVersion="1")
-        yield client, fn["FunctionArn"].removesuffix(":$LATEST")
+    """The pattern detector as `local` deploys it; InProcessLambda runs its handler from this checkout, not the (empty) zip."""
+    environment = {ENV_TRADING_PATTERNS_TABLE: "TradingPatterns-local", ENV_ALERT_QUEUE_URL: "http://queue"}
+    with live_function(monkeypatch, NAME, {"pattern_detector/handler.py": ""}, "pattern_detector.handler.lambda_handler",
+                       Environment={"Variables": environment}) as function:
+        yield function
 
 
 def test_local_durations_follow_lambda_s_cpu_share():
@@ -114,6 +99,14 @@ def stubbed_sfn():
     return sfn, Stubber(sfn)
 
 
+def stubbed_sts():
+    """STS whose first get_caller_identity answers with the account envs/dev.json allows."""
+    sts = boto3.client("sts", region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x")
+    stub = Stubber(sts)
+    stub.add_response("get_caller_identity", {"Account": "111111111111", "Arn": "arn:aws:iam::111111111111:user/me", "UserId": "me"})
+    return sts, stub
+
+
 MACHINE = "arn:aws:states:us-east-1:111111111111:stateMachine:PowerTuningWorkflow-dev"
 EXECUTION = "arn:aws:states:us-east-1:111111111111:execution:PowerTuningWorkflow-dev:run-1"
 RESULT = {"power": 1024, "cost": 1.5e-6, "duration": 100.0, "strategy": "cost",
@@ -161,16 +154,20 @@ def test_cli_runs_in_process_for_local_and_prints_the_table_and_chart(emulated, 
     assert json.loads(out.read_text())["power"] in (1024, 2048)
 
 
-def test_cli_starts_the_workflow_for_a_real_environment(capsys):
+def _cli_on_a_stubbed_workflow(function: str, machine: str, workspace: str) -> int:
+    """main() for dev, tuning `function`: the workflow must be started on `machine`, which the outputs of
+    `workspace` name, and succeeds at once."""
     sfn, stub = stubbed_sfn()
-    stub.add_response("start_execution", {"executionArn": EXECUTION, "startDate": "2026-11-28T00:00:00Z"})
+    stub.add_response("start_execution", {"executionArn": EXECUTION, "startDate": "2026-11-28T00:00:00Z"}, {"stateMachineArn": machine, "input": ANY})
     stub.add_response("describe_execution", _described("SUCCEEDED", output=json.dumps(RESULT)))
-    sts = boto3.client("sts", region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x")
-    sts_stub = Stubber(sts)
-    sts_stub.add_response("get_caller_identity", {"Account": "111111111111", "Arn": "arn:aws:iam::111111111111:user/me", "UserId": "me"})
+    sts, sts_stub = stubbed_sts()
     with stub, sts_stub:
-        code = power_tune.main(["--env", "dev", "--function", "PatternDetector-dev", "--payload", '{"action": "validate"}'],
-                               clients=lambda config: (None, sfn, sts), stack_outputs=workspace_outputs("default"))
+        return power_tune.main(["--env", "dev", "--function", function, "--payload", '{"action": "validate"}'],
+                               clients=lambda config: (None, sfn, sts), stack_outputs=workspace_outputs(workspace))
+
+
+def test_cli_starts_the_workflow_for_a_real_environment(capsys):
+    code = _cli_on_a_stubbed_workflow("PatternDetector-dev", MACHINE, "default")
     printed = capsys.readouterr().out
     assert code == power_tune.EXIT_OK
     assert f"starting {MACHINE}" in printed and "set lambda.memory_mb in envs/<env>.json" in printed and "local run" not in printed
@@ -188,15 +185,7 @@ def workspace_outputs(expected_workspace: str):
 def test_cli_starts_the_workflow_of_the_workspace_it_is_given(capsys, monkeypatch):
     """The machine's ARN is the workspace's stack output, never a name spelled here."""
     monkeypatch.setenv("TF_WORKSPACE", "pr123")
-    sfn, stub = stubbed_sfn()
-    stub.add_response("start_execution", {"executionArn": EXECUTION, "startDate": "2026-11-28T00:00:00Z"}, {"stateMachineArn": f"{MACHINE}-pr123", "input": ANY})
-    stub.add_response("describe_execution", _described("SUCCEEDED", output=json.dumps(RESULT)))
-    sts = boto3.client("sts", region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x")
-    sts_stub = Stubber(sts)
-    sts_stub.add_response("get_caller_identity", {"Account": "111111111111", "Arn": "arn:aws:iam::111111111111:user/me", "UserId": "me"})
-    with stub, sts_stub:
-        code = power_tune.main(["--env", "dev", "--function", "PatternDetector-dev-pr123", "--payload", '{"action": "validate"}'],
-                               clients=lambda config: (None, sfn, sts), stack_outputs=workspace_outputs("pr123"))
+    code = _cli_on_a_stubbed_workflow("PatternDetector-dev-pr123", f"{MACHINE}-pr123", "pr123")
     assert code == power_tune.EXIT_OK
     assert f"starting {MACHINE}-pr123" in capsys.readouterr().out
 
@@ -222,9 +211,7 @@ def test_cli_refuses_to_guess_a_payload_and_reports_bad_input_and_aws_errors(cap
     assert "Step Functions carries at most 256 KB" in capsys.readouterr().err
     payload = tmp_path / "event.json"
     payload.write_text("{}")
-    sts = boto3.client("sts", region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x")
-    stub = Stubber(sts)
-    stub.add_response("get_caller_identity", {"Account": "111111111111", "Arn": "arn:aws:iam::111111111111:user/me", "UserId": "me"})
+    sts, stub = stubbed_sts()
     stub.add_client_error("get_caller_identity", "ExpiredToken", "token expired")
     with stub:
         args = ["--env", "dev", "--function", "ApprovalProcessor-dev", "--payload", f"@{payload}"]

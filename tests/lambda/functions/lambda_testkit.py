@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import importlib.util
 import json
 import threading
@@ -360,33 +361,44 @@ def scheduled_event(moment: datetime) -> dict[str, Any]:
     }
 
 
-class FlakyClient:
+class ClientInterceptor:
+    """Wraps a boto3 client: every call of one of its methods goes through `intercept`; everything else
+    (meta, exceptions) is the client's own. Subclasses say what happens around a call."""
+
+    def __init__(self, client: Any):
+        self._client = client
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._client, name)
+        if not callable(attribute) or name.startswith("_"):
+            return attribute
+        return functools.partial(self.intercept, name, attribute)
+
+    def intercept(self, operation: str, call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError
+
+
+class FlakyClient(ClientInterceptor):
     """Wraps a boto3 client; the named operation raises a ClientError on the chosen call numbers.
 
     Used for fault tests: moto answers normally otherwise.
     """
 
     def __init__(self, client: Any, operation: str, failing_calls: set[int], code: str = "InternalServerError"):
-        self._client = client
+        super().__init__(client)
         self._operation = operation
         self._failing_calls = failing_calls
         self._code = code
         self.calls = 0
 
-    def __getattr__(self, name: str) -> Any:
-        attribute = getattr(self._client, name)
-        if name != self._operation:
-            return attribute
-
-        def maybe_fail(*args: Any, **kwargs: Any) -> Any:
+    def intercept(self, operation: str, call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        if operation == self._operation:
             self.calls += 1
             if self.calls in self._failing_calls:
                 from botocore.exceptions import ClientError
 
-                raise ClientError({"Error": {"Code": self._code, "Message": "injected fault"}}, name)
-            return attribute(*args, **kwargs)
-
-        return maybe_fail
+                raise ClientError({"Error": {"Code": self._code, "Message": "injected fault"}}, operation)
+        return call(*args, **kwargs)
 
 
 def install_client(service: str, client: Any) -> None:
@@ -484,7 +496,7 @@ def flat_bars(symbol: str, count: int, *, start: int = 1_700_000_000, price: flo
     return [bar_json(symbol, start + 60 * i, price + 0.01 * i) for i in range(count)]
 
 
-class LinearizableClient:
+class LinearizableClient(ClientInterceptor):
     """Runs each call on the wrapped client one at a time.
 
     Real DynamoDB applies a conditional write to an item atomically. moto in process does not: it
@@ -495,21 +507,12 @@ class LinearizableClient:
     """
 
     def __init__(self, client: Any):
-        import threading
-
-        self._client = client
+        super().__init__(client)
         self._lock = threading.Lock()
 
-    def __getattr__(self, name: str) -> Any:
-        attribute = getattr(self._client, name)
-        if not callable(attribute) or name.startswith("_"):
-            return attribute
-
-        def serialised(*args: Any, **kwargs: Any) -> Any:
-            with self._lock:
-                return attribute(*args, **kwargs)
-
-        return serialised
+    def intercept(self, operation: str, call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        with self._lock:
+            return call(*args, **kwargs)
 
 
 def alert_body(**overrides) -> dict[str, Any]:
@@ -578,28 +581,21 @@ def run_concurrently(calls: list[Callable[[], Any]], *, outer: Callable[[Any], A
     return results
 
 
-class MeetAtFirstCall:
+class MeetAtFirstCall(ClientInterceptor):
     """Holds each thread's first call that `matches` until every one of `parties` threads has made
     one: the concurrent deliveries then all take their first step before any takes a second."""
 
     def __init__(self, client: Any, parties: int, matches: Callable[[str, dict], bool]):
-        self._client = client
+        super().__init__(client)
         self._barrier = threading.Barrier(parties, timeout=10)
         self._matches = matches
         self._local = threading.local()
 
-    def __getattr__(self, name: str) -> Any:
-        attribute = getattr(self._client, name)
-        if not callable(attribute) or name.startswith("_"):
-            return attribute
-
-        def meet(**request: Any) -> Any:
-            if not getattr(self._local, "met", False) and self._matches(name, request):
-                self._local.met = True
-                self._barrier.wait()
-            return attribute(**request)
-
-        return meet
+    def intercept(self, operation: str, call: Callable[..., Any], *args: Any, **request: Any) -> Any:
+        if not getattr(self._local, "met", False) and self._matches(operation, request):
+            self._local.met = True
+            self._barrier.wait()
+        return call(*args, **request)
 
 
 class FakeSubsegment:

@@ -183,36 +183,23 @@ def test_everything_the_page_shows_is_escaped(aws_resources, lambda_context, mon
     assert "<img src=x" not in page and "&quot;&gt;&lt;img src=x onerror=alert(1)&gt;" in page
 
 
+MALFORMED_TOKENS = ["abc", "G" * 32, "A" * 32, "0" * 33, "0" * 4096]  # "A" * 32: upper case is not what we issue
+MALFORMED_BODIES = [
+    None, "", "maybe", "approve" * 1000, '"escalate"', '"approve', '"approve" "reject"', '["approve"]', "{not json",
+    '{"action": "escalate"}', '{"action": "approve", "extra": 1}', '{"action": 1}', '{"decision": "approve"}',
+    '{"action": "approve", "comment": "' + "c" * 501 + '"}',
+]
+MALFORMED_FORMS = [
+    "action=escalate", "action=approve&action=reject", "action=approve&extra=1", "comment=hello",
+    "action=approve&comment=" + "c" * 501, "action", "&&&",
+]
+
+
 @pytest.mark.parametrize(
     ("token", "body", "content_type"),
-    [
-        ("abc", "approve", None),
-        ("G" * 32, "approve", None),
-        ("A" * 32, "approve", None),  # upper case is not what we issue
-        ("0" * 33, "approve", None),
-        ("0" * 4096, "approve", None),
-        ("0" * 32, None, None),
-        ("0" * 32, "", None),
-        ("0" * 32, "maybe", None),
-        ("0" * 32, '{"action": "escalate"}', None),
-        ("0" * 32, '{"action": "approve", "extra": 1}', None),
-        ("0" * 32, '{"action": 1}', None),
-        ("0" * 32, '{"decision": "approve"}', None),
-        ("0" * 32, '{"action": "approve", "comment": "' + "c" * 501 + '"}', None),
-        ("0" * 32, "[\"approve\"]", None),
-        ("0" * 32, "{not json", None),
-        ("0" * 32, "approve" * 1000, None),
-        ("0" * 32, '"escalate"', None),
-        ("0" * 32, '"approve', None),
-        ("0" * 32, '"approve" "reject"', None),
-        ("0" * 32, "action=escalate", FORM),
-        ("0" * 32, "action=approve&action=reject", FORM),
-        ("0" * 32, "action=approve&extra=1", FORM),
-        ("0" * 32, "comment=hello", FORM),
-        ("0" * 32, "action=approve&comment=" + "c" * 501, FORM),
-        ("0" * 32, "action", FORM),
-        ("0" * 32, "&&&", FORM),
-    ],
+    [(token, "approve", None) for token in MALFORMED_TOKENS]
+    + [("0" * 32, body, None) for body in MALFORMED_BODIES]
+    + [("0" * 32, form, FORM) for form in MALFORMED_FORMS],
 )
 def test_malformed_token_or_body_is_400(aws_resources, lambda_context, token, body, content_type):
     event = request("POST", token, body=body)

@@ -7,7 +7,11 @@ import pytest
 from pattern_engine import detect, detect_latest
 from pattern_engine.synthetic import random_walk
 
-ENTRY_POINTS = [detect, detect_latest]
+
+@pytest.fixture(params=[detect, detect_latest])
+def entry(request):
+    """Every test that takes `entry` runs once with each entry point."""
+    return request.param
 
 
 def good_bars(n: int = 60) -> dict[str, np.ndarray]:
@@ -21,7 +25,6 @@ def with_value(field: str, index: int, value) -> dict[str, np.ndarray]:
     return bars
 
 
-@pytest.mark.parametrize("entry", ENTRY_POINTS)
 @pytest.mark.parametrize("field", ["open", "high", "low", "close"])
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
 def test_nan_or_inf_price(entry, field, bad):
@@ -29,7 +32,6 @@ def test_nan_or_inf_price(entry, field, bad):
         entry(with_value(field, 55, bad))
 
 
-@pytest.mark.parametrize("entry", ENTRY_POINTS)
 @pytest.mark.parametrize("field", ["open", "high", "low", "close"])
 @pytest.mark.parametrize("bad", [0.0, -1.0])
 def test_non_positive_price(entry, field, bad):
@@ -37,7 +39,6 @@ def test_non_positive_price(entry, field, bad):
         entry(with_value(field, 50, bad))
 
 
-@pytest.mark.parametrize("entry", ENTRY_POINTS)
 def test_high_below_low(entry):
     bars = good_bars()
     bars["high"][58], bars["low"][58] = bars["low"][58], bars["high"][58] + 1.0
@@ -45,7 +46,6 @@ def test_high_below_low(entry):
         entry(bars)
 
 
-@pytest.mark.parametrize("entry", ENTRY_POINTS)
 @pytest.mark.parametrize("field", ["open", "high", "low", "close", "volume", "timestamp"])
 def test_mismatched_lengths(entry, field):
     bars = good_bars()
@@ -54,7 +54,6 @@ def test_mismatched_lengths(entry, field):
         entry(bars)
 
 
-@pytest.mark.parametrize("entry", ENTRY_POINTS)
 def test_unsorted_timestamps(entry):
     bars = good_bars()
     bars["timestamp"][[56, 57]] = bars["timestamp"][[57, 56]]
@@ -62,7 +61,6 @@ def test_unsorted_timestamps(entry):
         entry(bars)
 
 
-@pytest.mark.parametrize("entry", ENTRY_POINTS)
 def test_duplicate_timestamps(entry):
     bars = good_bars()
     bars["timestamp"][57] = bars["timestamp"][56]
@@ -70,7 +68,6 @@ def test_duplicate_timestamps(entry):
         entry(bars)
 
 
-@pytest.mark.parametrize("entry", ENTRY_POINTS)
 def test_unparseable_timestamps(entry):
     bars = good_bars()
     bars["timestamp"] = ["not a date"] * 60
@@ -78,20 +75,17 @@ def test_unparseable_timestamps(entry):
         entry(bars)
 
 
-@pytest.mark.parametrize("entry", ENTRY_POINTS)
 @pytest.mark.parametrize("patterns", [["head-and-shoulder"], ["double-top", "Double-Bottom"], [None]])
 def test_unknown_pattern_names(entry, patterns):
     with pytest.raises(ValueError, match=r"unknown pattern name\(s\)"):
         entry(good_bars(), patterns=patterns)
 
 
-@pytest.mark.parametrize("entry", ENTRY_POINTS)
 def test_unknown_pattern_names_are_reported_even_with_too_few_bars(entry):
     with pytest.raises(ValueError, match=r"unknown pattern name\(s\): 'triangle'"):
         entry(good_bars(10), patterns=["triangle"])
 
 
-@pytest.mark.parametrize("entry", ENTRY_POINTS)
 def test_missing_price_field(entry):
     bars = good_bars()
     del bars["low"]
@@ -99,7 +93,6 @@ def test_missing_price_field(entry):
         entry(bars)
 
 
-@pytest.mark.parametrize("entry", ENTRY_POINTS)
 def test_non_numeric_price(entry):
     bars = {name: values.tolist() for name, values in good_bars().items()}
     bars["close"][59] = "12.5x"
@@ -107,26 +100,22 @@ def test_non_numeric_price(entry):
         entry(bars)
 
 
-@pytest.mark.parametrize("entry", ENTRY_POINTS)
 def test_negative_or_nan_volume(entry):
     with pytest.raises(ValueError, match=r"bars\['volume'\] contains NaN, inf or a negative value at index 59"):
         entry(with_value("volume", 59, -5.0))
 
 
-@pytest.mark.parametrize("entry", ENTRY_POINTS)
 @pytest.mark.parametrize("window", [5, 38.0, "38", True])
 def test_bad_window(entry, window):
     with pytest.raises(ValueError, match=r"window must be"):
         entry(good_bars(), window=window)
 
 
-@pytest.mark.parametrize("entry", ENTRY_POINTS)
 def test_bars_must_be_a_mapping(entry):
     with pytest.raises(ValueError, match=r"bars must be a mapping"):
         entry([[1.0, 2.0]])
 
 
-@pytest.mark.parametrize("entry", ENTRY_POINTS)
 def test_two_dimensional_field(entry):
     bars = good_bars()
     bars["open"] = np.ones((60, 2))
@@ -141,7 +130,6 @@ def test_detect_latest_validates_the_bars_it_reads():
         detect_latest(bars)
 
 
-@pytest.mark.parametrize("entry", ENTRY_POINTS)
 def test_iso_timestamps_with_time_zones_are_compared_in_utc(entry):
     bars = good_bars()
     stamps = [f"2024-01-{1 + i // 24:02d}T{i % 24:02d}:00:00Z" for i in range(60)]
@@ -153,7 +141,6 @@ def test_iso_timestamps_with_time_zones_are_compared_in_utc(entry):
         entry({**bars, "timestamp": stamps})
 
 
-@pytest.mark.parametrize("entry", ENTRY_POINTS)
 def test_with_several_problems_the_first_field_in_price_order_is_named(entry):
     # Fields are checked open, high, low, close: a later field's problem, even one found while
     # converting it, never hides an earlier field's.
@@ -168,7 +155,6 @@ def test_with_several_problems_the_first_field_in_price_order_is_named(entry):
         entry(bars)
 
 
-@pytest.mark.parametrize("entry", ENTRY_POINTS)
 def test_float_timestamps_must_be_finite(entry):
     bars = good_bars()
     bars["timestamp"] = np.arange(60, dtype=np.float64)

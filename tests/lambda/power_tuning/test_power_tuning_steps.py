@@ -7,18 +7,14 @@ faster with memory. That is enough to check each step and the whole run end to e
 from __future__ import annotations
 
 import base64
-import io
 import json
-import zipfile
 
-import boto3
 import pytest
-from moto import mock_aws
 from moto.awslambda_simple.models import LambdaSimpleBackend
 
+from moto_lambda import REGION, live_function
 from power_tuning import analysis, handler, steps
 
-REGION = "us-east-1"
 NAME = "PatternDetector-test"
 
 
@@ -54,23 +50,10 @@ def invocations(monkeypatch):
 @pytest.fixture
 def target(monkeypatch):
     """A published function with a `live` alias, as the platform deploys them (512 MB)."""
-    for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": REGION}.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    with mock_aws(config={"lambda": {"use_docker": False}}):
-        iam = boto3.client("iam", region_name=REGION)
-        role = iam.create_role(RoleName="tuned", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
-        code = io.BytesIO()
-        with zipfile.ZipFile(code, "w") as archive:
-            archive.writestr("handler.py", "def lambda_handler(event, context):\n    return event\n")
-        client = boto3.client("lambda", region_name=REGION)
-        fn = client.create_function(
-            FunctionName=NAME, Runtime="python3.12", Role=role, Handler="handler.lambda_handler",
-            Code={"ZipFile": code.getvalue()}, MemorySize=512, Publish=True, Architectures=["arm64"],
-        )
-        client.create_alias(FunctionName=NAME, Name="live", FunctionVersion="1")
+    source = {"handler.py": "def lambda_handler(event, context):\n    return event\n"}
+    with live_function(monkeypatch, NAME, source, "handler.lambda_handler", Architectures=["arm64"]) as (client, arn):
         monkeypatch.setattr(handler, "_client", client)
-        yield client, fn["FunctionArn"].removesuffix(":$LATEST")
+        yield client, arn
 
 
 def no_sleep(_seconds: float) -> None:
