@@ -43,26 +43,41 @@ print(json.dumps({{"modules": sorted(sys.modules), "built": built}}))
 """
 
 
-def loaded_by(module: str, tmp_path: Path) -> dict:
+def _probe_environment(tmp_path: Path) -> dict[str, str]:
     env = {key: value for key, value in os.environ.items() if not key.startswith(("AWS_", "LAMBDA_", "POWERTOOLS_"))}
-    env.update(LAMBDA_ENVIRONMENT, LAMBDA_TASK_ROOT=str(tmp_path), PYTHONPATH=str(LAMBDA_SRC))
+    env.update(LAMBDA_ENVIRONMENT, LAMBDA_TASK_ROOT=str(tmp_path))
     # -S: no site-packages .pth hooks (the editable install), as in Lambda; the packages come from the venv.
     site_packages = [path for path in sys.path if path.endswith("site-packages")]
     env["PYTHONPATH"] = os.pathsep.join([str(LAMBDA_SRC), *site_packages])
-    completed = subprocess.run(
-        [sys.executable, "-S", "-c", PROBE.format(module=module)], env=env, capture_output=True, text=True, check=True,
-    )
-    return json.loads(completed.stdout.strip().splitlines()[-1])
+    return env
+
+
+@pytest.fixture(scope="module")
+def cold_starts(tmp_path_factory) -> dict[str, dict]:
+    """What importing each handler loads, by function: one fresh interpreter per handler, all started at once."""
+    env = _probe_environment(tmp_path_factory.mktemp("task-root"))
+    probes = {
+        spec.base_name: subprocess.Popen(
+            [sys.executable, "-S", "-c", PROBE.format(module=spec.handler.rsplit(".", 1)[0])],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        for spec in PLATFORM_FUNCTIONS
+    }
+    loaded = {}
+    for name, probe in probes.items():
+        stdout, stderr = probe.communicate()
+        assert probe.returncode == 0, f"importing {name}'s handler failed:\n{stderr}"
+        loaded[name] = json.loads(stdout.strip().splitlines()[-1])
+    return loaded
 
 
 @pytest.mark.parametrize("spec", PLATFORM_FUNCTIONS, ids=lambda spec: spec.base_name)
-def test_a_handler_imports_nothing_its_path_does_not_need(spec, tmp_path):
-    loaded = loaded_by(spec.handler.rsplit(".", 1)[0], tmp_path)
-    assert sorted(set(NEVER_AT_IMPORT) & set(loaded["modules"])) == []
+def test_a_handler_imports_nothing_its_path_does_not_need(spec, cold_starts):
+    assert sorted(set(NEVER_AT_IMPORT) & set(cold_starts[spec.base_name]["modules"])) == []
 
 
-def test_each_handler_builds_only_the_models_it_validates(tmp_path):
-    built = {spec.base_name: loaded_by(spec.handler.rsplit(".", 1)[0], tmp_path)["built"] for spec in PLATFORM_FUNCTIONS}
+def test_each_handler_builds_only_the_models_it_validates(cold_starts):
+    built = {name: loaded["built"] for name, loaded in cold_starts.items()}
     assert "Bar" in built["KinesisConsumer"] and "PatternDetectedDetail" in built["KinesisConsumer"]
     for name in ("AlertProcessor", "ThresholdChecker", "ApprovalProcessor", "ApprovalExpiry"):
         assert "AlertMessage" in built[name], name
