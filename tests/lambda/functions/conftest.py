@@ -8,7 +8,11 @@ import os
 os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
 os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "StockPatternDetection")
 
+import functools  # noqa: E402
+
+import moto.sns.models  # noqa: E402
 import pytest  # noqa: E402
+from cryptography.hazmat.primitives.asymmetric import rsa  # noqa: E402
 from moto import mock_aws  # noqa: E402
 
 from kinesis_consumer import handler as kinesis_consumer  # noqa: E402
@@ -16,6 +20,17 @@ from lambda_testkit import REGION, create_resources, handler_environment  # noqa
 from patternwatch_shared import aws  # noqa: E402
 
 from tooling.lambda_harness import LambdaContext  # noqa: E402
+
+
+
+@functools.cache
+def _sns_signing_key() -> rsa.RSAPrivateKey:
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+# moto signs every SNS envelope it delivers with a new 2048-bit RSA key per subscription (~50 ms of CPU each,
+# about 80 times here). No test checks the signature, so one key per test process signs them all.
+moto.sns.models.Subscription.private_key = lambda self: _sns_signing_key()
 
 
 @pytest.fixture(autouse=True)
