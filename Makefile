@@ -48,7 +48,7 @@ run: setup ## Bring up the emulator, synthesize all stacks, validate them, and p
 
 test: setup ## Run every test (unit, infra, tooling, integration, checkov, Terraform) with the coverage bars; what CI runs
 	@$(PY) -m tooling.toolchain >/dev/null
-	$(PY) -m pytest --cov=patternwatch_infra --cov=lambda_src --cov-report=term-missing:skip-covered
+	$(PY) -m pytest --durations=15 --cov=patternwatch_infra --cov=lambda_src --cov-report=term-missing:skip-covered
 	@$(PY) scripts/coverage_gate.py
 
 test-fast: setup ## Infra and Lambda unit tests only (no checkov, Terraform, provider schema, statistics, integration): about 3 min on 2 cores
