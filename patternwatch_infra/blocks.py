@@ -249,6 +249,7 @@ class EncryptedQueue(Construct):
         super().__init__(scope, id)
 
         def encrypted(queue_id: str, name: str, **settings) -> SqsQueue:
+            """The queue or its dead-letter queue: both under the platform key, reusing data keys alike."""
             return SqsQueue(
                 self, queue_id, name=name, kms_master_key_id=kms_key.arn, kms_data_key_reuse_period_seconds=KMS_DATA_KEY_REUSE_SECONDS,
                 **settings,
