@@ -247,27 +247,25 @@ class EncryptedQueue(Construct):
         service_senders: Sequence[ServiceSender] = (),
     ) -> None:
         super().__init__(scope, id)
+
+        def encrypted(queue_id: str, name: str, **settings) -> SqsQueue:
+            """The queue or its dead-letter queue: both under the platform key, reusing data keys alike."""
+            return SqsQueue(
+                self, queue_id, name=name, kms_master_key_id=kms_key.arn, kms_data_key_reuse_period_seconds=KMS_DATA_KEY_REUSE_SECONDS,
+                **settings,
+            )
+
         self.dead_letter_queue: SqsQueue | None = None
         redrive_policy = None
         if dead_letter_queue_name is not None:
-            self.dead_letter_queue = SqsQueue(
-                self,
-                "dead_letter_queue",
-                name=dead_letter_queue_name,
-                kms_master_key_id=kms_key.arn,
-                kms_data_key_reuse_period_seconds=KMS_DATA_KEY_REUSE_SECONDS,
-                message_retention_seconds=MAX_SQS_RETENTION_SECONDS,
-            )
+            self.dead_letter_queue = encrypted("dead_letter_queue", dead_letter_queue_name, message_retention_seconds=MAX_SQS_RETENTION_SECONDS)
             redrive_policy = json.dumps(
                 {"deadLetterTargetArn": self.dead_letter_queue.arn, "maxReceiveCount": max_receive_count},
                 separators=(",", ":"),
             )
-        self.queue = SqsQueue(
-            self,
+        self.queue = encrypted(
             "queue",
-            name=queue_name,
-            kms_master_key_id=kms_key.arn,
-            kms_data_key_reuse_period_seconds=KMS_DATA_KEY_REUSE_SECONDS,
+            queue_name,
             visibility_timeout_seconds=visibility_timeout_seconds,
             message_retention_seconds=message_retention_seconds,
             redrive_policy=redrive_policy,

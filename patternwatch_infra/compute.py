@@ -79,6 +79,8 @@ EXPIRY_BATCH_SIZE = 10
 
 # Key use needed to read from or write to KMS-encrypted SQS, SNS, Kinesis and DynamoDB.
 USE_KEY = ["kms:Decrypt", "kms:GenerateDataKey"]
+# What a function an SQS event source mapping drives needs on its queue (the mapping polls with the function's role).
+CONSUME_QUEUE = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ChangeMessageVisibility"]
 
 
 class ComputeLayer(ArchitectureLayer):
@@ -202,11 +204,7 @@ class ComputeLayer(ArchitectureLayer):
             },
             [
                 # The SQS event source mapping polls and deletes with the function's role.
-                statement(
-                    sid="ConsumeAlertQueue",
-                    actions=["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ChangeMessageVisibility"],
-                    resources=[alert_queue.arn],
-                ),
+                statement(sid="ConsumeAlertQueue", actions=CONSUME_QUEUE, resources=[alert_queue.arn]),
                 # The delivery claim (Put, then Update to DELIVERED, or Delete to release it after a failure), the
                 # approval and its links (Put, Update as each step is done, Get to resume a half-done one).
                 statement(
@@ -286,11 +284,7 @@ class ComputeLayer(ArchitectureLayer):
             },
             [
                 # The event source mapping polls and deletes; the handler re-arms a message to its deadline.
-                statement(
-                    sid="ConsumePendingApprovals",
-                    actions=["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ChangeMessageVisibility"],
-                    resources=[pending_approvals.arn],
-                ),
+                statement(sid="ConsumePendingApprovals", actions=CONSUME_QUEUE, resources=[pending_approvals.arn]),
                 statement(sid="ExpireApprovals", actions=["dynamodb:GetItem", "dynamodb:UpdateItem"], resources=[approvals.arn]),
                 statement(sid="PublishAutoRejects", actions=["sns:Publish"], resources=[data.trading_alerts_topic.topic.arn]),
                 statement(sid="UsePlatformKey", actions=USE_KEY, resources=key),

@@ -128,24 +128,18 @@ class DataLayer(ArchitectureLayer):
             ttl=DynamodbTableTtl(enabled=True, attribute_name=APPROVAL_TTL_ATTRIBUTE),
         )
 
-        self.alert_queue = EncryptedQueue(
-            self,
-            "alert_queue",
-            queue_name=naming.name("AlertQueue"),
-            dead_letter_queue_name=naming.name("AlertQueue-DLQ"),
-            kms_key=self.kms_key,
-            visibility_timeout_seconds=VISIBILITY_TIMEOUTS_PER_FUNCTION_TIMEOUT * config.lambda_.timeout_seconds,
-        )
+        def function_queue(id: str, base_name: str, **settings) -> EncryptedQueue:
+            """A queue a function reads: `<base>` with its dead-letter queue `<base>-DLQ`."""
+            return EncryptedQueue(
+                self, id, queue_name=naming.name(base_name), dead_letter_queue_name=naming.name(f"{base_name}-DLQ"), kms_key=self.kms_key,
+                visibility_timeout_seconds=VISIBILITY_TIMEOUTS_PER_FUNCTION_TIMEOUT * config.lambda_.timeout_seconds, **settings,
+            )
+
+        self.alert_queue = function_queue("alert_queue", "AlertQueue")
         # The approvals' expiry timer (approval-expiry reads it): each message is re-armed to its approval's
         # deadline, so the queue's own visibility only paces retries after a failure.
-        self.pending_approvals_queue = EncryptedQueue(
-            self,
-            "pending_approvals_queue",
-            queue_name=naming.name("PendingApprovals"),
-            dead_letter_queue_name=naming.name("PendingApprovals-DLQ"),
-            kms_key=self.kms_key,
-            visibility_timeout_seconds=VISIBILITY_TIMEOUTS_PER_FUNCTION_TIMEOUT * config.lambda_.timeout_seconds,
-            max_receive_count=pending_approvals_max_receives(config.approval_expiry_seconds),
+        self.pending_approvals_queue = function_queue(
+            "pending_approvals_queue", "PendingApprovals", max_receive_count=pending_approvals_max_receives(config.approval_expiry_seconds)
         )
         # Kinesis records the consumer gives up on land here (the mapping's on-failure destination).
         self.stream_failure_queue = EncryptedQueue.for_failures(
@@ -257,23 +251,17 @@ class DataLayer(ArchitectureLayer):
                 ),
             ],
         )
-        self.data_bucket = SecureBucket(
-            self,
-            "data_bucket",
-            bucket_name=data_bucket_name,
-            kms_key=self.kms_key,
-            force_destroy=not config.prevent_destroy,
-            lifecycle=protected,
-            access_logs=AccessLogs(self.access_log_bucket, DATA_BUCKET_ACCESS_LOG_PREFIX),
-        )
-        self.waf_log_bucket = SecureBucket(
-            self,
-            "waf_log_bucket",
-            bucket_name=waf_log_bucket_name,
-            kms_key=self.kms_key,
-            force_destroy=not config.prevent_destroy,
-            lifecycle=protected,
-            access_logs=AccessLogs(self.access_log_bucket, WAF_LOG_BUCKET_ACCESS_LOG_PREFIX),
+
+        def logged_bucket(id: str, bucket_name: str, access_log_prefix: str, **extra) -> SecureBucket:
+            """A bucket under the platform key whose access logs go to its prefix of the access-log bucket."""
+            return SecureBucket(
+                self, id, bucket_name=bucket_name, kms_key=self.kms_key, force_destroy=not config.prevent_destroy, lifecycle=protected,
+                access_logs=AccessLogs(self.access_log_bucket, access_log_prefix), **extra,
+            )
+
+        self.data_bucket = logged_bucket("data_bucket", data_bucket_name, DATA_BUCKET_ACCESS_LOG_PREFIX)
+        self.waf_log_bucket = logged_bucket(
+            "waf_log_bucket", waf_log_bucket_name, WAF_LOG_BUCKET_ACCESS_LOG_PREFIX,
             extra_policy_statements=self._log_delivery_statements(account, waf_log_bucket_name),
         )
         self._outputs()

@@ -93,14 +93,8 @@ class OrchestrationLayer(ArchitectureLayer):
             description="Runs ThresholdChecker:live every five minutes",
             schedule_expression=THRESHOLD_CHECK_SCHEDULE,
         )
-        self.threshold_rule_dlq = self._rule_dead_letter_queue("threshold_check_rule_dlq", "ThresholdCheckRule", self.threshold_rule)
-        self.threshold_target = CloudwatchEventTarget(
-            self,
-            "threshold_check_target",
-            rule=self.threshold_rule.name,
-            target_id="ThresholdChecker",
-            arn=checker.alias.arn,
-            **self._delivery_guarantees(self.threshold_rule_dlq),
+        self.threshold_target, self.threshold_rule_dlq = self._target_with_dead_letters(
+            "threshold_check", "ThresholdCheckRule", self.threshold_rule, target_id="ThresholdChecker", arn=checker.alias.arn
         )
         self.threshold_permission = LambdaPermission(
             self,
@@ -142,17 +136,15 @@ class OrchestrationLayer(ArchitectureLayer):
                 ),
             ],
         )
-        self.pattern_rule_dlq = self._rule_dead_letter_queue("pattern_detected_rule_dlq", "PatternDetectedRule", self.pattern_rule)
-        self.pattern_target = CloudwatchEventTarget(
-            self,
-            "pattern_detected_target",
-            rule=self.pattern_rule.name,
+        self.pattern_target, self.pattern_rule_dlq = self._target_with_dead_letters(
+            "pattern_detected",
+            "PatternDetectedRule",
+            self.pattern_rule,
             target_id="PatternAnalysisWorkflow",
             arn=machine_arn,
             role_arn=self.events_role.role.arn,
             # The workflow's input is the event's detail: {"symbol", "bars", ...}.
             input_path="$.detail",
-            **self._delivery_guarantees(self.pattern_rule_dlq),
         )
         self.rule_dead_letter_queues = [self.threshold_rule_dlq, self.pattern_rule_dlq]
 
@@ -162,22 +154,27 @@ class OrchestrationLayer(ArchitectureLayer):
         self.output("threshold_check_rule_dlq_url", self.threshold_rule_dlq.queue.url, description="events the schedule could not deliver")
         self.output("pattern_detected_rule_dlq_url", self.pattern_rule_dlq.queue.url, description="events the pattern rule could not deliver")
 
-    def _rule_dead_letter_queue(self, id: str, base_name: str, rule: CloudwatchEventRule) -> EncryptedQueue:
-        """`<base>-DLQ-<s>`, encrypted, keeping events 14 days; only this rule may send to it (EventBridge
-        dead-letters with the queue's policy, not with a role of ours)."""
-        return EncryptedQueue.for_failures(
+    def _target_with_dead_letters(
+        self, id_prefix: str, dlq_base_name: str, rule: CloudwatchEventRule, **target
+    ) -> tuple[CloudwatchEventTarget, EncryptedQueue]:
+        """The rule's target (`<id_prefix>_target`), with bounded retries, and its dead-letter queue
+        (`<id_prefix>_rule_dlq`, `<dlq_base_name>-DLQ-<s>`): encrypted, keeping events 14 days, and only this
+        rule may send to it (EventBridge dead-letters with the queue's policy, not with a role of ours)."""
+        dead_letter_queue = EncryptedQueue.for_failures(
             self,
-            id,
-            queue_name=self.naming.name(f"{base_name}-DLQ"),
+            f"{id_prefix}_rule_dlq",
+            queue_name=self.naming.name(f"{dlq_base_name}-DLQ"),
             kms_key=self.data.kms_key,
             service_senders=[ServiceSender("AllowThisRuleToDeadLetter", "events.amazonaws.com", [rule.arn])],
         )
-
-    @staticmethod
-    def _delivery_guarantees(dead_letter_queue: EncryptedQueue) -> dict:
-        return {
-            "retry_policy": CloudwatchEventTargetRetryPolicy(
+        event_target = CloudwatchEventTarget(
+            self,
+            f"{id_prefix}_target",
+            rule=rule.name,
+            retry_policy=CloudwatchEventTargetRetryPolicy(
                 maximum_retry_attempts=EVENT_TARGET_MAX_RETRY_ATTEMPTS, maximum_event_age_in_seconds=EVENT_TARGET_MAX_EVENT_AGE_SECONDS
             ),
-            "dead_letter_config": CloudwatchEventTargetDeadLetterConfig(arn=dead_letter_queue.queue.arn),
-        }
+            dead_letter_config=CloudwatchEventTargetDeadLetterConfig(arn=dead_letter_queue.queue.arn),
+            **target,
+        )
+        return event_target, dead_letter_queue

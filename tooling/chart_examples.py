@@ -40,7 +40,7 @@ def demo_example():
 def evidence_example():
     """The evidence the alert processor builds for the planted head-and-shoulders's CRITICAL alert."""
     from pattern_charts.annotations import ALERT_CONFIDENCE_THRESHOLD
-    from patternwatch_shared.alert_evidence import CONTEXT_BARS, EXTREMA_FROM_STORED_PATTERN, build_evidence
+    from patternwatch_shared.alert_evidence import CONTEXT_BARS, ExtremaSource, build_evidence
     from patternwatch_shared.detection import severity_for
     from patternwatch_shared.keys import alert_id, pattern_sort_key
     from patternwatch_shared.models import AlertMessage
@@ -55,7 +55,7 @@ def evidence_example():
         symbol=PLANTED_SYMBOL, pattern=match.pattern, startTimestamp=match.start_timestamp, endTimestamp=match.end_timestamp,
     )
     return build_evidence(alert, bars=rows[max(0, start - CONTEXT_BARS) : end + 1], extrema=list(match.extrema),
-                          extrema_source=EXTREMA_FROM_STORED_PATTERN)
+                          extrema_source=ExtremaSource.STORED_PATTERN)
 
 
 def write(output_dir: Path) -> list[Path]:

@@ -18,7 +18,7 @@ from patternwatch_shared import aws
 from patternwatch_shared.alert_evidence import EvidenceWriter
 from patternwatch_shared.approvals import ApprovalWorkflow
 from patternwatch_shared.approvers import parse_approvers
-from patternwatch_shared.batch import ReportingBatchProcessor, empty_batch_response, require_records
+from patternwatch_shared.batch import ReportingBatchProcessor, batch_handler
 from patternwatch_shared.config import EnvReader
 from patternwatch_shared.decoding import decode_alert_body
 from patternwatch_shared.delivery import Claim, DeliveryClaims
@@ -32,7 +32,7 @@ from patternwatch_shared.names.functions import (
 from patternwatch_shared.names.messages import MAX_APPROVAL_EXPIRY_SECONDS, SEVERITY_CRITICAL
 from patternwatch_shared.names.metrics import (
     DIMENSION_SEVERITY, METRIC_ALERT_PRIORITY, METRIC_APPROVALS_REQUESTED, METRIC_DUPLICATE_ALERTS_SKIPPED,
-    METRIC_RECORDS_PROCESSED, METRIC_RECORDS_REJECTED,
+    METRIC_RECORDS_REJECTED,
 )
 from patternwatch_shared.storage import TradingPatternsTable
 from patternwatch_shared.telemetry import DimensionedMetrics, powertools_for
@@ -132,15 +132,8 @@ def publish_alert(alert: AlertMessage, topic_arn: str) -> None:
     )
 
 
-@logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler(capture_response=False)
-@metrics.log_metrics
+@batch_handler("SQS", logger, tracer, metrics)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    records = require_records(event, "SQS")
-    metrics.add_metric(name=METRIC_RECORDS_PROCESSED, unit=MetricUnit.Count, value=len(records))
-    if not records:
-        logger.warning("empty SQS batch")
-        return empty_batch_response()
     router = AlertRouter(context)
     try:
         response = process_partial_response(event=event, record_handler=router.handle, processor=processor, context=context)

@@ -22,7 +22,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 # patternwatch_shared.batch (Powertools' batch utility) before anything that imports pydantic: when
 # pydantic is already loaded, Powertools' batch types import every parser event model, for type hints only.
-from patternwatch_shared.batch import empty_batch_response, require_records  # isort: skip
+from patternwatch_shared.batch import batch_handler  # isort: skip
 from patternwatch_shared import aws
 from patternwatch_shared.approvals import ApprovalWorkflow
 from patternwatch_shared.config import EnvReader
@@ -32,7 +32,7 @@ from patternwatch_shared.names.functions import (
 )
 from patternwatch_shared.names.messages import ACTION_AUTO_REJECT
 from patternwatch_shared.names.metrics import (
-    DIMENSION_ACTION, METRIC_APPROVALS_PROCESSED, METRIC_RECORDS_PROCESSED, METRIC_RECORDS_REJECTED,
+    DIMENSION_ACTION, METRIC_APPROVALS_PROCESSED, METRIC_RECORDS_REJECTED,
 )
 from patternwatch_shared.telemetry import DimensionedMetrics, powertools_for
 
@@ -63,21 +63,15 @@ def visibility_for(due_in_seconds: int) -> int:
     return max(1, min(MAX_VISIBILITY_SECONDS, math.ceil(due_in_seconds)))
 
 
-@logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler(capture_response=False)
-@metrics.log_metrics
+@batch_handler("SQS", logger, tracer, metrics)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    records = require_records(event, "SQS")
-    if not records:
-        return empty_batch_response()
-    metrics.add_metric(name=METRIC_RECORDS_PROCESSED, unit=MetricUnit.Count, value=len(records))
     env = EnvReader(SPEC)
     workflow = ApprovalWorkflow(aws.client("dynamodb"), env.require(ENV_APPROVAL_TABLE), sns=aws.client("sns"))
     queue_url = env.require(ENV_PENDING_APPROVALS_QUEUE_URL)
     results_topic_arn = env.require(ENV_TRADING_ALERTS_TOPIC_ARN)
     outcomes = DimensionedMetrics(SPEC.service_name)
     failures, rejected = [], 0
-    for record in records:
+    for record in event["Records"]:
         message_id = record["messageId"]
         try:
             alert_id = alert_id_of(record["body"])

@@ -16,7 +16,7 @@ from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import Ki
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from patternwatch_shared import aws
-from patternwatch_shared.batch import ReportingBatchProcessor, empty_batch_response, require_records
+from patternwatch_shared.batch import ReportingBatchProcessor, batch_handler
 from patternwatch_shared.config import EnvReader, alert_confidence_threshold
 from patternwatch_shared.decoding import decode_bar_record
 from patternwatch_shared.ingest import BarIngestor, IngestResult
@@ -25,7 +25,7 @@ from patternwatch_shared.names.functions import ENV_TRADING_PATTERNS_TABLE, KINE
 from patternwatch_shared.names.messages import DETECTION_CONTEXT_BARS
 from patternwatch_shared.names.metrics import (
     DIMENSION_PATTERN_TYPE, METRIC_BARS_STORED, METRIC_CONFIDENCE_SCORE, METRIC_PATTERN_EVENTS_EMITTED,
-    METRIC_PATTERNS_DETECTED, METRIC_PATTERN_DETECTION_DURATION, METRIC_RECORDS_PROCESSED,
+    METRIC_PATTERNS_DETECTED, METRIC_PATTERN_DETECTION_DURATION,
     METRIC_RECORDS_REJECTED, METRIC_STORAGE_FAILURES, PATTERN_TYPE_ALL,
 )
 from patternwatch_shared.pattern_events import PatternEvents
@@ -69,15 +69,9 @@ def build_ingestor(function_version: str) -> BarIngestor:
     )
 
 
-@logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler(capture_response=False)
-@metrics.log_metrics
+@batch_handler("Kinesis", logger, tracer, metrics)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    records = require_records(event, "Kinesis")
-    metrics.add_metric(name=METRIC_RECORDS_PROCESSED, unit=MetricUnit.Count, value=len(records))
-    if not records:
-        logger.warning("empty Kinesis batch")
-        return empty_batch_response()
+    records = event["Records"]
     # The first record's eventID (shard and sequence number) identifies this batch in every log line.
     logger.set_correlation_id(records[0].get("eventID") if isinstance(records[0], dict) else None)
     accepted = AcceptedBars()

@@ -17,6 +17,7 @@ import json
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from enum import StrEnum
 from typing import Any, Final
 
 from patternwatch_shared import keys
@@ -34,11 +35,14 @@ CONTEXT_BARS: Final = DETECTION_WINDOW_BARS
 # Stream bars carry no adjustment flag: the chart says they are drawn as the feed sent them.
 STREAM_PRICE_BASIS: Final = "as received on the market data stream"
 
-# Where a match's extrema came from, in the order they are tried.
-EXTREMA_FROM_ALERT: Final = "alert"
-EXTREMA_FROM_STORED_PATTERN: Final = "stored-pattern"
-EXTREMA_RE_DETECTED: Final = "re-detected"
-EXTREMA_UNAVAILABLE: Final = "unavailable"
+
+class ExtremaSource(StrEnum):
+    """Where a match's extrema came from (evidence.json's `extremaSource`), in the order they are tried."""
+
+    ALERT = "alert"
+    STORED_PATTERN = "stored-pattern"
+    RE_DETECTED = "re-detected"
+    UNAVAILABLE = "unavailable"
 
 
 @dataclass(frozen=True)
@@ -61,7 +65,7 @@ def build_evidence(
     *,
     bars: list[dict[str, float]] | None = None,
     extrema: list[tuple[int, float]] | None = None,
-    extrema_source: str = EXTREMA_UNAVAILABLE,
+    extrema_source: ExtremaSource = ExtremaSource.UNAVAILABLE,
     breaches: list[dict[str, Any]] | None = None,
 ) -> Evidence:
     """The evidence of one alert. Pattern alerts pass `bars` and `extrema`; threshold alerts `breaches`."""
@@ -188,18 +192,18 @@ class EvidenceWriter:
         # and a header naming no key would pick the AWS-managed key instead.
         self._s3.put_object(Bucket=self._bucket, Key=key, Body=body, ContentType=content_type)
 
-    def _extrema(self, alert: AlertMessage, rows: list[dict[str, float]]) -> tuple[list[tuple[int, float]], str]:
+    def _extrema(self, alert: AlertMessage, rows: list[dict[str, float]]) -> tuple[list[tuple[int, float]], ExtremaSource]:
         carried = extrema_from_details(alert)
         if carried:
-            return carried, EXTREMA_FROM_ALERT
+            return carried, ExtremaSource.ALERT
         stored = self._table.pattern(alert.symbol, keys.pattern_sort_key(alert.endTimestamp, alert.pattern))
         if stored and stored["extrema"] and stored["startTimestamp"] == alert.startTimestamp:
-            return [(point["timestamp"], point["price"]) for point in stored["extrema"]], EXTREMA_FROM_STORED_PATTERN
+            return [(point["timestamp"], point["price"]) for point in stored["extrema"]], ExtremaSource.STORED_PATTERN
         found = redetected_extrema(alert, rows)
         if found:
-            return found, EXTREMA_RE_DETECTED
+            return found, ExtremaSource.RE_DETECTED
         logger.warning("no extrema found for alert %s: the chart shows the window without them", alert.alertId)
-        return [], EXTREMA_UNAVAILABLE
+        return [], ExtremaSource.UNAVAILABLE
 
     def _breaches(self, alert: AlertMessage) -> list[dict[str, Any]]:
         """The patterns that breached in the threshold alert's window, read again from RecentPatternsIndex."""

@@ -1,12 +1,18 @@
-"""Powertools BatchProcessor set up the way every batch handler here uses it."""
+"""Batch handlers: the decorator every one wears, and the Powertools BatchProcessor set up the way they use it."""
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import Any
 
-from aws_lambda_powertools import Logger
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
 
 from patternwatch_shared.decoding import RecordRejected
+from patternwatch_shared.names.metrics import METRIC_RECORDS_PROCESSED
+
+BatchHandler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
 
 class ReportingBatchProcessor(BatchProcessor):
@@ -54,12 +60,25 @@ class InvalidBatchEvent(ValueError):
     """The invocation is not a batch from the expected event source (a wiring mistake)."""
 
 
-def require_records(event: Any, source: str) -> list[Any]:
-    records = event.get("Records") if isinstance(event, dict) else None
-    if not isinstance(records, list):
-        raise InvalidBatchEvent(f"Invalid event format: not a {source} batch (no 'Records' list)")
-    return records
+def batch_handler(source: str, logger: Logger, tracer: Tracer, metrics: Metrics) -> Callable[[BatchHandler], BatchHandler]:
+    """Makes a function the handler of batches from `source` ("SQS", "Kinesis"), instrumented like every
+    batch handler here: Lambda context in the logs, traced, metrics flushed. Before the function runs, an
+    event without a `Records` list is refused (InvalidBatchEvent: a wiring mistake), the records are
+    counted as processed, and an empty batch is answered, so the function only sees records."""
 
+    def decorate(handler: BatchHandler) -> BatchHandler:
+        @functools.wraps(handler)
+        def handle_batch(event: dict[str, Any], context: Any) -> dict[str, Any]:
+            records = event.get("Records") if isinstance(event, dict) else None
+            if not isinstance(records, list):
+                raise InvalidBatchEvent(f"Invalid event format: not a {source} batch (no 'Records' list)")
+            metrics.add_metric(name=METRIC_RECORDS_PROCESSED, unit=MetricUnit.Count, value=len(records))
+            if not records:
+                logger.warning(f"empty {source} batch")
+                return {"batchItemFailures": []}
+            return handler(event, context)
 
-def empty_batch_response() -> dict[str, list]:
-    return {"batchItemFailures": []}
+        traced = tracer.capture_lambda_handler(capture_response=False)(metrics.log_metrics(handle_batch))
+        return logger.inject_lambda_context(clear_state=True)(traced)
+
+    return decorate

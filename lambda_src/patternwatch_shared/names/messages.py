@@ -44,7 +44,6 @@ SEVERITY_CRITICAL: Final = "CRITICAL"
 SEVERITY_HIGH: Final = "HIGH"
 SEVERITY_MEDIUM: Final = "MEDIUM"
 SEVERITY_LOW: Final = "LOW"
-SEVERITIES: Final = (SEVERITY_CRITICAL, SEVERITY_HIGH, SEVERITY_MEDIUM, SEVERITY_LOW)
 # The severities an alert can have: an alerting match is CRITICAL or HIGH (detection.severity_for), a threshold
 # alert HIGH. MEDIUM and LOW only describe stored matches under the alert threshold, which never alert.
 ALERT_SEVERITIES: Final = (SEVERITY_CRITICAL, SEVERITY_HIGH)

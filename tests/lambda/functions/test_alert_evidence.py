@@ -17,7 +17,7 @@ from lambda_testkit import (
 from pattern_engine import detect
 from patternwatch_shared import aws, keys
 from patternwatch_shared.alert_evidence import (
-    CONTEXT_BARS, EXTREMA_FROM_ALERT, EXTREMA_FROM_STORED_PATTERN, EXTREMA_RE_DETECTED, STREAM_PRICE_BASIS, EvidenceWriter, build_evidence,
+    CONTEXT_BARS, STREAM_PRICE_BASIS, EvidenceWriter, ExtremaSource, build_evidence,
     extrema_from_details,
 )
 from patternwatch_shared.evidence import EVIDENCE_PREFIX, evidence_keys
@@ -56,7 +56,7 @@ def test_a_critical_alert_gets_its_chart_and_evidence_before_its_approval_reques
     assert evidence["alert"] == alert and evidence["alertId"] == alert["alertId"]
     match = evidence["match"]
     assert (match["pattern"], match["startTimestamp"], match["endTimestamp"]) == ("head-and-shoulders", alert["startTimestamp"], alert["endTimestamp"])
-    assert match["extremaSource"] == EXTREMA_FROM_ALERT  # the workflow's alert carries the confirmed extrema
+    assert match["extremaSource"] == ExtremaSource.ALERT  # the workflow's alert carries the confirmed extrema
     assert [point["label"] for point in match["extrema"]] == ["LS", "N1", "H", "N2", "RS"]
     # The bars window: the CONTEXT_BARS before the match's first bar, through its last one, oldest first.
     timestamps = [bar["timestamp"] for bar in bars]
@@ -113,7 +113,7 @@ def test_an_alert_without_extrema_takes_them_from_the_stored_pattern(aws_resourc
     table = TradingPatternsTable(aws.client("dynamodb"), TRADING_PATTERNS)
     evidence = EvidenceWriter(aws.client("s3"), DATA_BUCKET, table).gather(message)
     match = evidence.document["match"]
-    assert match["extremaSource"] == EXTREMA_FROM_STORED_PATTERN
+    assert match["extremaSource"] == ExtremaSource.STORED_PATTERN
     assert [[p["timestamp"], p["price"]] for p in match["extrema"]] == alert["details"]["extrema"]
     assert [p["label"] for p in match["extrema"]] == ["LS", "N1", "H", "N2", "RS"]
 
@@ -169,7 +169,7 @@ def test_without_a_stored_pattern_the_extrema_are_found_again_by_the_engine(aws_
         confidence=match.confidence, startTimestamp=bars[match.start]["timestamp"], endTimestamp=bars[end]["timestamp"],
     ))
     evidence = EvidenceWriter(aws.client("s3"), DATA_BUCKET, table).gather(alert)
-    assert evidence.document["match"]["extremaSource"] == EXTREMA_RE_DETECTED
+    assert evidence.document["match"]["extremaSource"] == ExtremaSource.RE_DETECTED
     assert [(p["timestamp"], p["price"]) for p in evidence.document["match"]["extrema"]] == [(bars[i]["timestamp"], price) for i, price in match.extrema]
     assert evidence.chart_png is not None
 
@@ -183,5 +183,5 @@ def test_extrema_carried_by_the_alert_are_used_as_they_are():
     for malformed in ([[1, 2, 3]], [["t", 1.0]], [[True, 1.0]], "no", []):
         assert extrema_from_details(AlertMessage.model_construct(**{**alert_body(), "details": {"extrema": malformed}})) is None
     assert extrema_from_details(AlertMessage.model_validate(alert_body())) is None
-    evidence = build_evidence(carried, bars=[], extrema=extrema_from_details(carried), extrema_source="alert")
+    evidence = build_evidence(carried, bars=[], extrema=extrema_from_details(carried), extrema_source=ExtremaSource.ALERT)
     assert evidence.document["match"]["extremaSource"] == "alert" and evidence.written_keys() == {"data": evidence.keys.data}
