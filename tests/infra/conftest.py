@@ -46,24 +46,16 @@ def tuner_stacks(all_stacks) -> dict[str, dict]:
     return {name: all_stacks[f"patternwatch-{name}-power-tuner"] for name in ENVIRONMENT_NAMES if f"patternwatch-{name}-power-tuner" in all_stacks}
 
 
-@pytest.fixture(scope="session")
-def dev_tuner(tuner_stacks) -> dict:
-    return tuner_stacks["dev"]
+def _stack_of(stacks_fixture: str, environment: str):
+    """A session fixture for one environment's stack, so a test names the stack it reads (`dev`, `dev_tuner`)."""
+    @pytest.fixture(scope="session")
+    def one_stack(request) -> dict:
+        return request.getfixturevalue(stacks_fixture)[environment]
+    return one_stack
 
 
-@pytest.fixture(scope="session")
-def local(stacks) -> dict:
-    return stacks["local"]
-
-
-@pytest.fixture(scope="session")
-def dev(stacks) -> dict:
-    return stacks["dev"]
-
-
-@pytest.fixture(scope="session")
-def prod(stacks) -> dict:
-    return stacks["prod"]
+local, dev, prod = (_stack_of("stacks", environment) for environment in ("local", "dev", "prod"))
+dev_tuner = _stack_of("tuner_stacks", "dev")
 
 
 @pytest.fixture(scope="session")
