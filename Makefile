@@ -19,7 +19,7 @@ WORKSPACE ?= default
 # a terminal, CI=true makes cdktf-cli 0.21 (Ink) print each line once (an explicit CI=... is kept).
 CDKTF := CI=$${CI:-$$([ -t 1 ] || echo true)} TF_WORKSPACE=$(WORKSPACE) npx cdktf
 
-.PHONY: help setup demo load capacity dashboard down run test test-fast test-fast-infra test-fast-lambda synth validate plan-local deploy diff release destroy deploy-tuner destroy-tuner emulator-start emulator-stop clean
+.PHONY: help setup demo load capacity dashboard down run test test-fast test-fast-handlers test-fast-infra test-fast-engine synth validate plan-local deploy diff release destroy deploy-tuner destroy-tuner emulator-start emulator-stop clean
 
 help: ## List the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -51,12 +51,17 @@ test: setup ## Run every test (unit, infra, tooling, integration, checkov, Terra
 	$(PY) -m pytest --durations=15 --cov=patternwatch_infra --cov=lambda_src --cov-report=term-missing:skip-covered
 	@$(PY) scripts/coverage_gate.py
 
-test-fast: setup ## Infra and Lambda unit tests only (no checkov, Terraform, provider schema, statistics, integration): about 3 min on 2 cores
-	@$(MAKE) --no-print-directory -j2 --output-sync=target test-fast-infra test-fast-lambda
+test-fast: setup ## Infra and Lambda unit tests only (no checkov, Terraform, provider schema, statistics, integration): under a minute on 2 cores
+	@$(MAKE) --no-print-directory -j2 --output-sync=target test-fast-handlers test-fast-infra test-fast-engine
 
-# One pytest per half, side by side: the infra half mostly waits on jsii's synth, the Lambda half runs moto and numpy.
-test-fast-infra test-fast-lambda: test-fast-%:
-	$(PY) -m pytest -q -m "not slow" tests/$*
+# Three pytest processes of about the same CPU time, two at a time on two cores: the handler tests (moto) on one
+# core; the infra tests (jsii's start-up and one synth), then the engine, chart and tuner tests on the other.
+test-fast-handlers:
+	$(PY) -m pytest -q -m "not slow" tests/lambda/functions
+test-fast-infra:
+	$(PY) -m pytest -q -m "not slow" tests/infra
+test-fast-engine:
+	$(PY) -m pytest -q -m "not slow" tests/lambda --ignore=tests/lambda/functions
 
 synth: ## cdktf synth: one stack per environment into cdktf.out/
 	@$(PY) -m tooling.toolchain >/dev/null
