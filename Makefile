@@ -39,7 +39,7 @@ capacity: ## Monthly AWS cost and limits at 100/1,000/10,000 symbols (docs/capac
 dashboard: ## Draw the deployed `local` dashboard from the emulator's metrics into demo-output/dashboard.png [DASHBOARD_ARGS="--hours 6"]
 	@$(PY) -m tooling.dashboard_render $(DASHBOARD_ARGS)
 
-down: ## Destroy the `local` deployment (every workspace of it) and stop the emulator
+down: ## Stop the emulator, which removes the `local` deployment of every workspace, and forget its state
 	@$(PY) -m tooling.local_platform_down
 
 run: setup ## Bring up the emulator, synthesize all stacks, validate them, and plan `local`

@@ -4,8 +4,8 @@
         [--drop-create-function 3]
 
 Each run is exactly what `make demo` does before it streams anything (tooling.local_platform.deploy: emulator,
-synth, init, apply, outputs), then what `make down` does (tooling.local_platform.destroy: terraform destroy,
-emulator stopped, state removed), so the next run starts from nothing. It stops at the first failure and
+synth, init, apply, outputs), then what `make down` does (tooling.local_platform.destroy: emulator stopped,
+state removed; until 2026-12-02 it ran a terraform destroy first), so the next run starts from nothing. It stops at the first failure and
 exits 1. For every run it reports the time of each step, and from the emulator's request log how many
 CreateFunction requests arrived and how they were answered: a repeated create (the SDK sending it again
 after a dropped connection) shows as more requests than functions, all answered 201 (docs/reliability.md).

@@ -1,4 +1,4 @@
-"""`make down`: destroy the `local` deployment and stop the emulator."""
+"""`make down`: stop the emulator, and with it the `local` deployment of every workspace; forget their state."""
 from __future__ import annotations
 
 import sys

@@ -24,6 +24,7 @@ def checkout(tmp_path, monkeypatch):
     monkeypatch.setattr(local_platform, "STACK_DIR", tmp_path / "cdktf.out" / "stacks" / "patternwatch-local")
     monkeypatch.setattr(local_platform, "FLAT_OUTPUTS", tmp_path / "cfn-outputs" / "flat-outputs.json")
     monkeypatch.setattr(local_platform, "JOURNAL", tmp_path / ".local" / "deploy.json")
+    monkeypatch.setattr(local_platform, "APPLIED_RECORD", tmp_path / ".local" / "applied.json")
     fake = {"answers": {"pid": 4242, "projectRoot": str(emulator.PROJECT_ROOT)}, "stopped": 0}
     monkeypatch.setattr(emulator, "identity", lambda url=None: fake["answers"])
     monkeypatch.setattr(emulator, "stop", lambda: fake.__setitem__("stopped", fake["stopped"] + 1))
@@ -56,6 +57,23 @@ def test_a_deploy_that_died_mid_apply_is_started_over_on_a_fresh_emulator(checko
     assert fake["stopped"] == 1
     assert left_behind(tmp_path) == []
     assert "did not finish" in capsys.readouterr().out
+
+
+def test_make_down_stops_the_emulator_and_forgets_every_workspace_and_the_tuner_without_terraform(checkout, monkeypatch):
+    tmp_path, fake = checkout
+    leave(tmp_path, {"status": "applied", "pid": dead_pid(), "started": 0, "emulatorPid": 4242})
+    workspace_state = tmp_path / "terraform.patternwatch-local.tfstate.d" / "pr123" / "terraform.tfstate"
+    workspace_state.parent.mkdir(parents=True)
+    workspace_state.write_text("{}")
+    tuner_state = tmp_path / "terraform.patternwatch-local-power-tuner.tfstate"
+    tuner_state.write_text("{}")
+    local_platform.APPLIED_RECORD.write_text("{}")
+    monkeypatch.setattr(local_platform, "terraform", lambda *args, **kwargs: pytest.fail("make down ran terraform"))
+    local_platform.destroy()
+    assert fake["stopped"] == 1
+    assert left_behind(tmp_path) == []
+    assert not (tmp_path / "terraform.patternwatch-local.tfstate.d").exists() and not tuner_state.exists()
+    assert not local_platform.APPLIED_RECORD.exists()
 
 
 def test_a_deploy_still_running_stops_the_next_one_at_once(checkout):
