@@ -136,8 +136,8 @@ def inputs_digest(entries: Iterable[tuple[str, Path]]) -> str:
     return digest.hexdigest()
 
 
-def _package(target: Path) -> Package:
-    return Package(path=target, source_code_hash=base64.b64encode(hashlib.sha256(target.read_bytes()).digest()).decode())
+def _package(target: Path, data: bytes) -> Package:
+    return Package(path=target, source_code_hash=base64.b64encode(hashlib.sha256(data).digest()).decode())
 
 
 def zip_to(entries: Iterable[tuple[str, Path]], target: Path) -> Package:
@@ -147,14 +147,14 @@ def zip_to(entries: Iterable[tuple[str, Path]], target: Path) -> Package:
     recorded = target.with_name(f"{target.name}.inputs")
     inputs = inputs_digest(entries)
     if target.exists() and recorded.exists() and recorded.read_text() == inputs:
-        return _package(target)
+        return _package(target, target.read_bytes())
     data = deterministic_zip(entries)
     target.parent.mkdir(parents=True, exist_ok=True)
     if not target.exists() or target.read_bytes() != data:
         _replace_atomically(target, data)
         _progress(f"wrote {target.relative_to(PROJECT_ROOT) if target.is_relative_to(PROJECT_ROOT) else target} ({len(data) / 1e6:.1f} MB)")
     _replace_atomically(recorded, inputs.encode())
-    return _package(target)
+    return _package(target, data)
 
 
 def _replace_atomically(target: Path, data: bytes) -> None:

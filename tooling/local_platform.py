@@ -349,9 +349,9 @@ def plan_is_clean(workspace: str = DEFAULT_WORKSPACE) -> tuple[bool, str]:
     return result.returncode == 0, result.stdout + result.stderr
 
 
-def workspaces(state_file: Path = STATE_FILE) -> list[str]:
+def workspaces() -> list[str]:
     """The workspaces other than `default` that have local state (the backend's workspace folder)."""
-    folder = state_file.with_name(f"{state_file.name}.d")
+    folder = STATE_FILE.with_name(f"{STATE_FILE.name}.d")
     if not folder.is_dir():
         return []
     return sorted(p.name for p in folder.iterdir() if p.is_dir())

@@ -22,7 +22,6 @@ from patternwatch_shared import aws  # noqa: E402
 from tooling.lambda_harness import LambdaContext  # noqa: E402
 
 
-
 @functools.cache
 def _sns_signing_key() -> rsa.RSAPrivateKey:
     return rsa.generate_private_key(public_exponent=65537, key_size=2048)
